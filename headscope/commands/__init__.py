@@ -1,0 +1,1 @@
+"""Click command modules; each exposes ``COMMANDS`` (collected by :mod:`headscope.cli`)."""

@@ -1,0 +1,47 @@
+"""Option decorators shared by every command, so flags mean the same thing everywhere."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+MODEL_HELP = (
+    "Model alias (see `headscope models`), Hugging Face id, or local checkpoint directory. "
+    "Default: the bundled smollm2-135m."
+)
+
+
+def model_options(func: F) -> F:
+    """--model, --device, --dtype, --revision."""
+    func = click.option("--revision", default=None, help="Hub revision (branch, tag or commit) of the model.")(func)
+    func = click.option("--dtype", default="auto", show_default=True,
+                        type=click.Choice(["auto", "float32", "bfloat16", "float16"]),
+                        help="Weights dtype; auto = bfloat16 on GPU, float32 on CPU.")(func)
+    func = click.option("--device", default="auto", show_default=True,
+                        help="auto (all GPUs via device_map=auto, else CPU), cpu, cuda, cuda:N, balanced.")(func)
+    func = click.option("--model", "model_name", default="smollm2-135m", show_default=True, help=MODEL_HELP)(func)
+    return func
+
+
+def seed_option(func: F) -> F:
+    return click.option("--seed", default=0, show_default=True, type=int,
+                        help="Random seed: same seed, same data and same results.")(func)
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that are the user's to fix: shown as one line, never a traceback."""
+    from ..models import ModelNotFoundError
+
+    return (ValueError, FileNotFoundError, FileExistsError, PermissionError, ModelNotFoundError)
+
+
+def run_user_errors(fn: Callable[[], Any]) -> Any:
+    """Call ``fn``; turn user errors into ``click.ClickException`` (exit 1, one clean line)."""
+    try:
+        return fn()
+    except user_errors() as err:
+        raise click.ClickException(str(err)) from err

