@@ -40,3 +40,23 @@ def restored_after(cache: Any) -> Iterator[Any]:
         yield cache
     finally:
         restore(cache, saved)
+
+
+def cache_kwargs(model: Any, cache: Any) -> dict[str, Any]:
+    """Keyword arguments that pass ``cache`` to ``model.forward``.
+
+    transformers renamed ``past_key_values`` to ``cache`` during the 5.x series; use
+    whichever this model's forward accepts (the old name still works, with a warning).
+    """
+    import inspect
+
+    params = inspect.signature(model.forward).parameters
+    name = "cache" if "cache" in params else "past_key_values"
+    return {name: cache, "use_cache": True}
+
+
+def new_cache(model: Any) -> Any:
+    """An empty dynamic cache laid out for ``model`` (sliding-window layers included)."""
+    from transformers import DynamicCache
+
+    return DynamicCache(config=model.config)
