@@ -1,0 +1,1 @@
+"""Scores per attention head from capture datasets, their stability, and clusters of heads."""

@@ -1,0 +1,86 @@
+"""QRScore (Zhang et al. 2025, QRHead): query-focused attention to the gold documents.
+
+Matches ``score_docs_per_head_for_detection`` and ``lme_eval`` of the reference
+(princeton-pli/QRHead, ``src/qrretriever/attn_retriever.py`` and
+``exp_scripts/detection/detect_qrhead_lme.py``):
+
+1. ``c = query_attention - null_attention`` over positions ``< min(prompt_length,
+   null_prompt_length)`` (the reference truncates both rows to the shorter length);
+2. per document span and head, ``tau = mean(c) - 2 * std(c)`` over the document's tokens, where
+   ``std`` is the **unbiased** (``ddof=1``) standard deviation, torch's default; the document score
+   is the sum of ``c`` over tokens with ``c > tau`` (strictly). A one-token document has an
+   undefined std (NaN in torch), every comparison is false, and it scores 0, as in the reference;
+3. the example's score is the sum of its gold documents' scores (0 when it has no gold document:
+   the reference still counts such an example, as 0, in the mean);
+4. QRScore = mean over examples.
+
+Spans are half-open ``[start, end)`` in the capture (the reference's are inclusive); a span reaching
+past the truncated length is clipped to it. For needle tasks the ``needle`` span is the gold
+document (``gold_kinds``).
+
+Example
+-------
+>>> from headscope.testing import synthetic_capture
+>>> ds = synthetic_capture(n_examples=2, task="qa", seed=0)
+>>> s = qr_score(ds)
+>>> s.dims, int(s.argmax()) == 1 * 4 + 2
+(('layer', 'head'), True)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import xarray as xr
+
+from ._common import example_frame, int_values, reduce_examples, require, span_table
+
+__all__ = ["qr_doc_score", "qr_score"]
+
+
+def qr_doc_score(c: np.ndarray) -> np.ndarray:
+    """The reference's outlier-trimmed document score over the last axis of ``c``.
+
+    >>> qr_doc_score(np.array([0.1, 0.1, 0.1, -5.0]))   # the outlier is dropped
+    array(0.3)
+    """
+    c = np.asarray(c, dtype=np.float64)
+    if c.shape[-1] < 2:
+        return np.zeros(c.shape[:-1])
+    tau = c.mean(axis=-1, keepdims=True) - 2.0 * c.std(axis=-1, ddof=1, keepdims=True)
+    return np.where(c > tau, c, 0.0).sum(axis=-1)
+
+
+def qr_score(
+    ds: xr.Dataset,
+    *,
+    per_example: bool = False,
+    gold_kinds: Sequence[str] = ("gold", "needle"),
+) -> xr.DataArray:
+    """QRScore per head: DataArray ``[layer, head]`` (or ``[example, layer, head]``).
+
+    Loads one example at a time (``query_attention`` and ``null_attention`` rows), so it runs on
+    lazily opened, dask-backed captures of any length.
+    """
+    require(ds, ["query_attention", "null_attention", "prompt_length", "null_prompt_length"], "qr_score")
+    table = span_table(ds, gold_kinds)
+    if not any(table):
+        raise ValueError(f"qr_score needs gold document spans (kinds {list(gold_kinds)}); this capture has none.")
+    plen = int_values(ds, "prompt_length")
+    nlen = int_values(ds, "null_prompt_length")
+    n, L, H = ds.sizes["example"], ds.sizes["layer"], ds.sizes["head"]
+    out = np.zeros((n, L, H), dtype=np.float64)
+    for i in range(n):
+        if not table[i]:
+            continue
+        m = int(min(plen[i], nlen[i]))
+        ex = ds.isel(example=i, position=slice(0, m))
+        c = (np.asarray(ex["query_attention"].values, dtype=np.float64)
+             - np.asarray(ex["null_attention"].values, dtype=np.float64))  # [layer, head, position]
+        for s, e in table[i]:
+            e = min(e, m)
+            if e > s:
+                out[i] += qr_doc_score(c[..., s:e])
+    da = example_frame(ds, out, "qr_score", method="qrscore")
+    return da if per_example else reduce_examples(da)
