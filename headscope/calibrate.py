@@ -1,0 +1,207 @@
+"""A calibration run: tasks -> nnsight capture -> one zarr part per example, resumable.
+
+Example
+-------
+>>> from headscope.calibrate import CalibrationConfig, run_calibration
+>>> cfg = CalibrationConfig(model="smollm2-135m", task="passkey", lengths=(1024,), n_examples=4)
+>>> ds = run_calibration(cfg, "runs/passkey")   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import __version__
+from .capture import NEEDLE_TASKS, AttentionRecorder
+from .store import done_examples, example_dataset, open_capture, read_run_info, write_part, write_run_info
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+    from .models import LoadedModel
+    from .tasks import CalibrationExample
+
+__all__ = ["CalibrationConfig", "library_versions", "plan_examples", "run_calibration"]
+
+# The settings that define a run: resuming with other values would mix incompatible examples.
+_IDENTITY_KEYS = ("model", "task", "lengths", "n_examples", "seed", "decode_steps")
+
+
+@dataclass(frozen=True)
+class CalibrationConfig:
+    """What to calibrate on. ``task`` is a task name or the path of a QRHead-shaped JSONL file."""
+
+    model: str = "smollm2-135m"
+    task: str = "needle"
+    lengths: tuple[int, ...] = (1024,)
+    n_examples: int = 4
+    seed: int = 0
+    decode_steps: int = 50
+    device: str = "auto"
+    dtype: str = "auto"
+    revision: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.lengths or any(int(n) <= 0 for n in self.lengths):
+            raise ValueError(f"The 'lengths' parameter must be positive token counts. Got {self.lengths!r} instead.")
+        if self.n_examples <= 0:
+            raise ValueError(f"The 'n_examples' parameter must be >= 1. Got {self.n_examples!r} instead.")
+        if self.decode_steps < 0:
+            raise ValueError(f"The 'decode_steps' parameter must be >= 0. Got {self.decode_steps!r} instead.")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["lengths"] = list(self.lengths)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CalibrationConfig:
+        return cls(**{**d, "lengths": tuple(d["lengths"])})
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries that shape the numbers, recorded with every output."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version(), "headscope": __version__}
+    for name in ("torch", "transformers", "nnsight", "xarray", "zarr", "numpy"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def plan_examples(config: CalibrationConfig, tokenizer: Any, max_context: int | None) -> list[CalibrationExample]:
+    """Generate the run's examples (deterministic from the seed); raises on bad task input."""
+    from .tasks import make_examples
+
+    return make_examples(config.task, tokenizer, lengths=list(config.lengths), n_examples=config.n_examples,
+                         seed=config.seed, max_context=max_context)
+
+
+def _check_writable(out_dir: Path) -> None:
+    """Fail before any work if the output cannot be written (no half-made run left behind)."""
+    probe = out_dir if out_dir.exists() else next((p for p in out_dir.parents if p.exists()), Path("."))
+    if out_dir.exists() and not out_dir.is_dir():
+        raise FileExistsError(f"--out {out_dir} exists and is not a directory.")
+    if not os.access(probe, os.W_OK):
+        raise PermissionError(f"Cannot write to {out_dir}: {probe} is not writable. Choose another --out.")
+
+
+def _check_resumable(out_dir: Path, identity: dict[str, Any]) -> None:
+    previous = read_run_info(out_dir)
+    if previous is None:
+        if out_dir.exists() and any(out_dir.iterdir()):
+            raise FileExistsError(f"{out_dir} is not empty and holds no headscope run; choose another --out.")
+        return
+    before = {k: previous["config"].get(k) for k in _IDENTITY_KEYS}
+    if before != identity:
+        diff = ", ".join(f"{k}: {before[k]!r} -> {identity[k]!r}" for k in _IDENTITY_KEYS if before[k] != identity[k])
+        raise ValueError(
+            f"{out_dir} already holds a calibration run with other settings ({diff}). "
+            "Resume it with the same settings, or write to another --out."
+        )
+
+
+def run_calibration(
+    config: CalibrationConfig,
+    out_dir: str | Path,
+    *,
+    lm: LoadedModel | None = None,
+    progress: bool = True,
+    on_example: Callable[[int, int], None] | None = None,
+) -> xr.Dataset:
+    """Calibrate: capture every example of ``config`` into ``out_dir`` and return the dataset.
+
+    Examples already written (a previous, interrupted run with the same settings) are
+    skipped. Bad input (unknown model or task, a length beyond the model's context, an
+    unwritable output) raises before anything is written.
+    """
+    from tqdm.auto import tqdm
+
+    from .models import load_model, load_tokenizer
+
+    out = Path(out_dir)
+    _check_writable(out)
+    identity = {k: (list(v) if isinstance(v, tuple) else v) for k, v in config.to_dict().items() if k in _IDENTITY_KEYS}
+    _check_resumable(out, identity)
+    tokenizer = lm.tokenizer if lm is not None else load_tokenizer(config.model, revision=config.revision)
+    max_context = lm.geometry.max_context if lm is not None else _max_context_of(config)
+    examples = plan_examples(config, tokenizer, max_context)
+    pending = [i for i in range(len(examples)) if i not in done_examples(out)]
+    if lm is None and pending:
+        lm = load_model(config.model, device=config.device, dtype=config.dtype, revision=config.revision)
+    attrs = _run_attrs(config, lm, examples) if lm is not None else read_run_info(out)["attrs"]  # type: ignore[index]
+    layout = _layout(examples, config)
+    out.mkdir(parents=True, exist_ok=True)
+    write_run_info(out, {"config": config.to_dict(), "attrs": attrs, "layout": layout})
+    if pending:
+        recorder = AttentionRecorder(lm)  # type: ignore[arg-type]
+        bar = tqdm(pending, desc=f"calibrate {config.task}", unit="ex", disable=not progress)
+        for index in bar:
+            example = examples[index]
+            bar.set_postfix_str(f"{len(example.input_ids)} tok")
+            captured = recorder.capture_example(example, config.decode_steps)
+            write_part(out, index, example_dataset(example, captured, attrs=attrs, **layout))
+            if on_example is not None:
+                on_example(index, len(examples))
+    return open_capture(out)
+
+
+def _max_context_of(config: CalibrationConfig) -> int | None:
+    """The model's context length from its config alone (no weights are read)."""
+    from transformers import AutoConfig
+
+    from .models import _resolve
+
+    source, kwargs, _ = _resolve(config.model, config.revision)
+    try:
+        cfg = AutoConfig.from_pretrained(source, **kwargs)
+    except OSError:
+        return None  # load_model will raise the full, explanatory error
+    cfg = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
+    return getattr(cfg, "max_position_embeddings", None)
+
+
+def _layout(examples: Sequence[CalibrationExample], config: CalibrationConfig) -> dict[str, int]:
+    """Fixed padded sizes for every part, so parts concatenate along ``example``."""
+    needle_like = any(e.task in NEEDLE_TASKS for e in examples)
+    return {
+        "n_positions": max(max(len(e.input_ids), len(e.null_input_ids)) for e in examples),
+        "n_steps": config.decode_steps if needle_like else 0,
+        "n_spans": max(len(e.spans) for e in examples),
+    }
+
+
+def _run_attrs(config: CalibrationConfig, lm: LoadedModel, examples: Sequence[CalibrationExample]) -> dict[str, Any]:
+    g = lm.geometry
+    return {
+        "model": lm.name,
+        "model_source": lm.source,
+        "revision": lm.revision,
+        "model_type": g.model_type,
+        "n_layers": g.n_layers,
+        "n_heads": g.n_heads,
+        "n_kv_heads": g.n_kv_heads,
+        "head_dim": g.head_dim,
+        "max_context": g.max_context,
+        "layer_types": list(g.layer_types),
+        "sliding_window": g.sliding_window or 0,
+        "granularity": "query",
+        "task": config.task if config.task in {e.task for e in examples} else Path(config.task).name,
+        "lengths": list(config.lengths),
+        "seed": config.seed,
+        "decode_steps": config.decode_steps,
+        "headscope_version": __version__,
+        "versions": json.dumps(library_versions(), sort_keys=True),
+        "config": json.dumps(config.to_dict(), sort_keys=True),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
