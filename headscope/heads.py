@@ -36,6 +36,7 @@ from typing import Any, Literal, Protocol
 
 __all__ = [
     "FORMAT_ID",
+    "NOT_BUNDLED",
     "HeadSet",
     "compare",
     "data_dir",
@@ -448,7 +449,8 @@ def _parse(text: str, path: Path, format: str | None, *, threshold: float = 0.5)
     try:
         data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as err:
-        raise ValueError(f"{where} is not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}: {err}") from None
+        kind = "JSON" if path.suffix.lower() == ".json" else "YAML"
+        raise ValueError(f"{where} is not valid {kind}: {err}") from None
     fmt = format or _detect(data, text)
     if fmt is None:
         raise ValueError(f"Could not tell which head-set format {where} is in; pass format= "
@@ -489,7 +491,8 @@ def _dump(hs: HeadSet, path: Path, format: str) -> str:
         raise ValueError(f"A headscope head set is saved as .json, .yaml or .yml. Got {path.name!r}.")
     if hs.granularity != "query":
         raise ValueError(f"The {format!r} format lists query heads; convert this KV-head set with as_query() first.")
-    header = f"# Exported by headscope from: {hs.source or 'unknown'} (model {hs.model or '?'}, method {hs.method or '?'})\n"
+    header = (f"# Exported by headscope from: {hs.source or 'unknown'} "
+              f"(model {hs.model or '?'}, method {hs.method or '?'})\n")
     if format == "dysco":
         pairs = ",".join(f"({layer},{head})" for layer, head in hs.heads)
         body = {"selected_heads": f"[{pairs}]"}
@@ -509,7 +512,7 @@ def _dump(hs: HeadSet, path: Path, format: str) -> str:
 # -- published head sets ------------------------------------------------------------------------
 
 # Lists the README names whose source files could not be transcribed here (see the README).
-_NOT_BUNDLED = {
+NOT_BUNDLED = {
     "llama-2-13b-64k": "nightdessert/Retrieval_Head head_score/llama-2-13b-64k.json",
     "mistral-7b-v0.2": "nightdessert/Retrieval_Head head_score/Mistral-7B-v0.2-hf.json",
     "qwen1.5-14b": "nightdessert/Retrieval_Head head_score/Qwen1.5-14B-Chat.json",
@@ -537,9 +540,9 @@ def published(name: str) -> HeadSet:
     path = data_dir() / f"{name}.json"
     if path.is_file():
         return HeadSet.load(path, "headscope")
-    if name in _NOT_BUNDLED:
+    if name in NOT_BUNDLED:
         raise FileNotFoundError(
-            f"The published list {name!r} is not bundled: its source ({_NOT_BUNDLED[name]}) could not be read in "
+            f"The published list {name!r} is not bundled: its source ({NOT_BUNDLED[name]}) could not be read in "
             "full when the lists were assembled. With that file at hand, import it with `headscope heads convert "
             f"FILE --from retrieval_head --model MODEL --to headscope --out {path}`."
         )
