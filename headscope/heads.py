@@ -37,13 +37,18 @@ from typing import Any, Literal, Protocol
 __all__ = [
     "FORMAT_ID",
     "NOT_BUNDLED",
+    "READ_FORMATS",
+    "WRITE_FORMATS",
     "HeadSet",
     "compare",
     "data_dir",
     "list_published",
+    "parse_dysco_string",
+    "parse_qrhead_string",
     "published",
     "random_heads",
     "resolve_heads",
+    "same_model",
 ]
 
 FORMAT_ID = "headscope.heads/1"
