@@ -1,0 +1,93 @@
+"""Open one or more capture runs as one Dataset (concatenated along ``example``)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import xarray as xr
+
+__all__ = ["open_captures"]
+
+
+def _open_one(path: Path) -> xr.Dataset:
+    if not path.exists():
+        raise FileNotFoundError(f"capture {str(path)!r} does not exist")
+    try:
+        from ..store import open_capture
+    except ImportError:
+        return _open_parts(path)
+    return open_capture(path)
+
+
+def _open_parts(path: Path) -> xr.Dataset:
+    # Fallback while headscope.store is not available: the documented on-disk layout.
+    parts = sorted(path.glob("parts/*.zarr"))
+    if not parts:
+        raise ValueError(f"{str(path)!r} is not a capture run: no parts/*.zarr inside")
+    ds = xr.open_mfdataset(parts, engine="zarr", combine="nested", concat_dim="example",
+                           data_vars="minimal", coords="minimal", compat="override")
+    run = path / "run.json"
+    if run.exists():
+        meta = json.loads(run.read_text())
+        ds.attrs.update({k: v for k, v in meta.items() if isinstance(v, (str, int, float, list))})
+    return ds
+
+
+def open_captures(paths: Sequence[str | Path]) -> xr.Dataset:
+    """Open capture runs lazily and concatenate them along ``example``.
+
+    Every run must come from the same model (``attrs["model"]``) with the same geometry;
+    otherwise ``ValueError``. A path that is missing, empty or unreadable is a ``ValueError`` /
+    ``FileNotFoundError`` naming it.
+    """
+    if not paths:
+        raise ValueError("no capture path given")
+    datasets = []
+    for p in paths:
+        path = Path(p)
+        try:
+            datasets.append(_open_one(path))
+        except (FileNotFoundError, ValueError):
+            raise
+        except Exception as err:  # zarr/json errors from a damaged run: name the path
+            raise ValueError(f"could not read capture {str(path)!r}: {type(err).__name__}: {err}") from err
+    first = datasets[0]
+    for path, ds in zip(paths[1:], datasets[1:]):
+        for key in ("model", "n_layers", "n_heads", "n_kv_heads"):
+            if ds.attrs.get(key) != first.attrs.get(key):
+                raise ValueError(
+                    f"capture {str(path)!r} has {key}={ds.attrs.get(key)!r} but {str(paths[0])!r} has "
+                    f"{first.attrs.get(key)!r}; captures analysed together must come from the same model."
+                )
+    if len(datasets) == 1:
+        return first
+    P = max(ds.sizes["position"] for ds in datasets)
+    S = max(ds.sizes.get("step", 0) for ds in datasets)
+    sp = max(ds.sizes.get("span", 0) for ds in datasets)
+    padded = [_pad(ds, P, S, sp) for ds in datasets]
+    out = xr.concat(padded, dim="example", data_vars="all", coords="minimal", compat="override",
+                    combine_attrs="override", join="outer")
+    out.attrs["lengths"] = sorted({int(x) for ds in datasets for x in ds.attrs.get("lengths", [])})
+    out.attrs["task"] = ",".join(dict.fromkeys(str(ds.attrs.get("task", "")) for ds in datasets))
+    return out
+
+
+def _fill(dtype: object) -> object:
+    kind = getattr(dtype, "kind", "O")
+    return -1 if kind in "iu" else "" if kind in "USO" else float("nan")
+
+
+def _pad(ds: xr.Dataset, P: int, S: int, sp: int) -> xr.Dataset:
+    """Pad position/step/span to common sizes with the format's fill values (NaN, -1, '')."""
+    want = {"position": P, "step": S, "span": sp}
+    extra = {d: want[d] - ds.sizes[d] for d in want if d in ds.dims and ds.sizes[d] < want[d]}
+    if not extra:
+        return ds
+    out = {}
+    for name, var in ds.data_vars.items():
+        widths = {d: (0, n) for d, n in extra.items() if d in var.dims}
+        out[name] = var.pad(widths, constant_values=_fill(var.dtype)).astype(var.dtype) if widths else var
+    coords = {d: range(want[d]) for d in extra if d in ds.coords}
+    return xr.Dataset(out, attrs=ds.attrs).assign_coords(coords)
