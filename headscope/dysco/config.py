@@ -1,0 +1,201 @@
+"""``DyscoConfig``: every knob of a DySCO (or baseline) decoding run, typed, frozen and validated.
+
+Defaults are the reference values (``dysco_cfgs/llama3_8b.yaml``): top-k 4096, top-p 0.975,
+strength 2, decay 0.75, context warm-up 8, intervention warm-up ``"auto"``.
+
+Example
+-------
+>>> cfg = DyscoConfig(heads=[(1, 0), (2, 3)], strength=3.0)
+>>> cfg.selection
+'hybrid'
+>>> DyscoConfig.from_dict(cfg.to_dict()) == cfg
+True
+>>> DyscoConfig(heads=[(0, 0)], method="magic")
+Traceback (most recent call last):
+...
+ValueError: The 'method' parameter must be one of ['dysco', 'vanilla', 'dysco-static', 'random-heads', 'sharpen']. Got 'magic' instead.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
+
+__all__ = ["METHODS", "DyscoConfig"]
+
+METHODS = ("dysco", "vanilla", "dysco-static", "random-heads", "sharpen")
+Method = Literal["dysco", "vanilla", "dysco-static", "random-heads", "sharpen"]
+# Methods that read attention from selected heads (and so need a head list).
+HEAD_METHODS = ("dysco", "dysco-static", "random-heads")
+
+
+def _bad(name: str, allowed: str, value: Any) -> ValueError:
+    return ValueError(f"The {name!r} parameter must be {allowed}. Got {value!r} instead.")
+
+
+def _pairs(heads: Any) -> tuple[tuple[int, int], ...]:
+    if heads is None:
+        return ()
+    if hasattr(heads, "heads"):  # a HeadSet
+        heads = heads.heads
+    out = []
+    for pair in heads:
+        if (not isinstance(pair, (list, tuple)) or len(pair) != 2
+                or not all(isinstance(x, int) and not isinstance(x, bool) for x in pair)):
+            raise _bad("heads", "a list of (layer, head) integer pairs", pair)
+        if pair[0] < 0 or pair[1] < 0:
+            raise _bad("heads", "pairs of non-negative integers", tuple(pair))
+        out.append((int(pair[0]), int(pair[1])))
+    return tuple(out)
+
+
+def _templates(value: Any) -> str | tuple[tuple[int, ...], ...]:
+    if isinstance(value, str):
+        if value not in ("auto", "none"):
+            raise _bad("templates", "'auto', 'none' or a list of token-id sequences", value)
+        return value
+    try:
+        seqs = tuple(tuple(int(t) for t in seq) for seq in value)
+    except (TypeError, ValueError):
+        raise _bad("templates", "'auto', 'none' or a list of token-id sequences", value) from None
+    if any(len(s) == 0 for s in seqs):
+        raise _bad("templates", "a list of non-empty token-id sequences", value)
+    return seqs
+
+
+@dataclass(frozen=True)
+class DyscoConfig:
+    """How to decode: the method, its DySCO parameters, and the sampling settings.
+
+    Parameters
+    ----------
+    heads
+        Selected (layer, query-head) pairs; needed by ``dysco``, ``dysco-static`` and
+        ``random-heads`` (which draws the same number of random heads with ``seed``).
+    top_k, top_p
+        Selection: top-k if only ``top_k`` is set, nucleus if only ``top_p``, hybrid if both.
+    strength
+        Multiplier ``s`` of the selected tokens' attention (``log s`` added to the logits);
+        ``s >= 99`` keeps only the selected tokens (hard mask).
+    decay
+        Weight ``g`` of the past importance in ``r <- normalise(a + g [r, 0])``.
+    context_warmup
+        Warm-up steps read before any intervention (the reference counts the prefill as the
+        first of them; see :mod:`headscope.dysco.decode`).
+    intervention_warmup
+        Prompt tokens fed one at a time with intervention before generation; ``"auto"`` = the
+        number of tokens the chat template's generation prompt adds (0 without a template).
+    templates
+        Token-id sequences never selected when ``0 < s < 99``: ``"auto"`` (the chat template's
+        role headers), ``"none"``, or explicit sequences.
+    dynamic
+        Re-select every step (True) or once from the context warm-up (False, ``dysco-static``).
+    method
+        ``dysco``, ``vanilla``, ``dysco-static``, ``random-heads`` or ``sharpen``.
+    temperature
+        Attention-logit temperature of ``sharpen`` (logits divided by it; < 1 sharpens).
+    seed
+        Seeds the random-heads draw and the sampling generator.
+    do_sample, sampling_temperature, sampling_top_p, max_new_tokens
+        Next-token choice: greedy unless ``do_sample``.
+    """
+
+    heads: tuple[tuple[int, int], ...] = ()
+    top_k: int | None = 4096
+    top_p: float | None = 0.975
+    strength: float = 2.0
+    decay: float = 0.75
+    context_warmup: int = 8
+    intervention_warmup: int | Literal["auto"] = "auto"
+    templates: Literal["auto", "none"] | tuple[tuple[int, ...], ...] = "auto"
+    dynamic: bool = True
+    method: Method = "dysco"
+    temperature: float = 1.0
+    seed: int = 0
+    do_sample: bool = False
+    sampling_temperature: float = 1.0
+    sampling_top_p: float = 1.0
+    max_new_tokens: int = 256
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "heads", _pairs(self.heads))
+        set_(self, "templates", _templates(self.templates))
+        if self.method not in METHODS:
+            raise _bad("method", f"one of {list(METHODS)}", self.method)
+        if self.method == "dysco-static":
+            set_(self, "dynamic", False)
+        if self.method in HEAD_METHODS and not self.heads:
+            raise _bad("heads", f"a non-empty list of (layer, head) pairs for method {self.method!r}", self.heads)
+        if self.top_k is None and self.top_p is None:
+            raise ValueError("The 'top_k' and 'top_p' parameters cannot both be None: give one (top-k or "
+                             "nucleus selection) or both (hybrid). Got top_k=None, top_p=None.")
+        if self.top_k is not None and (isinstance(self.top_k, bool) or not isinstance(self.top_k, int)
+                                       or self.top_k < 1):
+            raise _bad("top_k", "a positive integer or None", self.top_k)
+        if self.top_p is not None and not (isinstance(self.top_p, (int, float)) and 0 < self.top_p <= 1):
+            raise _bad("top_p", "a float in (0, 1] or None", self.top_p)
+        if not (isinstance(self.strength, (int, float)) and math.isfinite(self.strength) and self.strength > 0):
+            raise _bad("strength", "a finite float > 0 (>= 99 means hard mask)", self.strength)
+        if not (isinstance(self.decay, (int, float)) and 0 <= self.decay):
+            raise _bad("decay", "a float >= 0", self.decay)
+        for name in ("context_warmup", "max_new_tokens", "seed"):
+            v = getattr(self, name)
+            low = 1 if name == "max_new_tokens" else 0
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                raise _bad(name, f"an integer >= {low}", v)
+        w = self.intervention_warmup
+        if w != "auto" and (isinstance(w, bool) or not isinstance(w, int) or w < 0):
+            raise _bad("intervention_warmup", "'auto' or an integer >= 0", w)
+        if not (isinstance(self.temperature, (int, float)) and self.temperature > 0):
+            raise _bad("temperature", "a float > 0", self.temperature)
+        if not (isinstance(self.sampling_temperature, (int, float)) and self.sampling_temperature > 0):
+            raise _bad("sampling_temperature", "a float > 0", self.sampling_temperature)
+        if not (isinstance(self.sampling_top_p, (int, float)) and 0 < self.sampling_top_p <= 1):
+            raise _bad("sampling_top_p", "a float in (0, 1]", self.sampling_top_p)
+
+    @property
+    def selection(self) -> str:
+        """``"top_k"``, ``"nucleus"`` or ``"hybrid"``."""
+        if self.top_k is not None and self.top_p is not None:
+            return "hybrid"
+        return "top_k" if self.top_k is not None else "nucleus"
+
+    @property
+    def uses_heads(self) -> bool:
+        return self.method in HEAD_METHODS
+
+    def replace(self, **changes: Any) -> DyscoConfig:
+        """A copy with some fields changed (validated again)."""
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d.update(changes)
+        return DyscoConfig(**d)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe mapping (tuples become lists)."""
+        d = asdict(self)
+        d["heads"] = [list(p) for p in self.heads]
+        if not isinstance(self.templates, str):
+            d["templates"] = [list(s) for s in self.templates]
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> DyscoConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are refused."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"Unknown DyscoConfig keys {unknown}; known keys: {sorted(known)}.")
+        return cls(**dict(d))
+
+
+def heads_of(spec: Iterable[Any] | Any) -> tuple[tuple[int, int], ...]:
+    """(layer, head) pairs from a list of pairs or a HeadSet."""
+    return _pairs(spec)
+

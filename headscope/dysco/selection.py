@@ -1,0 +1,157 @@
+"""DySCO's pure tensor steps: importance update, position selection, template positions, bias.
+
+Every function works on 1-D tensors for one sequence (batch size 1, as the reference) and has
+no state, so each is checked against hand-computed values in ``tests/test_dysco_selection.py``.
+
+Reference behaviour (princeton-pli/DySCO ``dysco/custom_mixin.py``, the ``RescaleConfig``
+release that ``ALGORITHMS.md`` section 3 describes), matched here:
+
+* importance update: ``r <- (a + g * [r, 0]) / sum(...)``; ``a`` is the new attention row
+  (its last entry is the current token), ``r`` the previous importance, one shorter;
+* top-k uses ``torch.topk`` and nucleus uses ``torch.sort(descending=True)``, as the reference
+  does, so ties break the same way; nucleus keeps sorted positions while the cumulative mass is
+  ``<= p`` and always the largest; hybrid is the nucleus unless it holds more than ``k``
+  positions, then top-k;
+* the bias is ``log(s)`` at selected positions and at the current (last) key position, 0
+  elsewhere; ``s >= 99`` is a hard mask (0 there, ``-inf`` elsewhere).
+
+Example
+-------
+>>> import torch
+>>> r = update_importance(torch.tensor([0.5, 0.5]), torch.tensor([0.2, 0.2, 0.6]), decay=1.0)
+>>> [round(x, 2) for x in r.tolist()]
+[0.35, 0.35, 0.3]
+>>> select_topk(r, 1).tolist()
+[True, True, False]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+
+__all__ = [
+    "HARD_MASK_STRENGTH",
+    "build_bias",
+    "select",
+    "select_hybrid",
+    "select_nucleus",
+    "select_topk",
+    "template_positions",
+    "update_importance",
+]
+
+# The reference treats any strength at or above this as "remove every unselected token".
+HARD_MASK_STRENGTH = 99.0
+
+
+def update_importance(r: torch.Tensor | None, a: torch.Tensor, decay: float) -> torch.Tensor:
+    """``normalise(a + decay * [r, 0])``: decayed importance extended by the current position.
+
+    ``a`` has one more entry than ``r`` (the current token). ``r=None`` or an all-zero ``r``
+    (right after the prefill) leaves ``normalise(a)``. The result is float32 on ``a``'s device.
+    """
+    out = a.detach().float().clone()
+    if r is not None and r.numel():
+        if r.numel() != out.numel() - 1:
+            raise ValueError(f"update_importance: r has {r.numel()} positions, a has {out.numel()}; "
+                             "a must be exactly one position longer (the current token).")
+        out[:-1] += r.to(out.device, torch.float32) * decay
+    return out / out.sum()
+
+
+def select_topk(r: torch.Tensor, k: int) -> torch.Tensor:
+    """Boolean mask of the ``min(k, len(r))`` largest entries (``torch.topk`` tie order)."""
+    mask = torch.zeros(r.shape, dtype=torch.bool, device=r.device)
+    k = min(int(k), r.numel())
+    if k > 0:
+        mask[torch.topk(r, k=k).indices] = True
+    return mask
+
+
+def select_nucleus(r: torch.Tensor, p: float) -> torch.Tensor:
+    """Boolean mask of the nucleus: sorted descending, keep while cumulative mass ``<= p``.
+
+    ``r`` is normalised first (as the reference does); the largest entry is always kept.
+    """
+    probs = r.float() / r.float().sum()
+    sorted_vals, sorted_idx = torch.sort(probs, descending=True)
+    keep = sorted_vals.cumsum(0) <= p
+    keep[0] = True
+    mask = torch.zeros(r.shape, dtype=torch.bool, device=r.device)
+    mask[sorted_idx] = keep
+    return mask
+
+
+def select_hybrid(r: torch.Tensor, k: int, p: float) -> torch.Tensor:
+    """The nucleus, unless it holds more than ``k`` positions; then the top-k."""
+    nucleus = select_nucleus(r, p)
+    if int(nucleus.sum()) > k:
+        return select_topk(r, k)
+    return nucleus
+
+
+def select(r: torch.Tensor, top_k: int | None, top_p: float | None) -> torch.Tensor:
+    """Dispatch: top-k if only ``top_k``, nucleus if only ``top_p``, hybrid if both."""
+    if top_k is not None and top_p is not None:
+        return select_hybrid(r, top_k, top_p)
+    if top_k is not None:
+        return select_topk(r, top_k)
+    if top_p is not None:
+        return select_nucleus(r, top_p)
+    raise ValueError("select needs top_k, top_p or both. Got neither.")
+
+
+def template_positions(input_ids: torch.Tensor, sequences: Sequence[Sequence[int]]) -> torch.Tensor:
+    """Boolean mask over ``input_ids`` (1-D) of every position inside an occurrence of a sequence.
+
+    Vectorised: each sequence is compared against all windows of ``input_ids.unfold`` at once,
+    and the matched starts are widened to the sequence length with a max-pool.
+
+    >>> template_positions(torch.tensor([5, 1, 2, 7, 1, 2, 1]), [[1, 2]]).int().tolist()
+    [0, 1, 1, 0, 1, 1, 0]
+    """
+    ids = input_ids.reshape(-1)
+    n = ids.numel()
+    mask = torch.zeros(n, dtype=torch.bool, device=ids.device)
+    for seq in sequences:
+        m = len(seq)
+        if m == 0 or m > n:
+            continue
+        pattern = torch.as_tensor(list(seq), dtype=ids.dtype, device=ids.device)
+        starts = (ids.unfold(0, m, 1) == pattern).all(dim=1).float()  # [n - m + 1]
+        # A position is covered when any start in (pos - m, pos] matched: a max over a window of m.
+        padded = torch.nn.functional.pad(starts, (m - 1, 0))
+        covered = torch.nn.functional.max_pool1d(padded.view(1, 1, -1), kernel_size=m, stride=1).view(-1)
+        mask |= covered[:n].bool()
+    return mask
+
+
+def build_bias(length: int, selected: torch.Tensor, strength: float) -> torch.Tensor:
+    """Additive float32 bias over ``length`` key positions; the last position is the current token.
+
+    ``selected`` is a boolean mask (or index tensor) over the first ``len(selected)`` positions.
+    ``log(s)`` at selected positions and the current one, 0 elsewhere; for ``s >= 99``, 0 there
+    and ``-inf`` elsewhere.
+
+    >>> build_bias(4, torch.tensor([True, False, False]), 2.0).tolist() == [math.log(2), 0, 0, math.log(2)]
+    True
+    """
+    device = selected.device
+    chosen = torch.zeros(length, dtype=torch.bool, device=device)
+    if selected.dtype == torch.bool:
+        chosen[: selected.numel()] = selected[:length]
+    else:
+        chosen[selected.long()] = True
+    chosen[-1] = True
+    if strength >= HARD_MASK_STRENGTH:
+        bias = torch.full((length,), float("-inf"), device=device)
+        bias[chosen] = 0.0
+        return bias
+    if strength <= 0:
+        raise ValueError(f"The 'strength' parameter must be > 0. Got {strength!r} instead.")
+    bias = torch.zeros(length, device=device)
+    bias[chosen] = math.log(strength)
+    return bias
