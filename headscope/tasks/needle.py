@@ -1,0 +1,114 @@
+"""Needle-in-a-haystack and pass-key retrieval (the retrieval-score calibration of Wu et al.).
+
+A needle sentence is inserted at a chosen depth into haystack prose; the question asks for its
+content and the assistant turn starts with the needle's own opening words, so the model's first
+generated tokens copy the rest of the needle (which the retrieval score counts).
+
+Prompt (user turn; the query span starts at "Based on"):
+
+    This is a very long story book: <book>
+    ...haystack... NEEDLE ...haystack...
+    </book>
+
+    Based on the content of the book, answer the question.
+    Question: <question>
+
+Example
+-------
+>>> exs = make_needle_examples(tok, [1024], 4, seed=0, kind="passkey")   # doctest: +SKIP
+>>> exs[0].answer                                                        # doctest: +SKIP
+'48213'
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from ._common import DepthArg, assemble, depth_schedule, example_id, example_rng, fit_spec
+from .base import CalibrationExample
+from .haystack import Haystack, data_dir, insert_at_depth
+from .prompting import Piece, PromptSpec
+
+__all__ = ["Needle", "load_needles", "make_needle_examples", "passkey_needle"]
+
+_HEADERS = {
+    "needle": "This is a very long story book: <book>\n",
+    "passkey": ("There is an important piece of information hidden inside a lot of irrelevant "
+                "text. Find it and memorise it; I will quiz you about it.\n\n<text>\n"),
+}
+_FOOTERS = {"needle": "\n</book>\n\n", "passkey": "\n</text>\n\n"}
+_CLOSING = {"needle": "Based on the content of the book, answer the question.\nQuestion: ",
+            "passkey": "Based on the text above, answer the question.\nQuestion: "}
+
+
+@dataclass(frozen=True)
+class Needle:
+    """A needle sentence, its question, and the opening words that prefix the answer."""
+
+    needle: str
+    question: str
+    answer_prefix: str
+
+    @property
+    def answer(self) -> str:
+        """What the model should write after the prefix."""
+        return self.needle[len(self.answer_prefix):].strip()
+
+
+@functools.lru_cache(maxsize=2)
+def load_needles(path: str | None = None) -> tuple[Needle, ...]:
+    """The needle set from ``data/needles.json`` (or another file of the same shape)."""
+    file = path or str(data_dir() / "needles.json")
+    with open(file, encoding="utf-8") as fh:
+        rows = json.load(fh)["needles"]
+    needles = tuple(Needle(r["needle"], r["question"], r["answer_prefix"]) for r in rows)
+    for n in needles:
+        if not n.needle.startswith(n.answer_prefix):
+            raise ValueError(f"{file}: needle {n.needle!r} does not start with its answer_prefix")
+    return needles
+
+
+def passkey_needle(key: int) -> Needle:
+    """The pass-key needle for a 5-digit key."""
+    return Needle(f"The pass key is {key}. Remember it. {key} is the pass key.",
+                  "What is the pass key?", "The pass key is")
+
+
+def _spec(kind: str, hay: Haystack, n_words: int, needle: Needle, depth: float) -> PromptSpec:
+    text, ends = hay.cut(n_words)
+    before, after = insert_at_depth(text, ends, needle.needle, depth)
+    pieces = (Piece(_HEADERS[kind] + before), Piece(needle.needle, kind="needle"),
+              Piece(after + _FOOTERS[kind]), Piece(_CLOSING[kind]),
+              Piece(needle.question, question=True))
+    return PromptSpec(pieces, query_piece=3, assistant_prefix=needle.answer_prefix)
+
+
+def make_needle_examples(tokenizer: Any, lengths: list[int], n_examples: int, seed: int, *,
+                         kind: str = "needle", depth: DepthArg = None) -> list[CalibrationExample]:
+    """Needle (``kind="needle"``) or pass-key (``kind="passkey"``) examples, ordered by length
+    then index. The haystack is cut word by word to land on each length."""
+    if kind not in _HEADERS:
+        raise ValueError(f"kind must be one of {tuple(_HEADERS)}, got {kind!r}")
+    needles = load_needles()
+    out: list[CalibrationExample] = []
+    for length in lengths:
+        for i, d in enumerate(depth_schedule(depth, n_examples, kind, length, seed)):
+            rng = example_rng(kind, length, seed, i)
+            if kind == "passkey":
+                key = rng.randint(10000, 99999)
+                needle, answer = passkey_needle(key), str(key)
+            else:
+                needle = rng.choice(needles)
+                answer = needle.answer
+            # English prose runs ~1.2-1.4 tokens per word, so `length` words always overshoot.
+            hay = Haystack(rng, min_words=length)
+            spec = fit_spec(tokenizer, lambda n: _spec(kind, hay, n, needle, d), length,
+                            0, hay.n_words)
+            ex_id = example_id(kind, length, seed, i)
+            out.append(assemble(tokenizer, spec, id=ex_id, task=kind, answer=answer,
+                                target_length=length, depth=d,
+                                meta={"needle": needle.needle, "question": needle.question}))
+    return out
