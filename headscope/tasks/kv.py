@@ -1,0 +1,105 @@
+"""Key-value retrieval: find the value of one key in a JSON object of random UUID pairs.
+
+Modelled on the key-value task of "Lost in the Middle" (Liu et al. 2023): keys and values are
+random 128-bit UUID-like strings, so nothing but copying can answer. The gold pair is a ``gold``
+span (label: its key); up to 50 seeded other pairs are ``distractor`` spans (marking every pair of a
+long context would swamp the span table).
+
+Prompt (user turn; the query span starts at the closing instruction)::
+
+    Extract the value corresponding to the specified key in the JSON object below.
+
+    JSON data:
+    {"2a1c...": "9f0e...",
+     ...}
+
+    Extract the value corresponding to the specified key in the JSON object above.
+    Key: "<key>"
+
+Assistant prefix: ``Corresponding value:``. To land exactly on the target length, the last
+distractor pair may be cut short (its key and value truncated); it is never the gold pair.
+
+Example
+-------
+>>> exs = make_kv_examples(tok, [1024], 2, seed=0)       # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from ._common import DepthArg, assemble, depth_schedule, example_id, example_rng, fit_spec
+from .base import CalibrationExample
+from .prompting import Piece, PromptSpec
+
+__all__ = ["MAX_DISTRACTOR_SPANS", "make_kv_examples", "random_uuid"]
+
+MAX_DISTRACTOR_SPANS = 50
+_INTRO = ("Extract the value corresponding to the specified key in the JSON object below.\n\n"
+          "JSON data:\n{")
+_CLOSING = "Extract the value corresponding to the specified key in the JSON object above.\nKey: \""
+_PREFIX = "Corresponding value:"
+_UUID_CHARS = 36
+_PAIR_CHARS = 2 * _UUID_CHARS
+
+
+def random_uuid(rng: random.Random) -> str:
+    """A UUID-shaped string (8-4-4-4-12 hex digits) from a seeded RNG."""
+    h = f"{rng.getrandbits(128):032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def _pairs_for(pool: list[tuple[str, str]], n_chars: int) -> list[tuple[str, str]]:
+    """Distractor pairs taking ``n_chars`` characters of key+value text, in pool order; the last
+    pair is cut short when the budget ends inside it (key first, then value)."""
+    full, rest = divmod(n_chars, _PAIR_CHARS)
+    pairs = pool[:full]
+    if rest and full < len(pool):
+        k, v = pool[full]
+        pairs = [*pairs, (k[:min(rest, _UUID_CHARS)], v[:max(rest - _UUID_CHARS, 0)])]
+    return pairs
+
+
+def _spec(gold: tuple[str, str], pairs: list[tuple[str, str]], depth: float,
+          marked: frozenset[int]) -> PromptSpec:
+    at = round(depth * len(pairs))
+    ordered = pairs[:at] + [gold] + pairs[at:]
+    pieces: list[Piece] = [Piece(_INTRO)]
+    for k, (key, value) in enumerate(ordered):
+        if k:
+            pieces.append(Piece(",\n "))
+        if k == at:
+            kind: str | None = "gold"
+        else:
+            kind = "distractor" if (k if k < at else k - 1) in marked else None
+        pieces.append(Piece(f'"{key}": "{value}"', kind=kind, label=key))
+    pieces.append(Piece("}\n\n"))
+    query_piece = len(pieces)
+    pieces += [Piece(_CLOSING), Piece(gold[0], question=True), Piece('"')]
+    return PromptSpec(tuple(pieces), query_piece=query_piece, assistant_prefix=_PREFIX)
+
+
+def make_kv_examples(tokenizer: Any, lengths: list[int], n_examples: int, seed: int, *,
+                     depth: DepthArg = None) -> list[CalibrationExample]:
+    """Key-value retrieval examples, ordered by length then index; ``depth`` places the gold
+    pair among the pairs (default: spread over [0, 1])."""
+    out: list[CalibrationExample] = []
+    for length in lengths:
+        for i, d in enumerate(depth_schedule(depth, n_examples, "kv", length, seed)):
+            rng = example_rng("kv", length, seed, i)
+            gold = (random_uuid(rng), random_uuid(rng))
+            # A pair costs >= ~40 tokens with any BPE vocabulary; length/20 pairs overshoot.
+            pool = [(random_uuid(rng), random_uuid(rng)) for _ in range(length // 20 + 4)]
+            mark_rng = example_rng("kv", length, seed, i, "marks")
+            marked = frozenset(mark_rng.sample(range(len(pool)), min(MAX_DISTRACTOR_SPANS, len(pool))))
+            # Mark pairs by pool index so that fitting (which changes the pair count) keeps the
+            # marks stable; pairs beyond the fitted count simply drop out.
+            spec = fit_spec(tokenizer, lambda n: _spec(gold, _pairs_for(pool, n), d, marked),
+                            length, 0, len(pool) * _PAIR_CHARS)
+            n_pairs = sum(1 for p in spec.pieces if p.label)
+            out.append(assemble(tokenizer, spec, id=example_id("kv", length, seed, i), task="kv",
+                                answer=gold[1], target_length=length, depth=d,
+                                meta={"question": gold[0], "gold_key": gold[0],
+                                      "n_pairs": str(n_pairs)}))
+    return out

@@ -1,0 +1,220 @@
+"""Multi-document QA in the QRHead shape: a question, numbered documents, gold document ids.
+
+Synthetic documents describe fictional people (names and attributes drawn from
+``data/qa/vocab.json``). Every document has the same structure and the same kinds of facts, so the
+distractors are hard: only the person's name tells the gold document apart, and a few distractors
+share the gold person's first name or surname.
+
+The prompt follows the QRHead reference wording (``qrretriever/attn_retriever.py``): the user turn
+holds ``Here are some paragraphs:``, the documents as ``[i] title\\ntext`` separated by blank lines,
+then ``Please find information that are relevant to the following query in the paragraphs
+above.`` and ``Query: <question>``. The query span runs from that closing instruction to the end of
+the prompt (the generation prompt included), as in the reference.
+
+Example
+-------
+>>> exs = make_qa_examples(tok, [2048], 4, seed=0)      # doctest: +SKIP
+>>> exs[0].spans_of("gold")                              # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ._common import DepthArg, assemble, depth_schedule, example_id, example_rng, fit_spec
+from .base import CalibrationExample
+from .haystack import data_dir
+from .prompting import Piece, PromptSpec
+
+__all__ = ["Document", "QA_CLOSING", "QA_INSTRUCTION", "load_vocab", "make_qa_examples", "qa_spec"]
+
+# Wording of the QRHead reference prompt (the reference's typo "are relevant" kept on purpose:
+# scores are compared with published ones).
+QA_INSTRUCTION = "Here are some paragraphs:"
+QA_CLOSING = "Please find information that are relevant to the following query in the paragraphs above."
+QA_SEPARATOR = "\n\n"
+QA_QUERY_LABEL = "Query: "
+
+
+@dataclass(frozen=True)
+class Document:
+    """One paragraph of a QA prompt; ``idx`` is its id (span label)."""
+
+    idx: str
+    title: str
+    text: str
+
+    def render(self, number: int) -> str:
+        """``[number] title\\ntext`` (no title line when the title is empty), as QRHead does."""
+        body = f"{self.title}\n{self.text}" if self.title else self.text
+        return f"[{number}] {body}"
+
+
+def qa_spec(question: str, docs: Sequence[Document], gold_ids: Sequence[str]) -> PromptSpec:
+    """The QRHead-style prompt for a question over ``docs`` (numbered from 1, in order)."""
+    gold = set(gold_ids)
+    pieces: list[Piece] = [Piece(QA_INSTRUCTION)]
+    for k, doc in enumerate(docs, start=1):
+        pieces.append(Piece(QA_SEPARATOR))
+        pieces.append(Piece(doc.render(k), kind="gold" if doc.idx in gold else "distractor",
+                            label=doc.idx))
+    pieces.append(Piece(QA_SEPARATOR))
+    query_piece = len(pieces)
+    pieces += [Piece(QA_CLOSING), Piece(QA_SEPARATOR + QA_QUERY_LABEL),
+               Piece(question, question=True)]
+    return PromptSpec(tuple(pieces), query_piece=query_piece)
+
+
+@functools.lru_cache(maxsize=2)
+def load_vocab(path: str | None = None) -> dict[str, tuple[str, ...]]:
+    """Word lists for the fictional people (``data/qa/vocab.json``)."""
+    file = path or str(data_dir() / "qa" / "vocab.json")
+    with open(file, encoding="utf-8") as fh:
+        raw = json.load(fh)
+    return {k: tuple(v) for k, v in raw.items() if isinstance(v, list)}
+
+
+@dataclass(frozen=True)
+class _Person:
+    first: str
+    last: str
+    attrs: dict[str, str]
+
+    @property
+    def name(self) -> str:
+        return f"{self.first} {self.last}"
+
+    @property
+    def idx(self) -> str:
+        return f"{self.first}-{self.last}".lower()
+
+
+# (attribute, question template, fact sentence template). The first fact always opens the document.
+_FACTS = (
+    ("town", "In which town was {name} born?",
+     "{name} is a {profession} who was born in {town} in {year}."),
+    ("year", "In which year was {name} born?", None),  # stated by the opening sentence
+    ("org", "Where does {name} work?", "For the past few years {first} has worked at {org}."),
+    ("instrument", "Which instrument does {name} play?",
+     "In the evenings {first} plays the {instrument} with a group of old friends."),
+    ("pet", "What is the name of {name}'s {animal}?", "{first} shares a home with a {animal} named {pet}."),
+    ("dish", "What is {name}'s favourite dish?", "Friends say that {first}'s favourite dish is {dish}."),
+    ("hobby", "What does {name} do at weekends?", "At weekends {first} enjoys {hobby}."),
+    ("colour", "What colour is the front door of {name}'s house?",
+     "The front door of {first}'s house is painted {colour}."),
+)
+_FILLERS = (
+    "Colleagues describe {first} as patient, precise and rather quiet.",
+    "{first} keeps a small notebook of ideas on the kitchen table.",
+    "A short profile of {first} once appeared in a local newsletter.",
+    "{first} rarely misses the autumn fair in {town2}.",
+    "Most mornings {first} walks to work, whatever the weather.",
+    "{first} has two older siblings who still live near {town2}.",
+)
+
+
+class _World:
+    """Seeded supply of distinct fictional people."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.vocab = load_vocab()
+        self.used: set[tuple[str, str]] = set()
+
+    def person(self, first: str | None = None, last: str | None = None) -> _Person:
+        v, rng = self.vocab, self.rng
+        for _ in range(1000):
+            f = first or rng.choice(v["first_names"])
+            s = last or rng.choice(v["surnames"])
+            if (f, s) not in self.used:
+                break
+            first = last = None  # the requested name collided; fall back to a random one
+        else:
+            raise ValueError("qa: ran out of distinct fictional names; use a shorter length")
+        self.used.add((f, s))
+        attrs = {"profession": rng.choice(v["professions"]), "town": rng.choice(v["towns"]),
+                 "year": str(rng.randint(1931, 1999)), "org": rng.choice(v["organisations"]),
+                 "instrument": rng.choice(v["instruments"]), "animal": rng.choice(v["animals"]),
+                 "pet": rng.choice(v["pet_names"]), "dish": rng.choice(v["dishes"]),
+                 "hobby": rng.choice(v["hobbies"]), "colour": rng.choice(v["colours"]),
+                 "town2": rng.choice(v["towns"])}
+        return _Person(f, s, attrs)
+
+    def document(self, p: _Person) -> Document:
+        fmt = {"name": p.name, "first": p.first, **p.attrs}
+        facts = [t for _, _, t in _FACTS if t is not None]
+        opening, rest = facts[0], facts[1:]
+        self.rng.shuffle(rest)
+        fillers = self.rng.sample(_FILLERS, self.rng.randint(0, 2))
+        body = rest + fillers
+        self.rng.shuffle(body)
+        text = " ".join(s.format(**fmt) for s in [opening, *body])
+        return Document(p.idx, p.name, text)
+
+
+def _question(p: _Person, rng: random.Random) -> tuple[str, str]:
+    attr, q, _ = rng.choice(_FACTS)
+    return q.format(name=p.name, **p.attrs), p.attrs[attr]
+
+
+def _truncate(doc: Document, n_words: int) -> Document:
+    """The document with only its first ``n_words`` words of text (the last, partial document)."""
+    return Document(doc.idx, doc.title, " ".join(doc.text.split()[:n_words]))
+
+
+def _docs_for(gold: Document, pool: list[Document], pool_words: list[int], n_words: int,
+              depth: float) -> list[Document]:
+    """Distractors taking ``n_words`` words of text in pool order (the last one cut short),
+    with the gold document inserted at ``depth`` of the list."""
+    docs: list[Document] = []
+    left = n_words
+    for doc, words in zip(pool, pool_words):
+        if left <= 0:
+            break
+        docs.append(doc if words <= left else _truncate(doc, left))
+        left -= words
+    at = round(depth * len(docs))
+    return docs[:at] + [gold] + docs[at:]
+
+
+def make_qa_examples(tokenizer: Any, lengths: list[int], n_examples: int, seed: int, *,
+                     depth: DepthArg = None) -> list[CalibrationExample]:
+    """Synthetic multi-document QA examples, ordered by length then index.
+
+    The amount of distractor text is fitted word by word, so the last distractor may end
+    mid-sentence; ``depth`` places the gold document in the list (default: spread over [0, 1]).
+    """
+    out: list[CalibrationExample] = []
+    for length in lengths:
+        for i, d in enumerate(depth_schedule(depth, n_examples, "qa", length, seed)):
+            rng = example_rng("qa", length, seed, i)
+            world = _World(rng)
+            gold_person = world.person()
+            question, answer = _question(gold_person, rng)
+            gold = world.document(gold_person)
+            # Hard distractors first: same first name or same surname as the gold person.
+            pool = [world.document(world.person(first=gold_person.first)),
+                    world.document(world.person(last=gold_person.last))]
+            words = sum(len(doc.text.split()) for doc in pool)
+            # Names and numbers cost >1 token per word, so `length` words always overshoot.
+            while words < length:
+                pool.append(world.document(world.person()))
+                words += len(pool[-1].text.split())
+            rng.shuffle(pool)
+            pool_words = [len(doc.text.split()) for doc in pool]
+            spec = fit_spec(tokenizer,
+                            lambda n: qa_spec(question, _docs_for(gold, pool, pool_words, n, d),
+                                              [gold.idx]),
+                            length, 0, sum(pool_words))
+            n_docs = sum(1 for p in spec.pieces if p.kind is not None)
+            gold_pos = next(k for k, p in enumerate(p for p in spec.pieces if p.kind) if p.kind == "gold")
+            out.append(assemble(tokenizer, spec, id=example_id("qa", length, seed, i), task="qa",
+                                answer=answer, target_length=length, depth=d,
+                                meta={"question": question, "gold_ids": json.dumps([gold.idx]),
+                                      "n_docs": str(n_docs), "gold_position": str(gold_pos + 1)}))
+    return out
