@@ -193,6 +193,7 @@ def synthetic_capture(
             "head": np.arange(H),
             "position": np.arange(P),
             "step": np.arange(S),
+            "span": np.arange(max_spans),
         },
     )
     ds.attrs.update(
@@ -214,6 +215,7 @@ def write_capture(ds: xr.Dataset, out: str | Path) -> Path:
         # zarr v3 warns that fixed-width strings and consolidated metadata are not in its spec yet.
         warnings.simplefilter("ignore")
         for i in range(ds.sizes["example"]):
-            ds.isel(example=[i]).to_zarr(out / "parts" / f"ex-{i:06d}.zarr", mode="w")
-    (out / "run.json").write_text(json.dumps({k: v for k, v in ds.attrs.items()}, default=str, indent=1))
+            ds.isel(example=[i]).to_zarr(out / "parts" / f"ex-{i:06d}.zarr", mode="w", consolidated=False)
+    info = {"model": ds.attrs.get("model"), "seed": ds.attrs.get("seed"), "attrs": dict(ds.attrs)}
+    (out / "run.json").write_text(json.dumps(info, default=str, indent=1))
     return out

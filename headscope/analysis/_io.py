@@ -26,11 +26,12 @@ def _open_parts(path: Path) -> xr.Dataset:
     parts = sorted(path.glob("parts/*.zarr"))
     if not parts:
         raise ValueError(f"{str(path)!r} is not a capture run: no parts/*.zarr inside")
-    ds = xr.open_mfdataset(parts, engine="zarr", combine="nested", concat_dim="example",
+    ds = xr.open_mfdataset(parts, engine="zarr", combine="nested", concat_dim="example", consolidated=False,
                            data_vars="minimal", coords="minimal", compat="override")
     run = path / "run.json"
     if run.exists():
         meta = json.loads(run.read_text())
+        meta = meta.get("attrs", meta)
         ds.attrs.update({k: v for k, v in meta.items() if isinstance(v, (str, int, float, list))})
     return ds
 
@@ -63,12 +64,14 @@ def open_captures(paths: Sequence[str | Path]) -> xr.Dataset:
                 )
     if len(datasets) == 1:
         return first
-    P = max(ds.sizes["position"] for ds in datasets)
-    S = max(ds.sizes.get("step", 0) for ds in datasets)
-    sp = max(ds.sizes.get("span", 0) for ds in datasets)
-    padded = [_pad(ds, P, S, sp) for ds in datasets]
-    out = xr.concat(padded, dim="example", data_vars="all", coords="minimal", compat="override",
-                    combine_attrs="override", join="outer")
+    # Runs may differ in prompt, span and step counts: align on those indexes, padding with the
+    # format's fill values (NaN for floats, -1 for ints, '' for strings).
+    fills = {name: _fill(var.dtype) for ds in datasets for name, var in ds.data_vars.items()}
+    out = xr.concat(datasets, dim="example", data_vars="all", coords="minimal", compat="override",
+                    combine_attrs="override", join="outer", fill_value=fills)
+    for name, var in first.data_vars.items():
+        if out[name].dtype != var.dtype and var.dtype.kind in "iu":
+            out[name] = out[name].astype(var.dtype)
     out.attrs["lengths"] = sorted({int(x) for ds in datasets for x in ds.attrs.get("lengths", [])})
     out.attrs["task"] = ",".join(dict.fromkeys(str(ds.attrs.get("task", "")) for ds in datasets))
     return out
@@ -77,17 +80,3 @@ def open_captures(paths: Sequence[str | Path]) -> xr.Dataset:
 def _fill(dtype: object) -> object:
     kind = getattr(dtype, "kind", "O")
     return -1 if kind in "iu" else "" if kind in "USO" else float("nan")
-
-
-def _pad(ds: xr.Dataset, P: int, S: int, sp: int) -> xr.Dataset:
-    """Pad position/step/span to common sizes with the format's fill values (NaN, -1, '')."""
-    want = {"position": P, "step": S, "span": sp}
-    extra = {d: want[d] - ds.sizes[d] for d in want if d in ds.dims and ds.sizes[d] < want[d]}
-    if not extra:
-        return ds
-    out = {}
-    for name, var in ds.data_vars.items():
-        widths = {d: (0, n) for d, n in extra.items() if d in var.dims}
-        out[name] = var.pad(widths, constant_values=_fill(var.dtype)).astype(var.dtype) if widths else var
-    coords = {d: range(want[d]) for d in extra if d in ds.coords}
-    return xr.Dataset(out, attrs=ds.attrs).assign_coords(coords)

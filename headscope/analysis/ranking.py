@@ -38,16 +38,17 @@ def top_heads(
     n = score.size
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= n:
         raise ValueError(f"k must be an int in [1, {n}] (the number of heads); got {k!r}")
-    flat = score.transpose("layer", "head").stack(pair=("layer", "head"))
-    values = np.asarray(flat.values, dtype=np.float64)
+    grid = score.transpose("layer", "head")
+    values = np.asarray(grid.values, dtype=np.float64).ravel()
+    pairs_all = [(int(l), int(h)) for l in grid["layer"].values for h in grid["head"].values]
     keep = np.isfinite(values)
     if min_inclusion is not None:
         if stability is None:
             raise ValueError("min_inclusion needs stability (a bootstrap result)")
         if not 0 <= min_inclusion <= 1:
             raise ValueError(f"min_inclusion must be in [0, 1]; got {min_inclusion!r}")
-        inc = stability["inclusion"].transpose("layer", "head").stack(pair=("layer", "head"))
-        keep &= np.asarray(inc.reindex(pair=flat["pair"]).values) >= min_inclusion
+        inc = stability["inclusion"].reindex_like(grid).transpose("layer", "head")
+        keep &= np.asarray(inc.values).ravel() >= min_inclusion
     order = [i for i in np.argsort(-np.where(keep, values, -np.inf), kind="stable") if keep[i]][:k]
-    pairs = [(int(l), int(h)) for l, h in flat["pair"].values[order]]
+    pairs = [pairs_all[i] for i in order]
     return (pairs, [float(values[i]) for i in order]) if return_scores else pairs
