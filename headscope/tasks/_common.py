@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .base import CalibrationExample
-from .prompting import PromptSpec, build_pair, check_length, count_tokens, fit_knob, uses_chat_template
+from .prompting import LENGTH_TOLERANCE, PromptSpec, build_pair, check_length, count_tokens, fit_knob, uses_chat_template
 
 __all__ = ["DepthArg", "assemble", "depth_schedule", "example_id", "example_rng", "fit_spec"]
 
@@ -50,7 +50,14 @@ def depth_schedule(depth: DepthArg, n: int, task: str, length: int, seed: int) -
 
 def fit_spec(tokenizer: Any, spec_of: Callable[[int], PromptSpec], target: int,
              lo: int, hi: int) -> PromptSpec:
-    """The spec whose token length is closest to ``target`` over knob values ``[lo, hi]``."""
+    """The spec whose token length is closest to ``target`` over knob values ``[lo, hi]``.
+
+    Raises ValueError when even the smallest prompt (no filler) is over the tolerance.
+    """
+    smallest = count_tokens(tokenizer, spec_of(lo))
+    if smallest > target * (1 + LENGTH_TOLERANCE):
+        raise ValueError(f"length {target} is too short for this task: its prompt has "
+                         f"{smallest} tokens before any filler is added")
     n = fit_knob(lambda k: count_tokens(tokenizer, spec_of(k)), target, lo, hi)
     return spec_of(n)
 
