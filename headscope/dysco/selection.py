@@ -123,9 +123,9 @@ def template_positions(input_ids: torch.Tensor, sequences: Sequence[Sequence[int
         pattern = torch.as_tensor(list(seq), dtype=ids.dtype, device=ids.device)
         starts = (ids.unfold(0, m, 1) == pattern).all(dim=1).float()  # [n - m + 1]
         # A position is covered when any start in (pos - m, pos] matched: a max over a window of m.
-        padded = torch.nn.functional.pad(starts, (m - 1, 0))
+        padded = torch.nn.functional.pad(starts, (m - 1, m - 1))
         covered = torch.nn.functional.max_pool1d(padded.view(1, 1, -1), kernel_size=m, stride=1).view(-1)
-        mask |= covered[:n].bool()
+        mask |= covered.bool()
     return mask
 
 

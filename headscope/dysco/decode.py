@@ -1,0 +1,349 @@
+"""The DySCO decode loop (ALGORITHMS.md section 3) and its baselines, for one prompt.
+
+Schedule, for a prompt ``x[0..n-1]``, context warm-up ``c`` and intervention warm-up ``w``,
+counted as the reference (princeton-pli/DySCO ``_rescale_sample``) counts them:
+
+1. Prefill ``x[0 .. n-c-w-1]`` with plain attention; importance ``r`` = zeros over it. The
+   reference counts this pass as the first of the ``c`` warm-up steps (its loop condition is
+   ``cur_len < n - w`` with ``cur_len`` = tokens seen including the one being fed).
+2. Context warm-up reads: each of ``x[n-c-w .. n-w-2]`` (``c - 1`` tokens) is fed alone with
+   plain attention, keeping its keys/values; the selected heads' rows from it to every position
+   (itself included) are averaged over the heads (``a``) and ``r <- normalise(a + g [r, 0])``.
+3. Intervention steps: ``x[n-w-1 .. n-1]`` (``w + 1`` prompt tokens, teacher-forced; all but
+   the last have their logits discarded), then every generated token:
+   a. partial plain pass of the token through layers ``0 .. max selected layer``; its
+      keys/values are not kept (the cache is restored); ``r`` is updated as in 2;
+   b. ``M`` = top-k / nucleus / hybrid of ``r`` (``r`` already includes the current token);
+   c. template positions (over the whole prompt) are dropped from ``M`` when ``0 < s < 99``
+      (the reference's condition; for ``s = 1`` the bias is 0 anyway);
+   d. bias: ``log s`` at ``M`` and at the current token's own position (the last key), 0
+      elsewhere (``s >= 99``: 0 there, ``-inf`` elsewhere);
+   e. full pass with the bias on every head of every layer, keeping keys/values; its logits
+      choose the next token (greedy, or sampled with a seeded generator).
+   ``dysco-static`` selects ``M`` once at the first intervention step from the warm-up ``r``
+   and reuses it (no partial passes); the current token is still boosted.
+
+With ``c + w = 0`` the last prompt token is still fed alone (the reference cannot run this
+case), so the first generated token is intervened on too.
+
+Baselines: ``vanilla`` prefills the whole prompt and decodes greedily through the same step
+function (token-for-token ``model.generate(do_sample=False)``); ``sharpen`` does the same with
+every attention logit divided by ``temperature``, prefill included (as the reference's
+``_sharp_sample``); ``random-heads`` is DySCO with as many seeded random heads.
+
+Reference deviations kept on purpose: importance is float32 (the reference keeps it in the
+model dtype), and attention rows are recomputed from q/k in float32.
+
+Example
+-------
+>>> res = generate(lm, ids, DyscoConfig(heads=[(1, 0)], max_new_tokens=8), record=True)  # doctest: +SKIP
+>>> res.trace.importance.dims                                                             # doctest: +SKIP
+('step', 'position')
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from .._cache import cache_kwargs, new_cache, restore, snapshot
+from .attention_fn import Controller, StopForward, attention_control
+from .config import DyscoConfig
+from .selection import HARD_MASK_STRENGTH, build_bias, select, template_positions, update_importance
+from .templates import detect_templates, generation_prompt_length
+
+__all__ = ["GenerationResult", "generate", "resolve_heads_for", "validate_heads"]
+
+
+@dataclass
+class GenerationResult:
+    """What :func:`generate` returns.
+
+    ``tokens`` are the new token ids (EOS included when it stopped there), ``text`` their
+    decoding (special tokens skipped; empty without a tokenizer), ``n_prompt`` the prompt
+    length, ``steps`` the single-token passes run after the prefill (warm-up reads and
+    intervened or plain decode steps), ``trace`` the per-step record when asked for.
+    """
+
+    tokens: list[int]
+    text: str
+    n_prompt: int
+    steps: int
+    trace: Any = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def validate_heads(heads: Sequence[tuple[int, int]], geometry: Any) -> None:
+    """Raise ``ValueError`` if a (layer, head) pair is outside the model."""
+    for layer, head in heads:
+        if not 0 <= layer < geometry.n_layers or not 0 <= head < geometry.n_heads:
+            raise ValueError(
+                f"Head ({layer}, {head}) is out of range: {geometry.name or 'the model'} has "
+                f"{geometry.n_layers} layers x {geometry.n_heads} query heads, so layers run "
+                f"0..{geometry.n_layers - 1} and heads 0..{geometry.n_heads - 1}."
+            )
+
+
+def resolve_heads_for(config: DyscoConfig, geometry: Any) -> tuple[tuple[int, int], ...]:
+    """The heads a run reads: none for vanilla/sharpen, seeded random ones for random-heads."""
+    if not config.uses_heads:
+        return ()
+    validate_heads(config.heads, geometry)
+    if config.method == "random-heads":
+        from ..heads import random_heads
+
+        return tuple(random_heads((geometry.n_layers, geometry.n_heads), len(config.heads), seed=config.seed).heads)
+    return config.heads
+
+
+def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
+    ids: set[int] = set()
+    gen = getattr(model, "generation_config", None)
+    for source in (getattr(gen, "eos_token_id", None), getattr(tokenizer, "eos_token_id", None)):
+        if source is None:
+            continue
+        ids.update([source] if isinstance(source, int) else list(source))
+    return ids
+
+
+def _as_ids(input_ids: Any) -> torch.Tensor:
+    ids = torch.as_tensor(input_ids, dtype=torch.long)
+    if ids.dim() == 2:
+        if ids.shape[0] != 1:
+            raise ValueError(f"generate takes one prompt (batch size 1). Got a batch of {ids.shape[0]}.")
+        ids = ids[0]
+    if ids.dim() != 1 or ids.numel() == 0:
+        raise ValueError(f"input_ids must be a non-empty 1-D sequence of token ids. Got shape {tuple(ids.shape)}.")
+    return ids
+
+
+class _Sampler:
+    """Greedy argmax, or temperature + top-p sampling from a seeded generator."""
+
+    def __init__(self, config: DyscoConfig, device: torch.device) -> None:
+        self.config = config
+        self.gen = None
+        if config.do_sample:
+            self.gen = torch.Generator(device=device)
+            self.gen.manual_seed(config.seed)
+
+    def __call__(self, logits: torch.Tensor) -> int:
+        logits = logits.float()
+        if self.gen is None:
+            return int(torch.argmax(logits))
+        scores = logits / self.config.sampling_temperature
+        if self.config.sampling_top_p < 1.0:  # HF TopPLogitsWarper: drop the low tail of mass 1-p
+            sorted_logits, order = torch.sort(scores, descending=False)
+            tail = sorted_logits.softmax(-1).cumsum(-1) <= 1 - self.config.sampling_top_p
+            tail[-1] = False
+            scores = scores.masked_fill(torch.zeros_like(tail).scatter(0, order, tail), float("-inf"))
+        probs = scores.softmax(-1)
+        return int(torch.multinomial(probs, 1, generator=self.gen))
+
+
+class _Trace:
+    """Per-step importance/selection rows, kept as small CPU arrays until the end."""
+
+    def __init__(self) -> None:
+        self.importance: list[torch.Tensor] = []
+        self.selected: list[torch.Tensor] = []
+        self.rows: list[dict[str, Any]] = []
+
+    def add(self, phase: str, position: int, fed: int, r: torch.Tensor | None, m: torch.Tensor | None) -> None:
+        self.importance.append(r.detach().float().cpu() if r is not None else torch.empty(0))
+        self.selected.append(m.detach().cpu() if m is not None else torch.empty(0, dtype=torch.bool))
+        self.rows.append({"phase": phase, "position": position, "fed_token": fed})
+
+    def dataset(self, tokenizer: Any, attrs: dict[str, Any]) -> Any:
+        import numpy as np
+        import xarray as xr
+
+        n_steps = len(self.rows)
+        width = max([t.numel() for t in self.importance] + [t.numel() for t in self.selected] + [1])
+        imp = np.full((n_steps, width), np.nan, dtype=np.float32)
+        sel = np.zeros((n_steps, width), dtype=bool)
+        for i, (r, m) in enumerate(zip(self.importance, self.selected)):
+            imp[i, : r.numel()] = r.numpy()
+            sel[i, : m.numel()] = m.numpy()
+        nxt = [row.get("next_token", -1) for row in self.rows]
+        text = [tokenizer.decode([t]) if tokenizer is not None and t >= 0 else "" for t in nxt]
+        return xr.Dataset(
+            {"importance": (("step", "position"), imp), "selected": (("step", "position"), sel)},
+            coords={
+                "step": np.arange(n_steps),
+                "position": np.arange(width),
+                "phase": ("step", np.array([row["phase"] for row in self.rows], dtype=str)),
+                "fed_position": ("step", np.array([row["position"] for row in self.rows], dtype=np.int64)),
+                "fed_token": ("step", np.array([row["fed_token"] for row in self.rows], dtype=np.int64)),
+                "next_token": ("step", np.array(nxt, dtype=np.int64)),
+                "next_text": ("step", np.array(text, dtype=str)),
+                "n_selected": ("step", sel.sum(1).astype(np.int64)),
+            },
+            attrs=attrs,
+        )
+
+
+def _resolve_warmups(config: DyscoConfig, tokenizer: Any) -> tuple[int, list[list[int]]]:
+    w = config.intervention_warmup
+    if w == "auto":
+        w = generation_prompt_length(tokenizer)
+    if config.templates == "auto":
+        templates = detect_templates(tokenizer)
+    elif config.templates == "none":
+        templates = []
+    else:
+        templates = [list(s) for s in config.templates]
+    return int(w), templates
+
+
+def generate(lm: Any, input_ids: Any, config: DyscoConfig, *, record: bool = False) -> GenerationResult:
+    """Decode one prompt with DySCO or a baseline; see the module docstring for the schedule.
+
+    ``lm`` is a :class:`headscope.models.LoadedModel`; ``input_ids`` a 1-D (or ``[1, n]``)
+    sequence of token ids. ``record=True`` adds ``trace``: an xarray Dataset with dims
+    ``(step, position)`` holding ``importance`` (float32, NaN past the step's length) and
+    ``selected`` (bool), per-step coordinates (phase, fed position and token, next token and
+    its text, selected count) and attrs (config JSON, model, resolved warm-ups).
+    """
+    model, tokenizer, geometry = lm.model, lm.tokenizer, lm.geometry
+    ids = _as_ids(input_ids)
+    n = ids.numel()
+    heads = resolve_heads_for(config, geometry)
+    dysco = config.uses_heads
+    w, templates = _resolve_warmups(config, tokenizer) if dysco else (0, [])
+    c = config.context_warmup if dysco else 0
+    if dysco:
+        if n < c + w + 1:
+            raise ValueError(
+                f"The prompt has {n} tokens; DySCO needs at least context_warmup + intervention_warmup + 1 = "
+                f"{c} + {w} + 1 = {c + w + 1} (lower --context-warmup or --intervention-warmup)."
+            )
+        if not config.dynamic and c < 2:
+            raise ValueError(
+                f"The 'context_warmup' parameter must be >= 2 for static rescaling (its selection uses the "
+                f"importance read during warm-up; the prefill counts as the first step). Got {c} instead."
+            )
+        prefill = min(n - c - w, n - 1)
+    else:
+        prefill = n
+    device = lm.device
+    eos = _eos_ids(model, tokenizer)
+    sampler = _Sampler(config, device)
+    trace = _Trace() if record else None
+    scale = 1.0 / config.temperature if config.method == "sharpen" else 1.0
+    cache = new_cache(model)
+    kw = cache_kwargs(model, cache)
+    generated: list[int] = []
+    steps = 0
+    info: dict[str, Any] = {"heads": [list(h) for h in heads], "context_warmup": c, "intervention_warmup": w,
+                            "n_templates": len(templates), "prefill": prefill}
+
+    def forward(tokens: torch.Tensor) -> torch.Tensor:
+        out = model(input_ids=tokens.view(1, -1).to(device), logits_to_keep=1, **kw)
+        return out.logits[0, -1]
+
+    with torch.no_grad(), attention_control(model, heads, logit_scale=scale) as ctl:
+        ctl.plain()
+        logits = forward(ids[:prefill])
+        if not dysco:
+            tokens = ids.tolist()
+            while True:
+                nxt = sampler(logits)
+                generated.append(nxt)
+                if trace is not None:
+                    trace.add("generate", len(tokens) - 1, tokens[-1], None, None)
+                    trace.rows[-1]["next_token"] = nxt
+                if nxt in eos or len(generated) >= config.max_new_tokens:
+                    break
+                tokens.append(nxt)
+                logits = forward(torch.tensor([nxt]))
+                steps += 1
+        else:
+            steps = _dysco_loop(model, ctl, forward, cache, ids, prefill, n, w, templates, heads, config,
+                                sampler, eos, generated, trace)
+    text = tokenizer.decode(generated, skip_special_tokens=True) if tokenizer is not None else ""
+    ds = None
+    if trace is not None:
+        attrs = {"config": config.to_json(), "model": lm.name, "n_prompt": n, "method": config.method,
+                 "resolved": json.dumps(info), "note": "the current token is always boosted; 'selected' excludes it"}
+        ds = trace.dataset(tokenizer, attrs)
+    return GenerationResult(tokens=generated, text=text, n_prompt=n, steps=steps, trace=ds, info=info)
+
+
+def _dysco_loop(model: Any, ctl: Controller, forward: Any, cache: Any, ids: torch.Tensor, prefill: int, n: int, w: int,
+                templates: list[list[int]], heads: Sequence[tuple[int, int]], config: DyscoConfig,
+                sampler: _Sampler, eos: set[int], generated: list[int], trace: _Trace | None) -> int:
+    r_device = _layer_device(model, heads[0][0])
+    r = torch.zeros(prefill, device=r_device)
+    s = config.strength
+    exclude = None
+    if templates and 0 < s < HARD_MASK_STRENGTH:
+        exclude = template_positions(ids.to(r_device), templates)
+    static_m: torch.Tensor | None = None
+    tokens = ids.tolist()
+    j = prefill
+    steps = 0
+    intervention_start = n - w - 1  # the reference's `cur_len < n - w` warm-up test, with cur_len = j + 1
+    while True:
+        tok = torch.tensor([tokens[j]])
+        ctl.total = j + 1
+        m = None
+        if j < intervention_start:  # context warm-up read: plain pass, keep KV
+            ctl.record_rows(partial=False)
+            logits = forward(tok)
+            r = update_importance(r, ctl.head_rows(heads, r_device).mean(0), config.decay)
+            phase = "context_warmup"
+        else:
+            if config.dynamic:
+                ctl.record_rows(partial=True)
+                saved = snapshot(cache)
+                try:
+                    forward(tok)
+                except StopForward:
+                    pass
+                finally:
+                    restore(cache, saved)
+                r = update_importance(r, ctl.head_rows(heads, r_device).mean(0), config.decay)
+                m = select(r, config.top_k, config.top_p)
+            else:
+                if static_m is None:
+                    static_m = select(r, config.top_k, config.top_p)
+                m = torch.zeros(j + 1, dtype=torch.bool, device=r_device)
+                m[: static_m.numel()] = static_m
+            if exclude is not None:
+                k = min(m.numel(), exclude.numel())
+                m = m.clone()
+                m[:k] &= ~exclude[:k]
+            ctl.plain()
+            ctl.set_bias(build_bias(j + 1, m, s))
+            logits = forward(tok)
+            phase = "prompt" if j < n - 1 else "generate"
+        steps += 1
+        if trace is not None:
+            trace.add(phase, j, tokens[j], r, m)
+        ctl.plain()
+        if j + 1 < n:
+            j += 1
+            if trace is not None:
+                trace.rows[-1]["next_token"] = tokens[j]
+            continue
+        nxt = sampler(logits)
+        generated.append(nxt)
+        if trace is not None:
+            trace.rows[-1]["next_token"] = nxt
+        if nxt in eos or len(generated) >= config.max_new_tokens:
+            return steps
+        tokens.append(nxt)
+        j += 1
+
+
+def _layer_device(model: Any, layer: int) -> torch.device:
+    """Device of a decoder layer's weights (layers may sit on different GPUs)."""
+    from .._arch import decoder_layers_path, resolve
+
+    layer_module = resolve(model, decoder_layers_path(model))[layer]
+    return next(layer_module.parameters()).device
