@@ -1,0 +1,184 @@
+"""``headscope generate``: decode prompts with DySCO or a baseline, resumably, one JSON line each."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ._options import model_options, run_user_errors, seed_option
+
+METHOD_CHOICES = ["dysco", "vanilla", "dysco-static", "random-heads", "sharpen"]
+
+
+def read_prompts(path: Path) -> list[dict[str, Any]]:
+    """Lines ``{"id", "prompt", "assistant_prefix"?}``; ValueError naming the bad line."""
+    rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}, line {number}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{where}: not valid JSON ({err.msg}).") from None
+        if not isinstance(row, dict) or "id" not in row or not isinstance(row.get("prompt"), str):
+            raise ValueError(f'{where}: each line must be an object with "id" and a string "prompt" '
+                             '(and optionally "assistant_prefix").')
+        if not isinstance(row.get("assistant_prefix", ""), str):
+            raise ValueError(f'{where}: "assistant_prefix" must be a string.')
+        key = str(row["id"])
+        if key in seen:
+            raise ValueError(f"{where}: id {key!r} appears more than once.")
+        seen.add(key)
+        rows.append(row)
+    if not rows:
+        raise ValueError(f"{path} holds no prompts.")
+    return rows
+
+
+def done_ids(path: Path) -> set[str]:
+    """Ids already written to an output file (a truncated last line is ignored)."""
+    if not path.exists():
+        return set()
+    ids = set()
+    for line in path.read_text().splitlines():
+        try:
+            ids.add(str(json.loads(line)["id"]))
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue
+    return ids
+
+
+def _heads(spec: str | None, method: str, geometry: Any, allow_other_model: bool) -> tuple[tuple[int, int], ...]:
+    if method in ("vanilla", "sharpen"):
+        return ()
+    if not spec:
+        raise ValueError(f"--method {method} needs --heads (a head-set file or published:NAME).")
+    from ..heads import resolve_heads
+
+    hs = resolve_heads(spec)
+    if hs.granularity == "kv":
+        hs = hs.as_query(geometry.n_heads, geometry.n_kv_heads)
+    hs.validate(geometry, allow_other_model=allow_other_model)
+    return tuple(hs.heads)
+
+
+@click.command("generate")
+@model_options
+@click.option("--heads", "heads_spec", default=None, metavar="HEADS",
+              help="Head set (file in any format `headscope heads` reads, or published:NAME). "
+                   "Needed by dysco, dysco-static and random-heads.")
+@click.option("--prompts", "prompts_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help='JSONL of {"id", "prompt", "assistant_prefix"?}; the prompt is the user message.')
+@click.option("--prompt", "prompt_text", default=None, help="One prompt; the generation is printed.")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Output JSONL (appended; ids already there are skipped).")
+@click.option("--method", type=click.Choice(METHOD_CHOICES), default="dysco", show_default=True)
+@click.option("--strength", type=float, default=2.0, show_default=True,
+              help="Attention multiplier of selected tokens; >= 99 keeps only them.")
+@click.option("--top-k", type=int, default=4096, show_default=True, help="Top-k selection (0 = off).")
+@click.option("--top-p", type=float, default=0.975, show_default=True, help="Nucleus selection (0 = off).")
+@click.option("--decay", type=float, default=0.75, show_default=True, help="Importance decay g.")
+@click.option("--context-warmup", type=int, default=8, show_default=True)
+@click.option("--intervention-warmup", default="auto", show_default=True,
+              help="Integer, or auto = the chat template's generation-prompt length.")
+@click.option("--templates", type=click.Choice(["auto", "none"]), default="auto", show_default=True,
+              help="Never select chat-template role headers (auto) or allow them (none).")
+@click.option("--temperature", type=float, default=None,
+              help="Attention-logit temperature for --method sharpen (< 1 sharpens).")
+@click.option("--max-new-tokens", type=int, default=256, show_default=True)
+@click.option("--allow-other-model", is_flag=True, help="Use a head set recorded for another model.")
+@seed_option
+def generate_command(model_name: str, device: str, dtype: str, revision: str | None, heads_spec: str | None,
+                     prompts_path: Path | None, prompt_text: str | None, out_path: Path | None, method: str,
+                     strength: float, top_k: int, top_p: float, decay: float, context_warmup: int,
+                     intervention_warmup: str, templates: str, temperature: float | None, max_new_tokens: int,
+                     allow_other_model: bool, seed: int) -> None:
+    """Generate with DySCO (or vanilla / static / random-heads / sharpening) from a head set.
+
+    \b
+    Example:
+      headscope generate --model smollm2-135m --heads heads.json --prompts p.jsonl --out g.jsonl
+      headscope generate --method vanilla --prompt "Who wrote Dracula?"
+    """
+    from ..dysco.config import DyscoConfig
+
+    if (prompts_path is None) == (prompt_text is None):
+        raise click.UsageError("Give exactly one of --prompts FILE or --prompt TEXT.")
+    if prompts_path is not None and out_path is None:
+        raise click.UsageError("--prompts needs --out FILE.")
+    if method == "sharpen" and temperature is None:
+        raise click.UsageError("--method sharpen needs --temperature (e.g. 0.8).")
+    if method not in ("vanilla", "sharpen") and not heads_spec:
+        raise click.UsageError(f"--method {method} needs --heads (a head-set file or published:NAME).")
+    warm: int | str = intervention_warmup
+    if intervention_warmup != "auto":
+        if not intervention_warmup.isdigit():
+            raise click.BadParameter(f"must be 'auto' or a non-negative integer, got {intervention_warmup!r}",
+                                     param_hint="--intervention-warmup")
+        warm = int(intervention_warmup)
+    rows = run_user_errors(lambda: read_prompts(prompts_path)) if prompts_path is not None else \
+        [{"id": "prompt", "prompt": prompt_text}]
+    skip = done_ids(out_path) if out_path is not None else set()
+    todo = [r for r in rows if str(r["id"]) not in skip]
+    if skip:
+        click.echo(f"Resuming: {len(rows) - len(todo)} of {len(rows)} ids already in {out_path}.", err=True)
+    if not todo:
+        return
+
+    def setup() -> tuple[Any, DyscoConfig]:
+        from ..models import load_model
+
+        lm = load_model(model_name, device=device, dtype=dtype, revision=revision)
+        heads = _heads(heads_spec, method, lm.geometry, allow_other_model)
+        cfg = DyscoConfig(
+            heads=heads, method=method,
+            strength=strength, top_k=top_k or None, top_p=top_p or None, decay=decay,
+            context_warmup=context_warmup, intervention_warmup=warm, templates=templates,
+            temperature=temperature if temperature is not None else 1.0, seed=seed, max_new_tokens=max_new_tokens,
+        )
+        return lm, cfg
+
+    lm, cfg = run_user_errors(setup)
+    run_user_errors(lambda: _run(lm, cfg, todo, out_path))
+
+
+def _run(lm: Any, cfg: Any, todo: list[dict[str, Any]], out_path: Path | None) -> None:
+    from tqdm import tqdm
+
+    from ..dysco.decode import generate
+    from ..dysco.templates import chat_prompt_ids
+
+    if lm.tokenizer is None:
+        raise ValueError("This model has no tokenizer; `headscope generate` needs one to read text prompts.")
+    sink = out_path.open("a") if out_path is not None else None
+    try:
+        for row in tqdm(todo, desc="generate", unit="prompt", disable=None if sink else True):
+            ids = chat_prompt_ids(lm.tokenizer, row["prompt"], row.get("assistant_prefix", ""))
+            start = time.perf_counter()
+            res = generate(lm, ids, cfg)
+            seconds = time.perf_counter() - start
+            if sink is None:
+                click.echo(res.text)
+                continue
+            record = {
+                "id": row["id"], "output": res.text, "n_prompt_tokens": res.n_prompt,
+                "n_new_tokens": len(res.tokens), "method": cfg.method, "model": lm.name,
+                "seconds": round(seconds, 3), "heads": res.info["heads"], "strength": cfg.strength,
+                "top_k": cfg.top_k, "top_p": cfg.top_p, "decay": cfg.decay,
+                "context_warmup": res.info["context_warmup"], "intervention_warmup": res.info["intervention_warmup"],
+                "seed": cfg.seed,
+            }
+            sink.write(json.dumps(record) + "\n")
+            sink.flush()  # a killed run keeps every finished line; the next run resumes after it
+    finally:
+        if sink is not None:
+            sink.close()
+
+
+COMMANDS = [generate_command]
