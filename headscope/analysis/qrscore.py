@@ -10,6 +10,7 @@ Matches ``score_docs_per_head_for_detection`` and ``lme_eval`` of the reference
    ``std`` is the **unbiased** (``ddof=1``) standard deviation, torch's default; the document score
    is the sum of ``c`` over tokens with ``c > tau`` (strictly). A one-token document has an
    undefined std (NaN in torch), every comparison is false, and it scores 0, as in the reference;
+   a document whose ``c`` is constant has ``tau = mean``, no token is strictly above, and it scores 0;
 3. the example's score is the sum of its gold documents' scores (0 when it has no gold document:
    the reference still counts such an example, as 0, in the mean);
 4. QRScore = mean over examples.
