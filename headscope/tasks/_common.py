@@ -9,7 +9,8 @@ from typing import Any
 from .base import CalibrationExample
 from .prompting import LENGTH_TOLERANCE, PromptSpec, build_pair, check_length, count_tokens, fit_knob, uses_chat_template
 
-__all__ = ["DepthArg", "assemble", "depth_schedule", "example_id", "example_rng", "fit_spec"]
+__all__ = ["DepthArg", "assemble", "depth_schedule", "example_id", "example_rng", "fit_count",
+           "fit_spec"]
 
 DepthArg = float | Sequence[float] | None
 
@@ -48,9 +49,9 @@ def depth_schedule(depth: DepthArg, n: int, task: str, length: int, seed: int) -
     return values
 
 
-def fit_spec(tokenizer: Any, spec_of: Callable[[int], PromptSpec], target: int,
-             lo: int, hi: int) -> PromptSpec:
-    """The spec whose token length is closest to ``target`` over knob values ``[lo, hi]``.
+def fit_count(tokenizer: Any, spec_of: Callable[[int], PromptSpec], target: int,
+              lo: int, hi: int) -> int:
+    """The knob value in ``[lo, hi]`` whose prompt length is closest to ``target``.
 
     Raises ValueError when even the smallest prompt (no filler) is over the tolerance.
     """
@@ -58,8 +59,13 @@ def fit_spec(tokenizer: Any, spec_of: Callable[[int], PromptSpec], target: int,
     if smallest > target * (1 + LENGTH_TOLERANCE):
         raise ValueError(f"length {target} is too short for this task: its prompt has "
                          f"{smallest} tokens before any filler is added")
-    n = fit_knob(lambda k: count_tokens(tokenizer, spec_of(k)), target, lo, hi)
-    return spec_of(n)
+    return fit_knob(lambda k: count_tokens(tokenizer, spec_of(k)), target, lo, hi)
+
+
+def fit_spec(tokenizer: Any, spec_of: Callable[[int], PromptSpec], target: int,
+             lo: int, hi: int) -> PromptSpec:
+    """The spec whose token length is closest to ``target`` (see :func:`fit_count`)."""
+    return spec_of(fit_count(tokenizer, spec_of, target, lo, hi))
 
 
 def assemble(tokenizer: Any, spec: PromptSpec, *, id: str, task: str, answer: str,

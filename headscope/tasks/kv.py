@@ -29,7 +29,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from ._common import DepthArg, assemble, depth_schedule, example_id, example_rng, fit_spec
+from ._common import DepthArg, assemble, depth_schedule, example_id, example_rng, fit_count
 from .base import CalibrationExample
 from .prompting import Piece, PromptSpec
 
@@ -73,7 +73,7 @@ def _spec(gold: tuple[str, str], pairs: list[tuple[str, str]], depth: float,
             kind: str | None = "gold"
         else:
             kind = "distractor" if (k if k < at else k - 1) in marked else None
-        pieces.append(Piece(f'"{key}": "{value}"', kind=kind, label=key))
+        pieces.append(Piece(f'"{key}": "{value}"', kind=kind, label=key or "-"))
     pieces.append(Piece("}\n\n"))
     query_piece = len(pieces)
     pieces += [Piece(_CLOSING), Piece(gold[0], question=True), Piece('"')]
@@ -91,15 +91,18 @@ def make_kv_examples(tokenizer: Any, lengths: list[int], n_examples: int, seed: 
             gold = (random_uuid(rng), random_uuid(rng))
             # A pair costs >= ~40 tokens with any BPE vocabulary; length/20 pairs overshoot.
             pool = [(random_uuid(rng), random_uuid(rng)) for _ in range(length // 20 + 4)]
+            # Spans do not change the tokens, so fit first and mark distractors afterwards,
+            # choosing among the pairs that made it into the prompt.
+            n_chars = fit_count(tokenizer,
+                                lambda n: _spec(gold, _pairs_for(pool, n), d, frozenset()),
+                                length, 0, len(pool) * _PAIR_CHARS)
+            pairs = _pairs_for(pool, n_chars)
             mark_rng = example_rng("kv", length, seed, i, "marks")
-            marked = frozenset(mark_rng.sample(range(len(pool)), min(MAX_DISTRACTOR_SPANS, len(pool))))
-            # Mark pairs by pool index so that fitting (which changes the pair count) keeps the
-            # marks stable; pairs beyond the fitted count simply drop out.
-            spec = fit_spec(tokenizer, lambda n: _spec(gold, _pairs_for(pool, n), d, marked),
-                            length, 0, len(pool) * _PAIR_CHARS)
-            n_pairs = sum(1 for p in spec.pieces if p.label)
+            marked = frozenset(mark_rng.sample(range(len(pairs)),
+                                               min(MAX_DISTRACTOR_SPANS, len(pairs))))
+            spec = _spec(gold, pairs, d, marked)
             out.append(assemble(tokenizer, spec, id=example_id("kv", length, seed, i), task="kv",
                                 answer=gold[1], target_length=length, depth=d,
                                 meta={"question": gold[0], "gold_key": gold[0],
-                                      "n_pairs": str(n_pairs)}))
+                                      "n_pairs": str(len(pairs) + 1)}))
     return out
