@@ -245,12 +245,17 @@ def test_bad_arguments_raise_value_error(tok, kwargs, match):
 
 def _record(**over):
     rec = {"question": "Who painted the blue door?",
-           "paragraphs": [{"idx": 0, "title": "Doors", "paragraph_text": "Ann painted the blue door."},
+           "paragraphs": [{"idx": 0, "title": "Doors",
+                           "paragraph_text": "Ann painted the blue door."},
                           {"idx": "1", "title": "Walls", "paragraph_text": "Bob painted the wall."},
                           {"id": 2, "paragraph_text": "The roof was never painted."}],
            "gt_docs": [0]}
     rec.update(over)
     return rec
+
+
+def _without(key: str) -> dict:
+    return {k: v for k, v in _record().items() if k != key}
 
 
 def _write(path: Path, lines: list[str]) -> Path:
@@ -291,12 +296,14 @@ def test_user_file_over_max_context_raises(tok, tmp_path):
     (["", "   "], "empty"),
     ([json.dumps(_record()), "{not json"], "line 2: invalid JSON"),
     ([json.dumps(_record(question=None))], "line 1: missing key 'question'"),
-    ([json.dumps({k: v for k, v in _record().items() if k != "paragraphs"})], "missing key 'paragraphs'"),
-    ([json.dumps({k: v for k, v in _record().items() if k != "gt_docs"})], "missing key 'gt_docs'"),
+    ([json.dumps(_without("paragraphs"))], "missing key 'paragraphs'"),
+    ([json.dumps(_without("gt_docs"))], "missing key 'gt_docs'"),
     ([json.dumps(_record(gt_docs=[7]))], r"gt_docs \['7'\] are not among the paragraph ids"),
-    ([json.dumps(_record(paragraphs=[{"title": "x", "paragraph_text": "y"}]))], "missing paragraph id"),
+    ([json.dumps(_record(paragraphs=[{"title": "x", "paragraph_text": "y"}]))],
+     "missing paragraph id"),
     ([json.dumps(_record(paragraphs=[{"idx": 1, "title": "x"}]))], "missing paragraph text"),
-    ([json.dumps(_record(paragraphs=[{"idx": 1, "text": "a"}, {"id": "1", "text": "b"}]))], "duplicate"),
+    ([json.dumps(_record(paragraphs=[{"idx": 1, "text": "a"}, {"id": "1", "text": "b"}]))],
+     "duplicate"),
     (["[1, 2]"], "expected a JSON object"),
 ])
 def test_user_file_errors_name_the_file_and_line(tmp_path, lines, match):

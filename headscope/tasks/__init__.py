@@ -93,7 +93,8 @@ def _is_file_task(task: Any) -> bool:
 
 def make_examples(task: str | os.PathLike[str], tokenizer: Any,
                   lengths: Sequence[int] | int = (1024,), n_examples: int = 4, seed: int = 0, *,
-                  max_context: int | None = None, depth: DepthArg = None) -> list[CalibrationExample]:
+                  max_context: int | None = None,
+                  depth: DepthArg = None) -> list[CalibrationExample]:
     """Calibration examples for ``task``, ordered by length then index.
 
     ``task``: one of :data:`TASKS` or a path to a QRHead-shape JSONL file (then ``lengths``,
@@ -121,7 +122,8 @@ def make_examples(task: str | os.PathLike[str], tokenizer: Any,
         if limit is not None and length > limit:
             raise ValueError(f"length {length} is above the model's max context ({limit} tokens)")
     if task in ("needle", "passkey"):
-        return make_needle_examples(tokenizer, length_list, n_examples, seed, kind=task, depth=depth)
+        return make_needle_examples(tokenizer, length_list, n_examples, seed, kind=task,
+                                    depth=depth)
     if task == "qa":
         return make_qa_examples(tokenizer, length_list, n_examples, seed, depth=depth)
     return make_kv_examples(tokenizer, length_list, n_examples, seed, depth=depth)

@@ -7,7 +7,15 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .base import CalibrationExample
-from .prompting import LENGTH_TOLERANCE, PromptSpec, build_pair, check_length, count_tokens, fit_knob, uses_chat_template
+from .prompting import (
+    LENGTH_TOLERANCE,
+    PromptSpec,
+    build_pair,
+    check_length,
+    count_tokens,
+    fit_knob,
+    uses_chat_template,
+)
 
 __all__ = ["DepthArg", "assemble", "depth_schedule", "example_id", "example_rng", "fit_count",
            "fit_spec"]

@@ -105,7 +105,8 @@ def load_qrhead_jsonl(path: str | os.PathLike[str]) -> list[QRHeadRecord]:
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as err:
-                raise ValueError(f"{where}: invalid JSON ({err.msg} at column {err.colno})") from None
+                raise ValueError(f"{where}: invalid JSON ({err.msg} at column {err.colno})"
+                                 ) from None
             question, docs, gold_ids, answer = _parse(obj, where)
             records.append(QRHeadRecord(question, docs, gold_ids, answer, str(file), line_no))
     if not records:

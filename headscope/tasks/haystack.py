@@ -31,8 +31,8 @@ def data_dir() -> Path:
     # The data ships next to the package in the source tree (editable installs read it there).
     path = Path(env) if env else Path(__file__).resolve().parents[2] / "data"
     if not path.is_dir():
-        raise FileNotFoundError(f"headscope data folder not found at {path}; "
-                                "set HEADSCOPE_DATA_DIR to a folder with haystack/, qa/, needles.json")
+        raise FileNotFoundError(f"headscope data folder not found at {path}; set "
+                                "HEADSCOPE_DATA_DIR to a folder with haystack/, qa/, needles.json")
     return path
 
 

@@ -73,36 +73,36 @@ def _spec(gold: tuple[str, str], pairs: list[tuple[str, str]], depth: float,
             kind: str | None = "gold"
         else:
             kind = "distractor" if (k if k < at else k - 1) in marked else None
-        pieces.append(Piece(f'"{key}": "{value}"', kind=kind, label=key or "-"))
+        pieces.append(Piece(f'"{key}": "{value}"', kind=kind, label=key))
     pieces.append(Piece("}\n\n"))
     query_piece = len(pieces)
     pieces += [Piece(_CLOSING), Piece(gold[0], question=True), Piece('"')]
     return PromptSpec(tuple(pieces), query_piece=query_piece, assistant_prefix=_PREFIX)
 
 
+def _one(tokenizer: Any, length: int, seed: int, i: int, depth: float) -> CalibrationExample:
+    rng = example_rng("kv", length, seed, i)
+    gold = (random_uuid(rng), random_uuid(rng))
+    # A pair costs >= ~40 tokens with any BPE vocabulary, so length/20 pairs overshoot.
+    pool = [(random_uuid(rng), random_uuid(rng)) for _ in range(length // 20 + 4)]
+    n_chars = fit_count(tokenizer, lambda n: _spec(gold, _pairs_for(pool, n), depth, frozenset()),
+                        length, 0, len(pool) * _PAIR_CHARS)
+    # Spans do not change the tokens, so mark distractors after fitting, among the pairs that
+    # made it into the prompt.
+    pairs = _pairs_for(pool, n_chars)
+    mark_rng = example_rng("kv", length, seed, i, "marks")
+    marked = frozenset(mark_rng.sample(range(len(pairs)), min(MAX_DISTRACTOR_SPANS, len(pairs))))
+    return assemble(tokenizer, _spec(gold, pairs, depth, marked),
+                    id=example_id("kv", length, seed, i), task="kv", answer=gold[1],
+                    target_length=length, depth=depth,
+                    meta={"question": gold[0], "gold_key": gold[0],
+                          "n_pairs": str(len(pairs) + 1)})
+
+
 def make_kv_examples(tokenizer: Any, lengths: list[int], n_examples: int, seed: int, *,
                      depth: DepthArg = None) -> list[CalibrationExample]:
     """Key-value retrieval examples, ordered by length then index; ``depth`` places the gold
     pair among the pairs (default: spread over [0, 1])."""
-    out: list[CalibrationExample] = []
-    for length in lengths:
-        for i, d in enumerate(depth_schedule(depth, n_examples, "kv", length, seed)):
-            rng = example_rng("kv", length, seed, i)
-            gold = (random_uuid(rng), random_uuid(rng))
-            # A pair costs >= ~40 tokens with any BPE vocabulary; length/20 pairs overshoot.
-            pool = [(random_uuid(rng), random_uuid(rng)) for _ in range(length // 20 + 4)]
-            # Spans do not change the tokens, so fit first and mark distractors afterwards,
-            # choosing among the pairs that made it into the prompt.
-            n_chars = fit_count(tokenizer,
-                                lambda n: _spec(gold, _pairs_for(pool, n), d, frozenset()),
-                                length, 0, len(pool) * _PAIR_CHARS)
-            pairs = _pairs_for(pool, n_chars)
-            mark_rng = example_rng("kv", length, seed, i, "marks")
-            marked = frozenset(mark_rng.sample(range(len(pairs)),
-                                               min(MAX_DISTRACTOR_SPANS, len(pairs))))
-            spec = _spec(gold, pairs, d, marked)
-            out.append(assemble(tokenizer, spec, id=example_id("kv", length, seed, i), task="kv",
-                                answer=gold[1], target_length=length, depth=d,
-                                meta={"question": gold[0], "gold_key": gold[0],
-                                      "n_pairs": str(len(pairs) + 1)}))
-    return out
+    return [_one(tokenizer, length, seed, i, d)
+            for length in lengths
+            for i, d in enumerate(depth_schedule(depth, n_examples, "kv", length, seed))]

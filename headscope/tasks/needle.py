@@ -86,29 +86,29 @@ def _spec(kind: str, hay: Haystack, n_words: int, needle: Needle, depth: float) 
     return PromptSpec(pieces, query_piece=3, assistant_prefix=needle.answer_prefix)
 
 
+def _one(tokenizer: Any, kind: str, length: int, seed: int, i: int,
+         depth: float) -> CalibrationExample:
+    rng = example_rng(kind, length, seed, i)
+    if kind == "passkey":
+        key = rng.randint(10000, 99999)
+        needle, answer = passkey_needle(key), str(key)
+    else:
+        needle = rng.choice(load_needles())
+        answer = needle.answer
+    # English prose runs ~1.2-1.4 tokens per word, so `length` words always overshoot.
+    hay = Haystack(rng, min_words=length)
+    spec = fit_spec(tokenizer, lambda n: _spec(kind, hay, n, needle, depth), length, 0, hay.n_words)
+    return assemble(tokenizer, spec, id=example_id(kind, length, seed, i), task=kind,
+                    answer=answer, target_length=length, depth=depth,
+                    meta={"needle": needle.needle, "question": needle.question})
+
+
 def make_needle_examples(tokenizer: Any, lengths: list[int], n_examples: int, seed: int, *,
                          kind: str = "needle", depth: DepthArg = None) -> list[CalibrationExample]:
     """Needle (``kind="needle"``) or pass-key (``kind="passkey"``) examples, ordered by length
     then index. The haystack is cut word by word to land on each length."""
     if kind not in _HEADERS:
         raise ValueError(f"kind must be one of {tuple(_HEADERS)}, got {kind!r}")
-    needles = load_needles()
-    out: list[CalibrationExample] = []
-    for length in lengths:
-        for i, d in enumerate(depth_schedule(depth, n_examples, kind, length, seed)):
-            rng = example_rng(kind, length, seed, i)
-            if kind == "passkey":
-                key = rng.randint(10000, 99999)
-                needle, answer = passkey_needle(key), str(key)
-            else:
-                needle = rng.choice(needles)
-                answer = needle.answer
-            # English prose runs ~1.2-1.4 tokens per word, so `length` words always overshoot.
-            hay = Haystack(rng, min_words=length)
-            spec = fit_spec(tokenizer, lambda n: _spec(kind, hay, n, needle, d), length,
-                            0, hay.n_words)
-            ex_id = example_id(kind, length, seed, i)
-            out.append(assemble(tokenizer, spec, id=ex_id, task=kind, answer=answer,
-                                target_length=length, depth=d,
-                                meta={"needle": needle.needle, "question": needle.question}))
-    return out
+    return [_one(tokenizer, kind, length, seed, i, d)
+            for length in lengths
+            for i, d in enumerate(depth_schedule(depth, n_examples, kind, length, seed))]

@@ -131,7 +131,8 @@ def _add_special_tokens(tokenizer: Any, text: str) -> bool:
 def count_tokens(tokenizer: Any, spec: PromptSpec) -> int:
     """len(input_ids) of the rendered prompt, without building spans (used while fitting)."""
     text, _, _ = _layout(tokenizer, spec)
-    return len(tokenizer(text, add_special_tokens=_add_special_tokens(tokenizer, text))["input_ids"])
+    enc = tokenizer(text, add_special_tokens=_add_special_tokens(tokenizer, text))
+    return len(enc["input_ids"])
 
 
 class _CharToToken:

@@ -36,7 +36,8 @@ __all__ = ["Document", "QA_CLOSING", "QA_INSTRUCTION", "load_vocab", "make_qa_ex
 # Wording of the QRHead reference prompt (the reference's typo "are relevant" kept on purpose:
 # scores are compared with published ones).
 QA_INSTRUCTION = "Here are some paragraphs:"
-QA_CLOSING = "Please find information that are relevant to the following query in the paragraphs above."
+QA_CLOSING = ("Please find information that are relevant to the following query in the "
+              "paragraphs above.")
 QA_SEPARATOR = "\n\n"
 QA_QUERY_LABEL = "Query: "
 
@@ -102,8 +103,10 @@ _FACTS = (
     ("org", "Where does {name} work?", "For the past few years {first} has worked at {org}."),
     ("instrument", "Which instrument does {name} play?",
      "In the evenings {first} plays the {instrument} with a group of old friends."),
-    ("pet", "What is the name of {name}'s {animal}?", "{first} shares a home with a {animal} named {pet}."),
-    ("dish", "What is {name}'s favourite dish?", "Friends say that {first}'s favourite dish is {dish}."),
+    ("pet", "What is the name of {name}'s {animal}?",
+     "{first} shares a home with a {animal} named {pet}."),
+    ("dish", "What is {name}'s favourite dish?",
+     "Friends say that {first}'s favourite dish is {dish}."),
     ("hobby", "What does {name} do at weekends?", "At weekends {first} enjoys {hobby}."),
     ("colour", "What colour is the front door of {name}'s house?",
      "The front door of {first}'s house is painted {colour}."),
@@ -182,6 +185,35 @@ def _docs_for(gold: Document, pool: list[Document], pool_words: list[int], n_wor
     return docs[:at] + [gold] + docs[at:]
 
 
+def _one(tokenizer: Any, length: int, seed: int, i: int, depth: float) -> CalibrationExample:
+    rng = example_rng("qa", length, seed, i)
+    world = _World(rng)
+    person = world.person()
+    question, answer = _question(person, rng)
+    gold = world.document(person)
+    # Hard distractors first: same first name or same surname as the gold person.
+    pool = [world.document(world.person(first=person.first)),
+            world.document(world.person(last=person.last))]
+    words = sum(len(doc.text.split()) for doc in pool)
+    # Names and numbers cost >1 token per word, so `length` words of text always overshoot.
+    while words < length:
+        pool.append(world.document(world.person()))
+        words += len(pool[-1].text.split())
+    rng.shuffle(pool)
+    pool_words = [len(doc.text.split()) for doc in pool]
+
+    def spec_of(n_words: int) -> PromptSpec:
+        return qa_spec(question, _docs_for(gold, pool, pool_words, n_words, depth), [gold.idx])
+
+    spec = fit_spec(tokenizer, spec_of, length, 0, sum(pool_words))
+    doc_pieces = [p for p in spec.pieces if p.kind in ("gold", "distractor")]
+    gold_position = 1 + [p.kind for p in doc_pieces].index("gold")
+    return assemble(tokenizer, spec, id=example_id("qa", length, seed, i), task="qa",
+                    answer=answer, target_length=length, depth=depth,
+                    meta={"question": question, "gold_ids": json.dumps([gold.idx]),
+                          "n_docs": str(len(doc_pieces)), "gold_position": str(gold_position)})
+
+
 def make_qa_examples(tokenizer: Any, lengths: list[int], n_examples: int, seed: int, *,
                      depth: DepthArg = None) -> list[CalibrationExample]:
     """Synthetic multi-document QA examples, ordered by length then index.
@@ -189,32 +221,6 @@ def make_qa_examples(tokenizer: Any, lengths: list[int], n_examples: int, seed: 
     The amount of distractor text is fitted word by word, so the last distractor may end
     mid-sentence; ``depth`` places the gold document in the list (default: spread over [0, 1]).
     """
-    out: list[CalibrationExample] = []
-    for length in lengths:
-        for i, d in enumerate(depth_schedule(depth, n_examples, "qa", length, seed)):
-            rng = example_rng("qa", length, seed, i)
-            world = _World(rng)
-            gold_person = world.person()
-            question, answer = _question(gold_person, rng)
-            gold = world.document(gold_person)
-            # Hard distractors first: same first name or same surname as the gold person.
-            pool = [world.document(world.person(first=gold_person.first)),
-                    world.document(world.person(last=gold_person.last))]
-            words = sum(len(doc.text.split()) for doc in pool)
-            # Names and numbers cost >1 token per word, so `length` words always overshoot.
-            while words < length:
-                pool.append(world.document(world.person()))
-                words += len(pool[-1].text.split())
-            rng.shuffle(pool)
-            pool_words = [len(doc.text.split()) for doc in pool]
-            spec = fit_spec(tokenizer,
-                            lambda n: qa_spec(question, _docs_for(gold, pool, pool_words, n, d),
-                                              [gold.idx]),
-                            length, 0, sum(pool_words))
-            n_docs = sum(1 for p in spec.pieces if p.kind is not None)
-            gold_pos = next(k for k, p in enumerate(p for p in spec.pieces if p.kind) if p.kind == "gold")
-            out.append(assemble(tokenizer, spec, id=example_id("qa", length, seed, i), task="qa",
-                                answer=answer, target_length=length, depth=d,
-                                meta={"question": question, "gold_ids": json.dumps([gold.idx]),
-                                      "n_docs": str(n_docs), "gold_position": str(gold_pos + 1)}))
-    return out
+    return [_one(tokenizer, length, seed, i, d)
+            for length in lengths
+            for i, d in enumerate(depth_schedule(depth, n_examples, "qa", length, seed))]
