@@ -241,6 +241,15 @@ def test_bad_arguments_raise_value_error(tok, kwargs, match):
         make_examples(args.pop("task"), tok, **args)
 
 
+def test_slow_tokenizer_is_refused():
+    class Slow:
+        is_fast = False
+        chat_template = None
+
+    with pytest.raises(ValueError, match="fast tokenizer"):
+        make_examples("needle", Slow(), [512], 1)
+
+
 # ---------------------------------------------------------------- user files
 
 def _record(**over):

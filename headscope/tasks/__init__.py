@@ -28,7 +28,7 @@ from .base import SPAN_KINDS, CalibrationExample, Span
 from .files import QRHeadRecord, load_qrhead_jsonl, make_file_examples
 from .kv import make_kv_examples
 from .needle import make_needle_examples
-from .prompting import NULL_QUERY
+from .prompting import NULL_QUERY, require_fast
 from .qa import make_qa_examples
 
 __all__ = [
@@ -106,6 +106,7 @@ def make_examples(task: str | os.PathLike[str], tokenizer: Any,
     """
     if not isinstance(n_examples, int) or isinstance(n_examples, bool) or n_examples < 1:
         raise ValueError(f"n_examples must be an int >= 1, got {n_examples!r}")
+    require_fast(tokenizer)
     limit = _context_limit(tokenizer, max_context)
     if _is_file_task(task):
         return make_file_examples(task, tokenizer, n_examples, max_context=limit)

@@ -67,6 +67,14 @@ class CalibrationExample:
     depth: float | None = None
     meta: tuple[tuple[str, str], ...] = field(default=())
 
+    def __post_init__(self) -> None:
+        if not 0 <= self.query_start < len(self.input_ids):
+            raise ValueError(f"query_start must index input_ids (0..{len(self.input_ids) - 1}), "
+                             f"got {self.query_start}")
+        for s in self.spans:
+            if s.end > len(self.input_ids):
+                raise ValueError(f"span {s} ends after the prompt ({len(self.input_ids)} tokens)")
+
     def __len__(self) -> int:
         return len(self.input_ids)
 

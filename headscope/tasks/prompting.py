@@ -37,6 +37,7 @@ __all__ = [
     "count_tokens",
     "fit_knob",
     "render",
+    "require_fast",
     "uses_chat_template",
 ]
 
@@ -122,6 +123,13 @@ def _layout(tokenizer: Any, spec: PromptSpec) -> tuple[str, int, list[tuple[int,
     return text, at, [(a, b) for a, b in template if b > a]
 
 
+def require_fast(tokenizer: Any) -> None:
+    """Raise ValueError for slow tokenizers, which cannot report character offsets."""
+    if not getattr(tokenizer, "is_fast", False):
+        raise ValueError("calibration tasks need a fast tokenizer (character offsets map text "
+                         "spans to tokens); load it with use_fast=True")
+
+
 def _add_special_tokens(tokenizer: Any, text: str) -> bool:
     # A chat template that already wrote BOS must not get a second one from the tokenizer.
     bos = getattr(tokenizer, "bos_token", None)
@@ -164,6 +172,7 @@ def render(tokenizer: Any, spec: PromptSpec) -> Rendered:
     the assistant prefix), ``sink`` (token 0) and ``query`` (``[query_start, len)``).
     """
     text, at, template = _layout(tokenizer, spec)
+    require_fast(tokenizer)
     enc = tokenizer(text, add_special_tokens=_add_special_tokens(tokenizer, text),
                     return_offsets_mapping=True)
     ids = tuple(int(t) for t in enc["input_ids"])
