@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -88,12 +89,20 @@ def plan_examples(config: CalibrationConfig, tokenizer: Any, max_context: int | 
 
 
 def _check_writable(out_dir: Path) -> None:
-    """Fail before any work if the output cannot be written (no half-made run left behind)."""
-    probe = out_dir if out_dir.exists() else next((p for p in out_dir.parents if p.exists()), Path("."))
+    """Fail before any work if the output cannot be written (no half-made run left behind).
+
+    Tries to create (and remove) a scratch directory where the run will go: permission bits
+    alone do not tell (root ignores them; read-only mounts and paths under a file do not).
+    """
     if out_dir.exists() and not out_dir.is_dir():
         raise FileExistsError(f"--out {out_dir} exists and is not a directory.")
-    if not os.access(probe, os.W_OK):
-        raise PermissionError(f"Cannot write to {out_dir}: {probe} is not writable. Choose another --out.")
+    probe = out_dir if out_dir.exists() else next((p for p in out_dir.parents if p.exists()), Path("."))
+    try:
+        if not probe.is_dir():
+            raise NotADirectoryError(f"{probe} is a file")
+        Path(tempfile.mkdtemp(prefix=".headscope-probe-", dir=probe)).rmdir()
+    except OSError as err:
+        raise PermissionError(f"Cannot write the run to {out_dir} ({err}). Choose another --out.") from err
 
 
 def _check_resumable(out_dir: Path, identity: dict[str, Any]) -> None:

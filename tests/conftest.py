@@ -1,0 +1,60 @@
+"""Shared fixtures: tiny random-weight models for mechanics, the bundled models for behaviour.
+
+The bundled models load once per test session (session-scoped fixtures).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+
+class ByteTokenizer:
+    """A minimal tokenizer stand-in for tiny random models: ids are the text's bytes."""
+
+    eos_token_id = 1
+    chat_template = None
+
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        return list(text.encode())
+
+    def decode(self, ids: list[int], skip_special_tokens: bool = True) -> str:
+        return bytes(i for i in ids if 2 <= i < 256).decode(errors="replace")
+
+
+def tiny_llama(seed: int = 0, **overrides: object) -> torch.nn.Module:
+    """A 3-layer Llama with GQA (4 query heads, 2 KV heads), random weights."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    cfg = dict(vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=3,
+               num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512)
+    cfg.update(overrides)
+    torch.manual_seed(seed)
+    return LlamaForCausalLM(LlamaConfig(**cfg)).eval()
+
+
+def tiny_gemma3(seed: int = 0) -> torch.nn.Module:
+    """A 3-layer Gemma-3 text model: two sliding-window layers (window 8) and one global layer."""
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    cfg = Gemma3TextConfig(vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=3,
+                           num_attention_heads=4, num_key_value_heads=1, head_dim=16, max_position_embeddings=512,
+                           sliding_window=8, layer_types=["sliding_attention", "sliding_attention", "full_attention"])
+    torch.manual_seed(seed)
+    return Gemma3ForCausalLM(cfg).eval()
+
+
+@pytest.fixture(scope="session")
+def smollm2():
+    """The bundled default model (SmolLM2-135M-Instruct), loaded once per session."""
+    from headscope.models import load_model
+
+    return load_model("smollm2-135m", device="cpu", dtype="float32")
+
+
+@pytest.fixture(scope="session")
+def gemma3():
+    """The bundled Gemma-3-270M, loaded once per session."""
+    from headscope.models import load_model
+
+    return load_model("gemma3-270m", device="cpu", dtype="float32")
