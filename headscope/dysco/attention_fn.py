@@ -97,7 +97,8 @@ class Controller:
     def bias_for(self, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
         key = (device, dtype)
         if key not in self._bias_on:  # one copy per layer device (device_map="auto" splits layers)
-            assert self._bias is not None
+            if self._bias is None:
+                raise RuntimeError("bias_for called with no bias set")
             self._bias_on[key] = self._bias.to(device=device, dtype=dtype)
         return self._bias_on[key]
 
