@@ -104,9 +104,13 @@ def write_part(run_dir: str | Path, index: int, ds: xr.Dataset) -> Path:
     final = parts / _part_name(index)
     tmp = parts / f".{_part_name(index)}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    # Strings as fixed-width unicode: portable across zarr v2/v3 readers.
-    encoding = {name: {"dtype": ds[name].dtype} for name in ds.data_vars if ds[name].dtype.kind == "U"}
-    ds.to_zarr(tmp, mode="w", encoding=encoding, consolidated=False, zarr_format=3)
+    # Strings as variable-length UTF-8 (zarr v3's specified string type; fixed-width numpy
+    # unicode has no v3 specification and may not be readable by other zarr libraries).
+    ds = ds.copy()
+    for name in list(ds.variables):
+        if ds[name].dtype.kind == "U":
+            ds[name] = ds[name].astype(object)
+    ds.to_zarr(tmp, mode="w", consolidated=False, zarr_format=3)
     tmp.rename(final)
     return final
 
