@@ -167,17 +167,18 @@ def test_context_warmup_importance_is_decayed_average_of_eager_rows(tiny_llama):
     n = ids.numel()
     prefill = n - c - w
     r = torch.zeros(prefill)
-    for j in range(prefill, n - w - 1):  # c - 1 warm-up reads: the prefill is the first warm-up step
+    for j in range(prefill, n - w):  # c warm-up reads (ALGORITHMS.md 3, step 2)
         a = torch.stack([att[layer][0, head, j, : j + 1] for layer, head in HEADS]).mean(0)
         r = torch.cat([r, torch.zeros(1)]) * g + a
         r = r / r.sum()
     tr = res.trace
     warm = tr.where(tr.phase == "context_warmup", drop=True)
-    assert warm.sizes["step"] == c - 1
-    last = torch.from_numpy(warm.importance.values[-1][: n - w - 1])
+    assert warm.sizes["step"] == c
+    last = torch.from_numpy(warm.importance.values[-1][: n - w])
     assert torch.allclose(last, r, atol=1e-5)
-    assert res.steps == (c - 1) + (w + 1) + 1  # warm-up reads, intervened prompt tokens, 1 fed generated token
-    assert list(tr.phase.values).count("prompt") == w
+    assert res.steps == c + w + 1  # warm-up reads, intervened prompt tokens, 1 fed generated token
+    # The last prompt token is intervened on and produces the first generated token.
+    assert list(tr.phase.values).count("prompt") == w - 1
 
 
 def test_selected_positions_follow_topk_of_importance(tiny_llama):

@@ -1,15 +1,15 @@
 """The DySCO decode loop (ALGORITHMS.md section 3) and its baselines, for one prompt.
 
 Schedule, for a prompt ``x[0..n-1]``, context warm-up ``c`` and intervention warm-up ``w``,
-counted as the reference (princeton-pli/DySCO ``_rescale_sample``) counts them:
+exactly as ALGORITHMS.md section 3 states it:
 
-1. Prefill ``x[0 .. n-c-w-1]`` with plain attention; importance ``r`` = zeros over it. The
-   reference counts this pass as the first of the ``c`` warm-up steps (its loop condition is
-   ``cur_len < n - w`` with ``cur_len`` = tokens seen including the one being fed).
-2. Context warm-up reads: each of ``x[n-c-w .. n-w-2]`` (``c - 1`` tokens) is fed alone with
-   plain attention, keeping its keys/values; the selected heads' rows from it to every position
+1. Prefill ``x[0 .. n-c-w-1]`` with plain attention; importance ``r`` = zeros over it.
+2. Context warm-up: each of ``x[n-c-w .. n-w-1]`` (``c`` tokens) is fed alone with plain
+   attention, keeping its keys/values; the selected heads' rows from it to every position
    (itself included) are averaged over the heads (``a``) and ``r <- normalise(a + g [r, 0])``.
-3. Intervention steps: ``x[n-w-1 .. n-1]`` (``w + 1`` prompt tokens, teacher-forced; all but
+   (The authors' code counts its prefill as the first of these ``c`` steps, so it reads
+   ``c - 1`` rows and intervenes on ``w + 1`` prompt tokens; headscope follows the spec.)
+3. Intervention steps: ``x[n-w .. n-1]`` (``w`` prompt tokens, teacher-forced; all but
    the last have their logits discarded), then every generated token:
    a. partial plain pass of the token through layers ``0 .. max selected layer``; its
       keys/values are not kept (the cache is restored); ``r`` is updated as in 2;
@@ -222,10 +222,10 @@ def generate(lm: Any, input_ids: Any, config: DyscoConfig, *, record: bool = Fal
                 f"The prompt has {n} tokens; DySCO needs at least context_warmup + intervention_warmup + 1 = "
                 f"{c} + {w} + 1 = {c + w + 1} (lower --context-warmup or --intervention-warmup)."
             )
-        if not config.dynamic and c < 2:
+        if not config.dynamic and c < 1:
             raise ValueError(
-                f"The 'context_warmup' parameter must be >= 2 for static rescaling (its selection uses the "
-                f"importance read during warm-up; the prefill counts as the first step). Got {c} instead."
+                f"The 'context_warmup' parameter must be >= 1 for static rescaling (its selection uses the "
+                f"importance read during context warm-up). Got {c} instead."
             )
         prefill = min(n - c - w, n - 1)
     else:
@@ -287,7 +287,7 @@ def _dysco_loop(model: Any, ctl: Controller, forward: Any, cache: Any, ids: torc
     tokens = ids.tolist()
     j = prefill
     steps = 0
-    intervention_start = n - w - 1  # the reference's `cur_len < n - w` warm-up test, with cur_len = j + 1
+    intervention_start = n - w  # ALGORITHMS.md 3: the last w prompt tokens are intervened on
     while True:
         tok = torch.tensor([tokens[j]])
         ctl.total = j + 1
