@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .capture import NEEDLE_TASKS, AttentionRecorder
+from .distributed import barrier, device_for, process_group, rank_info, shard
 from .store import done_examples, example_dataset, open_capture, read_run_info, write_part, write_run_info
 
 if TYPE_CHECKING:
@@ -136,32 +137,47 @@ def run_calibration(
     """
     from tqdm.auto import tqdm
 
-    from .models import load_model, load_tokenizer
+    from .models import _resolve, load_model, load_tokenizer
 
     out = Path(out_dir)
-    _check_writable(out)
     identity = {k: (list(v) if isinstance(v, tuple) else v) for k, v in config.to_dict().items() if k in _IDENTITY_KEYS}
-    _check_resumable(out, identity)
-    tokenizer = lm.tokenizer if lm is not None else load_tokenizer(config.model, revision=config.revision)
-    max_context = lm.geometry.max_context if lm is not None else _max_context_of(config)
-    examples = plan_examples(config, tokenizer, max_context)
-    pending = [i for i in range(len(examples)) if i not in done_examples(out)]
-    if lm is None and pending:
-        lm = load_model(config.model, device=config.device, dtype=config.dtype, revision=config.revision)
-    attrs = _run_attrs(config, lm, examples) if lm is not None else read_run_info(out)["attrs"]  # type: ignore[index]
-    layout = _layout(examples, config)
-    out.mkdir(parents=True, exist_ok=True)
-    write_run_info(out, {"config": config.to_dict(), "attrs": attrs, "layout": layout})
-    if pending:
-        recorder = AttentionRecorder(lm)  # type: ignore[arg-type]
-        bar = tqdm(pending, desc=f"calibrate {config.task}", unit="ex", disable=not progress)
-        for index in bar:
-            example = examples[index]
-            bar.set_postfix_str(f"{len(example.input_ids)} tok")
-            captured = recorder.capture_example(example, config.decode_steps)
-            write_part(out, index, example_dataset(example, captured, attrs=attrs, **layout))
-            if on_example is not None:
-                on_example(index, len(examples))
+    # Under torchrun / accelerate launch each rank takes its share of the examples (see
+    # headscope.distributed); alone, rank 0 of 1 takes them all and no barrier does anything.
+    info = rank_info()
+    with process_group(info):
+        if info.is_main:
+            _check_writable(out)  # its probe directory must be gone before other ranks look inside
+            if lm is None and info.distributed:
+                _resolve(config.model, config.revision)  # convert a bundled model once, not once per rank
+        barrier(info)
+        _check_resumable(out, identity)
+        tokenizer = lm.tokenizer if lm is not None else load_tokenizer(config.model, revision=config.revision)
+        max_context = lm.geometry.max_context if lm is not None else _max_context_of(config)
+        examples = plan_examples(config, tokenizer, max_context)
+        pending = shard([i for i in range(len(examples)) if i not in done_examples(out)], info)
+        if lm is None and pending:
+            lm = load_model(config.model, device=device_for(config.device, info), dtype=config.dtype,
+                            revision=config.revision)
+        layout = _layout(examples, config)
+        barrier(info)  # every rank has read the run directory before rank 0 writes to it
+        if info.is_main:
+            attrs = _run_attrs(config, lm, examples) if lm is not None else read_run_info(out)["attrs"]  # type: ignore[index]
+            out.mkdir(parents=True, exist_ok=True)
+            write_run_info(out, {"config": config.to_dict(), "attrs": attrs, "layout": layout})
+        barrier(info)
+        if not info.is_main:
+            attrs = read_run_info(out)["attrs"]  # type: ignore[index]  # rank 0's: every part alike
+        if pending:
+            recorder = AttentionRecorder(lm)  # type: ignore[arg-type]
+            bar = tqdm(pending, desc=f"calibrate {config.task}", unit="ex", disable=not progress or not info.is_main)
+            for index in bar:
+                example = examples[index]
+                bar.set_postfix_str(f"{len(example.input_ids)} tok")
+                captured = recorder.capture_example(example, config.decode_steps)
+                write_part(out, index, example_dataset(example, captured, attrs=attrs, **layout))
+                if on_example is not None:
+                    on_example(index, len(examples))
+        barrier(info)  # every part is written before any rank opens the dataset
     return open_capture(out)
 
 

@@ -61,7 +61,10 @@ def calibrate_command(model_name: str, device: str, dtype: str, revision: str | 
         return run_calibration(config, out_dir, progress=not quiet)
 
     ds = run_user_errors(run)
-    _print_summary(ds, out_dir)
+    from ..distributed import rank_info
+
+    if rank_info().is_main:  # under torchrun every rank returns the merged dataset; one summary
+        _print_summary(ds, out_dir)
 
 
 def _print_summary(ds: xr.Dataset, out_dir: str) -> None:
