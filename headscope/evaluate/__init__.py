@@ -1,0 +1,50 @@
+"""Evaluation tasks and their metrics, for ablations.
+
+- :mod:`.metrics`: normalisation, exact match, contains-answer, MRCR, LongBench v2 choice,
+  RULER string match (pure functions, no model).
+- :mod:`.examples`: :class:`EvalExample` and :func:`make_eval_examples` (synthetic tasks at an
+  evaluation seed, or ``FORMAT:PATH`` benchmark files).
+- :mod:`.files`: the benchmark-file loaders (formats in ``docs/eval-formats.md``).
+
+Example
+-------
+>>> from headscope.evaluate import contains_answer
+>>> contains_answer("It is 48213.", "48213")
+1.0
+"""
+
+from __future__ import annotations
+
+from .examples import DEFAULT_MAX_NEW_TOKENS, SYNTHETIC_TASKS, EvalExample, from_calibration, make_eval_examples
+from .files import FILE_FORMATS, load_task_file, parse_task
+from .metrics import (
+    METRICS,
+    choice_accuracy,
+    contains_answer,
+    exact_match,
+    mrcr_score,
+    normalize,
+    parse_choice,
+    ruler_all,
+    ruler_any,
+)
+
+__all__ = [
+    "DEFAULT_MAX_NEW_TOKENS",
+    "FILE_FORMATS",
+    "METRICS",
+    "SYNTHETIC_TASKS",
+    "EvalExample",
+    "choice_accuracy",
+    "contains_answer",
+    "exact_match",
+    "from_calibration",
+    "load_task_file",
+    "make_eval_examples",
+    "mrcr_score",
+    "normalize",
+    "parse_choice",
+    "parse_task",
+    "ruler_all",
+    "ruler_any",
+]
