@@ -61,8 +61,8 @@ def qr_score(
 ) -> xr.DataArray:
     """QRScore per head: DataArray ``[layer, head]`` (or ``[example, layer, head]``).
 
-    Loads one example at a time (``query_attention`` and ``null_attention`` rows), so it runs on
-    lazily opened, dask-backed captures of any length.
+    Loads only the gold spans' positions of one example at a time (``query_attention`` and
+    ``null_attention``), so it runs on lazily opened, dask-backed captures of any size.
     """
     require(ds, ["query_attention", "null_attention", "prompt_length", "null_prompt_length"], "qr_score")
     table = span_table(ds, gold_kinds)
@@ -76,12 +76,14 @@ def qr_score(
         if not table[i]:
             continue
         m = int(min(plen[i], nlen[i]))
-        ex = ds.isel(example=i, position=slice(0, m))
-        c = (np.asarray(ex["query_attention"].values, dtype=np.float64)
-             - np.asarray(ex["null_attention"].values, dtype=np.float64))  # [layer, head, position]
         for s, e in table[i]:
             e = min(e, m)
             if e > s:
-                out[i] += qr_doc_score(c[..., s:e])
+                # Only the gold span's positions are read: on a lazily opened capture this touches
+                # the zarr chunks under the span, not the example's whole [layer, head, position] rows.
+                span = ds[["query_attention", "null_attention"]].isel(example=i, position=slice(s, e))
+                c = (np.asarray(span["query_attention"].values, dtype=np.float64)
+                     - np.asarray(span["null_attention"].values, dtype=np.float64))  # [layer, head, position]
+                out[i] += qr_doc_score(c)
     da = example_frame(ds, out, "qr_score", method="qrscore")
     return da if per_example else reduce_examples(da)
