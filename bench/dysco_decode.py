@@ -113,7 +113,8 @@ def main() -> None:
     ap.add_argument("--tiny", action="store_true", help="Tiny random Llama on CPU (smoke check).")
     ap.add_argument("--lengths", default=None, help="Comma-separated prompt lengths.")
     ap.add_argument("--new-tokens", type=int, default=32)
-    ap.add_argument("--heads", type=int, default=8, help="Number of (random, seeded) selected heads.")
+    ap.add_argument("--heads", default="8",
+                    help="A number of random (seeded) heads, or a head set (file or published:NAME).")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     if args.gpu and args.tiny:
@@ -128,7 +129,12 @@ def main() -> None:
 
     lm = build_model(mode)
     gpu = mode == "gpu"
-    heads = random_heads((lm.geometry.n_layers, lm.geometry.n_heads), args.heads, seed=args.seed).heads
+    if args.heads.isdigit():
+        heads = random_heads((lm.geometry.n_layers, lm.geometry.n_heads), int(args.heads), seed=args.seed).heads
+    else:
+        from headscope.heads import resolve_heads
+
+        heads = resolve_heads(args.heads).heads
     vocab = int(lm.model.config.vocab_size)
     methods = {
         "vanilla": DyscoConfig(method="vanilla"),
@@ -151,7 +157,8 @@ def main() -> None:
                          "first_token_s": t1, "total_s": tn, "peak_mem_mib": peak})
             print(f"  {length:>6} {name:<8} {rows[-1]['ms_per_token']:8.1f} ms/token", flush=True)
 
-    print(f"\n{lm.name} on {'cuda' if gpu else 'cpu'}, {args.heads} heads, {args.new_tokens} new tokens")
+    print(f"\n{lm.name} on {'cuda' if gpu else 'cpu'}, {len(heads)} heads (max layer {max(h[0] for h in heads)}), "
+          f"{args.new_tokens} new tokens")
     print(f"{'length':>7} {'method':<8} {'ms/token':>9} {'first tok s':>11} {'peak MiB':>9} {'x vanilla':>9}")
     for row in rows:
         base = next(r for r in rows if r["length"] == row["length"] and r["method"] == "vanilla")
@@ -162,7 +169,7 @@ def main() -> None:
     import transformers
 
     result = {
-        "mode": mode, "model": lm.name, "n_heads": args.heads, "heads": [list(h) for h in heads],
+        "mode": mode, "model": lm.name, "n_heads": len(heads), "heads": [list(h) for h in heads],
         "new_tokens": args.new_tokens, "seed": args.seed, "dysco_config": methods["dysco"].to_dict(),
         "device": torch.cuda.get_device_name() if gpu else platform.processor() or platform.machine(),
         "torch": torch.__version__, "transformers": transformers.__version__,

@@ -175,5 +175,10 @@ def open_capture(path: str | Path, *, chunks: dict[str, int] | None = None) -> x
         )
     except Exception as err:  # zarr/xarray raise many types for damaged stores
         raise ValueError(f"Could not read the capture parts in {run_dir / PARTS}: {err}") from err
+    # zarr returns variable-length strings as numpy's StringDType, which much numpy/xarray code
+    # cannot cast yet: hand them out as plain Python-object strings.
+    for name in list(ds.variables):
+        if ds[name].dtype.kind == "T":
+            ds[name] = ds[name].astype(object)
     ds.attrs = dict(info.get("attrs", ds.attrs))
     return ds

@@ -1,0 +1,121 @@
+"""Pass-key accuracy of vanilla decoding vs DySCO (QRScore heads, random heads), per prompt length.
+
+The DySCO issue's acceptance study: held-out pass-key prompts (5-digit key in filler, assistant
+turn primed with "The pass key is"), heads ranked by QRScore on calibration prompts of a
+disjoint seed. Each (method, length, prompt) result is appended to ``OUT/results.jsonl`` as it
+finishes, so an interrupted run resumes where it stopped; ``OUT/summary.json`` holds the
+accuracies with 95% Wilson intervals.
+
+    python bench/passkey_accuracy.py --heads runs/heads-passkey-qr8.json --lengths 1300,2500,4000 \\
+        --prompts 100 --methods vanilla,dysco:2,dysco:3,random-heads:3 --out reports/dysco-smollm2
+
+A method is ``vanilla`` or ``NAME:STRENGTH`` with NAME in dysco, dysco-static, random-heads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion (good at small n and near 0 or 1)."""
+    if n == 0:
+        return (float("nan"), float("nan"))
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (centre - half, centre + half)
+
+
+def main() -> None:
+    from tqdm.auto import tqdm
+
+    from headscope.calibrate import library_versions
+    from headscope.dysco import DyscoConfig, generate
+    from headscope.heads import HeadSet, random_heads
+    from headscope.models import load_model
+    from headscope.tasks import make_examples
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--heads", required=True, help="Head set file (e.g. from `headscope rank`).")
+    ap.add_argument("--lengths", default="1300,2500,4000")
+    ap.add_argument("--prompts", type=int, default=100, help="Prompts per length.")
+    ap.add_argument("--seed", type=int, default=5000, help="Evaluation seed (disjoint from calibration).")
+    ap.add_argument("--methods", default="vanilla,dysco:2,dysco:3,random-heads:3")
+    ap.add_argument("--top-k", type=int, default=256)
+    ap.add_argument("--top-p", type=float, default=0.975)
+    ap.add_argument("--decay", type=float, default=0.75)
+    ap.add_argument("--max-new-tokens", type=int, default=8)
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args()
+
+    lm = load_model(args.model, device=args.device)
+    heads = HeadSet.load(args.heads)
+    heads.validate(lm.geometry)
+    lengths = [int(x) for x in args.lengths.split(",")]
+    args.out.mkdir(parents=True, exist_ok=True)
+    results_path = args.out / "results.jsonl"
+    done = set()
+    if results_path.exists():
+        for line in results_path.read_text().splitlines():
+            row = json.loads(line)
+            done.add((row["method"], row["length"], row["id"]))
+
+    def config_for(method: str) -> DyscoConfig:
+        if method == "vanilla":
+            return DyscoConfig(method="vanilla", max_new_tokens=args.max_new_tokens)
+        name, strength = method.split(":")
+        chosen = heads.heads
+        if name == "random-heads":
+            chosen = random_heads(lm.geometry, len(heads), seed=0).heads
+        return DyscoConfig(heads=chosen, method="dysco" if name == "random-heads" else name,
+                           strength=float(strength), top_k=args.top_k, top_p=args.top_p, decay=args.decay,
+                           max_new_tokens=args.max_new_tokens)
+
+    methods = args.methods.split(",")
+    configs = {m: config_for(m) for m in methods}
+    jobs = []
+    for length in lengths:
+        examples = make_examples("passkey", lm.tokenizer, lengths=[length], n_examples=args.prompts, seed=args.seed,
+                                 max_context=lm.geometry.max_context)
+        jobs += [(m, length, ex) for ex in examples for m in methods if (m, length, ex.id) not in done]
+    started = time.time()
+    with results_path.open("a") as sink:
+        for method, length, ex in tqdm(jobs, desc="passkey", unit="gen"):
+            res = generate(lm, list(ex.input_ids), configs[method])
+            row = {"method": method, "length": length, "id": ex.id, "n_prompt": len(ex.input_ids),
+                   "answer": ex.answer, "output": res.text, "correct": ex.answer in res.text}
+            sink.write(json.dumps(row) + "\n")
+            sink.flush()
+    rows = [json.loads(line) for line in results_path.read_text().splitlines()]
+    summary = []
+    for method in methods:
+        for length in lengths:
+            cell = [r for r in rows if r["method"] == method and r["length"] == length]
+            k = sum(r["correct"] for r in cell)
+            lo, hi = wilson(k, len(cell))
+            mean_tokens = sum(r["n_prompt"] for r in cell) / max(len(cell), 1)
+            summary.append({"method": method, "length": length, "mean_prompt_tokens": round(mean_tokens),
+                            "correct": k, "n": len(cell), "accuracy": k / max(len(cell), 1),
+                            "ci95": [round(lo, 3), round(hi, 3)]})
+            print(f"{method:<16} {length:>5} ({mean_tokens:6.0f} tok)  {k:>3}/{len(cell):<3}  "
+                  f"[{lo:.2f}, {hi:.2f}]", flush=True)
+    (args.out / "summary.json").write_text(json.dumps({
+        "model": lm.name, "heads": [list(h) for h in heads.heads], "heads_file": args.heads,
+        "random_heads": [list(h) for h in random_heads(lm.geometry, len(heads), seed=0).heads],
+        "settings": {k: v for k, v in vars(args).items() if k != "out"} | {"out": str(args.out)},
+        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+        "versions": library_versions(), "seconds": round(time.time() - started, 1), "cells": summary,
+    }, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
