@@ -124,17 +124,19 @@ def _as_ids(input_ids: Any) -> torch.Tensor:
 class _Sampler:
     """Greedy argmax, or temperature + top-p sampling from a seeded generator."""
 
-    def __init__(self, config: DyscoConfig, device: torch.device) -> None:
+    def __init__(self, config: DyscoConfig) -> None:
         self.config = config
-        self.gen = None
-        if config.do_sample:
-            self.gen = torch.Generator(device=device)
-            self.gen.manual_seed(config.seed)
+        self.gen: torch.Generator | None = None
 
     def __call__(self, logits: torch.Tensor) -> int:
         logits = logits.float()
-        if self.gen is None:
+        if not self.config.do_sample:
             return int(torch.argmax(logits))
+        if self.gen is None:
+            # On the logits' device: with layers split over GPUs (device_map="auto") the logits
+            # come from the last GPU, not the embeddings' one, and multinomial needs them to match.
+            self.gen = torch.Generator(device=logits.device)
+            self.gen.manual_seed(self.config.seed)
         scores = logits / self.config.sampling_temperature
         if self.config.sampling_top_p < 1.0:  # HF TopPLogitsWarper: drop the low tail of mass 1-p
             sorted_logits, order = torch.sort(scores, descending=False)
@@ -232,7 +234,7 @@ def generate(lm: Any, input_ids: Any, config: DyscoConfig, *, record: bool = Fal
         prefill = n
     device = lm.device
     eos = _eos_ids(model, tokenizer)
-    sampler = _Sampler(config, device)
+    sampler = _Sampler(config)
     trace = _Trace() if record else None
     scale = 1.0 / config.temperature if config.method == "sharpen" else 1.0
     cache = new_cache(model)
