@@ -1,0 +1,414 @@
+"""``AblationConfig``: the grid of an ablation study, read from YAML and validated before any model loads.
+
+Grid axes (each a list; a scalar means a list of one): ``models``, ``tasks``, ``lengths``,
+``methods``, ``heads``, ``strengths``, ``top_k``, ``top_p``, ``decay``, ``temperature``.
+For file tasks (``FORMAT:PATH``) each length is a prompt budget: LongBench v2 contexts are cut in the
+middle to fit it, other files keep the records that fit. Settings: ``examples`` (per task and length), ``seed`` (evaluation seed), ``max_new_tokens``,
+``device``, ``dtype``, ``revision``, ``allow_other_model``, and the sections
+``dysco`` (fixed DySCO options), ``calibration`` (how ``qrscore:K`` / ``retrieval:K`` heads are
+found) and ``tuning`` (how ``auto`` strength / top-k are chosen), ``headline`` (which setting the
+report's main figures show). ``configs/smollm2-study.yaml`` shows every key.
+
+Example
+-------
+>>> cfg = AblationConfig.from_dict({"tasks": "passkey", "lengths": [512], "methods": ["vanilla", "dysco"],
+...                                 "heads": ["random:4"], "strengths": [3]})
+>>> cfg.strengths, cfg.heads
+((3.0,), ('random:4',))
+>>> AblationConfig.from_dict({"strenghts": [2]})
+Traceback (most recent call last):
+...
+ValueError: Unknown key 'strenghts' in the ablation config. Known keys: allow_other_model, calibration, decay, device, dtype, dysco, examples, headline, heads, lengths, max_new_tokens, methods, models, revision, seed, strengths, tasks, temperature, top_k, top_p, tuning.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+__all__ = ["GRID_AXES", "HEAD_METHODS", "METHODS", "AblationConfig", "CalibrationSpec", "HeadSpec", "TuningSpec",
+           "parse_head_spec"]
+
+METHODS = ("vanilla", "dysco", "dysco-static", "random-heads", "sharpen")
+HEAD_METHODS = ("dysco", "dysco-static", "random-heads")
+GRID_AXES = ("model", "task", "length", "method", "heads", "strength", "top_k", "top_p", "decay", "temperature")
+HEAD_KINDS = ("qrscore", "retrieval", "published", "random", "file")
+_DYSCO_KEYS = ("context_warmup", "intervention_warmup", "templates")
+_CAL_KEYS = ("capture", "task", "lengths", "examples", "seed", "decode_steps")
+_TUNE_KEYS = ("examples", "seed", "strengths", "top_k")
+_HEADLINE_KEYS = ("heads", "strength", "top_k", "top_p", "decay", "temperature")
+
+
+def _bad(key: str, allowed: str, value: Any) -> ValueError:
+    return ValueError(f"The {key!r} key of the ablation config must be {allowed}. Got {value!r} instead.")
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    if isinstance(value, str) and "," in value:
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return [value]
+
+
+def _number(key: str, value: Any, *, integer: bool = False) -> float | int:
+    if isinstance(value, bool):
+        raise _bad(key, "a list of numbers", value)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise _bad(key, "a list of numbers" + (" or 'auto'" if key in ("strengths", "top_k") else ""), value) from None
+    if integer:
+        if not number.is_integer():
+            raise _bad(key, "a list of integers", value)
+        return int(number)
+    return number
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """A parsed head-set label: ``qrscore:K``, ``retrieval:K``, ``published:NAME``, ``random:K`` or a file path."""
+
+    label: str
+    kind: str
+    k: int | None = None
+    name: str = ""
+
+
+def parse_head_spec(label: str) -> HeadSpec:
+    """Parse a head-set label (no file is read; ValueError naming the ``heads`` key on bad input)."""
+    text = str(label).strip()
+    kind, sep, rest = text.partition(":")
+    if sep and kind in ("qrscore", "retrieval", "random"):
+        if not rest.isdigit() or int(rest) < 1:
+            raise _bad("heads", f"'{kind}:K' with K a positive integer", label)
+        return HeadSpec(text, kind, k=int(rest))
+    if sep and kind == "published":
+        if not rest:
+            raise _bad("heads", "'published:NAME'", label)
+        return HeadSpec(text, "published", name=rest)
+    if text in ("", "none"):
+        raise _bad("heads", "a head-set label (qrscore:K, retrieval:K, published:NAME, random:K or a file)", label)
+    return HeadSpec(text, "file", name=text)
+
+
+@dataclass(frozen=True)
+class CalibrationSpec:
+    """Where ``qrscore:K`` / ``retrieval:K`` heads come from: an existing capture run (``capture``),
+    or a calibration run made on the fly with these settings (its seed must differ from the
+    evaluation seed)."""
+
+    capture: str | None = None
+    task: str = "passkey"
+    lengths: tuple[int, ...] = (1024,)
+    examples: int = 8
+    seed: int = 0
+    decode_steps: int | None = None  # None: 50 when retrieval heads are asked for, else 0
+
+
+@dataclass(frozen=True)
+class TuningSpec:
+    """How ``auto`` strength / top-k are chosen: candidates scored on ``examples`` held-out
+    examples per length, generated with ``seed`` (never the evaluation seed)."""
+
+    examples: int = 8
+    seed: int = 200
+    strengths: tuple[float, ...] = (1.5, 2.0, 3.0, 4.0)
+    top_k: tuple[int, ...] = (64, 256, 1024, 4096)
+
+
+@dataclass(frozen=True)
+class AblationConfig:
+    """Every setting of an ablation grid; see the module docstring for the keys."""
+
+    models: tuple[str, ...] = ("smollm2-135m",)
+    tasks: tuple[str, ...] = ("passkey",)
+    lengths: tuple[int, ...] = (1024,)
+    methods: tuple[str, ...] = ("vanilla", "dysco")
+    heads: tuple[str, ...] = ("qrscore:8",)
+    strengths: tuple[float | str, ...] = (3.0,)
+    top_k: tuple[int | str | None, ...] = (256,)
+    top_p: tuple[float | None, ...] = (0.975,)
+    decay: tuple[float, ...] = (0.75,)
+    temperature: tuple[float, ...] = (0.8,)
+    examples: int = 10
+    seed: int = 100
+    max_new_tokens: int | None = None
+    device: str = "auto"
+    dtype: str = "auto"
+    revision: str | None = None
+    allow_other_model: bool = False
+    dysco: Mapping[str, Any] = field(default_factory=dict)
+    calibration: CalibrationSpec = field(default_factory=CalibrationSpec)
+    tuning: TuningSpec = field(default_factory=TuningSpec)
+    headline: Mapping[str, Any] = field(default_factory=dict)
+
+    # -- construction -----------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> AblationConfig:
+        """Build and validate from a mapping (e.g. parsed YAML); unknown keys are refused."""
+        if not isinstance(d, Mapping):
+            raise ValueError(f"An ablation config must be a mapping of keys to values. Got {type(d).__name__}.")
+        known = {f.name for f in fields(cls)}
+        for key in d:
+            if key not in known:
+                raise ValueError(f"Unknown key {key!r} in the ablation config. Known keys: {', '.join(sorted(known))}.")
+        kw: dict[str, Any] = {}
+        for key in ("models", "tasks", "methods", "heads"):
+            if key in d:
+                kw[key] = tuple(str(v) for v in _as_list(d[key]))
+        if "lengths" in d:
+            kw["lengths"] = tuple(_number("lengths", v, integer=True) for v in _as_list(d["lengths"]))
+        if "strengths" in d:
+            kw["strengths"] = tuple("auto" if v == "auto" else _number("strengths", v) for v in _as_list(d["strengths"]))
+        if "top_k" in d:
+            kw["top_k"] = tuple("auto" if v == "auto" else None if v in (None, "none", 0)
+                                else _number("top_k", v, integer=True) for v in _as_list(d["top_k"]))
+        if "top_p" in d:
+            kw["top_p"] = tuple(None if v in (None, "none", 0) else _number("top_p", v) for v in _as_list(d["top_p"]))
+        for key in ("decay", "temperature"):
+            if key in d:
+                kw[key] = tuple(_number(key, v) for v in _as_list(d[key]))
+        for key in ("examples", "seed", "max_new_tokens"):
+            if key in d and d[key] is not None:
+                kw[key] = _number(key, d[key], integer=True)
+        for key in ("device", "dtype", "revision"):
+            if key in d and d[key] is not None:
+                kw[key] = str(d[key])
+        if "allow_other_model" in d:
+            kw["allow_other_model"] = bool(d["allow_other_model"])
+        kw["dysco"] = _section(d, "dysco", _DYSCO_KEYS)
+        kw["headline"] = _section(d, "headline", _HEADLINE_KEYS)
+        cal = _section(d, "calibration", _CAL_KEYS)
+        if "lengths" in cal:
+            cal["lengths"] = tuple(_number("calibration.lengths", v, integer=True) for v in _as_list(cal["lengths"]))
+        for key in ("examples", "seed", "decode_steps"):
+            if cal.get(key) is not None:
+                cal[key] = _number(f"calibration.{key}", cal[key], integer=True)
+        kw["calibration"] = CalibrationSpec(**cal)
+        tune = _section(d, "tuning", _TUNE_KEYS)
+        if "strengths" in tune:
+            tune["strengths"] = tuple(_number("tuning.strengths", v) for v in _as_list(tune["strengths"]))
+        if "top_k" in tune:
+            tune["top_k"] = tuple(_number("tuning.top_k", v, integer=True) for v in _as_list(tune["top_k"]))
+        for key in ("examples", "seed"):
+            if key in tune:
+                tune[key] = _number(f"tuning.{key}", tune[key], integer=True)
+        kw["tuning"] = TuningSpec(**tune)
+        cfg = cls(**kw)
+        cfg.validate()
+        return cfg
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> AblationConfig:
+        import yaml
+
+        p = Path(path)
+        if not p.is_file():
+            raise FileNotFoundError(f"No ablation config at {str(p)!r}.")
+        try:
+            data = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ValueError(f"{p} is not valid YAML: {err}") from None
+        return cls.from_dict(data)
+
+    def override(self, **changes: Any) -> AblationConfig:
+        """A copy with some keys replaced (values as in the YAML file; ``None`` = keep)."""
+        d = self.to_dict()
+        d.update({k: v for k, v in changes.items() if v is not None})
+        return AblationConfig.from_dict(d)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON/YAML-safe mapping; ``from_dict(to_dict())`` gives the same config."""
+        d = asdict(self)
+        for key, value in d.items():
+            if isinstance(value, tuple):
+                d[key] = list(value)
+        d["dysco"], d["headline"] = dict(self.dysco), dict(self.headline)
+        d["calibration"] = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.calibration).items()}
+        d["tuning"] = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.tuning).items()}
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    # -- validation -------------------------------------------------------------------------
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the offending key; reads no model (head-set files and
+        published lists are read, to check which model they were made for)."""
+        from ..evaluate import SYNTHETIC_TASKS
+        from ..evaluate.files import parse_task
+
+        for key in ("models", "tasks", "lengths", "methods", "strengths", "top_k", "top_p", "decay", "temperature"):
+            if not getattr(self, key):
+                raise ValueError(f"The {key!r} key of the ablation config is empty: the grid would have no cell.")
+        for m in self.methods:
+            if m not in METHODS:
+                raise _bad("methods", f"a list of methods from {list(METHODS)}", m)
+        for key in ("models", "tasks", "lengths", "methods", "heads", "strengths", "top_k", "top_p", "decay",
+                    "temperature"):
+            values = getattr(self, key)
+            if len(set(values)) != len(values):
+                raise _bad(key, "a list without repeats", list(values))
+        for t in self.tasks:
+            if t not in SYNTHETIC_TASKS:
+                parse_task(t)
+        for n in self.lengths:
+            if n < 1:
+                raise _bad("lengths", "a list of positive token counts", n)
+        for s in self.strengths:
+            if s != "auto" and not (math.isfinite(s) and s > 0):
+                raise _bad("strengths", "a list of finite numbers > 0 (>= 99: hard mask) or 'auto'", s)
+        for k in self.top_k:
+            if k not in (None, "auto") and k < 1:
+                raise _bad("top_k", "a list of positive integers, 'none' or 'auto'", k)
+        for p in self.top_p:
+            if p is not None and not 0 < p <= 1:
+                raise _bad("top_p", "a list of numbers in (0, 1] or 'none'", p)
+        if any(k is None for k in self.top_k) and any(p is None for p in self.top_p):
+            raise ValueError("The 'top_k' and 'top_p' keys both hold 'none': some cells would select no token. "
+                             "Give top-k, top-p, or both.")
+        for g in self.decay:
+            if not g >= 0:
+                raise _bad("decay", "a list of numbers >= 0", g)
+        for t in self.temperature:
+            if not t > 0:
+                raise _bad("temperature", "a list of numbers > 0 (sharpen's attention temperature)", t)
+        for key, low in (("examples", 1), ("max_new_tokens", 1)):
+            value = getattr(self, key)
+            if value is not None and value < low:
+                raise _bad(key, f"an integer >= {low}", value)
+        self._validate_dysco()
+        self._validate_heads()
+        self._validate_tuning()
+
+    def _validate_dysco(self) -> None:
+        from ..dysco.config import DyscoConfig
+
+        try:
+            DyscoConfig(heads=[(0, 0)], **self.dysco)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"The 'dysco' section of the ablation config is invalid: {err}") from None
+
+    def _validate_heads(self) -> None:
+        head_methods = [m for m in self.methods if m in HEAD_METHODS]
+        if head_methods and not self.heads:
+            raise ValueError(f"The 'heads' key of the ablation config is empty, but methods {head_methods} need a "
+                             "head set (e.g. qrscore:8, published:NAME, random:8 or a file).")
+        specs = [parse_head_spec(h) for h in self.heads]
+        cal = self.calibration
+        if any(s.kind in ("qrscore", "retrieval") for s in specs):
+            if cal.capture is None:
+                if cal.examples < 1:
+                    raise _bad("calibration.examples", "an integer >= 1", cal.examples)
+                if not cal.lengths or min(cal.lengths) < 1:
+                    raise _bad("calibration.lengths", "a list of positive token counts", list(cal.lengths))
+                if cal.task in self.tasks and cal.seed == self.seed:
+                    raise ValueError(
+                        f"The 'calibration.seed' key equals the evaluation 'seed' ({self.seed}) for task {cal.task!r}: "
+                        "heads would be calibrated on the evaluation examples. Choose another calibration seed.")
+            else:
+                self._check_capture(cal.capture)
+        for spec in specs:
+            if spec.kind in ("published", "file"):
+                self._check_head_file(spec)
+
+    def _check_capture(self, capture: str) -> None:
+        path = Path(capture)
+        info = path / "run.json"
+        if not info.is_file():
+            raise ValueError(f"The 'calibration.capture' key names {capture!r}, which holds no capture run "
+                             "(no run.json). Make one with `headscope calibrate`.")
+        run = json.loads(info.read_text())
+        attrs, conf = run.get("attrs", {}), run.get("config", {})
+        self._check_model("calibration.capture", str(attrs.get("model", "")))
+        if conf.get("task") in self.tasks and conf.get("seed") == self.seed:
+            raise ValueError(f"The 'calibration.capture' run {capture!r} used the evaluation seed {self.seed} on task "
+                             f"{conf.get('task')!r}: heads would come from the evaluation examples. Change 'seed'.")
+
+    def _check_head_file(self, spec: HeadSpec) -> None:
+        from ..heads import resolve_heads
+
+        try:
+            hs = resolve_heads(spec.label)
+        except (FileNotFoundError, ValueError) as err:
+            raise ValueError(f"The 'heads' key holds {spec.label!r}, which cannot be read: {err}") from None
+        if not hs.heads:
+            raise ValueError(f"The 'heads' key holds {spec.label!r}, an empty head set.")
+        self._check_model("heads", hs.model, spec.label)
+
+    def _check_model(self, key: str, model: str, what: str = "") -> None:
+        from ..heads import same_model
+
+        if not model or self.allow_other_model:
+            return
+        for m in self.models:
+            if not same_model(model, m):
+                raise ValueError(
+                    f"The {key!r} key holds {what or 'a run'} made for model {model!r}, but the grid runs model {m!r}. "
+                    "Head indices do not transfer between models; set 'allow_other_model: true' if you mean it.")
+
+    def _validate_tuning(self) -> None:
+        from ..evaluate import SYNTHETIC_TASKS
+
+        tune = self.tuning
+        if "auto" in self.strengths and not tune.strengths:
+            raise _bad("tuning.strengths", "a non-empty list of candidate strengths", [])
+        if "auto" in self.top_k and not tune.top_k:
+            raise _bad("tuning.top_k", "a non-empty list of candidate top-k values", [])
+        for s in tune.strengths:
+            if not (math.isfinite(s) and s > 0):
+                raise _bad("tuning.strengths", "a list of finite numbers > 0", s)
+        for k in tune.top_k:
+            if k < 1:
+                raise _bad("tuning.top_k", "a list of positive integers", k)
+        if tune.examples < 1:
+            raise _bad("tuning.examples", "an integer >= 1", tune.examples)
+        files = [t for t in self.tasks if t not in SYNTHETIC_TASKS]
+        if ("auto" in self.strengths or "auto" in self.top_k) and files:
+            key = "strengths" if "auto" in self.strengths else "top_k"
+            raise ValueError(f"The {key!r} key holds 'auto', which needs held-out examples of each task; file task "
+                             f"{files[0]!r} has none apart from its evaluation records. Give explicit values.")
+        if ("auto" in self.strengths or "auto" in self.top_k) and tune.seed == self.seed:
+            raise ValueError(f"The 'tuning.seed' key equals the evaluation 'seed' ({self.seed}): 'auto' settings "
+                             "would be chosen on the evaluation examples. Choose another tuning seed.")
+
+    # -- grid ---------------------------------------------------------------------------------
+    def axis_labels(self) -> dict[str, list[Any]]:
+        """The coordinate labels of every grid axis (strings for axes that may hold 'auto'/'none')."""
+        return {
+            "model": list(self.models), "task": list(self.tasks), "length": [int(n) for n in self.lengths],
+            "method": list(self.methods), "heads": list(self.heads) or ["none"],
+            "strength": [label_of(s) for s in self.strengths], "top_k": [label_of(k) for k in self.top_k],
+            "top_p": [label_of(p) for p in self.top_p], "decay": [float(g) for g in self.decay],
+            "temperature": [float(t) for t in self.temperature],
+        }
+
+    def with_models(self, models: tuple[str, ...]) -> AblationConfig:
+        return replace(self, models=models)
+
+
+def label_of(value: Any) -> str:
+    """The coordinate label of an axis value: ``3.0 -> "3"``, ``None -> "none"``, ``"auto"``."""
+    if value is None:
+        return "none"
+    if isinstance(value, str):
+        return value
+    return f"{float(value):g}"
+
+
+def _section(d: Mapping[str, Any], key: str, allowed: tuple[str, ...]) -> dict[str, Any]:
+    sec = d.get(key) or {}
+    if not isinstance(sec, Mapping):
+        raise _bad(key, f"a mapping with keys from {list(allowed)}", sec)
+    for k in sec:
+        if k not in allowed:
+            raise ValueError(f"Unknown key {key}.{k} in the ablation config. Known keys of {key!r}: "
+                             f"{', '.join(allowed)}.")
+    return dict(sec)

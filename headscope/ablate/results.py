@@ -1,0 +1,138 @@
+"""Ablation results as an xarray Dataset, a tidy CSV and a summary table with statistics.
+
+Dataset layout (``OUT/results.nc``): dims ``model, task, length, method, heads, strength, top_k,
+top_p, decay, temperature, example`` (every axis always present, size 1 when not swept). Axes a
+method ignores are broadcast (vanilla holds the same scores at every strength). Variables:
+``score`` (float; NaN where not run), ``output`` (str), ``n_prompt_tokens``, ``n_new_tokens``,
+``seconds``; ``example_id`` over ``(model, task, length, example)``; ``strength_used`` and
+``top_k_used`` over the cell axes (what ``auto`` chose; NaN for methods without heads).
+
+Example
+-------
+>>> ds = load_results("runs/ablate")                                       # doctest: +SKIP
+>>> ds.score.sel(method="dysco", strength="3").mean("example")              # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from ..stats import accuracy, paired_comparison
+from .config import GRID_AXES, AblationConfig
+
+__all__ = ["build_dataset", "load_results", "summary_table", "tidy_frame", "write_outputs"]
+
+CELL_DIMS = GRID_AXES
+
+
+def build_dataset(config: AblationConfig, jobs: list[Any], cache: Any,
+                  examples: dict[tuple[str, str, int], list[Any]]) -> xr.Dataset:
+    """The grid's Dataset from its jobs and the result cache (scores recomputed from the outputs)."""
+    labels = config.axis_labels()
+    n_ex = max([len(v) for v in examples.values()] + [1])
+    coords: dict[str, Any] = {d: labels[d] for d in CELL_DIMS}
+    coords["example"] = np.arange(n_ex)
+    shape = [len(coords[d]) for d in CELL_DIMS]
+    score = np.full(shape + [n_ex], np.nan)
+    n_prompt = np.full(shape + [n_ex], np.nan)
+    n_new = np.full(shape + [n_ex], np.nan)
+    seconds = np.full(shape + [n_ex], np.nan)
+    output = np.full(shape + [n_ex], "", dtype=object)
+    used_s = np.full(shape, np.nan)
+    used_k = np.full(shape, np.nan)
+    index = {d: {v: i for i, v in enumerate(coords[d])} for d in CELL_DIMS}
+    for job in jobs:
+        pos = tuple(index[d][job.coords[d]] for d in CELL_DIMS)
+        used_s[pos], used_k[pos] = job.strength_used, job.top_k_used
+        rec = cache.get(job.key)
+        if rec is None:
+            continue
+        at = pos + (job.index,)
+        score[at] = job.example.score(rec["output"])
+        output[at] = rec["output"]
+        n_prompt[at], n_new[at], seconds[at] = rec["n_prompt_tokens"], rec["n_new_tokens"], rec["seconds"]
+    ids = np.full((len(coords["model"]), len(coords["task"]), len(coords["length"]), n_ex), "", dtype=object)
+    for (model, task, length), exs in examples.items():
+        for i, ex in enumerate(exs):
+            ids[index["model"][model], index["task"][task], index["length"][length], i] = ex.id
+    dims = (*CELL_DIMS, "example")
+    ds = xr.Dataset(
+        {
+            "score": (dims, score), "output": (dims, output.astype(str)), "n_prompt_tokens": (dims, n_prompt),
+            "n_new_tokens": (dims, n_new), "seconds": (dims, seconds),
+            "example_id": (("model", "task", "length", "example"), ids.astype(str)),
+            "strength_used": (CELL_DIMS, used_s), "top_k_used": (CELL_DIMS, used_k),
+        },
+        coords=coords,
+    )
+    ds["score"].attrs["description"] = "task metric in [0, 1] (contains / MRCR ratio / choice / RULER match)"
+    return ds
+
+
+def tidy_frame(ds: xr.Dataset) -> Any:
+    """One row per (cell, example) that has a result (a pandas DataFrame)."""
+    frame = ds[["score", "output", "n_prompt_tokens", "n_new_tokens", "seconds"]].to_dataframe().reset_index()
+    frame = frame[np.isfinite(frame["score"])]
+    ids = ds["example_id"].to_dataframe().reset_index()
+    used = ds[["strength_used", "top_k_used"]].to_dataframe().reset_index()
+    frame = frame.merge(ids, on=["model", "task", "length", "example"]).merge(used, on=list(CELL_DIMS))
+    return frame[[*CELL_DIMS, "example", "example_id", "score", "strength_used", "top_k_used", "n_prompt_tokens",
+                  "n_new_tokens", "seconds", "output"]]
+
+
+def summary_table(ds: xr.Dataset, *, n_boot: int = 2000, seed: int = 0) -> Any:
+    """Per cell: accuracy with a 95% bootstrap CI and, against vanilla on the same examples, the
+    difference (paired bootstrap CI), wins/losses, exact McNemar p and relative gain."""
+    import pandas as pd
+
+    rows = []
+    has_vanilla = "vanilla" in list(ds["method"].values)
+    stacked = ds["score"].stack(cell=CELL_DIMS)
+    for i in range(stacked.sizes["cell"]):
+        col = stacked.isel(cell=i)
+        values = np.asarray(col.values, dtype=float)
+        if not np.isfinite(values).any():
+            continue
+        cell = {d: col[d].item() for d in CELL_DIMS}
+        acc = accuracy(values, n_boot=n_boot, seed=seed)
+        row = {**cell, "n": acc["n"], "accuracy": acc["mean"], "ci_lo": acc["lo"], "ci_hi": acc["hi"]}
+        if has_vanilla and cell["method"] != "vanilla":
+            base = ds["score"].sel({**cell, "method": "vanilla"}).values
+            cmp = paired_comparison(values, base, n_boot=n_boot, seed=seed)
+            row.update(vanilla=cmp["baseline_mean"], diff=cmp["diff"], diff_lo=cmp["diff_lo"], diff_hi=cmp["diff_hi"],
+                       wins=cmp["wins"], losses=cmp["losses"], p_mcnemar=cmp["p_value"],
+                       relative_gain=cmp["relative_gain"])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def write_outputs(ds: xr.Dataset, out: str | Path, summary: Any = None) -> None:
+    """Write ``results.nc``, ``results.csv`` and (given a summary) ``summary.csv`` atomically."""
+    out = Path(out)
+    tmp = out / "results.tmp.nc"
+    ds.to_netcdf(tmp, engine="scipy")
+    tmp.replace(out / "results.nc")
+    tidy_frame(ds).to_csv(out / "results.csv", index=False)
+    if summary is not None:
+        summary.to_csv(out / "summary.csv", index=False)
+
+
+def load_results(out: str | Path) -> xr.Dataset:
+    """Open ``OUT/results.nc`` (loaded into memory; the file is closed)."""
+    path = Path(out) / "results.nc"
+    if not path.is_file():
+        raise FileNotFoundError(f"No ablation results at {str(path)!r}; run `headscope ablate --out {out}` first.")
+    with xr.open_dataset(path, engine="scipy") as ds:
+        ds = ds.load()
+    for name in ("output", "example_id"):
+        ds[name] = ds[name].astype(str)
+    return ds
+
+
+def _finite(x: float) -> bool:
+    return isinstance(x, float) and math.isfinite(x)

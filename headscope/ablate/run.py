@@ -1,0 +1,325 @@
+"""Run an ablation grid: every (example, configuration) decoded once, cached durably, resumable.
+
+A result's cache key hashes what decides the generated tokens and nothing else: the model, the
+example's fingerprint (prompt ids, gold, metric), ``max_new_tokens`` and the *effective* decoding
+settings (vanilla ignores heads and strength; ``random-heads`` is DySCO with its resolved random
+heads). So cells that differ only in axes a method ignores share one result, and a grid that is
+interrupted, re-run or extended recomputes nothing already in ``OUT/results.jsonl``.
+
+Outputs in ``OUT/``: ``ablation.yaml`` (the resolved config), ``results.jsonl`` (the cache),
+``results.nc`` (xarray: dims = the grid axes + ``example``), ``results.csv`` (tidy),
+``summary.csv`` (accuracy with CIs, paired comparison with vanilla), ``run.json`` (command,
+versions, model, heads, ``auto`` choices), ``heads/``, ``calibration/``, ``trace.nc`` (one
+DySCO decode recorded step by step, for the report's zoom-in figure).
+
+Example
+-------
+>>> cfg = AblationConfig.from_dict({"tasks": "passkey", "lengths": [512], "examples": 2,
+...                                 "methods": ["vanilla", "dysco"], "heads": ["random:4"]})  # doctest: +SKIP
+>>> ds = run_ablation(cfg, "runs/ablate")                                                 # doctest: +SKIP
+>>> ds.score.sel(method="dysco").mean().item()                                            # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from ._cache import ResultCache, stable_key
+from .config import HEAD_METHODS, AblationConfig
+
+__all__ = ["Job", "run_ablation"]
+
+
+@dataclass
+class Job:
+    """One grid cell on one example: its coordinates, decoding config and cache key."""
+
+    coords: dict[str, Any]
+    index: int
+    example: Any
+    config: Any
+    key: str
+    strength_used: float
+    top_k_used: float
+
+
+def _effective(cfg: Any, geometry: Any) -> dict[str, Any]:
+    """The decoding settings that decide the tokens (see the module docstring)."""
+    from ..dysco.decode import resolve_heads_for
+
+    if cfg.method == "vanilla":
+        return {"method": "vanilla"}
+    if cfg.method == "sharpen":
+        return {"method": "sharpen", "temperature": cfg.temperature}
+    d = cfg.to_dict()
+    d["heads"] = [list(h) for h in resolve_heads_for(cfg, geometry)]
+    d["method"] = "dysco-static" if cfg.method == "dysco-static" else "dysco"
+    for k in ("seed", "temperature", "do_sample", "sampling_temperature", "sampling_top_p", "max_new_tokens"):
+        d.pop(k, None)
+    return d
+
+
+def _key(lm: Any, ex: Any, cfg: Any) -> str:
+    return stable_key({"model": lm.name, "revision": lm.revision, "example": ex.fingerprint,
+                       "max_new_tokens": cfg.max_new_tokens, "decode": _effective(cfg, lm.geometry)})
+
+
+def _max_new(config: AblationConfig, task: str) -> int:
+    from ..evaluate import DEFAULT_MAX_NEW_TOKENS
+
+    if config.max_new_tokens is not None:
+        return config.max_new_tokens
+    return DEFAULT_MAX_NEW_TOKENS.get(task.split(":", 1)[0], 64)
+
+
+def _decode_config(config: AblationConfig, cell: dict[str, Any], heads: Any, strength: float | None,
+                   top_k: int | None) -> Any:
+    from ..dysco.config import DyscoConfig
+
+    base = {"max_new_tokens": _max_new(config, cell["task"]), "seed": config.seed}
+    method = cell["method"]
+    if method == "vanilla":
+        return DyscoConfig(method="vanilla", **base)
+    if method == "sharpen":
+        return DyscoConfig(method="sharpen", temperature=float(cell["temperature"]), **base)
+    return DyscoConfig(heads=heads.heads, method=method, strength=float(strength or 1.0), top_k=top_k,
+                       top_p=cell["top_p_value"], decay=float(cell["decay"]), **dict(config.dysco), **base)
+
+
+def _examples(config: AblationConfig, lm: Any, task: str, length: int, n: int, seed: int) -> list[Any]:
+    from ..evaluate import SYNTHETIC_TASKS, make_eval_examples
+
+    if task in SYNTHETIC_TASKS:
+        return make_eval_examples(task, lm.tokenizer, [length], n, seed, max_context=lm.geometry.max_context or None)
+    exs = make_eval_examples(task, lm.tokenizer, n_examples=n, max_prompt_tokens=length)
+    return [replace(ex, length=length) for ex in exs]
+
+
+class _Runner:
+    """Decodes jobs not yet in the cache, with one progress bar."""
+
+    def __init__(self, lm: Any, cache: ResultCache, progress: bool,
+                 on_result: Callable[[dict[str, Any]], None] | None) -> None:
+        self.lm, self.cache, self.progress, self.on_result = lm, cache, progress, on_result
+
+    def run(self, jobs: list[Job], desc: str, purpose: str) -> None:
+        from tqdm.auto import tqdm
+
+        from ..dysco.decode import generate
+
+        pending: dict[str, Job] = {}
+        for job in jobs:
+            if job.key not in self.cache and job.key not in pending:
+                pending[job.key] = job
+        if not pending:
+            return
+        for job in tqdm(list(pending.values()), desc=desc, unit="gen", disable=not self.progress):
+            start = time.perf_counter()
+            res = generate(self.lm, job.example.input_ids, job.config)
+            record = {
+                "key": job.key, "model": self.lm.name, "example_id": job.example.id, "task": job.example.task,
+                "fingerprint": job.example.fingerprint, "purpose": purpose, "output": res.text,
+                "score": job.example.score(res.text), "n_prompt_tokens": res.n_prompt,
+                "n_new_tokens": len(res.tokens), "seconds": round(time.perf_counter() - start, 4),
+                "decode": _effective(job.config, self.lm.geometry), "max_new_tokens": job.config.max_new_tokens,
+            }
+            self.cache.add(record)
+            if self.on_result is not None:
+                self.on_result(record)
+
+
+def _cells(config: AblationConfig, model: str) -> list[dict[str, Any]]:
+    """Every grid cell (dense) of one model, as label coordinates plus parsed values."""
+    labels = config.axis_labels()
+    out = []
+    for combo in itertools.product(labels["task"], labels["length"], labels["method"], labels["heads"],
+                                   zip(labels["strength"], config.strengths), zip(labels["top_k"], config.top_k),
+                                   zip(labels["top_p"], config.top_p), labels["decay"], labels["temperature"]):
+        task, length, method, heads, (s_label, s), (k_label, k), (p_label, p), decay, temp = combo
+        out.append({"model": model, "task": task, "length": length, "method": method, "heads": heads,
+                    "strength": s_label, "top_k": k_label, "top_p": p_label, "decay": decay, "temperature": temp,
+                    "strength_value": s, "top_k_value": k, "top_p_value": p})
+    return out
+
+
+def _tune(config: AblationConfig, lm: Any, runner: _Runner, cell: dict[str, Any], heads: Any,
+          tuning_examples: list[Any]) -> tuple[float, int | None, list[dict[str, Any]]]:
+    """Pick strength / top-k for an 'auto' cell on held-out examples: the best mean score, the
+    first candidate in the listed order on ties."""
+    tune = config.tuning
+    strengths = list(tune.strengths) if cell["strength_value"] == "auto" else [cell["strength_value"]]
+    top_ks = list(tune.top_k) if cell["top_k_value"] == "auto" else [cell["top_k_value"]]
+    table, jobs, cand_jobs = [], [], {}
+    for s, k in itertools.product(strengths, top_ks):
+        cfg = _decode_config(config, cell, heads, s, k)
+        cj = [Job(cell, i, ex, cfg, _key(lm, ex, cfg), s, k or -1) for i, ex in enumerate(tuning_examples)]
+        cand_jobs[(s, k)] = cj
+        jobs += cj
+    runner.run(jobs, f"tune {cell['task']} {cell['method']} {cell['heads']}", "tune")
+    best, best_score = None, -1.0
+    for (s, k), cj in cand_jobs.items():
+        mean = sum(runner.cache.get(j.key)["score"] for j in cj) / len(cj)
+        table.append({"strength": s, "top_k": k, "score": mean, "n": len(cj)})
+        if mean > best_score:
+            best, best_score = (s, k), mean
+    s_best, k_best = best if best is not None else (strengths[0], top_ks[0])
+    return float(s_best), k_best, table
+
+
+def run_ablation(config: AblationConfig, out_dir: str | Path, *, lm: Any = None, progress: bool = True,
+                 command: str | None = None, on_result: Callable[[dict[str, Any]], None] | None = None,
+                 record_trace: bool = True) -> Any:
+    """Run (or resume, or extend) the grid of ``config`` into ``out_dir``; return the results Dataset.
+
+    ``lm``: an already-loaded model (only when the grid has a single model; its name must match).
+    ``on_result`` is called after each new result is cached (tests use it to interrupt a run).
+    """
+    from .. import __version__
+    from ..calibrate import library_versions
+    from .results import build_dataset, summary_table, write_outputs
+
+    config.validate()
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"--out {out} exists and is not a directory.")
+    if lm is not None and len(config.models) != 1:
+        raise ValueError("run_ablation(lm=...) takes a grid of one model; this config lists "
+                         f"{len(config.models)} models: {list(config.models)}.")
+    out.mkdir(parents=True, exist_ok=True)
+    import yaml
+
+    (out / "ablation.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    cache = ResultCache(out / "results.jsonl")
+    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    t0 = time.perf_counter()
+    jobs: list[Job] = []
+    examples: dict[tuple[str, str, int], list[Any]] = {}
+    models_info: dict[str, Any] = {}
+    trace_job: tuple[Any, Job] | None = None
+    for model_name in config.models:
+        model_lm = lm if lm is not None else _load(config, model_name)
+        if lm is not None and model_lm.name != model_name:
+            from ..heads import same_model
+
+            if not same_model(model_lm.name, model_name):
+                raise ValueError(f"The loaded model is {model_lm.name!r} but the config's 'models' key says "
+                                 f"{model_name!r}.")
+        model_jobs, info, first = _model_jobs(config, model_lm, model_name, out, cache, progress, on_result, examples)
+        jobs += model_jobs
+        models_info[model_name] = info
+        if trace_job is None and first is not None:
+            trace_job = (model_lm, first)
+        runner = _Runner(model_lm, cache, progress, on_result)
+        runner.run(model_jobs, f"ablate {model_name}", "eval")
+    if record_trace and trace_job is not None:
+        _write_trace(out, *trace_job)
+    ds = build_dataset(config, jobs, cache, examples)
+    ds.attrs.update({
+        "config": config.to_json(), "command": command or " ".join(sys.argv), "created": started,
+        "versions": json.dumps(library_versions(), sort_keys=True), "headscope_version": __version__,
+        "models": json.dumps(models_info, sort_keys=True), "seed": config.seed,
+        "seconds": round(time.perf_counter() - t0, 1),
+    })
+    run_info = {"command": ds.attrs["command"], "created": started, "seconds": ds.attrs["seconds"],
+                "versions": library_versions(), "config": config.to_dict(), "models": models_info,
+                "n_results": len(cache)}
+    (out / "run.json").write_text(json.dumps(run_info, indent=2, sort_keys=True))
+    write_outputs(ds, out, summary_table(ds))
+    return ds
+
+
+def _load(config: AblationConfig, name: str) -> Any:
+    from ..models import load_model
+
+    return load_model(name, device=config.device, dtype=config.dtype, revision=config.revision)
+
+
+def _model_jobs(config: AblationConfig, lm: Any, model_name: str, out: Path, cache: ResultCache, progress: bool,
+                on_result: Any, examples: dict[tuple[str, str, int], list[Any]]) -> tuple[list[Job], dict[str, Any],
+                                                                                         Job | None]:
+    from .headsets import resolve_head_sets
+
+    head_sets = resolve_head_sets(config, lm, out, progress=progress) if any(
+        m in HEAD_METHODS for m in config.methods) else {}
+    runner = _Runner(lm, cache, progress, on_result)
+    auto_choices: list[dict[str, Any]] = []
+    tuned: dict[tuple[Any, ...], tuple[float, int | None]] = {}
+    cells = _cells(config, model_name)
+    for task in config.tasks:
+        for length in config.lengths:
+            examples[(model_name, task, length)] = _examples(config, lm, task, length, config.examples, config.seed)
+    jobs: list[Job] = []
+    first: Job | None = None
+    # Example-major order: an interrupted grid holds complete, paired comparisons on its first examples.
+    per_cell: list[tuple[dict[str, Any], Any, float, float]] = []
+    for cell in cells:
+        heads = head_sets.get(cell["heads"]) if cell["method"] in HEAD_METHODS else None
+        s, k = cell["strength_value"], cell["top_k_value"]
+        if cell["method"] in HEAD_METHODS and "auto" in (s, k):
+            tkey = (cell["task"], cell["method"], cell["heads"], cell["strength"], cell["top_k"], cell["top_p"],
+                    cell["decay"])
+            if tkey not in tuned:
+                tuning_examples = [ex for n in config.lengths for ex in _examples(
+                    config, lm, cell["task"], n, config.tuning.examples, config.tuning.seed)]
+                s_best, k_best, table = _tune(config, lm, runner, cell, heads, tuning_examples)
+                tuned[tkey] = (s_best, k_best)
+                auto_choices.append({"task": cell["task"], "method": cell["method"], "heads": cell["heads"],
+                                     "strength": s_best, "top_k": k_best, "candidates": table,
+                                     "tuning_seed": config.tuning.seed, "tuning_examples": len(tuning_examples)})
+            s, k = tuned[tkey]
+        cfg = _decode_config(config, cell, heads, s if s != "auto" else None, k if k != "auto" else None)
+        used_s = float(s) if cell["method"] in HEAD_METHODS else float("nan")
+        used_k = float(k) if cell["method"] in HEAD_METHODS and k is not None else float("nan")
+        per_cell.append((cell, cfg, used_s, used_k))
+    for task in config.tasks:
+        for length in config.lengths:
+            exs = examples[(model_name, task, length)]
+            for i, ex in enumerate(exs):
+                for cell, cfg, used_s, used_k in per_cell:
+                    if cell["task"] != task or cell["length"] != length:
+                        continue
+                    job = Job(cell, i, ex, cfg, _key(lm, ex, cfg), used_s, used_k)
+                    jobs.append(job)
+                    if first is None and cell["method"] in ("dysco", "dysco-static"):
+                        first = job
+    info = {"name": lm.name, "source": lm.source, "revision": lm.revision, "geometry": lm.geometry.to_dict(),
+            "heads": {label: hs.to_dict() for label, hs in head_sets.items()}, "auto": auto_choices}
+    return jobs, info, first
+
+
+def _write_trace(out: Path, lm: Any, job: Job) -> None:
+    """Record one DySCO decode step by step (importance, selection) for the report's zoom-in figure."""
+    from ..dysco.decode import generate
+
+    target = out / "trace.nc"
+    if target.exists():
+        import xarray as xr
+
+        with xr.open_dataset(target, engine="scipy") as old:
+            if old.attrs.get("key") == job.key:
+                return
+    res = generate(lm, job.example.input_ids, job.config, record=True)
+    ds = res.trace
+    spans = [list(s) for s in _spans_of(job.example)]
+    ds.attrs.update({"key": job.key, "example_id": job.example.id, "task": job.example.task, "answer": job.example.answers[0],
+                     "output": res.text, "cell": json.dumps({k: v for k, v in job.coords.items()
+                                                             if not k.endswith("_value")}, default=str),
+                     "answer_spans": json.dumps(spans), "prompt_ids": json.dumps(list(job.example.input_ids))})
+    tmp = target.with_suffix(".tmp.nc")
+    ds.to_netcdf(tmp, engine="scipy")
+    tmp.replace(target)
+
+
+def _spans_of(example: Any) -> list[tuple[int, int]]:
+    """Where the gold answer sits in the prompt (token spans), from the example's meta if known."""
+    spans = dict(example.meta).get("answer_spans")
+    if not spans:
+        return []
+    return [tuple(s) for s in json.loads(spans)]
