@@ -1,0 +1,336 @@
+"""``OUT/report.md`` for an ablation run: tables, figures, and how the numbers were made.
+
+Figures (``OUT/figures/*.png`` and ``.svg``): accuracy vs context length per method with 95%
+CIs; strength and top-k sweeps; head-set ablation bars; DySCO's per-step importance over the
+prompt for one example (the "zoom-in"). Main figures show the *headline* setting: the config's
+``headline`` section, else the first value of every axis.
+
+Example
+-------
+>>> from headscope.report import write_report
+>>> path = write_report("reports/demo")     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["headline_selection", "write_report", "zoom_in_figure"]
+
+_AXES = ("heads", "strength", "top_k", "top_p", "decay", "temperature")
+
+
+def _figure(width: float, height: float) -> Any:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def _label(value: Any) -> Any:
+    if isinstance(value, float):
+        return value
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return value
+
+
+def headline_selection(ds: Any) -> dict[str, Any]:
+    """The coordinates the main figures show: ``headline`` from the config, else first values."""
+    config = json.loads(ds.attrs.get("config", "{}"))
+    chosen = config.get("headline") or {}
+    sel: dict[str, Any] = {}
+    for axis in _AXES:
+        values = list(ds[axis].values)
+        want = chosen.get(axis)
+        if want is None:
+            sel[axis] = values[0]
+            continue
+        match = [v for v in values if str(v) == str(want) or _label(v) == _label(want)]
+        if not match:
+            raise ValueError(f"The 'headline.{axis}' key holds {want!r}, which is not on the grid's {axis} axis "
+                             f"({[str(v) for v in values]}).")
+        sel[axis] = match[0]
+    return sel
+
+
+def _cell(ds: Any, **coords: Any) -> Any:
+    """Scores of one cell (all examples) of the first model. (Dict form: a dim named ``method``
+    would clash with ``DataArray.sel(method=...)``.)"""
+    return ds["score"].sel(dict(coords)).isel(model=0)
+
+
+def _acc(values: np.ndarray, seed: int = 0) -> tuple[float, float, float, int]:
+    from .stats import accuracy
+
+    a = accuracy(values, n_boot=2000, seed=seed)
+    return a["mean"], a["lo"], a["hi"], a["n"]
+
+
+def _fmt(x: Any, digits: int = 2) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "–"
+    if isinstance(x, float):
+        return f"{x:.{digits}f}"
+    return str(x)
+
+
+def _md_table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(_fmt(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _errorbar(ax: Any, x: list[Any], values: list[tuple[float, float, float, int]], label: str, **kw: Any) -> None:
+    mean = np.array([v[0] for v in values])
+    err = np.array([[v[0] - v[1] for v in values], [v[2] - v[0] for v in values]])
+    ax.errorbar(x, mean, yerr=np.nan_to_num(err), marker="o", capsize=3, label=label, **kw)
+
+
+def _accuracy_vs_length(ds: Any, sel: dict[str, Any]) -> Any:
+    tasks = list(ds["task"].values)
+    fig = _figure(4.2 * len(tasks), 3.4)
+    lengths = [int(n) for n in ds["length"].values]
+    for t, task in enumerate(tasks):
+        ax = fig.add_subplot(1, len(tasks), t + 1)
+        for method in ds["method"].values:
+            cells = _cell(ds, task=task, method=method, **sel)
+            vals = [_acc(np.asarray(cells.sel(length=n).values)) for n in lengths]
+            _errorbar(ax, lengths, vals, str(method))
+        ax.set_xlabel("context length (tokens)")
+        ax.set_ylabel("accuracy")
+        ax.set_ylim(-0.05, 1.05)
+        ax.set_xticks(lengths)
+        ax.set_title(str(task))
+        ax.legend(fontsize=7)
+    return fig
+
+
+def _sweep(ds: Any, sel: dict[str, Any], axis: str) -> Any | None:
+    numeric = [v for v in ds[axis].values if isinstance(_label(v), float)]
+    if len(numeric) < 2:
+        return None
+    methods = [m for m in ds["method"].values if m in ("dysco", "dysco-static", "random-heads")]
+    if not methods:
+        return None
+    tasks = list(ds["task"].values)
+    fig = _figure(4.2 * len(tasks), 3.4)
+    xs = [_label(v) for v in numeric]
+    rest = {k: v for k, v in sel.items() if k != axis}
+    for t, task in enumerate(tasks):
+        ax = fig.add_subplot(1, len(tasks), t + 1)
+        for method in methods:
+            for n in ds["length"].values:
+                cells = _cell(ds, task=task, method=method, length=n, **rest)
+                vals = [_acc(np.asarray(cells.sel({axis: v}).values)) for v in numeric]
+                _errorbar(ax, xs, vals, f"{method} @ {int(n)}")
+        if "vanilla" in ds["method"].values:
+            for n in ds["length"].values:
+                base = _cell(ds, task=task, method="vanilla", length=n, **rest)
+                m = _acc(np.asarray(base.isel({axis: 0}).values))[0]
+                ax.axhline(m, linestyle="--", linewidth=1, color="grey")
+        ax.set_xlabel(axis.replace("_", "-"))
+        ax.set_ylabel("accuracy")
+        ax.set_ylim(-0.05, 1.05)
+        ax.set_title(f"{task} (dashed: vanilla)")
+        ax.legend(fontsize=6)
+    return fig
+
+
+def _heads_bars(ds: Any, sel: dict[str, Any]) -> Any | None:
+    methods = [m for m in ds["method"].values if m in ("dysco", "dysco-static", "random-heads")]
+    heads = list(ds["heads"].values)
+    if not methods or (len(heads) < 2 and "random-heads" not in methods):
+        return None
+    rest = {k: v for k, v in sel.items() if k != "heads"}
+    tasks, lengths = list(ds["task"].values), list(ds["length"].values)
+    groups = [(t, n) for t in tasks for n in lengths]
+    bars = [(m, h) for m in methods for h in heads]
+    fig = _figure(max(5, 1.2 * len(groups) * (len(bars) + 1) * 0.35 + 2), 3.6)
+    ax = fig.add_subplot()
+    width = 0.8 / (len(bars) + 1)
+    x = np.arange(len(groups))
+    if "vanilla" in ds["method"].values:
+        vals = [_acc(np.asarray(_cell(ds, task=t, length=n, method="vanilla", **sel).values))
+                for t, n in groups]
+        ax.bar(x, [v[0] for v in vals], width, yerr=np.nan_to_num([[v[0] - v[1] for v in vals],
+                                                                   [v[2] - v[0] for v in vals]]),
+               capsize=2, label="vanilla", color="lightgrey")
+    for b, (m, h) in enumerate(bars, start=1):
+        vals = [_acc(np.asarray(_cell(ds, task=t, length=n, method=m, heads=h, **rest).values))
+                for t, n in groups]
+        ax.bar(x + b * width, [v[0] for v in vals], width,
+               yerr=np.nan_to_num([[v[0] - v[1] for v in vals], [v[2] - v[0] for v in vals]]), capsize=2,
+               label=f"{m} ({h})" if m != "random-heads" else f"random-heads (n of {h})")
+    ax.set_xticks(x + 0.4 - width / 2, [f"{t}\n{int(n)}" for t, n in groups])
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(0, 1.05)
+    ax.legend(fontsize=6, ncols=2)
+    ax.set_title("head-set ablation")
+    return fig
+
+
+def zoom_in_figure(trace: Any, *, window: int | None = None) -> Any:
+    """Heat map of DySCO's importance over prompt positions, one row per decoding step.
+
+    ``trace`` is the ``record=True`` trace of :func:`headscope.dysco.generate` (the report reads
+    ``OUT/trace.nc``). Answer spans in ``trace.attrs["answer_spans"]`` are outlined; ``window``
+    crops the position axis around them (default: the whole prompt).
+    """
+    imp = np.asarray(trace["importance"].values, dtype=float)
+    sel = np.asarray(trace["selected"].values, dtype=bool)
+    spans = json.loads(trace.attrs.get("answer_spans", "[]") or "[]")
+    lo, hi = 0, imp.shape[1]
+    if window and spans:
+        mid = (spans[0][0] + spans[0][1]) // 2
+        lo, hi = max(0, mid - window // 2), min(imp.shape[1], mid + window // 2)
+    fig = _figure(9, 4.8)
+    axes = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
+    shown = np.log10(np.clip(imp[:, lo:hi], 1e-6, None))
+    im = axes[0].imshow(shown, aspect="auto", interpolation="nearest", cmap="magma",
+                        extent=(lo - 0.5, hi - 0.5, imp.shape[0] - 0.5, -0.5))
+    fig.colorbar(im, ax=axes[0], label="log10 importance")
+    for a, b in spans:
+        for ax in axes:
+            ax.axvspan(a - 0.5, b - 0.5, fill=False, edgecolor="cyan", linewidth=1.2)
+    axes[0].set_ylabel("step")
+    phases = list(trace["phase"].values) if "phase" in trace.coords else []
+    title = "DySCO importance per step"
+    if phases:
+        title += f" ({phases.count('context_warmup')} warm-up reads, then intervened steps)"
+    axes[0].set_title(title)
+    frac = sel[:, lo:hi].mean(axis=0)
+    axes[1].plot(np.arange(lo, hi), frac, linewidth=0.8)
+    axes[1].set_ylabel("share of steps\nselected")
+    axes[1].set_xlabel("prompt position (cyan: answer span)")
+    return fig
+
+
+def _summary_rows(ds: Any, sel: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    from .stats import paired_comparison
+
+    header = ["task", "length", "method", "n", "accuracy [95% CI]", "vs vanilla [95% CI]", "wins/losses",
+              "McNemar p", "relative gain"]
+    rows = []
+    for task in ds["task"].values:
+        for n in ds["length"].values:
+            base = None
+            if "vanilla" in ds["method"].values:
+                base = np.asarray(_cell(ds, task=task, length=n, method="vanilla", **sel).values)
+            for method in ds["method"].values:
+                v = np.asarray(_cell(ds, task=task, length=n, method=method, **sel).values)
+                m, lo, hi, count = _acc(v)
+                row = [task, int(n), method, count, f"{_fmt(m)} [{_fmt(lo)}, {_fmt(hi)}]"]
+                if base is not None and method != "vanilla":
+                    c = paired_comparison(v, base, n_boot=2000, seed=0)
+                    row += [f"{c['diff']:+.2f} [{c['diff_lo']:+.2f}, {c['diff_hi']:+.2f}]" if count else "–",
+                            f"{c['wins']}/{c['losses']}", _fmt(c["p_value"], 3), _fmt(c["relative_gain"])]
+                else:
+                    row += ["–", "–", "–", "–"]
+                rows.append(row)
+    return header, rows
+
+
+def write_report(out_dir: str | Path) -> Path:
+    """Write ``OUT/report.md`` and ``OUT/figures/`` from an ablation run in ``OUT``; return the path."""
+    from .ablate.results import load_results, summary_table
+    from .plots import save_figure
+
+    out = Path(out_dir)
+    ds = load_results(out)
+    run = json.loads((out / "run.json").read_text()) if (out / "run.json").is_file() else {}
+    sel = headline_selection(ds)
+    figs = out / "figures"
+    parts: list[str] = [f"# Ablation report: {out.name}", ""]
+    parts += [f"Model(s): {', '.join(map(str, ds['model'].values))}; tasks: {', '.join(map(str, ds['task'].values))}; "
+              f"lengths: {', '.join(str(int(n)) for n in ds['length'].values)}; examples per cell: "
+              f"{ds.sizes['example']}; evaluation seed {ds.attrs.get('seed')}.", ""]
+    parts += ["Headline setting (the tables and the first figure): " +
+              ", ".join(f"{k}={v}" for k, v in sel.items()) + ".", ""]
+    header, rows = _summary_rows(ds, sel)
+    parts += ["## Accuracy", "", "Accuracy with a 95% percentile-bootstrap interval (2000 resamples over examples, "
+              "seed 0); the difference from vanilla on the same examples with a paired bootstrap interval; "
+              "discordant pairs (method right and vanilla wrong / the reverse) and the exact McNemar p; relative "
+              "gain (acc - vanilla) / vanilla as the DySCO paper reports it.", "", _md_table(header, rows), ""]
+    save_figure(_accuracy_vs_length(ds, sel), figs / "accuracy_vs_length")
+    parts += ["![accuracy vs context length](figures/accuracy_vs_length.png)", ""]
+    for axis, title in (("strength", "Strength sweep"), ("top_k", "Top-k sweep")):
+        fig = _sweep(ds, sel, axis)
+        if fig is not None:
+            save_figure(fig, figs / f"{axis}_sweep")
+            parts += [f"## {title}", "", f"![{title}](figures/{axis}_sweep.png)", ""]
+    fig = _heads_bars(ds, sel)
+    if fig is not None:
+        save_figure(fig, figs / "heads_ablation")
+        parts += ["## Head-set ablation", "", "![head-set ablation](figures/heads_ablation.png)", ""]
+    parts += _auto_section(run)
+    parts += _trace_section(out, figs)
+    summary = summary_table(ds)
+    summary.to_csv(out / "summary.csv", index=False)
+    parts += ["## All cells", "", "Every cell of the grid, with the same statistics: `summary.csv`; every result: "
+              "`results.csv` (tidy) and `results.nc` (xarray).", ""]
+    parts += _provenance(ds, run)
+    path = out / "report.md"
+    path.write_text("\n".join(parts) + "\n")
+    return path
+
+
+def _auto_section(run: dict[str, Any]) -> list[str]:
+    rows = []
+    for model, info in (run.get("models") or {}).items():
+        for a in info.get("auto", []):
+            rows.append([model, a["task"], a["method"], a["heads"], a["strength"], a["top_k"],
+                         f"{a['tuning_examples']} (seed {a['tuning_seed']})"])
+    if not rows:
+        return []
+    return ["## Automatic settings", "", "Chosen on held-out examples (never the evaluation examples): the best "
+            "mean score over the candidates, the first listed on ties.", "",
+            _md_table(["model", "task", "method", "heads", "strength", "top-k", "tuning examples"], rows), ""]
+
+
+def _trace_section(out: Path, figs: Path) -> list[str]:
+    path = out / "trace.nc"
+    if not path.is_file():
+        return []
+    import xarray as xr
+
+    from .plots import save_figure
+
+    with xr.open_dataset(path, engine="scipy") as tr:
+        tr = tr.load()
+    save_figure(zoom_in_figure(tr), figs / "zoom_in")
+    parts = ["## DySCO zooming in", "",
+             f"Example `{tr.attrs.get('example_id')}` (answer {tr.attrs.get('answer')!r}; output "
+             f"{str(tr.attrs.get('output', '')).strip()!r}), cell {tr.attrs.get('cell')}. Each row is one decoding "
+             "step; colour is the importance DySCO accumulates from the selected heads; the lower panel shows how "
+             "often each position was selected for rescaling.", "", "![zoom-in](figures/zoom_in.png)", ""]
+    spans = json.loads(tr.attrs.get("answer_spans", "[]") or "[]")
+    if spans:
+        fig = zoom_in_figure(tr, window=160)
+        save_figure(fig, figs / "zoom_in_window")
+        parts += ["Around the answer:", "", "![zoom-in, window](figures/zoom_in_window.png)", ""]
+    return parts
+
+
+def _provenance(ds: Any, run: dict[str, Any]) -> list[str]:
+    import yaml
+
+    versions = json.loads(ds.attrs.get("versions", "{}"))
+    models = json.loads(ds.attrs.get("models", "{}"))
+    heads_lines = []
+    for model, info in models.items():
+        for label, hs in info.get("heads", {}).items():
+            heads_lines.append(f"- {model} `{label}`: {', '.join(f'({l},{h})' for l, h in hs['heads'])}"
+                               f"{' (from ' + hs['source'] + ')' if hs.get('source') else ''}")
+    config = json.loads(ds.attrs.get("config", "{}"))
+    return ["## How this was made", "", "Command:", "", "```", str(ds.attrs.get("command", "")), "```", "",
+            f"Run started {ds.attrs.get('created')}, {ds.attrs.get('seconds')} s in the last invocation "
+            f"(cached results are not recomputed).", "",
+            "Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()) + ".", "",
+            "Head sets:", "", *(heads_lines or ["- (none)"]), "",
+            "Config:", "", "```yaml", yaml.safe_dump(config, sort_keys=False).strip(), "```"]
