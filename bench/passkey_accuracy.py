@@ -45,6 +45,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--dtype", default="float32", help="float32 (default, as the CPU tests) or bfloat16.")
     ap.add_argument("--heads", required=True, help="Head set file (e.g. from `headscope rank`).")
     ap.add_argument("--lengths", default="1300,2500,4000")
     ap.add_argument("--prompts", type=int, default=100, help="Prompts per length.")
@@ -57,7 +58,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
 
-    lm = load_model(args.model, device=args.device)
+    lm = load_model(args.model, device=args.device, dtype=args.dtype)
     heads = HeadSet.load(args.heads)
     heads.validate(lm.geometry)
     lengths = [int(x) for x in args.lengths.split(",")]
