@@ -1,0 +1,98 @@
+"""``headscope ablate`` and ``headscope report``: run an ablation grid, then write its report."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ._options import run_user_errors
+
+
+def _list(value: str | None) -> list[str] | None:
+    return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
+
+
+def build_config(config_path: str | None, **overrides: Any) -> Any:
+    """The config file (or defaults) with the command-line overrides applied; validated, no model loaded."""
+    from ..ablate import AblationConfig
+
+    base = AblationConfig.from_yaml(config_path) if config_path else AblationConfig()
+    return base.override(**{k: v for k, v in overrides.items() if v is not None})
+
+
+@click.command("ablate")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="ABLATION.yaml (see configs/smollm2-study.yaml for every key). Flags override it.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Output directory; re-running resumes, and a grown grid computes only the new cells.")
+@click.option("--model", "models", default=None, help="Model(s), comma-separated (key 'models').")
+@click.option("--tasks", default=None, help="passkey, needle, kv, qa, or FORMAT:PATH files; comma-separated.")
+@click.option("--lengths", default=None, help="Context lengths in tokens, comma-separated.")
+@click.option("--examples", type=click.IntRange(min=1), default=None, help="Evaluation examples per task and length.")
+@click.option("--methods", default=None, help="vanilla, dysco, dysco-static, random-heads, sharpen; comma-separated.")
+@click.option("--heads", default=None, help="Head sets: qrscore:K, retrieval:K, published:NAME, random:K, FILE.")
+@click.option("--strengths", default=None, help="Strengths, comma-separated, or auto.")
+@click.option("--top-k", "top_k", default=None, help="Top-k values, comma-separated (none, auto).")
+@click.option("--top-p", "top_p", default=None, help="Top-p values, comma-separated (none).")
+@click.option("--decay", default=None, help="Decay values, comma-separated.")
+@click.option("--max-new-tokens", type=click.IntRange(min=1), default=None)
+@click.option("--seed", type=int, default=None, help="Evaluation seed (key 'seed').")
+@click.option("--device", default=None, help="auto, cpu, cuda, cuda:N (key 'device').")
+@click.option("--dtype", default=None, type=click.Choice(["auto", "float32", "bfloat16", "float16"]))
+@click.option("--report/--no-report", default=True, show_default=True, help="Write OUT/report.md afterwards.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def ablate_command(config_path: str | None, out_dir: str, models: str | None, tasks: str | None,
+                   lengths: str | None, examples: int | None, methods: str | None, heads: str | None,
+                   strengths: str | None, top_k: str | None, top_p: str | None, decay: str | None,
+                   max_new_tokens: int | None, seed: int | None, device: str | None, dtype: str | None,
+                   report: bool, quiet: bool) -> None:
+    """Run an ablation grid (model x task x length x method x heads x strength x top-k x top-p x decay).
+
+    Every result is cached in OUT/results.jsonl as it finishes: an interrupted or extended grid
+    recomputes nothing already done. Results: OUT/results.nc (xarray), results.csv (tidy),
+    summary.csv (accuracy with CIs, paired comparison with vanilla), report.md.
+
+    \b
+    Example:
+      headscope ablate --config configs/smollm2-study.yaml --out reports/smollm2-135m
+      headscope ablate --tasks passkey --lengths 1024,2048 --examples 20 \\
+          --methods vanilla,dysco,random-heads --heads qrscore:8 --strengths 2,3 --out runs/abl
+    """
+    from ..ablate.run import run_ablation
+
+    config = run_user_errors(lambda: build_config(
+        config_path, models=_list(models), tasks=_list(tasks), lengths=_list(lengths), examples=examples,
+        methods=_list(methods), heads=_list(heads), strengths=_list(strengths), top_k=_list(top_k),
+        top_p=_list(top_p), decay=_list(decay), max_new_tokens=max_new_tokens, seed=seed, device=device,
+        dtype=dtype))
+    command = "headscope " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    ds = run_user_errors(lambda: run_ablation(config, out_dir, progress=not quiet, command=command))
+    n_done = int((ds["score"].notnull()).sum())
+    click.echo(f"{n_done} (cell, example) results in {out_dir}/results.nc")
+    if report:
+        from ..report import write_report
+
+        click.echo(f"Report: {run_user_errors(lambda: write_report(out_dir))}")
+
+
+@click.command("report")
+@click.argument("out_dir", type=click.Path(file_okay=False))
+def report_command(out_dir: str) -> None:
+    """Write OUT_DIR/report.md (tables, figures, command and versions) for an ablation run.
+
+    \b
+    Example:
+      headscope report reports/demo
+    """
+    from ..report import write_report
+
+    if not Path(out_dir).is_dir():
+        raise click.ClickException(f"{out_dir} is not a directory; run `headscope ablate --out {out_dir}` first.")
+    click.echo(str(run_user_errors(lambda: write_report(out_dir))))
+
+
+COMMANDS = [ablate_command, report_command]
