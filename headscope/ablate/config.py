@@ -206,7 +206,8 @@ class AblationConfig:
         return cfg
 
     @classmethod
-    def from_yaml(cls, path: str | Path) -> AblationConfig:
+    def from_yaml(cls, path: str | Path, **overrides: Any) -> AblationConfig:
+        """Read a YAML config; ``overrides`` (non-None values) replace its keys before validation."""
         import yaml
 
         p = Path(path)
@@ -216,6 +217,9 @@ class AblationConfig:
             data = yaml.safe_load(p.read_text()) or {}
         except yaml.YAMLError as err:
             raise ValueError(f"{p} is not valid YAML: {err}") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{p} must hold a mapping of ablation keys, not {type(data).__name__}.")
+        data.update({k: v for k, v in overrides.items() if v is not None})
         return cls.from_dict(data)
 
     def override(self, **changes: Any) -> AblationConfig:

@@ -20,8 +20,9 @@ def build_config(config_path: str | None, **overrides: Any) -> Any:
     """The config file (or defaults) with the command-line overrides applied; validated, no model loaded."""
     from ..ablate import AblationConfig
 
-    base = AblationConfig.from_yaml(config_path) if config_path else AblationConfig()
-    return base.override(**{k: v for k, v in overrides.items() if v is not None})
+    if config_path:
+        return AblationConfig.from_yaml(config_path, **overrides)
+    return AblationConfig().override(**overrides)
 
 
 @click.command("ablate")
