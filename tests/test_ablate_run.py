@@ -1,0 +1,159 @@
+"""Running ablation grids: a tiny end-to-end run, cache/resume, auto settings, report, CLI.
+
+Mechanics run on a tiny random Llama (GQA) with the bundled model's fast tokenizer, so prompts
+are real task prompts and every decode takes milliseconds; one test runs the bundled SmolLM2.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from headscope.ablate import AblationConfig, load_results, run_ablation
+from headscope.ablate._cache import ResultCache
+
+from conftest import tiny_llama
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    from headscope.models import load_tokenizer, wrap_model
+
+    tok = load_tokenizer("smollm2-135m")
+    return wrap_model(tiny_llama(vocab_size=len(tok), max_position_embeddings=2048), tok, name="tiny")
+
+
+def _config(**extra):
+    base = {"models": ["tiny"], "tasks": ["passkey"], "lengths": [200, 256], "examples": 2,
+            "methods": ["vanilla", "dysco", "random-heads", "sharpen"], "heads": ["random:2"],
+            "strengths": [2, 3], "max_new_tokens": 3, "dysco": {"context_warmup": 2}}
+    base.update(extra)
+    return AblationConfig.from_dict(base)
+
+
+class Stop(Exception):
+    pass
+
+
+def test_tiny_grid_dataset_and_outputs(tmp_path, tiny):
+    seen = []
+    ds = run_ablation(_config(), tmp_path, lm=tiny, progress=False, on_result=seen.append)
+    assert ds["score"].dims == ("model", "task", "length", "method", "heads", "strength", "top_k", "top_p",
+                                "decay", "temperature", "example")
+    assert ds.sizes["example"] == 2 and ds.sizes["strength"] == 2
+    assert np.isfinite(ds["score"].values).all()
+    # vanilla and sharpen ignore strength: one decode per example serves both strengths; and
+    # random-heads draws the same seeded heads as random:2, so it shares dysco's decodes
+    per_example = {"vanilla": 1, "sharpen": 1, "dysco": 2, "random-heads": 0}
+    assert len(seen) == 2 * 2 * sum(per_example.values())
+    assert (ds["output"].sel({"method": "dysco"}).values == ds["output"].sel({"method": "random-heads"}).values).all()
+    v = ds["output"].sel({"method": "vanilla"})
+    assert (v.isel(strength=0) == v.isel(strength=1)).all()
+    assert np.isnan(ds["strength_used"].sel({"method": "vanilla"})).all()
+    assert float(ds["strength_used"].sel({"method": "dysco", "strength": "3"}).max()) == 3.0
+    assert ds["example_id"].values[0, 0, 0, 0] == "passkey-200-s100-000"
+    for name in ("results.nc", "results.csv", "summary.csv", "run.json", "ablation.yaml", "trace.nc"):
+        assert (tmp_path / name).is_file(), name
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["versions"]["torch"] and run["config"]["seed"] == 100
+    assert run["models"]["tiny"]["heads"]["random:2"]["heads"]
+    back = load_results(tmp_path)
+    xr.testing.assert_equal(back["score"], ds["score"])
+    import pandas as pd
+
+    tidy = pd.read_csv(tmp_path / "results.csv")
+    assert len(tidy) == ds["score"].size and set(tidy["method"]) == {"vanilla", "dysco", "random-heads", "sharpen"}
+    summary = pd.read_csv(tmp_path / "summary.csv")
+    assert {"accuracy", "ci_lo", "ci_hi", "diff", "p_mcnemar", "relative_gain"} <= set(summary.columns)
+
+
+def test_interrupt_and_resume_gives_the_same_dataset(tmp_path, tiny):
+    cfg = _config()
+    full = run_ablation(cfg, tmp_path / "full", lm=tiny, progress=False, record_trace=False)
+
+    count = []
+
+    def kill_after_five(_rec):
+        count.append(1)
+        if len(count) == 5:
+            raise Stop
+
+    with pytest.raises(Stop):
+        run_ablation(cfg, tmp_path / "part", lm=tiny, progress=False, on_result=kill_after_five, record_trace=False)
+    assert len(ResultCache(tmp_path / "part" / "results.jsonl")) == 5
+    # a torn last line, as a kill in the middle of a write leaves it
+    with open(tmp_path / "part" / "results.jsonl", "a") as fh:
+        fh.write('{"key": "abc", "outp')
+    redone = []
+    resumed = run_ablation(cfg, tmp_path / "part", lm=tiny, progress=False, on_result=redone.append,
+                           record_trace=False)
+    total = len(ResultCache(tmp_path / "full" / "results.jsonl"))
+    assert len(redone) == total - 5
+    for name in ("score", "output", "n_new_tokens"):
+        xr.testing.assert_equal(resumed[name], full[name])
+    # running again computes nothing; extending the grid computes only the new cells
+    again = []
+    run_ablation(cfg, tmp_path / "part", lm=tiny, progress=False, on_result=again.append, record_trace=False)
+    assert again == []
+    bigger = cfg.override(strengths=[2, 3, 4])
+    run_ablation(bigger, tmp_path / "part", lm=tiny, progress=False, on_result=again.append, record_trace=False)
+    assert len(again) == 2 * 2   # dysco (= random-heads here) at strength 4 only
+
+
+def test_auto_strength_chosen_on_held_out_examples(tmp_path, tiny):
+    cfg = _config(methods=["vanilla", "dysco"], strengths=["auto"], lengths=[200], examples=2,
+                  tuning={"examples": 2, "seed": 7, "strengths": [1.5, 3]})
+    records = []
+    ds = run_ablation(cfg, tmp_path, lm=tiny, progress=False, on_result=records.append, record_trace=False)
+    tuned = [r for r in records if r["purpose"] == "tune"]
+    evals = {r["example_id"] for r in records if r["purpose"] == "eval"}
+    assert len(tuned) == 2 * 2 and not evals & {r["example_id"] for r in tuned}
+    assert all("-s7-" in r["example_id"] for r in tuned)
+    used = float(ds["strength_used"].sel({"method": "dysco"}).max())
+    assert used in (1.5, 3.0)
+    auto = json.loads((tmp_path / "run.json").read_text())["models"]["tiny"]["auto"][0]
+    assert auto["strength"] == used and len(auto["candidates"]) == 2
+
+
+def test_report_and_cli(tmp_path, tiny):
+    from click.testing import CliRunner
+
+    from headscope.cli import cli
+    from headscope.report import write_report
+
+    run_ablation(_config(lengths=[200], examples=2), tmp_path, lm=tiny, progress=False)
+    path = write_report(tmp_path)
+    text = path.read_text()
+    for needle in ("## Accuracy", "McNemar", "accuracy_vs_length.png", "strength_sweep.png", "zoom_in.png",
+                   "## How this was made", "torch"):
+        assert needle in text, needle
+    assert (tmp_path / "figures" / "zoom_in.svg").is_file()
+    r = CliRunner().invoke(cli, ["report", str(tmp_path)])
+    assert r.exit_code == 0 and "report.md" in r.output
+    r = CliRunner().invoke(cli, ["report", str(tmp_path / "nope")])
+    assert r.exit_code == 1
+
+
+def test_file_task_in_a_grid(tmp_path, tiny):
+    rows = [{"index": i, "input": f"Remember {i}{i}{i}. Which number?", "outputs": [f"{i}{i}{i}"]} for i in range(3)]
+    f = tmp_path / "r.jsonl"
+    f.write_text("\n".join(json.dumps(r) for r in rows))
+    ds = run_ablation(_config(tasks=[f"ruler:{f}"], lengths=[512], methods=["vanilla"], heads=[], examples=3),
+                      tmp_path / "o", lm=tiny, progress=False)
+    assert list(ds["example_id"].values.ravel()) == ["r-0", "r-1", "r-2"]
+    assert np.isfinite(ds["score"].values).all()
+
+
+@pytest.mark.slow
+def test_bundled_model_end_to_end(tmp_path, smollm2):
+    cfg = AblationConfig.from_dict({"tasks": ["passkey"], "lengths": [200], "examples": 1,
+                                    "methods": ["vanilla", "dysco"], "heads": ["random:4"], "strengths": [3],
+                                    "max_new_tokens": 6})
+    ds = run_ablation(cfg, tmp_path, lm=smollm2, progress=False)
+    out = ds["output"].sel({"method": "vanilla"}).values.ravel()[0]
+    answer = ds["example_id"].values.ravel()[0]
+    assert answer.startswith("passkey-200-s100") and out.strip()
+    assert ds["score"].notnull().all()
