@@ -207,6 +207,7 @@ def data_parallel(path: Path, args: argparse.Namespace, workdir: Path) -> dict[s
               "--decode-steps", str(args.decode_steps), "--seed", str(args.seed), "--quiet"]
     env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
     env["OMP_NUM_THREADS"] = "1"  # what torchrun gives each worker; the single run gets the same
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])  # headscope uninstalled
     runs = {}
     for name, cmd in (
         ("torchrun", [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
@@ -215,7 +216,8 @@ def data_parallel(path: Path, args: argparse.Namespace, workdir: Path) -> dict[s
     ):
         out = workdir / f"dp-{name}"
         t = time.perf_counter()
-        proc = subprocess.run([*cmd, "--out", str(out)], env=env, capture_output=True, text=True, timeout=540)
+        proc = subprocess.run([*cmd, "--out", str(out)], env=env, cwd=REPO, capture_output=True, text=True,
+                              timeout=540)
         runs[name] = {"rc": proc.returncode, "wall_s": round(time.perf_counter() - t, 1),
                       "stdout_tail": proc.stdout[-400:], "stderr_tail": proc.stderr[-1500:] if proc.returncode else ""}
     result: dict[str, Any] = {"nproc": nproc, **runs}
