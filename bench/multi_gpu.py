@@ -212,7 +212,8 @@ def data_parallel(path: Path, args: argparse.Namespace, workdir: Path) -> dict[s
     for name, cmd in (
         ("torchrun", [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
                       "-m", "headscope", "calibrate", *common, "--device", "cpu" if args.cpu else "auto"]),
-        ("single", [sys.executable, "-m", "headscope", "calibrate", *common, "--device", "cpu" if args.cpu else "cuda:0"]),
+        ("single", [sys.executable, "-m", "headscope", "calibrate", *common,
+                    "--device", "cpu" if args.cpu else "cuda:0"]),
     ):
         out = workdir / f"dp-{name}"
         t = time.perf_counter()
@@ -272,7 +273,8 @@ def main() -> None:
     for k, v in (small if args.cpu else big).items():
         if getattr(args, k) is None:
             setattr(args, k, v)
-    dtype = {"bfloat16": torch.bfloat16, "float32": torch.float32}[args.dtype or ("float32" if args.cpu else "bfloat16")]
+    dtype_name = args.dtype or ("float32" if args.cpu else "bfloat16")
+    dtype = {"bfloat16": torch.bfloat16, "float32": torch.float32}[dtype_name]
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="headscope-multi-gpu-"))
     workdir.mkdir(parents=True, exist_ok=True)
     path = save_random_model(workdir, args, dtype)
@@ -280,9 +282,10 @@ def main() -> None:
 
     summary: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d %H:%M"), "machine": platform.node(),
-        "devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if not args.cpu else ["cpu"],
+        "devices": ["cpu"] if args.cpu else [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
         "torch": torch.__version__, "transformers": transformers.__version__,
-        "model": {k: getattr(args, k) for k in ("layers", "hidden", "heads", "kv_heads", "seed")} | {"dtype": str(dtype)},
+        "model": {**{k: getattr(args, k) for k in ("layers", "hidden", "heads", "kv_heads", "seed")},
+                  "dtype": dtype_name},
     }
     summary["nnsight"] = HAVE_NNSIGHT
     summary["model_parallel"] = model_parallel(path, args, dtype)

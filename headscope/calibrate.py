@@ -161,7 +161,8 @@ def run_calibration(
         layout = _layout(examples, config)
         barrier(info)  # every rank has read the run directory before rank 0 writes to it
         if info.is_main:
-            attrs = _run_attrs(config, lm, examples) if lm is not None else read_run_info(out)["attrs"]  # type: ignore[index]
+            # Nothing left to capture here and no model loaded: keep the attrs of the run on disk.
+            attrs = _run_attrs(config, lm, examples) if lm is not None else read_run_info(out)["attrs"]  # type: ignore
             out.mkdir(parents=True, exist_ok=True)
             write_run_info(out, {"config": config.to_dict(), "attrs": attrs, "layout": layout})
         barrier(info)

@@ -52,6 +52,11 @@ def calibrate_command(model_name: str, device: str, dtype: str, revision: str | 
       headscope calibrate --model smollm2-135m --task needle --lengths 1024,2048 --examples 8 --out runs/needle
       headscope calibrate --model llama-2-13b --task qa --lengths 4096 --examples 40 --out runs/qa13b
       headscope calibrate --task my_questions.jsonl --out runs/mine
+      torchrun --nproc_per_node 4 -m headscope calibrate --model llama-2-7b --task qa --examples 40 --out runs/qa7b
+
+    Under torchrun or accelerate launch each process takes every WORLD_SIZE-th example on its
+    own GPU (one model replica each); the merged OUT/ equals a single-process run. A model larger
+    than one GPU: run one process with --device auto instead (layers split over the GPUs).
     """
     from ..calibrate import CalibrationConfig, run_calibration
 
