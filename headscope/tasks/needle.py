@@ -32,7 +32,7 @@ from .base import CalibrationExample
 from .haystack import Haystack, data_dir, insert_at_depth
 from .prompting import Piece, PromptSpec
 
-__all__ = ["Needle", "load_needles", "make_needle_examples", "passkey_needle"]
+__all__ = ["FILLER", "Needle", "load_needles", "make_needle_examples", "passkey_needle"]
 
 _HEADERS = {
     "needle": "This is a very long story book: <book>\n",
@@ -42,6 +42,14 @@ _HEADERS = {
 _FOOTERS = {"needle": "\n</book>\n\n", "passkey": "\n</text>\n\n"}
 _CLOSING = {"needle": "Based on the content of the book, answer the question.\nQuestion: ",
             "passkey": "Based on the text above, answer the question.\nQuestion: "}
+# The classic pass-key task (Mohtashami & Jaggi 2023; the DySCO paper's pass-key runs): the key
+# hidden in one repeated filler paragraph. Easier than prose for small models, since the needle
+# is the only sentence that differs; used to compare with the authors' published numbers.
+FILLER = "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again."
+_HEADERS["passkey-filler"] = ("There is an important info hidden inside a lot of irrelevant text. Find it and "
+                              "memorize it. I will quiz you about the important information there.\n\n")
+_FOOTERS["passkey-filler"] = "\n\n"
+_CLOSING["passkey-filler"] = "Question: "
 
 
 @dataclass(frozen=True)
@@ -89,14 +97,14 @@ def _spec(kind: str, hay: Haystack, n_words: int, needle: Needle, depth: float) 
 def _one(tokenizer: Any, kind: str, length: int, seed: int, i: int,
          depth: float) -> CalibrationExample:
     rng = example_rng(kind, length, seed, i)
-    if kind == "passkey":
+    if kind in ("passkey", "passkey-filler"):
         key = rng.randint(10000, 99999)
         needle, answer = passkey_needle(key), str(key)
     else:
         needle = rng.choice(load_needles())
         answer = needle.answer
     # English prose runs ~1.2-1.4 tokens per word, so `length` words always overshoot.
-    hay = Haystack(rng, min_words=length)
+    hay = Haystack(rng, min_words=length, paragraphs=(FILLER,) if kind == "passkey-filler" else None)
     spec = fit_spec(tokenizer, lambda n: _spec(kind, hay, n, needle, depth), length, 0, hay.n_words)
     return assemble(tokenizer, spec, id=example_id(kind, length, seed, i), task=kind,
                     answer=answer, target_length=length, depth=depth,
