@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .capture import NEEDLE_TASKS, AttentionRecorder
-from .distributed import barrier, device_for, process_group, rank_info, shard
+from .distributed import barrier, device_for, on_main, process_group, rank_info, shard
 from .store import done_examples, example_dataset, open_capture, read_run_info, write_part, write_run_info
 
 if TYPE_CHECKING:
@@ -145,11 +145,12 @@ def run_calibration(
     # headscope.distributed); alone, rank 0 of 1 takes them all and no barrier does anything.
     info = rank_info()
     with process_group(info):
-        if info.is_main:
+        def first_on_main() -> None:
             _check_writable(out)  # its probe directory must be gone before other ranks look inside
             if lm is None and info.distributed:
                 _resolve(config.model, config.revision)  # convert a bundled model once, not once per rank
-        barrier(info)
+
+        on_main(first_on_main, info)
         _check_resumable(out, identity)
         tokenizer = lm.tokenizer if lm is not None else load_tokenizer(config.model, revision=config.revision)
         max_context = lm.geometry.max_context if lm is not None else _max_context_of(config)

@@ -28,12 +28,12 @@ from __future__ import annotations
 
 import datetime
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["RankInfo", "barrier", "device_for", "process_group", "rank_info", "shard"]
+__all__ = ["RankInfo", "barrier", "device_for", "on_main", "process_group", "rank_info", "shard"]
 
 # A rank may wait at the last barrier for a whole shard of long examples on a slow GPU; a
 # crashed rank does not leave the others hanging, because torchrun/accelerate tear the
@@ -158,3 +158,26 @@ def barrier(info: RankInfo | None = None) -> None:
         raise RuntimeError("barrier() under a multi-process launch needs an active process_group().")
     dist.barrier()
 
+
+
+def on_main(fn: Callable[[], Any], info: RankInfo | None = None) -> None:
+    """Run ``fn`` on rank 0 only, then raise on every rank what it raised (a barrier otherwise).
+
+    A user error found by rank 0 alone (say, an unwritable ``--out``) then stops every rank with
+    the same clean message, instead of leaving the others to die in a broken barrier.
+    """
+    info = rank_info() if info is None else info
+    error: BaseException | None = None
+    if info.is_main:
+        try:
+            fn()
+        except Exception as err:  # re-raised below, on every rank
+            error = err
+    if info.distributed:
+        import torch.distributed as dist
+
+        box: list[Any] = [error]
+        dist.broadcast_object_list(box, src=0)
+        error = box[0]
+    if error is not None:
+        raise error

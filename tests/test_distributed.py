@@ -89,3 +89,20 @@ def test_two_process_calibrate_equals_a_single_process_run(tmp_path):
     merged = _drop_volatile(headscope.open_capture(tmp_path / "multi"))
     xr.testing.assert_identical(merged, _drop_volatile(headscope.open_capture(tmp_path / "single")))
     assert sorted(p.name for p in (tmp_path / "multi").iterdir()) == ["parts", "run.json"]  # no stray files
+
+
+@pytest.mark.slow
+def test_a_user_error_seen_by_rank_0_stops_every_rank_cleanly(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         "-m", "headscope", "calibrate", "--model", "smollm2-135m", "--device", "cpu", "--task", "passkey",
+         "--lengths", "512", "--examples", "2", "--out", str(blocker / "run"), "--quiet"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert output.count("Error: Cannot write the run") == 2  # the same message from both ranks
+    assert "[rank1]: Traceback" not in output  # not a broken barrier
