@@ -202,7 +202,7 @@ def run_ablation(config: AblationConfig, out_dir: str | Path, *, lm: Any = None,
     jobs: list[Job] = []
     examples: dict[tuple[str, str, int], list[Any]] = {}
     models_info: dict[str, Any] = {}
-    trace_job: tuple[Any, Job] | None = None
+    traced = False
     for model_name in config.models:
         model_lm = lm if lm is not None else _load(config, model_name)
         if lm is not None and model_lm.name != model_name:
@@ -214,12 +214,12 @@ def run_ablation(config: AblationConfig, out_dir: str | Path, *, lm: Any = None,
         model_jobs, info, first = _model_jobs(config, model_lm, model_name, out, cache, progress, on_result, examples)
         jobs += model_jobs
         models_info[model_name] = info
-        if trace_job is None and first is not None:
-            trace_job = (model_lm, first)
         runner = _Runner(model_lm, cache, progress, on_result)
         runner.run(model_jobs, f"ablate {model_name}", "eval")
-    if record_trace and trace_job is not None:
-        _write_trace(out, *trace_job)
+        if record_trace and not traced and first is not None:
+            _write_trace(out, model_lm, first)  # now, while this model is loaded
+            traced = True
+        del model_lm
     ds = build_dataset(config, jobs, cache, examples)
     ds.attrs.update({
         "config": config.to_json(), "command": command or " ".join(sys.argv), "created": started,
