@@ -170,7 +170,7 @@ def _heads_bars(ds: Any, sel: dict[str, Any]) -> Any | None:
     ax.set_xticks(x + 0.4 - width / 2, [f"{t}\n{int(n)}" for t, n in groups])
     ax.set_ylabel("accuracy")
     ax.set_ylim(0, 1.05)
-    ax.legend(fontsize=6, ncols=2)
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: bars reach the top
     ax.set_title("head-set ablation")
     return fig
 
