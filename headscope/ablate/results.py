@@ -15,7 +15,6 @@ Example
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -132,7 +131,3 @@ def load_results(out: str | Path) -> xr.Dataset:
     for name in ("output", "example_id"):
         ds[name] = ds[name].astype(str)
     return ds
-
-
-def _finite(x: float) -> bool:
-    return isinstance(x, float) and math.isfinite(x)
