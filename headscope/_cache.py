@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["CacheSnapshot", "restored_after", "snapshot", "restore"]
+__all__ = ["CacheSnapshot", "cache_kwargs", "new_cache", "restore", "restored_after", "snapshot", "updates_discarded"]
 
 CacheSnapshot = list[dict[str, Any]]
 
@@ -40,6 +40,33 @@ def restored_after(cache: Any) -> Iterator[Any]:
         yield cache
     finally:
         restore(cache, saved)
+
+
+@contextmanager
+def updates_discarded(cache: Any) -> Iterator[Any]:
+    """Run a block in which the cache hands each layer its keys/values but keeps nothing new.
+
+    Inside the block every initialised layer's ``update`` returns the concatenation of the
+    stored states and the new ones (what attention needs) without storing it, so the
+    concatenated copy is freed as soon as that layer's attention is done: DySCO's partial pass
+    then costs one layer's copy of the keys/values in memory, not one per layer it runs. The
+    cache is restored afterwards in any case (:func:`restored_after`), which also removes the
+    temporary ``update`` overrides.
+    """
+    import torch
+
+    with restored_after(cache):
+        for layer in cache.layers:
+            if getattr(layer, "is_initialized", False):
+                layer.update = _concatenate_only(layer, torch)
+        yield cache
+
+
+def _concatenate_only(layer: Any, torch: Any) -> Any:
+    def update(key_states: Any, value_states: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
+        return (torch.cat([layer.keys, key_states], dim=-2), torch.cat([layer.values, value_states], dim=-2))
+
+    return update
 
 
 def cache_kwargs(model: Any, cache: Any) -> dict[str, Any]:

@@ -50,7 +50,7 @@ from typing import Any
 
 import torch
 
-from .._cache import cache_kwargs, new_cache, restore, snapshot
+from .._cache import cache_kwargs, new_cache, updates_discarded
 from .attention_fn import Controller, StopForward, attention_control
 from .config import DyscoConfig
 from .selection import HARD_MASK_STRENGTH, build_bias, select, template_positions, update_importance
@@ -302,13 +302,11 @@ def _dysco_loop(model: Any, ctl: Controller, forward: Any, cache: Any, ids: torc
         else:
             if config.dynamic:
                 ctl.record_rows(partial=True)
-                saved = snapshot(cache)
-                try:
-                    forward(tok)
-                except StopForward:
-                    pass
-                finally:
-                    restore(cache, saved)
+                with updates_discarded(cache):  # the partial pass keeps no keys/values
+                    try:
+                        forward(tok)
+                    except StopForward:
+                        pass
                 r = update_importance(r, ctl.head_rows(heads, r_device).mean(0), config.decay)
                 m = select(r, config.top_k, config.top_p)
             else:
