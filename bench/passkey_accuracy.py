@@ -57,6 +57,8 @@ def main() -> None:
     ap.add_argument("--top-p", type=float, default=0.975)
     ap.add_argument("--decay", type=float, default=0.75)
     ap.add_argument("--max-new-tokens", type=int, default=8)
+    ap.add_argument("--subset", default=None, metavar="A:B",
+                    help="Only prompts A..B-1 of each length (generated as part of all --prompts, so depths match).")
     ap.add_argument("--shard", default="0/1", help="K/N: run the K-th of N interleaved shards of the jobs "
                     "(N processes can share one GPU; a run with --summarize merges their results).")
     ap.add_argument("--summarize", action="store_true", help="Only merge results-*.jsonl into summary.json.")
@@ -95,6 +97,9 @@ def main() -> None:
                               max_context=lm.geometry.max_context)
         for length in lengths
     }
+    if args.subset:
+        a, b = (int(x) for x in args.subset.split(":"))
+        examples_by_length = {length: exs[a:b] for length, exs in examples_by_length.items()}
     # Methods outermost, in the order given: an interrupted run has completed the first ones.
     jobs = [(m, length, ex) for m in methods for length in lengths for ex in examples_by_length[length]
             if (m, length, ex.id) not in done]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -159,8 +159,7 @@ class AttentionRecorder:
         of the last position. The cache keeps the new keys/values.
         """
         rows, _, logits = self._traced_pass(self._ids(ids), cache, mean=True, argmax=False)
-        assert rows is not None  # mean=True always returns rows
-        return rows, logits
+        return cast(np.ndarray, rows), logits
 
     def decode(self, cache: Any, logits: torch.Tensor, steps: int) -> tuple[np.ndarray, np.ndarray, list[int]]:
         """Greedy decoding for up to ``steps`` traced steps, as the retrieval-score reference does.
@@ -178,7 +177,7 @@ class AttentionRecorder:
         while len(emitted) < steps and generated[-1] not in stop:
             _, argmax, logits = self._traced_pass(self._ids(generated[-1:]), cache, mean=False, argmax=True)
             token = int(logits.argmax())
-            argmaxes.append(argmax)
+            argmaxes.append(cast(np.ndarray, argmax))
             emitted.append(token)
             generated.append(token)
         layout = (0, self.geometry.n_layers, self.geometry.n_heads)
