@@ -157,3 +157,39 @@ def test_bundled_model_end_to_end(tmp_path, smollm2):
     answer = ds["example_id"].values.ravel()[0]
     assert answer.startswith("passkey-200-s100") and out.strip()
     assert ds["score"].notnull().all()
+
+
+def test_ablate_cli_loads_the_model_once(tmp_path, tiny, monkeypatch):
+    from click.testing import CliRunner
+
+    import headscope.models as models
+    from headscope.cli import cli
+
+    loads = []
+
+    def fake_load(name, **kw):
+        loads.append(name)
+        return tiny
+
+    monkeypatch.setattr(models, "load_model", fake_load)
+    args = ["ablate", "--tasks", "passkey", "--lengths", "200", "--examples", "1", "--methods", "vanilla,dysco",
+            "--heads", "random:2", "--strengths", "2,3", "--max-new-tokens", "2", "--no-report", "--quiet",
+            "--out", str(tmp_path)]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 0, r.output
+    assert loads == ["smollm2-135m"] and "results.nc" in r.output
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["command"].startswith("headscope ") and run["config"]["strengths"] == [2.0, 3.0]
+    assert len(ResultCache(tmp_path / "results.jsonl")) == 3
+
+
+def test_ranked_heads_from_on_the_fly_calibration(tmp_path, tiny):
+    cal = {"task": "passkey", "lengths": [200], "examples": 2, "seed": 0, "decode_steps": 2}
+    cfg = _config(methods=["dysco"], heads=["qrscore:3"], lengths=[200], examples=1, strengths=[2], calibration=cal)
+    ds = run_ablation(cfg, tmp_path, lm=tiny, progress=False, record_trace=False)
+    heads = json.loads(ds.attrs["models"])["tiny"]["heads"]["qrscore:3"]
+    assert len(heads["heads"]) == 3 and heads["method"] == "qrscore" and "calibration" in heads["source"]
+    assert (tmp_path / "heads" / "tiny" / "qrscore_3.json").is_file()
+    # a random model never copies the pass key: the retrieval score has no usable example
+    with pytest.raises(ValueError, match="retrieval:3 on .*never retrieved the needle"):
+        run_ablation(cfg.override(heads=["retrieval:3"]), tmp_path, lm=tiny, progress=False, record_trace=False)

@@ -53,9 +53,18 @@ def _ranked(kind: str, k: int, capture: Path, lm: Any) -> HeadSet:
     if kind == "retrieval" and int(ds.attrs.get("decode_steps", 0) or 0) == 0:
         raise ValueError(f"retrieval:{k} needs a needle/passkey capture with decode steps; {capture} has none "
                          "(set calibration.decode_steps, or calibrate on a needle or passkey task).")
-    per_example = score(ds, kind, per_example=True)
+    try:
+        per_example = score(ds, kind, per_example=True)
+    except ValueError as err:
+        raise ValueError(f"{kind}:{k} on {capture}: {err}") from None
     mean = per_example.mean("example", skipna=True).load()
     heads, scores = top_heads(mean, k, return_scores=True)
+    if len(heads) < k:
+        # The retrieval score keeps only examples the model answered (ROUGE recall > 0.5).
+        kept = int(per_example.notnull().any(("layer", "head")).sum())
+        raise ValueError(f"{kind}:{k}: only {len(heads)} heads have a score on {capture} ({kept} of "
+                         f"{per_example.sizes['example']} calibration examples usable; the retrieval score keeps "
+                         "only examples the model answered). Calibrate on more or shorter prompts.")
     return HeadSet(tuple(heads), model=lm.name, method=kind, scores=tuple(scores), source=str(capture),
                    meta={"n_examples": int(per_example.sizes["example"]), "task": str(ds.attrs.get("task", ""))})
 
