@@ -96,16 +96,20 @@ def _accuracy_vs_length(ds: Any, sel: dict[str, Any]) -> Any:
     tasks = list(ds["task"].values)
     fig = _figure(4.2 * len(tasks), 3.4)
     lengths = [int(n) for n in ds["length"].values]
+    methods = list(ds["method"].values)
     for t, task in enumerate(tasks):
         ax = fig.add_subplot(1, len(tasks), t + 1)
-        for method in ds["method"].values:
+        for i, method in enumerate(methods):
             cells = _cell(ds, task=task, method=method, **sel)
             vals = [_acc(np.asarray(cells.sel(length=n).values)) for n in lengths]
-            _errorbar(ax, lengths, vals, str(method))
+            # Lengths as evenly spaced categories, each method nudged sideways so equal values stay visible.
+            x = np.arange(len(lengths)) + 0.06 * (i - (len(methods) - 1) / 2)
+            _errorbar(ax, list(x), vals, str(method))
         ax.set_xlabel("context length (tokens)")
         ax.set_ylabel("accuracy")
         ax.set_ylim(-0.05, 1.05)
-        ax.set_xticks(lengths)
+        ax.set_xticks(np.arange(len(lengths)), [str(n) for n in lengths])
+        ax.set_xlim(-0.5, len(lengths) - 0.5)
         ax.set_title(str(task))
         ax.legend(fontsize=7)
     return fig
@@ -124,11 +128,13 @@ def _sweep(ds: Any, sel: dict[str, Any], axis: str) -> Any | None:
     rest = {k: v for k, v in sel.items() if k != axis}
     for t, task in enumerate(tasks):
         ax = fig.add_subplot(1, len(tasks), t + 1)
-        for method in methods:
-            for n in ds["length"].values:
-                cells = _cell(ds, task=task, method=method, length=n, **rest)
-                vals = [_acc(np.asarray(cells.sel({axis: v}).values)) for v in numeric]
-                _errorbar(ax, xs, vals, f"{method} @ {int(n)}")
+        lines = [(m, n) for m in methods for n in ds["length"].values]
+        span = (max(xs) - min(xs)) or 1.0
+        for j, (method, n) in enumerate(lines):
+            cells = _cell(ds, task=task, method=method, length=n, **rest)
+            vals = [_acc(np.asarray(cells.sel({axis: v}).values)) for v in numeric]
+            nudge = 0.01 * span * (j - (len(lines) - 1) / 2)  # keep equal values apart
+            _errorbar(ax, [x + nudge for x in xs], vals, f"{method} @ {int(n)}")
         if "vanilla" in ds["method"].values:
             for n in ds["length"].values:
                 base = _cell(ds, task=task, method="vanilla", length=n, **rest)
