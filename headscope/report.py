@@ -274,6 +274,9 @@ def write_report(out_dir: str | Path) -> Path:
     if fig is not None:
         save_figure(fig, figs / "heads_ablation")
         parts += ["## Head-set ablation", "", "![head-set ablation](figures/heads_ablation.png)", ""]
+    if (figs / "qrscore.png").is_file():
+        parts += ["## Heads", "", "QRScore of every head on the calibration prompts; outlined: the heads used.", "",
+                  "![QRScore of every head](figures/qrscore.png)", ""]
     parts += _auto_section(run)
     parts += _trace_section(out, figs)
     summary = summary_table(ds)
@@ -334,7 +337,11 @@ def _provenance(ds: Any, run: dict[str, Any]) -> list[str]:
             heads_lines.append(f"- {model} `{label}`: {', '.join(f'({l},{h})' for l, h in hs['heads'])}"
                                f"{' (from ' + hs['source'] + ')' if hs.get('source') else ''}")
     config = json.loads(ds.attrs.get("config", "{}"))
-    return ["## How this was made", "", "Command:", "", "```", str(ds.attrs.get("command", "")), "```", "",
+    demo = run.get("demo") or {}
+    timing = ([f"The demo (calibrate, rank, ablate, report) took {demo['seconds']:.0f} s of wall time and "
+               f"{demo.get('cpu_seconds', float('nan')):.0f} s of CPU time in its last invocation.", ""]
+              if demo.get("seconds") is not None else [])
+    return ["## How this was made", "", "Command:", "", "```", str(ds.attrs.get("command", "")), "```", "", *timing,
             f"Run started {ds.attrs.get('created')}, {ds.attrs.get('seconds')} s in the last invocation "
             f"(cached results are not recomputed).", "",
             "Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()) + ".", "",
