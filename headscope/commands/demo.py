@@ -12,7 +12,7 @@ import click
 from ._options import run_user_errors
 
 DEMO_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
-# --quick: a smoke run (about a minute) that exercises every stage.
+# --quick: a smoke run (about two minutes on 2 busy cores) that exercises every stage.
 QUICK = {"lengths": [256], "examples": 2, "max_new_tokens": 8,
          "calibration": {"task": "passkey", "lengths": [256], "examples": 2, "seed": 0}}
 
@@ -39,7 +39,7 @@ def demo_config(quick: bool = False, examples: int | None = None) -> Any:
 @click.command("demo")
 @click.option("--out", "out_dir", default="reports/demo", show_default=True, type=click.Path(file_okay=False))
 @click.option("--examples", type=click.IntRange(min=1), default=None, help="Evaluation examples per length.")
-@click.option("--quick", is_flag=True, help="A one-minute smoke run (256-token prompts, 2 examples).")
+@click.option("--quick", is_flag=True, help="A smoke run of every stage (256-token prompts, 2 examples; ~2 min).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def demo_command(out_dir: str, examples: int | None, quick: bool, quiet: bool) -> None:
     """Calibrate -> rank -> ablate -> report on the bundled SmolLM2-135M (configs/demo.yaml).
