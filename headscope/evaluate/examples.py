@@ -17,13 +17,15 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..tasks import TASKS
 from .metrics import METRICS
 
 __all__ = ["DEFAULT_MAX_NEW_TOKENS", "SYNTHETIC_TASKS", "EvalExample", "from_calibration", "make_eval_examples"]
 
-SYNTHETIC_TASKS = ("passkey", "needle", "kv", "qa")
+# Every calibration generator doubles as an evaluation task (at an evaluation seed).
+SYNTHETIC_TASKS = tuple(TASKS)
 # Enough new tokens for each task's answer (SmolLM2 writes one digit per token).
-DEFAULT_MAX_NEW_TOKENS = {"passkey": 12, "needle": 40, "kv": 48, "qa": 24, "mrcr": 512,
+DEFAULT_MAX_NEW_TOKENS = {"passkey": 12, "passkey-filler": 12, "needle": 40, "kv": 48, "qa": 24, "mrcr": 512,
                           "longbench-v2": 8, "ruler": 64, "qrhead": 24}
 
 
