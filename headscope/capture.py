@@ -28,6 +28,7 @@ import torch
 from ._arch import attention_path, decoder_layers_path, resolve
 from ._cache import cache_kwargs, new_cache, restored_after
 from .attention import attention_rows
+from .models import eos_ids
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -207,13 +208,7 @@ class AttentionRecorder:
 
 def _stop_ids(lm: LoadedModel) -> set[int]:
     """End-of-sequence ids plus single tokens that are a newline."""
-    ids: set[int] = set()
-    for source in (getattr(lm.model, "generation_config", None), lm.tokenizer):
-        value = getattr(source, "eos_token_id", None)
-        if isinstance(value, int):
-            ids.add(value)
-        elif value:
-            ids.update(int(v) for v in value)
+    ids = eos_ids(lm.model, lm.tokenizer)
     for text in ("\n", "\n\n"):
         encoded = lm.tokenizer.encode(text, add_special_tokens=False)
         if len(encoded) == 1:

@@ -32,6 +32,7 @@ __all__ = [
     "ModelNotFoundError",
     "cache_dir",
     "convert_gguf",
+    "eos_ids",
     "geometry_of",
     "list_models",
     "load_model",
@@ -380,6 +381,18 @@ def wrap_model(model: Any, tokenizer: Any, name: str = "custom") -> LoadedModel:
     model.eval()
     return LoadedModel(model=model, tokenizer=tokenizer, name=name, source="in-memory", revision="none",
                        geometry=geometry_of(model, tokenizer, name))
+
+
+def eos_ids(model: Any, tokenizer: Any) -> set[int]:
+    """Token ids that end generation: the generation config's and the tokenizer's EOS ids."""
+    ids: set[int] = set()
+    for source in (getattr(model, "generation_config", None), tokenizer):
+        value = getattr(source, "eos_token_id", None)
+        if isinstance(value, int):
+            ids.add(value)
+        elif value:
+            ids.update(int(v) for v in value)
+    return ids
 
 
 def list_models() -> list[dict[str, str]]:

@@ -51,6 +51,7 @@ from typing import Any
 import torch
 
 from .._cache import cache_kwargs, new_cache, updates_discarded
+from ..models import eos_ids
 from .attention_fn import Controller, StopForward, attention_control
 from .config import DyscoConfig
 from .selection import HARD_MASK_STRENGTH, build_bias, select, template_positions, update_importance
@@ -98,16 +99,6 @@ def resolve_heads_for(config: DyscoConfig, geometry: Any) -> tuple[tuple[int, in
 
         return tuple(random_heads((geometry.n_layers, geometry.n_heads), len(config.heads), seed=config.seed).heads)
     return config.heads
-
-
-def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
-    ids: set[int] = set()
-    gen = getattr(model, "generation_config", None)
-    for source in (getattr(gen, "eos_token_id", None), getattr(tokenizer, "eos_token_id", None)):
-        if source is None:
-            continue
-        ids.update([source] if isinstance(source, int) else list(source))
-    return ids
 
 
 def _as_ids(input_ids: Any) -> torch.Tensor:
@@ -233,7 +224,7 @@ def generate(lm: Any, input_ids: Any, config: DyscoConfig, *, record: bool = Fal
     else:
         prefill = n
     device = lm.device
-    eos = _eos_ids(model, tokenizer)
+    eos = eos_ids(model, tokenizer)
     sampler = _Sampler(config)
     trace = _Trace() if record else None
     scale = 1.0 / config.temperature if config.method == "sharpen" else 1.0
