@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -85,13 +87,15 @@ def _invoke(*args: str):
     return CliRunner().invoke(cli, ["calibrate", *args, "--quiet"])
 
 
-def test_unknown_model_fails_with_what_was_tried_and_writes_nothing(tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+def test_unknown_model_fails_with_what_was_tried_and_writes_nothing(tmp_path):
+    # A fresh process, so that HF_HUB_OFFLINE is read at import (no waiting on network time-outs).
     out = tmp_path / "x"
-    result = _invoke("--model", "no-such-org/no-such-model", "--out", str(out))
-    assert result.exit_code == 1
-    assert "Could not load model 'no-such-org/no-such-model'" in result.output and "Tried:" in result.output
-    assert "Traceback" not in result.output
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, "-m", "headscope", "calibrate", "--model", "no-such-org/no-such-model",
+                             "--out", str(out), "--quiet"], capture_output=True, text=True, env=env)
+    assert result.returncode == 1
+    assert "Could not load model 'no-such-org/no-such-model'" in result.stderr and "Tried:" in result.stderr
+    assert "Traceback" not in result.stderr
     assert not out.exists()
 
 
