@@ -181,6 +181,18 @@ def test_context_warmup_importance_is_decayed_average_of_eager_rows(tiny_llama):
     assert list(tr.phase.values).count("prompt") == w - 1
 
 
+def test_reference_warmup_counting_reads_one_token_less_and_intervenes_on_one_more(tiny_llama):
+    ids = _prompt(40)
+    c, w = 6, 2
+    spec = generate(tiny_llama, ids, _cfg(context_warmup=c, intervention_warmup=w, max_new_tokens=2), record=True)
+    ref = generate(tiny_llama, ids, _cfg(context_warmup=c, intervention_warmup=w, max_new_tokens=2,
+                                         warmup_counting="reference"), record=True)
+    phases = {name: list(res.trace.phase.values) for name, res in (("spec", spec), ("ref", ref))}
+    assert phases["spec"].count("context_warmup") == c and phases["ref"].count("context_warmup") == c - 1
+    assert phases["spec"].count("prompt") == w - 1 and phases["ref"].count("prompt") == w
+    assert spec.steps == ref.steps  # the same single-token passes, one moved from reading to intervening
+
+
 def test_selected_positions_follow_topk_of_importance(tiny_llama):
     res = generate(tiny_llama, _prompt(), _cfg(top_k=5, top_p=None), record=True)
     tr = res.trace

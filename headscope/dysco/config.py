@@ -83,8 +83,7 @@ class DyscoConfig:
     decay
         Weight ``g`` of the past importance in ``r <- normalise(a + g [r, 0])``.
     context_warmup
-        Warm-up steps read before any intervention (the reference counts the prefill as the
-        first of them; see :mod:`headscope.dysco.decode`).
+        Prompt tokens read one at a time (plain attention) before any intervention.
     intervention_warmup
         Prompt tokens fed one at a time with intervention before generation; ``"auto"`` = the
         number of tokens the chat template's generation prompt adds (0 without a template).
@@ -93,6 +92,10 @@ class DyscoConfig:
         role headers), ``"none"``, or explicit sequences.
     dynamic
         Re-select every step (True) or once from the context warm-up (False, ``dysco-static``).
+    warmup_counting
+        ``"spec"`` (ALGORITHMS.md: ``c`` warm-up reads, then ``w`` intervened prompt tokens) or
+        ``"reference"`` (the authors' code, which counts its prefill as the first warm-up read:
+        ``c - 1`` reads, then ``w + 1`` intervened prompt tokens).
     method
         ``dysco``, ``vanilla``, ``dysco-static``, ``random-heads`` or ``sharpen``.
     temperature
@@ -112,6 +115,7 @@ class DyscoConfig:
     intervention_warmup: int | Literal["auto"] = "auto"
     templates: Literal["auto", "none"] | tuple[tuple[int, ...], ...] = "auto"
     dynamic: bool = True
+    warmup_counting: Literal["spec", "reference"] = "spec"
     method: Method = "dysco"
     temperature: float = 1.0
     seed: int = 0
@@ -147,6 +151,8 @@ class DyscoConfig:
             low = 1 if name == "max_new_tokens" else 0
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
                 raise _bad(name, f"an integer >= {low}", v)
+        if self.warmup_counting not in ("spec", "reference"):
+            raise _bad("warmup_counting", "'spec' or 'reference'", self.warmup_counting)
         w = self.intervention_warmup
         if w != "auto" and (isinstance(w, bool) or not isinstance(w, int) or w < 0):
             raise _bad("intervention_warmup", "'auto' or an integer >= 0", w)

@@ -8,7 +8,8 @@ exactly as ALGORITHMS.md section 3 states it:
    attention, keeping its keys/values; the selected heads' rows from it to every position
    (itself included) are averaged over the heads (``a``) and ``r <- normalise(a + g [r, 0])``.
    (The authors' code counts its prefill as the first of these ``c`` steps, so it reads
-   ``c - 1`` rows and intervenes on ``w + 1`` prompt tokens; headscope follows the spec.)
+   ``c - 1`` rows and intervenes on ``w + 1`` prompt tokens; headscope follows the spec unless
+   ``warmup_counting="reference"``.)
 3. Intervention steps: ``x[n-w .. n-1]`` (``w`` prompt tokens, teacher-forced; all but
    the last have their logits discarded), then every generated token:
    a. partial plain pass of the token through layers ``0 .. max selected layer``; its
@@ -215,10 +216,11 @@ def generate(lm: Any, input_ids: Any, config: DyscoConfig, *, record: bool = Fal
                 f"The prompt has {n} tokens; DySCO needs at least context_warmup + intervention_warmup + 1 = "
                 f"{c} + {w} + 1 = {c + w + 1} (lower --context-warmup or --intervention-warmup)."
             )
-        if not config.dynamic and c < 1:
+        reads = c - (1 if config.warmup_counting == "reference" else 0)
+        if not config.dynamic and reads < 1:
             raise ValueError(
-                f"The 'context_warmup' parameter must be >= 1 for static rescaling (its selection uses the "
-                f"importance read during context warm-up). Got {c} instead."
+                f"The 'context_warmup' parameter must leave at least one warm-up read for static rescaling "
+                f"(>= 1, or >= 2 with warmup_counting='reference'). Got {c} instead."
             )
         prefill = min(n - c - w, n - 1)
     else:
@@ -280,7 +282,8 @@ def _dysco_loop(model: Any, ctl: Controller, forward: Any, cache: Any, ids: torc
     tokens = ids.tolist()
     j = prefill
     steps = 0
-    intervention_start = n - w  # ALGORITHMS.md 3: the last w prompt tokens are intervened on
+    # ALGORITHMS.md 3: the last w prompt tokens are intervened on; the authors' code one more.
+    intervention_start = n - w - (1 if config.warmup_counting == "reference" else 0)
     while True:
         tok = torch.tensor([tokens[j]])
         ctl.total = j + 1
