@@ -30,9 +30,6 @@ from typing import Any
 import numpy as np
 import xarray as xr
 from sklearn.base import BaseEstimator, ClusterMixin
-from sklearn.cluster import AgglomerativeClustering, KMeans
-from sklearn.metrics import silhouette_score
-from sklearn.preprocessing import StandardScaler
 
 from .mass import attention_entropy, local_mass, long_range_mass, sink_mass, span_mass
 from .qrscore import qr_score
@@ -160,6 +157,8 @@ class HeadClusterer(ClusterMixin, BaseEstimator):
             raise ValueError(f"HeadClusterer needs at least 3 heads to choose k by silhouette; got {n_heads}")
 
     def _cluster(self, z: np.ndarray, k: int) -> np.ndarray:
+        from sklearn.cluster import AgglomerativeClustering, KMeans  # lazily: importing it draws from the global `random`
+
         if self.method == "kmeans":
             return KMeans(n_clusters=k, n_init=10, random_state=self.random_state).fit_predict(z)
         return AgglomerativeClustering(n_clusters=k).fit_predict(z)
@@ -169,6 +168,9 @@ class HeadClusterer(ClusterMixin, BaseEstimator):
         mat, names, template = _as_matrix(X)
         self._validate(mat.shape[0])
         mat, names = _clean(mat, names)
+        from sklearn.metrics import silhouette_score
+        from sklearn.preprocessing import StandardScaler
+
         self.scaler_ = StandardScaler().fit(mat)
         z = self.scaler_.transform(mat)
         n = z.shape[0]
