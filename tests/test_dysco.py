@@ -250,10 +250,9 @@ def test_short_prompt_and_bad_heads_raise(tiny_llama):
 
 # -- the bundled model ---------------------------------------------------------------------------
 @pytest.fixture(scope="session")
-def smollm():
-    from headscope.models import load_model
-
-    return load_model("smollm2-135m", device="cpu")
+def smollm(smollm2):
+    """conftest's session model: loaded once for the whole test session."""
+    return smollm2
 
 
 @pytest.mark.slow
