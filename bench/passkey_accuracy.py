@@ -59,6 +59,9 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=8)
     ap.add_argument("--warmup-counting", default="spec", choices=["spec", "reference"],
                     help="spec: ALGORITHMS.md; reference: the authors' code (c-1 reads, w+1 intervened tokens).")
+    ap.add_argument("--templates", default="auto", choices=["auto", "none"],
+                    help="auto: never boost chat-role headers (headscope's default); none: the authors' code "
+                    "for a model without a YAML template list.")
     ap.add_argument("--subset", default=None, metavar="A:B",
                     help="Only prompts A..B-1 of each length (generated as part of all --prompts, so depths match).")
     ap.add_argument("--shard", default="0/1", help="K/N: run the K-th of N interleaved shards of the jobs "
@@ -90,7 +93,8 @@ def main() -> None:
             chosen = random_heads(lm.geometry, len(heads), seed=0).heads
         return DyscoConfig(heads=chosen, method="dysco" if name == "random-heads" else name,
                            strength=float(strength), top_k=args.top_k, top_p=args.top_p, decay=args.decay,
-                           max_new_tokens=args.max_new_tokens, warmup_counting=args.warmup_counting)
+                           max_new_tokens=args.max_new_tokens, warmup_counting=args.warmup_counting,
+                           templates=args.templates)
 
     methods = args.methods.split(",")
     configs = {m: config_for(m) for m in methods}

@@ -193,3 +193,40 @@ def test_ranked_heads_from_on_the_fly_calibration(tmp_path, tiny):
     # a random model never copies the pass key: the retrieval score has no usable example
     with pytest.raises(ValueError, match="retrieval:3 on .*never retrieved the needle"):
         run_ablation(cfg.override(heads=["retrieval:3"]), tmp_path, lm=tiny, progress=False, record_trace=False)
+
+
+def _data(ds: xr.Dataset) -> xr.Dataset:
+    """The results without what differs run to run (wall-clock seconds, creation time)."""
+    ds = ds.drop_vars("seconds").load()
+    ds.attrs = {}
+    return ds
+
+
+def test_shards_split_the_work_and_assemble_the_single_process_dataset(tmp_path, tiny):
+    cfg = _config()
+    single = run_ablation(cfg, tmp_path / "single", lm=tiny, progress=False, record_trace=False)
+    per_shard = []
+    for k in range(3):
+        seen = []
+        assert run_ablation(cfg, tmp_path / "sharded", lm=tiny, progress=False, on_result=seen.append,
+                            record_trace=False, shard=(k, 3)) is None
+        per_shard.append({r["key"] for r in seen})
+    assert all(per_shard), "every shard should get some of the 28 jobs"
+    assert sum(map(len, per_shard)) == len(set().union(*per_shard))  # disjoint
+    assert set().union(*per_shard) == set(ResultCache(tmp_path / "single" / "results.jsonl").records)
+    assert sorted(p.name for p in (tmp_path / "sharded").glob("results*.jsonl")) == [
+        f"results-shard{k}-of-3.jsonl" for k in range(3)]
+    redone = []
+    assembled = run_ablation(cfg, tmp_path / "sharded", lm=tiny, progress=False, on_result=redone.append,
+                             record_trace=False)
+    assert redone == []  # assembling decodes nothing
+    xr.testing.assert_identical(_data(assembled), _data(single))
+
+
+def test_bad_shard_is_refused():
+    from headscope.ablate.run import parse_shard
+
+    assert parse_shard("1/4") == (1, 4)
+    for bad in ("4/4", "x", "1/0", "-1/2"):
+        with pytest.raises(ValueError, match="--shard"):
+            parse_shard(bad)

@@ -106,3 +106,34 @@ def test_a_user_error_seen_by_rank_0_stops_every_rank_cleanly(tmp_path):
     assert proc.returncode != 0
     assert output.count("Error: Cannot write the run") == 2  # the same message from both ranks
     assert "[rank1]: Traceback" not in output  # not a broken barrier
+
+
+@pytest.mark.slow
+def test_two_process_ablate_equals_a_single_process_run(tmp_path):
+    from headscope.ablate import load_results
+    from headscope.models import prepare_bundled
+
+    prepare_bundled("smollm2-135m")
+    args = ["--model", "smollm2-135m", "--device", "cpu", "--tasks", "passkey", "--lengths", "512", "--examples", "3",
+            "--methods", "vanilla,dysco", "--heads", "random:2", "--strengths", "3", "--max-new-tokens", "3",
+            "--seed", "0", "--quiet", "--no-report"]
+    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
+    env["OMP_NUM_THREADS"] = "1"
+    multi = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         "-m", "headscope", "ablate", *args, "--out", str(tmp_path / "multi")],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert multi.returncode == 0, multi.stderr[-3000:]
+    assert multi.stdout.count("results in") == 1  # assembled once, by rank 0
+    assert len(list((tmp_path / "multi").glob("results-shard*-of-2.jsonl"))) == 2
+    single = subprocess.run([sys.executable, "-m", "headscope", "ablate", *args, "--out", str(tmp_path / "single")],
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert single.returncode == 0, single.stderr[-3000:]
+
+    def data(path):
+        ds = load_results(path).drop_vars("seconds").load()
+        ds.attrs = {}
+        return ds
+
+    xr.testing.assert_identical(data(tmp_path / "multi"), data(tmp_path / "single"))

@@ -2,7 +2,8 @@
 
 Each result is one JSON line, flushed and ``fsync``'d as soon as it is written, so a run that is
 killed keeps everything it finished. A torn last line (a kill in the middle of a write) is cut
-off when the cache is opened again.
+off when the cache is opened again. Sharded runs write one file per shard (no two processes
+append to one file) and every reader sees the union of the files it is given.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -23,20 +25,25 @@ def stable_key(payload: Any) -> str:
 
 
 class ResultCache:
-    """``key -> record`` backed by ``path`` (JSONL). ``add`` appends durably."""
+    """``key -> record`` backed by ``path`` (JSONL), plus the records of ``read_also`` (other
+    shards' files, read once). ``add`` appends durably to ``path`` only."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, read_also: Iterable[str | Path] = ()) -> None:
         self.path = Path(path)
         self.records: dict[str, dict[str, Any]] = {}
+        for other in read_also:
+            if Path(other) != self.path and Path(other).exists():
+                self._load(Path(other), repair=False)
         if self.path.exists():
-            self._load()
+            self._load(self.path, repair=True)
 
-    def _load(self) -> None:
-        data = self.path.read_bytes()
+    def _load(self, path: Path, repair: bool) -> None:
+        data = path.read_bytes()
         end = data.rfind(b"\n") + 1
         if end < len(data):  # a torn last line: drop it so the next append starts clean
-            with self.path.open("r+b") as fh:
-                fh.truncate(end)
+            if repair:
+                with path.open("r+b") as fh:
+                    fh.truncate(end)
             data = data[:end]
         for line in data.decode("utf-8").splitlines():
             try:

@@ -34,7 +34,7 @@ from typing import Any
 from ._cache import ResultCache, stable_key
 from .config import HEAD_METHODS, AblationConfig
 
-__all__ = ["Job", "run_ablation"]
+__all__ = ["Job", "parse_shard", "run_ablation"]
 
 
 @dataclass
@@ -106,8 +106,15 @@ class _Runner:
     """Decodes jobs not yet in the cache, with one progress bar."""
 
     def __init__(self, lm: Any, cache: ResultCache, progress: bool,
-                 on_result: Callable[[dict[str, Any]], None] | None) -> None:
+                 on_result: Callable[[dict[str, Any]], None] | None, shard: tuple[int, int] = (0, 1)) -> None:
         self.lm, self.cache, self.progress, self.on_result = lm, cache, progress, on_result
+        self.shard = shard
+
+    def mine(self, key: str) -> bool:
+        """Whether this shard decodes ``key``: by the key's own hash, so the split stays the same
+        however many results a resumed run already has."""
+        k, n = self.shard
+        return n == 1 or int(key[:12], 16) % n == k
 
     def run(self, jobs: list[Job], desc: str, purpose: str) -> None:
         from tqdm.auto import tqdm
@@ -116,6 +123,10 @@ class _Runner:
 
         pending: dict[str, Job] = {}
         for job in jobs:
+            # Tuning results are read back by every shard, so every shard decodes them (a few
+            # held-out examples); evaluation jobs are split between the shards.
+            if purpose == "eval" and not self.mine(job.key):
+                continue
             if job.key not in self.cache and job.key not in pending:
                 pending[job.key] = job
         if not pending:
@@ -173,16 +184,47 @@ def _tune(config: AblationConfig, lm: Any, runner: _Runner, cell: dict[str, Any]
     return float(s_best), k_best, table
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"K/N"`` -> ``(K, N)`` with ``0 <= K < N``; a clear ``ValueError`` otherwise."""
+    try:
+        k, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard takes K/N (e.g. 0/4). Got {text!r} instead.") from None
+    if not 0 <= k < n:
+        raise ValueError(f"--shard K/N needs 0 <= K < N. Got {text!r} instead.")
+    return k, n
+
+
+def _shard_file(out: Path, k: int, n: int) -> Path:
+    return out / ("results.jsonl" if n == 1 else f"results-shard{k}-of-{n}.jsonl")
+
+
+def _open_cache(out: Path, k: int, n: int) -> ResultCache:
+    """This shard's cache file, plus every other result file in ``out`` (read only)."""
+    others = [out / "results.jsonl", *sorted(out.glob("results-shard*-of-*.jsonl"))]
+    return ResultCache(_shard_file(out, k, n), read_also=others)
+
+
 def run_ablation(config: AblationConfig, out_dir: str | Path, *, lm: Any = None, progress: bool = True,
                  command: str | None = None, on_result: Callable[[dict[str, Any]], None] | None = None,
-                 record_trace: bool = True) -> Any:
+                 record_trace: bool = True, shard: tuple[int, int] | None = None) -> Any:
     """Run (or resume, or extend) the grid of ``config`` into ``out_dir``; return the results Dataset.
 
     ``lm``: an already-loaded model (only when the grid has a single model; its name must match).
     ``on_result`` is called after each new result is cached (tests use it to interrupt a run).
+
+    Data-parallel runs: under ``torchrun``/``accelerate launch`` every rank decodes the jobs
+    whose cache key hashes to it (one model replica per GPU, an on-the-fly calibration shared
+    as in ``calibrate``), then rank 0 assembles the outputs and returns the Dataset (the other
+    ranks return ``None``). ``shard=(K, N)`` does the same for N independent processes (for
+    example N processes sharing one GPU): shard K writes ``results-shardK-of-N.jsonl`` and
+    returns ``None``; shards above 0 wait until shard 0 has resolved the head sets. Running
+    the grid again without ``shard`` finds every result cached and assembles the same dataset
+    a single process would have written.
     """
     from .. import __version__
     from ..calibrate import library_versions
+    from ..distributed import RankInfo, barrier, process_group, rank_info
     from .results import build_dataset, summary_table, write_outputs
 
     config.validate()
@@ -192,34 +234,47 @@ def run_ablation(config: AblationConfig, out_dir: str | Path, *, lm: Any = None,
     if lm is not None and len(config.models) != 1:
         raise ValueError("run_ablation(lm=...) takes a grid of one model; this config lists "
                          f"{len(config.models)} models: {list(config.models)}.")
+    info = RankInfo() if shard is not None else rank_info()
+    k, n = shard if shard is not None else (info.rank, info.world_size)
+    if not 0 <= k < n:
+        raise ValueError(f"shard must be (K, N) with 0 <= K < N. Got {(k, n)} instead.")
     out.mkdir(parents=True, exist_ok=True)
     import yaml
 
-    (out / "ablation.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-    cache = ResultCache(out / "results.jsonl")
+    if k == 0:
+        (out / "ablation.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    cache = _open_cache(out, k, n)
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     t0 = time.perf_counter()
     jobs: list[Job] = []
     examples: dict[tuple[str, str, int], list[Any]] = {}
     models_info: dict[str, Any] = {}
     traced = False
-    for model_name in config.models:
-        model_lm = lm if lm is not None else _load(config, model_name)
-        if lm is not None and model_lm.name != model_name:
-            from ..heads import same_model
+    with process_group(info):
+        for model_name in config.models:
+            model_lm = lm if lm is not None else _load(config, model_name, info)
+            if lm is not None and model_lm.name != model_name:
+                from ..heads import same_model
 
-            if not same_model(model_lm.name, model_name):
-                raise ValueError(f"The loaded model is {model_lm.name!r} but the config's 'models' key says "
-                                 f"{model_name!r}.")
-        model_jobs, info, first = _model_jobs(config, model_lm, model_name, out, cache, progress, on_result, examples)
-        jobs += model_jobs
-        models_info[model_name] = info
-        runner = _Runner(model_lm, cache, progress, on_result)
-        runner.run(model_jobs, f"ablate {model_name}", "eval")
-        if record_trace and not traced and first is not None:
-            _write_trace(out, model_lm, first)  # now, while this model is loaded
-            traced = True
-        del model_lm
+                if not same_model(model_lm.name, model_name):
+                    raise ValueError(f"The loaded model is {model_lm.name!r} but the config's 'models' key says "
+                                     f"{model_name!r}.")
+            model_jobs, minfo, first = _model_jobs(config, model_lm, model_name, out, cache, progress, on_result,
+                                                   examples, (k, n) if shard is not None else None)
+            jobs += model_jobs
+            models_info[model_name] = minfo
+            runner = _Runner(model_lm, cache, progress, on_result, (k, n))
+            runner.run(model_jobs, f"ablate {model_name}" + (f" [shard {k}/{n}]" if n > 1 else ""), "eval")
+            if record_trace and not traced and first is not None and k == 0:
+                _write_trace(out, model_lm, first)  # now, while this model is loaded
+                traced = True
+            del model_lm
+        if n > 1:
+            if shard is not None or not info.is_main:
+                barrier(info)
+                return None
+            barrier(info)  # every rank's results are on disk
+            cache = _open_cache(out, 0, 1)
     ds = build_dataset(config, jobs, cache, examples)
     ds.attrs.update({
         "config": config.to_json(), "command": command or " ".join(sys.argv), "created": started,
@@ -235,18 +290,17 @@ def run_ablation(config: AblationConfig, out_dir: str | Path, *, lm: Any = None,
     return ds
 
 
-def _load(config: AblationConfig, name: str) -> Any:
+def _load(config: AblationConfig, name: str, info: Any) -> Any:
+    from ..distributed import device_for
     from ..models import load_model
 
-    return load_model(name, device=config.device, dtype=config.dtype, revision=config.revision)
+    return load_model(name, device=device_for(config.device, info), dtype=config.dtype, revision=config.revision)
 
 
 def _model_jobs(config: AblationConfig, lm: Any, model_name: str, out: Path, cache: ResultCache, progress: bool,
-                on_result: Any, examples: dict[tuple[str, str, int], list[Any]]) -> tuple[list[Job], dict[str, Any],
-                                                                                         Job | None]:
-    from .headsets import resolve_head_sets
-
-    head_sets = resolve_head_sets(config, lm, out, progress=progress) if any(
+                on_result: Any, examples: dict[tuple[str, str, int], list[Any]],
+                shard: tuple[int, int] | None) -> tuple[list[Job], dict[str, Any], Job | None]:
+    head_sets = _head_sets(config, lm, model_name, out, progress, shard) if any(
         m in HEAD_METHODS for m in config.methods) else {}
     runner = _Runner(lm, cache, progress, on_result)
     auto_choices: list[dict[str, Any]] = []
@@ -292,6 +346,35 @@ def _model_jobs(config: AblationConfig, lm: Any, model_name: str, out: Path, cac
     info = {"name": lm.name, "source": lm.source, "revision": lm.revision, "geometry": lm.geometry.to_dict(),
             "heads": {label: hs.to_dict() for label, hs in head_sets.items()}, "auto": auto_choices}
     return jobs, info, first
+
+
+# How long shards above 0 wait for shard 0 to resolve the head sets (an on-the-fly
+# calibration of a big model can take hours); they poll every few seconds.
+HEADS_WAIT_SECONDS = 24 * 3600
+
+
+def _head_sets(config: AblationConfig, lm: Any, model_name: str, out: Path, progress: bool,
+               shard: tuple[int, int] | None) -> dict[str, Any]:
+    """Resolve the head sets; with independent shards, shard 0 alone may calibrate, the others
+    wait for its marker and then resolve from the finished calibration (nothing to redo)."""
+    from .headsets import _slug, resolve_head_sets
+
+    if shard is None or shard[1] == 1:
+        return resolve_head_sets(config, lm, out, progress=progress)
+    marker = out / "heads" / _slug(model_name) / f".ready-{stable_key(config.to_dict())[:12]}"
+    if shard[0] == 0:
+        marker.unlink(missing_ok=True)
+        sets = resolve_head_sets(config, lm, out, progress=progress)
+        marker.touch()
+        return sets
+    waited = 0.0
+    while not marker.exists():
+        if waited > HEADS_WAIT_SECONDS:
+            raise TimeoutError(f"Shard {shard[0]}/{shard[1]} waited {waited:.0f} s for shard 0 to resolve the head "
+                               f"sets ({marker} never appeared). Is shard 0 running on the same --out?")
+        time.sleep(2.0)
+        waited += 2.0
+    return resolve_head_sets(config, lm, out, progress=False)
 
 
 def _write_trace(out: Path, lm: Any, job: Job) -> None:

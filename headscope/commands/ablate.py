@@ -44,13 +44,16 @@ def build_config(config_path: str | None, **overrides: Any) -> Any:
 @click.option("--seed", type=int, default=None, help="Evaluation seed (key 'seed').")
 @click.option("--device", default=None, help="auto, cpu, cuda, cuda:N (key 'device').")
 @click.option("--dtype", default=None, type=click.Choice(["auto", "float32", "bfloat16", "float16"]))
+@click.option("--shard", default=None, metavar="K/N",
+              help="Decode only shard K of N (N independent processes, e.g. sharing one GPU); run once more "
+                   "without --shard to assemble the outputs. Under torchrun no flag is needed.")
 @click.option("--report/--no-report", default=True, show_default=True, help="Write OUT/report.md afterwards.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def ablate_command(config_path: str | None, out_dir: str, models: str | None, tasks: str | None,
                    lengths: str | None, examples: int | None, methods: str | None, heads: str | None,
                    strengths: str | None, top_k: str | None, top_p: str | None, decay: str | None,
                    max_new_tokens: int | None, seed: int | None, device: str | None, dtype: str | None,
-                   report: bool, quiet: bool) -> None:
+                   shard: str | None, report: bool, quiet: bool) -> None:
     """Run an ablation grid (model x task x length x method x heads x strength x top-k x top-p x decay).
 
     Every result is cached in OUT/results.jsonl as it finishes: an interrupted or extended grid
@@ -62,16 +65,25 @@ def ablate_command(config_path: str | None, out_dir: str, models: str | None, ta
       headscope ablate --config configs/smollm2-study.yaml --out reports/smollm2-135m
       headscope ablate --tasks passkey --lengths 1024,2048 --examples 20 \\
           --methods vanilla,dysco,random-heads --heads qrscore:8 --strengths 2,3 --out runs/abl
+      for k in 0 1 2 3; do headscope ablate --config study.yaml --out runs/s --shard $k/4 & done; wait
+      headscope ablate --config study.yaml --out runs/s      # assembles: every result is cached
+      torchrun --nproc_per_node 2 -m headscope ablate --config study.yaml --out runs/s
     """
-    from ..ablate.run import run_ablation
+    from ..ablate.run import parse_shard, run_ablation
 
     config = run_user_errors(lambda: build_config(
         config_path, models=_list(models), tasks=_list(tasks), lengths=_list(lengths), examples=examples,
         methods=_list(methods), heads=_list(heads), strengths=_list(strengths), top_k=_list(top_k),
         top_p=_list(top_p), decay=_list(decay), max_new_tokens=max_new_tokens, seed=seed, device=device,
         dtype=dtype))
+    where = run_user_errors(lambda: parse_shard(shard)) if shard else None
     command = "headscope " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    ds = run_user_errors(lambda: run_ablation(config, out_dir, progress=not quiet, command=command))
+    ds = run_user_errors(lambda: run_ablation(config, out_dir, progress=not quiet, command=command, shard=where))
+    if ds is None:  # a shard (or a non-zero torchrun rank): results cached, outputs assembled elsewhere
+        if where is not None:
+            click.echo(f"Shard {where[0]}/{where[1]} done. When every shard has finished, run the same command "
+                       f"without --shard to assemble {out_dir}/results.nc and the report.")
+        return
     n_done = int((ds["score"].notnull()).sum())
     click.echo(f"{n_done} (cell, example) results in {out_dir}/results.nc")
     if report:
