@@ -119,7 +119,7 @@ def _sweep(ds: Any, sel: dict[str, Any], axis: str) -> Any | None:
     numeric = [v for v in ds[axis].values if isinstance(_label(v), float)]
     if len(numeric) < 2:
         return None
-    methods = [m for m in ds["method"].values if m in ("dysco", "dysco-static", "random-heads")]
+    methods = [m for m in ds["method"].values if m in ("dysco", "dysco-static", "random-heads", "dysco-onepass")]
     if not methods:
         return None
     tasks = list(ds["task"].values)
@@ -149,7 +149,7 @@ def _sweep(ds: Any, sel: dict[str, Any], axis: str) -> Any | None:
 
 
 def _heads_bars(ds: Any, sel: dict[str, Any]) -> Any | None:
-    methods = [m for m in ds["method"].values if m in ("dysco", "dysco-static", "random-heads")]
+    methods = [m for m in ds["method"].values if m in ("dysco", "dysco-static", "random-heads", "dysco-onepass")]
     heads = list(ds["heads"].values)
     if not methods or (len(heads) < 2 and "random-heads" not in methods):
         return None

@@ -52,7 +52,9 @@ def _mask_for(n_rows: int, bias_rows: dict[int, torch.Tensor], window: int | Non
 
 
 def _oracle(model, ids: list[int], heads, *, c: int, w: int, k, p, s: float, g: float, n_new: int,
-            templates: list[list[int]]) -> tuple[list[int], list[torch.Tensor]]:
+            templates: list[list[int]], onepass: bool = False) -> tuple[list[int], list[torch.Tensor]]:
+    """``onepass``: headscope's single-pass variant (the selection uses ``r`` from the previous
+    pass; the intervened pass's un-biased rows update ``r``)."""
     cfg = model.config
     layer_types = getattr(cfg, "layer_types", None)
     window = getattr(cfg, "sliding_window", None)
@@ -78,20 +80,39 @@ def _oracle(model, ids: list[int], heads, *, c: int, w: int, k, p, s: float, g: 
     r = torch.zeros(n - c - w, dtype=torch.float64)
     importances, generated = [], []
     j = n - c - w
+
+    def update(r: torch.Tensor, rows: list[torch.Tensor]) -> torch.Tensor:
+        r = torch.cat([r * g, torch.zeros(1, dtype=torch.float64)]) + torch.stack(rows).mean(0).double()
+        return r / r.sum()
+
+    def bias_from(r: torch.Tensor) -> torch.Tensor:
+        chosen = _naive_select(r, k, p) - (excluded if 1 < s < 99 else set())
+        bias = torch.zeros(j + 1)
+        bias[sorted(chosen | {j})] = math.log(s)
+        return bias
+
     while True:
-        plain = run(tokens[: j + 1], bias_rows, attentions=True)
-        a = torch.stack([plain.attentions[layer][0, head, j, : j + 1] for layer, head in heads]).mean(0).double()
-        r = torch.cat([r * g, torch.zeros(1, dtype=torch.float64)]) + a
-        r = r / r.sum()
-        importances.append(r.clone())
-        if j < n - w:
-            logits = plain.logits[0, j]
+        intervene = j >= n - w
+        if intervene and onepass:
+            bias_rows[j] = bias_from(r)  # r still ends at j - 1
+            out = run(tokens[: j + 1], bias_rows, attentions=True)
+            # eager returns the biased weights; dividing the boost back out gives the un-biased rows
+            rows = []
+            for layer, head in heads:
+                raw = out.attentions[layer][0, head, j, : j + 1].double() * torch.exp(-bias_rows[j].double())
+                rows.append(raw / raw.sum())
+            r = update(r, rows)
+            importances.append(r.clone())
+            logits = out.logits[0, j]
         else:
-            chosen = _naive_select(r, k, p) - (excluded if 1 < s < 99 else set())
-            bias = torch.zeros(j + 1)
-            bias[sorted(chosen | {j})] = math.log(s)
-            bias_rows[j] = bias
-            logits = run(tokens[: j + 1], bias_rows, attentions=False).logits[0, j]
+            plain = run(tokens[: j + 1], bias_rows, attentions=True)
+            r = update(r, [plain.attentions[layer][0, head, j, : j + 1] for layer, head in heads])
+            importances.append(r.clone())
+            if intervene:
+                bias_rows[j] = bias_from(r)
+                logits = run(tokens[: j + 1], bias_rows, attentions=False).logits[0, j]
+            else:
+                logits = plain.logits[0, j]
         if j + 1 < n:
             j += 1
             continue
@@ -124,7 +145,8 @@ def _tiny(arch: str):
 
 
 def _compare(lm, ids: list[int], heads, templates: list[list[int]], **knobs) -> list[int]:
-    cfg = DyscoConfig(heads=heads, context_warmup=knobs["c"], intervention_warmup=knobs["w"], top_k=knobs["k"],
+    method = "dysco-onepass" if knobs.get("onepass") else "dysco"
+    cfg = DyscoConfig(heads=heads, method=method, context_warmup=knobs["c"], intervention_warmup=knobs["w"], top_k=knobs["k"],
                       top_p=knobs["p"], strength=knobs["s"], decay=knobs["g"], max_new_tokens=knobs["n_new"],
                       templates=templates)
     ours = generate(lm, ids, cfg, record=True)
@@ -167,3 +189,13 @@ def test_smollm_dysco_equals_naive_oracle(smollm2):
     w = generation_prompt_length(smollm2.tokenizer)
     _compare(smollm2, list(ex.input_ids), [(7, 7), (21, 8), (17, 3), (15, 6)], templates,
              c=8, w=w, k=16, p=0.975, s=3.0, g=0.75, n_new=6)
+
+
+@pytest.mark.parametrize("arch", ["llama", "gemma3"])
+def test_onepass_variant_equals_its_naive_oracle(arch):
+    lm = _tiny(arch)
+    ids = torch.randint(3, 128, (40,), generator=torch.Generator().manual_seed(4)).tolist()
+    knobs = dict(c=4, w=3, k=6, p=0.9, s=8.0, g=0.75, n_new=10, onepass=True)
+    heads = [(0, 1), (1, 3), (2, 0)]
+    onepass = _compare(lm, ids, heads, [], **knobs)
+    assert onepass != _compare(lm, ids, heads, [], **(knobs | {"s": 1.0}))

@@ -33,8 +33,8 @@ from typing import Any
 __all__ = ["GRID_AXES", "HEAD_METHODS", "METHODS", "AblationConfig", "CalibrationSpec", "HeadSpec", "TuningSpec",
            "parse_head_spec"]
 
-METHODS = ("vanilla", "dysco", "dysco-static", "random-heads", "sharpen")
-HEAD_METHODS = ("dysco", "dysco-static", "random-heads")
+METHODS = ("vanilla", "dysco", "dysco-static", "random-heads", "sharpen", "dysco-onepass")
+HEAD_METHODS = ("dysco", "dysco-static", "random-heads", "dysco-onepass")
 GRID_AXES = ("model", "task", "length", "method", "heads", "strength", "top_k", "top_p", "decay", "temperature")
 HEAD_KINDS = ("qrscore", "retrieval", "published", "random", "file")
 _DYSCO_KEYS = ("context_warmup", "intervention_warmup", "templates")

@@ -60,7 +60,7 @@ def _effective(cfg: Any, geometry: Any) -> dict[str, Any]:
         return {"method": "sharpen", "temperature": cfg.temperature}
     d = cfg.to_dict()
     d["heads"] = [list(h) for h in resolve_heads_for(cfg, geometry)]
-    d["method"] = "dysco-static" if cfg.method == "dysco-static" else "dysco"
+    d["method"] = cfg.method if cfg.method in ("dysco-static", "dysco-onepass") else "dysco"
     for k in ("seed", "temperature", "do_sample", "sampling_temperature", "sampling_top_p", "max_new_tokens"):
         d.pop(k, None)
     return d

@@ -11,7 +11,7 @@ import click
 
 from ._options import model_options, run_user_errors, seed_option
 
-METHOD_CHOICES = ["dysco", "vanilla", "dysco-static", "random-heads", "sharpen"]
+METHOD_CHOICES = ["dysco", "vanilla", "dysco-static", "random-heads", "sharpen", "dysco-onepass"]
 
 
 def read_prompts(path: Path) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ True
 >>> DyscoConfig(heads=[(0, 0)], method="magic")
 Traceback (most recent call last):
 ...
-ValueError: The 'method' parameter must be one of ['dysco', 'vanilla', 'dysco-static', 'random-heads', 'sharpen']. Got 'magic' instead.
+ValueError: The 'method' parameter must be one of ['dysco', 'vanilla', 'dysco-static', 'random-heads', 'sharpen', 'dysco-onepass']. Got 'magic' instead.
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ from typing import Any, Literal
 
 __all__ = ["METHODS", "DyscoConfig"]
 
-METHODS = ("dysco", "vanilla", "dysco-static", "random-heads", "sharpen")
-Method = Literal["dysco", "vanilla", "dysco-static", "random-heads", "sharpen"]
+METHODS = ("dysco", "vanilla", "dysco-static", "random-heads", "sharpen", "dysco-onepass")
+Method = Literal["dysco", "vanilla", "dysco-static", "random-heads", "sharpen", "dysco-onepass"]
 # Methods that read attention from selected heads (and so need a head list).
-HEAD_METHODS = ("dysco", "dysco-static", "random-heads")
+HEAD_METHODS = ("dysco", "dysco-static", "random-heads", "dysco-onepass")
 
 
 def _bad(name: str, allowed: str, value: Any) -> ValueError:
@@ -97,7 +97,9 @@ class DyscoConfig:
         ``"reference"`` (the authors' code, which counts its prefill as the first warm-up read:
         ``c - 1`` reads, then ``w + 1`` intervened prompt tokens).
     method
-        ``dysco``, ``vanilla``, ``dysco-static``, ``random-heads`` or ``sharpen``.
+        ``dysco``, ``vanilla``, ``dysco-static``, ``random-heads``, ``sharpen`` or
+        ``dysco-onepass`` (headscope's single-pass variant: the importance comes from the
+        selected heads' rows in the previous step's intervened pass, so no partial pass runs).
     temperature
         Attention-logit temperature of ``sharpen`` (logits divided by it; < 1 sharpens).
     seed

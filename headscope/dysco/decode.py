@@ -23,6 +23,10 @@ exactly as ALGORITHMS.md section 3 states it:
       choose the next token (greedy, or sampled with a seeded generator).
    ``dysco-static`` selects ``M`` once at the first intervention step from the warm-up ``r``
    and reuses it (no partial passes); the current token is still boosted.
+   ``dysco-onepass`` (not in the paper) skips step a: ``M`` comes from ``r`` as it stood after
+   the previous pass, and the intervened pass itself records the selected heads' rows (their
+   un-biased softmax over the same queries and keys) to update ``r`` for the next step. One
+   pass per token instead of two; the importance lags one token behind exact DySCO.
 
 With ``c + w = 0`` the last prompt token is still fed alone (the reference cannot run this
 case), so the first generated token is intervened on too.
@@ -217,9 +221,9 @@ def generate(lm: Any, input_ids: Any, config: DyscoConfig, *, record: bool = Fal
                 f"{c} + {w} + 1 = {c + w + 1} (lower --context-warmup or --intervention-warmup)."
             )
         reads = c - (1 if config.warmup_counting == "reference" else 0)
-        if not config.dynamic and reads < 1:
+        if (not config.dynamic or config.method == "dysco-onepass") and reads < 1:
             raise ValueError(
-                f"The 'context_warmup' parameter must leave at least one warm-up read for static rescaling "
+                f"The 'context_warmup' parameter must leave at least one warm-up read for {config.method} "
                 f"(>= 1, or >= 2 with warmup_counting='reference'). Got {c} instead."
             )
         prefill = min(n - c - w, n - 1)
@@ -294,7 +298,11 @@ def _dysco_loop(model: Any, ctl: Controller, forward: Any, cache: Any, ids: torc
             r = update_importance(r, ctl.head_rows(heads, r_device).mean(0), config.decay)
             phase = "context_warmup"
         else:
-            if config.dynamic:
+            onepass = config.method == "dysco-onepass"
+            if onepass:
+                m = select(r, config.top_k, config.top_p)  # r covers 0..j-1: the previous pass
+                m = torch.cat([m, m.new_zeros(j + 1 - m.numel())])
+            elif config.dynamic:
                 ctl.record_rows(partial=True)
                 with updates_discarded(cache):  # the partial pass keeps no keys/values
                     try:
@@ -312,9 +320,14 @@ def _dysco_loop(model: Any, ctl: Controller, forward: Any, cache: Any, ids: torc
                 k = min(m.numel(), exclude.numel())
                 m = m.clone()
                 m[:k] &= ~exclude[:k]
-            ctl.plain()
+            if onepass:
+                ctl.record_rows(partial=False)  # rows of this (intervened) pass feed the next step
+            else:
+                ctl.plain()
             ctl.set_bias(build_bias(j + 1, m, s))
             logits = forward(tok)
+            if onepass:
+                r = update_importance(r, ctl.head_rows(heads, r_device).mean(0), config.decay)
             phase = "prompt" if j < n - 1 else "generate"
         steps += 1
         if trace is not None:
