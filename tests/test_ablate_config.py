@@ -117,6 +117,11 @@ def test_study_configs_parse():
 
     root = Path(__file__).resolve().parents[1] / "configs"
     study = AblationConfig.from_yaml(root / "smollm2-study.yaml")
-    assert study.examples >= 100 and set(study.methods) == {"vanilla", "dysco", "dysco-static", "random-heads",
-                                                            "sharpen"}
+    baselines = AblationConfig.from_yaml(root / "smollm2-study-baselines.yaml")
+    assert study.examples >= 100 and baselines.examples >= 100
+    assert set(study.methods) | set(baselines.methods) == {"vanilla", "dysco", "dysco-static", "random-heads",
+                                                           "sharpen", "dysco-onepass"}
+    assert set(study.strengths) == {1.5, 2, 3, 4} and 3 in baselines.strengths
+    # the parts share their calibration (and so their heads and cached results)
+    assert study.calibration == baselines.calibration and study.seed == baselines.seed
     AblationConfig.from_yaml(root / "demo.yaml")
