@@ -10,9 +10,10 @@ SmolLM2 tokenizer is saved to a work directory, so that it loads by path like an
    capture (``AttentionRecorder.capture_example``: query/null rows and decode argmaxes), vanilla
    greedy decoding, DySCO greedy decoding (selected heads on both GPUs, importance trace) and
    DySCO sampling. Checks: same tokens; rows and importance within ``--atol``.
-2. **Data parallel.** ``torchrun --nproc_per_node 2 -m headscope calibrate --model DIR`` (each rank
-   its own replica on ``cuda:LOCAL_RANK``) against a single process on one GPU: the merged
-   dataset must be identical (``created`` attr aside).
+2. **Data parallel.** ``torchrun --nproc_per_node 2 -m headscope calibrate --model DIR`` and
+   ``... headscope ablate`` (each rank its own replica on ``cuda:LOCAL_RANK``) against a single
+   process on one GPU: the merged capture and the assembled ablation results must be identical
+   (creation time and wall-clock seconds aside).
 
 Prints one JSON summary (also to ``--json``); exits 1 if a check fails.
 
@@ -197,50 +198,78 @@ def model_parallel(path: Path, args: argparse.Namespace, dtype: torch.dtype) -> 
     return summary
 
 
-def data_parallel(path: Path, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    import xarray as xr
-
-    import headscope
-
-    nproc = 2
-    common = ["--model", str(path), "--task", "passkey", "--lengths", str(args.length), "--examples", "4",
-              "--decode-steps", str(args.decode_steps), "--seed", str(args.seed), "--quiet"]
-    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
-    env["OMP_NUM_THREADS"] = "1"  # what torchrun gives each worker; the single run gets the same
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])  # headscope uninstalled
+def _dp_runs(kind: str, common: list[str], args: argparse.Namespace, workdir: Path,
+             env: dict[str, str]) -> dict[str, Any]:
+    """``headscope KIND`` under torchrun (2 ranks) and in one process; returns rc and wall time of each."""
     runs = {}
     for name, cmd in (
-        ("torchrun", [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
-                      "-m", "headscope", "calibrate", *common, "--device", "cpu" if args.cpu else "auto"]),
-        ("single", [sys.executable, "-m", "headscope", "calibrate", *common,
+        ("torchrun", [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                      "-m", "headscope", kind, *common, "--device", "cpu" if args.cpu else "auto"]),
+        ("single", [sys.executable, "-m", "headscope", kind, *common,
                     "--device", "cpu" if args.cpu else "cuda:0"]),
     ):
-        out = workdir / f"dp-{name}"
+        out = workdir / f"dp-{kind}-{name}"
         t = time.perf_counter()
         proc = subprocess.run([*cmd, "--out", str(out)], env=env, cwd=REPO, capture_output=True, text=True,
                               timeout=540)
         runs[name] = {"rc": proc.returncode, "wall_s": round(time.perf_counter() - t, 1),
                       "stdout_tail": proc.stdout[-400:], "stderr_tail": proc.stderr[-1500:] if proc.returncode else ""}
-    result: dict[str, Any] = {"nproc": nproc, **runs}
-    if any(r["rc"] for r in runs.values()):
-        result["ok"] = False
-        return result
+    return runs
 
-    def load(name: str) -> xr.Dataset:
-        ds = headscope.open_capture(workdir / f"dp-{name}").load()
-        ds.attrs.pop("created", None)
-        return ds
 
-    merged, single = load("torchrun"), load("single")
+def _identical(result: dict[str, Any], a: Any, b: Any) -> None:
+    import xarray as xr
+
     try:
-        xr.testing.assert_identical(merged, single)
+        xr.testing.assert_identical(a, b)
         result["identical"] = True
     except AssertionError as err:
         result["identical"] = False
         result["difference"] = str(err)[:1500]
-    result["rows_max_abs_diff"] = float(np.nanmax(np.abs(merged["query_attention"].values
-                                                        - single["query_attention"].values)))
     result["ok"] = result["identical"]
+
+
+def data_parallel(path: Path, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """``calibrate`` and ``ablate`` with two torchrun ranks (a replica per GPU) against one process."""
+    import headscope
+    from headscope.ablate import load_results
+
+    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
+    env["OMP_NUM_THREADS"] = "1"  # what torchrun gives each worker; the single run gets the same
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])  # headscope uninstalled
+    result: dict[str, Any] = {"nproc": 2}
+
+    cal = ["--model", str(path), "--task", "passkey", "--lengths", str(args.length), "--examples", "4",
+           "--decode-steps", str(args.decode_steps), "--seed", str(args.seed), "--quiet"]
+    result["calibrate"] = part = _dp_runs("calibrate", cal, args, workdir, env)
+    if any(r["rc"] for r in part.values()):
+        part["ok"] = False
+    else:
+        def capture(name: str) -> Any:
+            ds = headscope.open_capture(workdir / f"dp-calibrate-{name}").load()
+            ds.attrs.pop("created", None)
+            return ds
+
+        merged, single = capture("torchrun"), capture("single")
+        _identical(part, merged, single)
+        part["rows_max_abs_diff"] = float(np.nanmax(np.abs(merged["query_attention"].values
+                                                          - single["query_attention"].values)))
+
+    abl = ["--model", str(path), "--tasks", "passkey", "--lengths", str(args.length), "--examples", "6",
+           "--methods", "vanilla,dysco,dysco-onepass", "--heads", "random:4", "--strengths", "3",
+           "--max-new-tokens", "8", "--seed", str(args.seed), "--quiet", "--no-report"]
+    result["ablate"] = part = _dp_runs("ablate", abl, args, workdir, env)
+    if any(r["rc"] for r in part.values()):
+        part["ok"] = False
+    else:
+        def results(name: str) -> Any:
+            ds = load_results(workdir / f"dp-ablate-{name}").drop_vars("seconds")
+            ds.attrs = {}
+            return ds
+
+        _identical(part, results("torchrun"), results("single"))
+        part["shard_files"] = sorted(p.name for p in (workdir / "dp-ablate-torchrun").glob("results-shard*"))
+    result["ok"] = bool(result["calibrate"].get("ok") and result["ablate"].get("ok"))
     return result
 
 
