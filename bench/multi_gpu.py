@@ -248,6 +248,11 @@ def data_parallel(path: Path, args: argparse.Namespace, workdir: Path) -> dict[s
         def capture(name: str) -> Any:
             ds = headscope.open_capture(workdir / f"dp-calibrate-{name}").load()
             ds.attrs.pop("created", None)
+            # The recorded config keeps the --device each run was given (auto under torchrun,
+            # cuda:0 alone): provenance, not data.
+            config = json.loads(ds.attrs["config"])
+            config.pop("device", None)
+            ds.attrs["config"] = json.dumps(config, sort_keys=True)
             return ds
 
         merged, single = capture("torchrun"), capture("single")
