@@ -106,6 +106,47 @@ def timed(lm: Any, ids: torch.Tensor, cfg: DyscoConfig, gpu: bool) -> tuple[floa
     return seconds, peak.mib, len(res.tokens)
 
 
+def _measured(fn: Any, gpu: bool) -> tuple[float, float]:
+    """(seconds, peak MiB) of ``fn()``; peak as in :func:`timed`."""
+    if gpu:
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+        _sync(gpu)
+        t0 = time.perf_counter()
+        fn()
+        _sync(gpu)
+        return time.perf_counter() - t0, torch.cuda.max_memory_allocated() / 2**20
+    with _PeakRSS() as peak:
+        t0 = time.perf_counter()
+        fn()
+        seconds = time.perf_counter() - t0
+    return seconds, peak.mib
+
+
+def capture_cost(lm: Any, ids: torch.Tensor, gpu: bool, query_tokens: int = 16) -> dict[str, Any]:
+    """A capture of the last ``query_tokens`` tokens (rows of every head, plus the null query)
+    against a plain forward of the whole prompt, both timed with their peak memory."""
+    from headscope.capture import AttentionRecorder
+    from headscope.tasks.base import CalibrationExample
+
+    n = ids.numel()
+    start = n - query_tokens
+    example = CalibrationExample(id="bench", task="qa", input_ids=tuple(ids.tolist()),
+                                 null_input_ids=tuple(ids[:start].tolist()) + (5, 6, 7, 8), query_start=start,
+                                 spans=(), answer="", target_length=n)
+    recorder = AttentionRecorder(lm)
+
+    def forward() -> None:
+        with torch.no_grad():
+            lm.model(input_ids=ids.view(1, -1).to(lm.device), logits_to_keep=1)
+
+    forward_s, forward_mib = _measured(forward, gpu)
+    capture_s, capture_mib = _measured(lambda: recorder.capture_example(example, 0), gpu)
+    return {"length": n, "query_tokens": query_tokens, "forward_s": round(forward_s, 3),
+            "forward_peak_mib": round(forward_mib), "capture_s": round(capture_s, 3),
+            "capture_peak_mib": round(capture_mib)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True, help="JSON results path.")
@@ -116,6 +157,9 @@ def main() -> None:
     ap.add_argument("--heads", default="8",
                     help="A number of random (seeded) heads, or a head set (file or published:NAME).")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--capture", action="store_true",
+                    help="Also time a calibration capture (16 query tokens + a null query, all heads) "
+                         "against a plain forward of the same prompt (needs nnsight).")
     args = ap.parse_args()
     if args.gpu and args.tiny:
         ap.error("--gpu and --tiny are exclusive")
@@ -139,6 +183,7 @@ def main() -> None:
     methods = {
         "vanilla": DyscoConfig(method="vanilla"),
         "dysco": DyscoConfig(heads=heads, seed=args.seed),
+        "dysco-onepass": DyscoConfig(heads=heads, method="dysco-onepass", seed=args.seed),
     }
     # Warm-up: first calls pay for kernel selection and allocator growth.
     warm_ids = torch.randint(3, vocab, (32,), generator=torch.Generator().manual_seed(args.seed))
@@ -146,7 +191,7 @@ def main() -> None:
         generate(lm, warm_ids, cfg.replace(max_new_tokens=2, context_warmup=4, intervention_warmup=2)
                  if cfg.uses_heads else cfg.replace(max_new_tokens=2))
 
-    rows = []
+    rows, captures = [], []
     for length in lengths:
         ids = torch.randint(3, vocab, (length,), generator=torch.Generator().manual_seed(args.seed + length))
         for name, cfg in methods.items():
@@ -156,6 +201,11 @@ def main() -> None:
                          "ms_per_token": 1000 * (tn - t1) / max(n_new - 1, 1),
                          "first_token_s": t1, "total_s": tn, "peak_mem_mib": peak})
             print(f"  {length:>6} {name:<8} {rows[-1]['ms_per_token']:8.1f} ms/token", flush=True)
+        if args.capture:
+            captures.append(capture_cost(lm, ids, gpu))
+            print(f"  {length:>6} capture  {captures[-1]}", flush=True)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.with_suffix(".partial.json").write_text(json.dumps({"rows": rows, "captures": captures}, indent=1))
 
     print(f"\n{lm.name} on {'cuda' if gpu else 'cpu'}, {len(heads)} heads (max layer {max(h[0] for h in heads)}), "
           f"{args.new_tokens} new tokens")
@@ -174,7 +224,7 @@ def main() -> None:
         "device": torch.cuda.get_device_name() if gpu else platform.processor() or platform.machine(),
         "torch": torch.__version__, "transformers": transformers.__version__,
         "memory": "cuda max_memory_allocated" if gpu else "peak RSS above the level before the run",
-        "rows": rows,
+        "rows": rows, "captures": captures,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
