@@ -66,6 +66,23 @@ def _drop_volatile(ds: xr.Dataset) -> xr.Dataset:
     return ds
 
 
+def _multi_and_single(command: str, args: list[str], tmp_path) -> tuple[subprocess.CompletedProcess, ...]:
+    """``headscope COMMAND ARGS`` under torchrun with 2 ranks (``tmp_path/multi``), then alone
+    (``tmp_path/single``). torchrun gives each worker one thread; the single run gets the same."""
+    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
+    env["OMP_NUM_THREADS"] = "1"
+    multi = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         "-m", "headscope", command, *args, "--out", str(tmp_path / "multi")],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert multi.returncode == 0, multi.stderr[-3000:]
+    single = subprocess.run([sys.executable, "-m", "headscope", command, *args, "--out", str(tmp_path / "single")],
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert single.returncode == 0, single.stderr[-3000:]
+    return multi, single
+
+
 @pytest.mark.slow
 def test_two_process_calibrate_equals_a_single_process_run(tmp_path):
     from headscope.models import prepare_bundled
@@ -73,19 +90,8 @@ def test_two_process_calibrate_equals_a_single_process_run(tmp_path):
     prepare_bundled("smollm2-135m")  # converted once here, not raced by two ranks on a cold cache
     args = ["--model", "smollm2-135m", "--device", "cpu", "--task", "passkey", "--lengths", "512",
             "--examples", "4", "--decode-steps", "4", "--seed", "0", "--quiet"]
-    # torchrun gives each worker one thread; the reference run gets the same numerics.
-    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
-    env["OMP_NUM_THREADS"] = "1"
-    multi = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         "-m", "headscope", "calibrate", *args, "--out", str(tmp_path / "multi")],
-        env=env, capture_output=True, text=True, timeout=300,
-    )
-    assert multi.returncode == 0, multi.stderr[-3000:]
+    multi, _ = _multi_and_single("calibrate", args, tmp_path)
     assert multi.stdout.count("Captured 4 examples") == 1  # one summary, from rank 0
-    single = subprocess.run([sys.executable, "-m", "headscope", "calibrate", *args, "--out", str(tmp_path / "single")],
-                            env=env, capture_output=True, text=True, timeout=300)
-    assert single.returncode == 0, single.stderr[-3000:]
     merged = _drop_volatile(headscope.open_capture(tmp_path / "multi"))
     xr.testing.assert_identical(merged, _drop_volatile(headscope.open_capture(tmp_path / "single")))
     assert sorted(p.name for p in (tmp_path / "multi").iterdir()) == ["parts", "run.json"]  # no stray files
@@ -117,19 +123,9 @@ def test_two_process_ablate_equals_a_single_process_run(tmp_path):
     args = ["--model", "smollm2-135m", "--device", "cpu", "--tasks", "passkey", "--lengths", "512", "--examples", "3",
             "--methods", "vanilla,dysco", "--heads", "random:2", "--strengths", "3", "--max-new-tokens", "3",
             "--seed", "0", "--quiet", "--no-report"]
-    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
-    env["OMP_NUM_THREADS"] = "1"
-    multi = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         "-m", "headscope", "ablate", *args, "--out", str(tmp_path / "multi")],
-        env=env, capture_output=True, text=True, timeout=300,
-    )
-    assert multi.returncode == 0, multi.stderr[-3000:]
+    multi, _ = _multi_and_single("ablate", args, tmp_path)
     assert multi.stdout.count("results in") == 1  # assembled once, by rank 0
     assert len(list((tmp_path / "multi").glob("results-shard*-of-2.jsonl"))) == 2
-    single = subprocess.run([sys.executable, "-m", "headscope", "ablate", *args, "--out", str(tmp_path / "single")],
-                            env=env, capture_output=True, text=True, timeout=300)
-    assert single.returncode == 0, single.stderr[-3000:]
 
     def data(path):
         ds = load_results(path).drop_vars("seconds").load()
