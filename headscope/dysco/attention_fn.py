@@ -144,7 +144,8 @@ def headscope_attention(
         key_pos = torch.arange(total - k_len, total, device=key.device)
         rows = attention_rows(
             query[0], key[0], scaling=scaling, heads=ctl.heads_by_layer[layer],
-            query_positions=torch.tensor([total - 1], device=key.device), key_positions=key_pos,
+            # arange, not torch.tensor([...], device=...): no host-to-device copy, so no sync
+            query_positions=torch.arange(total - 1, total, device=key.device), key_positions=key_pos,
             sliding_window=window, softcap=kwargs.get("softcap"),
         )[:, 0]  # [n_heads_here, k]
         if k_len < total:  # a sliding-window cache holds only the last keys: the rest got 0 weight
@@ -174,7 +175,7 @@ def _biased_mask(ctl: Controller, attention_mask: torch.Tensor | None, query: to
         return bias
     mask = attention_mask[..., -1:, :k_len]
     if mask.dtype == torch.bool:
-        return torch.where(mask, bias, torch.tensor(float("-inf"), dtype=bias.dtype, device=bias.device))
+        return torch.where(mask, bias, bias.new_full((), float("-inf")))
     return mask.to(bias.dtype) + bias
 
 

@@ -88,9 +88,8 @@ def select_nucleus(r: torch.Tensor, p: float) -> torch.Tensor:
 def select_hybrid(r: torch.Tensor, k: int, p: float) -> torch.Tensor:
     """The nucleus, unless it holds more than ``k`` positions; then the top-k."""
     nucleus = select_nucleus(r, p)
-    if int(nucleus.sum()) > k:
-        return select_topk(r, k)
-    return nucleus
+    # Chosen on the device: reading the nucleus size on the host would stall the GPU every step.
+    return torch.where(nucleus.sum() > k, select_topk(r, k), nucleus)
 
 
 def select(r: torch.Tensor, top_k: int | None, top_p: float | None) -> torch.Tensor:
