@@ -125,3 +125,12 @@ def test_study_configs_parse():
     # the parts share their calibration (and so their heads and cached results)
     assert study.calibration == baselines.calibration and study.seed == baselines.seed
     AblationConfig.from_yaml(root / "demo.yaml")
+
+
+def test_headline_off_the_grid_fails_fast_but_a_flag_that_replaces_the_axis_drops_it():
+    with pytest.raises(ValueError, match="headline.strength"):
+        AblationConfig.from_dict({"strengths": [2, 3], "headline": {"strength": 7}})
+    cfg = AblationConfig.from_dict({"strengths": [2, 3], "heads": ["random:4"],
+                                    "headline": {"strength": 3, "heads": "random:4"}})
+    assert cfg.override(heads=["random:8"]).headline == {"strength": 3}  # the report shows the first heads
+    assert cfg.override(strengths=["3.0", 4]).headline == {"strength": 3, "heads": "random:4"}

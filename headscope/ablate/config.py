@@ -226,6 +226,11 @@ class AblationConfig:
         """A copy with some keys replaced (values as in the YAML file; ``None`` = keep)."""
         d = self.to_dict()
         d.update({k: v for k, v in changes.items() if v is not None})
+        # A flag that replaces an axis may drop the value the file's headline names; the report
+        # then shows the axis's first value instead of failing after the whole grid has run.
+        labels = AblationConfig.from_dict({**d, "headline": {}}).axis_labels()
+        d["headline"] = {axis: want for axis, want in (d.get("headline") or {}).items()
+                         if _on_axis(want, labels[axis]) or changes.get(_AXIS_KEY[axis]) is None}
         return AblationConfig.from_dict(d)
 
     def to_dict(self) -> dict[str, Any]:
@@ -278,6 +283,10 @@ class AblationConfig:
         if any(k is None for k in self.top_k) and any(p is None for p in self.top_p):
             raise ValueError("The 'top_k' and 'top_p' keys both hold 'none': some cells would select no token. "
                              "Give top-k, top-p, or both.")
+        labels = self.axis_labels()
+        for axis, want in self.headline.items():
+            if not _on_axis(want, labels[axis]):
+                raise _bad(f"headline.{axis}", f"one of the grid's {axis} values {labels[axis]}", want)
         for g in self.decay:
             if not g >= 0:
                 raise _bad("decay", "a list of numbers >= 0", g)
@@ -396,6 +405,22 @@ class AblationConfig:
 
     def with_models(self, models: tuple[str, ...]) -> AblationConfig:
         return replace(self, models=models)
+
+
+# headline keys -> the config keys of their axes
+_AXIS_KEY = {"heads": "heads", "strength": "strengths", "top_k": "top_k", "top_p": "top_p", "decay": "decay",
+             "temperature": "temperature"}
+
+
+def _on_axis(want: Any, labels: list[Any]) -> bool:
+    """Whether a headline value names one of an axis's labels (``3``, ``3.0`` and ``"3"`` alike)."""
+    def norm(v: Any) -> str:
+        try:
+            return label_of(float(v))
+        except (TypeError, ValueError):
+            return label_of(v)
+
+    return any(norm(want) == norm(v) for v in labels)
 
 
 def label_of(value: Any) -> str:
