@@ -219,19 +219,11 @@ class AblationConfig:
             raise ValueError(f"{p} is not valid YAML: {err}") from None
         if not isinstance(data, dict):
             raise ValueError(f"{p} must hold a mapping of ablation keys, not {type(data).__name__}.")
-        data.update({k: v for k, v in overrides.items() if v is not None})
-        return cls.from_dict(data)
+        return cls.from_dict(_with_overrides(data, overrides))
 
     def override(self, **changes: Any) -> AblationConfig:
         """A copy with some keys replaced (values as in the YAML file; ``None`` = keep)."""
-        d = self.to_dict()
-        d.update({k: v for k, v in changes.items() if v is not None})
-        # A flag that replaces an axis may drop the value the file's headline names; the report
-        # then shows the axis's first value instead of failing after the whole grid has run.
-        labels = AblationConfig.from_dict({**d, "headline": {}}).axis_labels()
-        d["headline"] = {axis: want for axis, want in (d.get("headline") or {}).items()
-                         if _on_axis(want, labels[axis]) or changes.get(_AXIS_KEY[axis]) is None}
-        return AblationConfig.from_dict(d)
+        return AblationConfig.from_dict(_with_overrides(self.to_dict(), changes))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON/YAML-safe mapping; ``from_dict(to_dict())`` gives the same config."""
@@ -410,6 +402,21 @@ class AblationConfig:
 # headline keys -> the config keys of their axes
 _AXIS_KEY = {"heads": "heads", "strength": "strengths", "top_k": "top_k", "top_p": "top_p", "decay": "decay",
              "temperature": "temperature"}
+
+
+def _with_overrides(data: dict[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """``data`` with the non-None ``changes`` applied. A change that replaces an axis may drop the
+    value the headline names; that headline key is then dropped too (the report shows the axis's
+    first value), instead of failing validation for a value the user did not write."""
+    d = dict(data)
+    d.update({k: v for k, v in changes.items() if v is not None})
+    headline = d.get("headline") or {}
+    if isinstance(headline, Mapping) and headline:
+        labels = AblationConfig.from_dict({**d, "headline": {}}).axis_labels()
+        d["headline"] = {axis: want for axis, want in headline.items()
+                         if axis not in _AXIS_KEY or changes.get(_AXIS_KEY[axis]) is None
+                         or _on_axis(want, labels[axis])}
+    return d
 
 
 def _on_axis(want: Any, labels: list[Any]) -> bool:
