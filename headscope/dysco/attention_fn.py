@@ -71,6 +71,7 @@ class Controller:
         self.total = 0
         self._bias: torch.Tensor | None = None
         self._bias_on: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
+        self._heads_on: dict[tuple[int, torch.device], torch.Tensor] = {}
 
     # -- what the next forward does ---------------------------------------------------------
     def plain(self) -> None:
@@ -101,6 +102,14 @@ class Controller:
                 raise RuntimeError("bias_for called with no bias set")
             self._bias_on[key] = self._bias.to(device=device, dtype=dtype)
         return self._bias_on[key]
+
+    def heads_tensor(self, layer: int, device: torch.device) -> torch.Tensor:
+        """The recorded heads of ``layer`` as a long tensor on ``device``, made once: building it
+        from a Python list copies host-to-device, which waits for the GPU on every call."""
+        key = (layer, device)
+        if key not in self._heads_on:
+            self._heads_on[key] = torch.tensor(self.heads_by_layer[layer], dtype=torch.long, device=device)
+        return self._heads_on[key]
 
     def head_rows(self, heads: Sequence[tuple[int, int]], device: torch.device) -> torch.Tensor:
         """Recorded rows ``[len(heads), positions]`` in the order of ``heads``, on ``device``."""
@@ -143,7 +152,7 @@ def headscope_attention(
         total = ctl.total or k_len
         key_pos = torch.arange(total - k_len, total, device=key.device)
         rows = attention_rows(
-            query[0], key[0], scaling=scaling, heads=ctl.heads_by_layer[layer],
+            query[0], key[0], scaling=scaling, heads=ctl.heads_tensor(layer, key.device),
             # arange, not torch.tensor([...], device=...): no host-to-device copy, so no sync
             query_positions=torch.arange(total - 1, total, device=key.device), key_positions=key_pos,
             sliding_window=window, softcap=kwargs.get("softcap"),

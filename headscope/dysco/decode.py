@@ -124,10 +124,12 @@ class _Sampler:
         self.config = config
         self.gen: torch.Generator | None = None
 
-    def __call__(self, logits: torch.Tensor) -> int:
+    def __call__(self, logits: torch.Tensor) -> torch.Tensor:
+        """The next token as a 1-element long tensor on the logits' device (fed back as is:
+        a host-to-device copy of a Python int would wait for the GPU)."""
         logits = logits.float()
         if not self.config.do_sample:
-            return int(torch.argmax(logits))
+            return torch.argmax(logits).view(1)
         if self.gen is None:
             # On the logits' device: with layers split over GPUs (device_map="auto") the logits
             # come from the last GPU, not the embeddings' one, and multinomial needs them to match.
@@ -140,7 +142,7 @@ class _Sampler:
             tail[-1] = False
             scores = scores.masked_fill(torch.zeros_like(tail).scatter(0, order, tail), float("-inf"))
         probs = scores.softmax(-1)
-        return int(torch.multinomial(probs, 1, generator=self.gen))
+        return torch.multinomial(probs, 1, generator=self.gen)
 
 
 class _Trace:
@@ -247,11 +249,14 @@ def generate(lm: Any, input_ids: Any, config: DyscoConfig, *, record: bool = Fal
 
     with torch.no_grad(), attention_control(model, heads, logit_scale=scale) as ctl:
         ctl.plain()
+        # The prompt moves to the device once; every later token is fed from a device tensor.
+        ids = ids.to(device)
         logits = forward(ids[:prefill])
         if not dysco:
             tokens = ids.tolist()
             while True:
-                nxt = sampler(logits)
+                nxt_t = sampler(logits)
+                nxt = int(nxt_t)  # the step's one host sync: the stop test needs the token
                 generated.append(nxt)
                 if trace is not None:
                     trace.add("generate", len(tokens) - 1, tokens[-1], None, None)
@@ -259,7 +264,7 @@ def generate(lm: Any, input_ids: Any, config: DyscoConfig, *, record: bool = Fal
                 if nxt in eos or len(generated) >= config.max_new_tokens:
                     break
                 tokens.append(nxt)
-                logits = forward(torch.tensor([nxt]))
+                logits = forward(nxt_t)
                 steps += 1
         else:
             steps = _dysco_loop(model, ctl, forward, cache, ids, prefill, n, w, templates, heads, config,
@@ -284,12 +289,14 @@ def _dysco_loop(model: Any, ctl: Controller, forward: Any, cache: Any, ids: torc
         exclude = template_positions(ids.to(r_device), templates)
     static_m: torch.Tensor | None = None
     tokens = ids.tolist()
+    fed = ids  # the prompt, already on the device; generated tokens are fed as fed_next
     j = prefill
     steps = 0
     # ALGORITHMS.md 3: the last w prompt tokens are intervened on; the authors' code one more.
     intervention_start = n - w - (1 if config.warmup_counting == "reference" else 0)
     while True:
-        tok = torch.tensor([tokens[j]])
+        # fed_next is set from the sampler before the first generated token is fed
+        tok = fed[j:j + 1] if j < n else fed_next
         ctl.total = j + 1
         m = None
         if j < intervention_start:  # context warm-up read: plain pass, keep KV
@@ -338,7 +345,8 @@ def _dysco_loop(model: Any, ctl: Controller, forward: Any, cache: Any, ids: torc
             if trace is not None:
                 trace.rows[-1]["next_token"] = tokens[j]
             continue
-        nxt = sampler(logits)
+        fed_next = sampler(logits)
+        nxt = int(fed_next)  # the step's one host sync: the stop test needs the token
         generated.append(nxt)
         if trace is not None:
             trace.rows[-1]["next_token"] = nxt

@@ -145,12 +145,10 @@ def build_bias(length: int, selected: torch.Tensor, strength: float) -> torch.Te
     else:
         chosen[selected.long()] = True
     chosen[-1] = True
+    # torch.where, not ``bias[chosen] = v``: boolean-mask assignment reads the mask's size on
+    # the host, which stalls the GPU once per decoding step.
     if strength >= HARD_MASK_STRENGTH:
-        bias = torch.full((length,), float("-inf"), device=device)
-        bias[chosen] = 0.0
-        return bias
+        return torch.where(chosen, 0.0, float("-inf")).float()
     if strength <= 0:
         raise ValueError(f"The 'strength' parameter must be > 0. Got {strength!r} instead.")
-    bias = torch.zeros(length, device=device)
-    bias[chosen] = math.log(strength)
-    return bias
+    return torch.where(chosen, math.log(strength), 0.0).float()
