@@ -1,19 +1,25 @@
-"""The strength-3 comparison of reports/smollm2-135m/README.md, from ablate cache files.
+"""The strength-3 comparison of reports/smollm2-135m/report.md, from ablate cache files.
 
-Reads any number of ``results*.jsonl`` caches (complete or not), keeps the pass-key results at
+Reads any number of ``results*.jsonl`` caches (complete or not), keeps one task's results at
 strength 3 (plus vanilla), and compares, on the examples every method has finished: QRScore
 heads vs random heads, static rescaling and the single-pass variant, each paired against vanilla
 and against exact DySCO with QRScore heads (bootstrap CIs, exact McNemar). Used while a grid is
 still running; a finished grid gets the same numbers from ``headscope ablate``'s summary.csv.
 
-    python bench/study_tables.py reports/smollm2-135m/*/results*.jsonl
+    python bench/study_tables.py reports/smollm2-135m/cache/results.jsonl [--task kv]
 """
 import json
 import sys
 import numpy as np
 from headscope.stats import accuracy, paired_comparison
 
-files = sys.argv[1:]
+args = sys.argv[1:]
+task = "passkey"
+if "--task" in args:
+    i = args.index("--task")
+    task = args[i + 1]
+    del args[i:i + 2]
+files = args
 rows = {}
 for f in files:
     for line in open(f):
@@ -22,7 +28,7 @@ for f in files:
 heads = json.load(open("reports/smollm2-135m/heads-qrscore8-gpu.json"))["heads"]
 by = {}
 for r in rows.values():
-    if r["task"] != "passkey" or r["purpose"] != "eval":
+    if r["task"] != task or r["purpose"] != "eval":
         continue
     d = r["decode"]; m = d["method"]
     if m in ("dysco", "dysco-static", "dysco-onepass"):
@@ -37,7 +43,7 @@ for r in rows.values():
 methods = ["vanilla", "dysco (QRScore heads)", "dysco (random heads)", "dysco-static", "dysco-onepass"]
 out = ["| method (strength 3) | length | n | accuracy [95% CI] | vs vanilla [95% CI] | wins/losses | McNemar p | vs exact DySCO (QR heads) |",
        "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-for L in (1024, 2048, 4096):
+for L in sorted({L for _, L in by}):
     common = set.intersection(*[set(by.get((m, L), {})) for m in methods])
     ids = sorted(common)
     for m in methods:

@@ -310,7 +310,6 @@ def _model_jobs(config: AblationConfig, lm: Any, model_name: str, out: Path, cac
         for length in config.lengths:
             examples[(model_name, task, length)] = _examples(config, lm, task, length, config.examples, config.seed)
     jobs: list[Job] = []
-    first: Job | None = None
     # Example-major order: an interrupted grid holds complete, paired comparisons on its first examples.
     per_cell: list[tuple[dict[str, Any], Any, float, float]] = []
     for cell in cells:
@@ -341,8 +340,7 @@ def _model_jobs(config: AblationConfig, lm: Any, model_name: str, out: Path, cac
                         continue
                     job = Job(cell, i, ex, cfg, _key(lm, ex, cfg), used_s, used_k)
                     jobs.append(job)
-                    if first is None and cell["method"] in ("dysco", "dysco-static"):
-                        first = job
+    first = _trace_job(jobs, config, cache)
     info = {"name": lm.name, "source": lm.source, "revision": lm.revision, "geometry": lm.geometry.to_dict(),
             "heads": {label: hs.to_dict() for label, hs in head_sets.items()}, "auto": auto_choices}
     return jobs, info, first
@@ -375,6 +373,23 @@ def _head_sets(config: AblationConfig, lm: Any, model_name: str, out: Path, prog
         time.sleep(2.0)
         waited += 2.0
     return resolve_head_sets(config, lm, out, progress=False)
+
+
+def _trace_job(jobs: list[Job], config: AblationConfig, cache: ResultCache) -> Job | None:
+    """The DySCO job the report's zoom-in figure traces: one at the headline setting if the
+    grid has one, preferring the first example it answered correctly (per the cache), so the
+    figure shows attention settling on the answer; else the first DySCO job."""
+    from .config import _on_axis
+
+    dysco = [j for j in jobs if j.coords["method"] in ("dysco", "dysco-static")]
+    headline = [j for j in dysco if all(_on_axis(want, [j.coords[axis]]) for axis, want in config.headline.items()
+                                        if axis in j.coords)]
+    pool = headline or dysco
+    for job in pool:
+        record = cache.get(job.key)
+        if record is not None and record.get("score", 0) >= 1:
+            return job
+    return pool[0] if pool else None
 
 
 def _write_trace(out: Path, lm: Any, job: Job) -> None:
