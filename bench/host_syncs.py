@@ -53,11 +53,38 @@ def count_syncs(lm: object, ids: torch.Tensor, cfg: DyscoConfig) -> int:
     return sum("synchronizing" in str(w.message) for w in caught)
 
 
+def where_syncs(lm: object, ids: torch.Tensor, cfg: DyscoConfig) -> dict[str, int]:
+    """Call sites (innermost headscope/transformers frames) of every sync, with counts."""
+    import collections
+    import traceback
+
+    seen: collections.Counter[str] = collections.Counter()
+
+    def note(message: object, *args: object, **kwargs: object) -> None:
+        frames = [f for f in traceback.extract_stack()[:-1]
+                  if ("headscope" in f.filename or "transformers" in f.filename) and "warnings" not in f.filename]
+        seen[" <- ".join(f"{Path(f.filename).name}:{f.lineno} {f.line}" for f in reversed(frames[-3:]))] += 1
+
+    torch.cuda.set_sync_debug_mode("warn")
+    old = warnings.showwarning
+    warnings.showwarning = note  # type: ignore[assignment]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.showwarning = note  # type: ignore[assignment]
+            generate(lm, ids, cfg)
+    finally:
+        warnings.showwarning = old
+        torch.cuda.set_sync_debug_mode("default")
+    return dict(seen)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--length", type=int, default=1024)
     ap.add_argument("--new-tokens", type=int, default=16)
+    ap.add_argument("--where", action="store_true", help="print where each method's syncs come from")
     args = ap.parse_args()
     lm = smollm2_shaped("cuda")
     ids = torch.randint(100, 49000, (args.length,), generator=torch.Generator().manual_seed(0))
@@ -67,6 +94,11 @@ def main() -> None:
         kw = {} if method in ("vanilla", "sharpen") else {"heads": heads}
         if method == "sharpen":
             kw["temperature"] = 0.8
+        if args.where:
+            cfg = DyscoConfig(method=method, strength=3.0, top_k=256, top_p=0.975, templates="none",
+                              intervention_warmup=3, max_new_tokens=args.new_tokens, **kw)
+            print(method, json.dumps(where_syncs(lm, ids, cfg), indent=1), flush=True)
+            continue
         per = {}
         for n_new in (1, args.new_tokens):
             cfg = DyscoConfig(method=method, strength=3.0, top_k=256, top_p=0.975, templates="none",
@@ -82,6 +114,8 @@ def main() -> None:
                "syncs_per_token": round((sn - s1) / (args.new_tokens - 1), 2), "syncs_first_token": s1}
         rows.append(row)
         print(json.dumps(row), flush=True)
+    if args.where:
+        return
     out = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "length": args.length,
            "new_tokens": args.new_tokens, "rows": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
