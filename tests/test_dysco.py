@@ -232,6 +232,67 @@ def test_random_heads_are_seeded(tiny_llama):
     assert len(a.info["heads"]) == len(HEADS) and a.info["heads"] != c.info["heads"]
 
 
+def _host_touches(lm, ids, cfg) -> dict[str, int]:
+    """Calls made from headscope's own code that, on a GPU, wait for the device: reading a
+    tensor on the host, writing a Python value into a tensor (``t[i] = True`` copies it from
+    the host) and building a tensor from Python data (a host-to-device copy once moved).
+    Counted on CPU by wrapping the torch functions; HF's own calls are not ours."""
+    import sys
+
+    counts = {"read": 0, "scalar_write": 0, "from_host": 0}
+    factories = {name: getattr(torch, name) for name in ("tensor", "as_tensor")}
+    originals = {name: getattr(torch.Tensor, name) for name in ("item", "tolist", "__int__", "__bool__",
+                                                                  "__float__", "__setitem__")}
+
+    def ours() -> bool:
+        return "/headscope/" in sys._getframe(2).f_code.co_filename.replace("\\", "/")
+
+    def reader(name):
+        def wrapped(self, *a, **k):
+            if ours():
+                counts["read"] += 1
+            return originals[name](self, *a, **k)
+        return wrapped
+
+    def setitem(self, index, value):
+        if ours() and isinstance(value, (bool, int, float)):
+            counts["scalar_write"] += 1
+        return originals["__setitem__"](self, index, value)
+
+    def factory(name):
+        def wrapped(data, *a, **k):
+            if ours() and not isinstance(data, torch.Tensor):
+                counts["from_host"] += 1
+            return factories[name](data, *a, **k)
+        return wrapped
+
+    try:
+        for name in factories:
+            setattr(torch, name, factory(name))
+        for name in ("item", "tolist", "__int__", "__bool__", "__float__"):
+            setattr(torch.Tensor, name, reader(name))
+        torch.Tensor.__setitem__ = setitem
+        generate(lm, ids, cfg)
+    finally:
+        for name, fn in originals.items():
+            setattr(torch.Tensor, name, fn)
+        for name, fn in factories.items():
+            setattr(torch, name, fn)
+    return counts
+
+
+@pytest.mark.parametrize("method", ["vanilla", "dysco", "dysco-static", "dysco-onepass"])
+def test_a_decoding_step_reads_the_device_once(tiny_llama, method):
+    # On a GPU each host read is a sync; with several processes time-sliced on one GPU every
+    # sync waits for the others too (the SmolLM2 study ran DySCO 7x slower than vanilla that way).
+    ids = _prompt()
+    kw = dict(method=method, strength=3.0, top_k=8, top_p=0.9)
+    short, long = (_host_touches(tiny_llama, ids, _cfg(max_new_tokens=n, **kw)) for n in (2, 6))
+    assert (long["read"] - short["read"]) / 4 == 1  # the sampled token, for the stop test
+    assert long["scalar_write"] - short["scalar_write"] == 0
+    assert long["from_host"] - short["from_host"] == 0
+
+
 def test_sampling_is_seeded(tiny_llama):
     ids = _prompt()
     a = generate(tiny_llama, ids, _cfg(do_sample=True, seed=5))

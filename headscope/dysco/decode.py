@@ -139,7 +139,7 @@ class _Sampler:
         if self.config.sampling_top_p < 1.0:  # HF TopPLogitsWarper: drop the low tail of mass 1-p
             sorted_logits, order = torch.sort(scores, descending=False)
             tail = sorted_logits.softmax(-1).cumsum(-1) <= 1 - self.config.sampling_top_p
-            tail[-1] = False
+            tail[-1:].fill_(False)  # not tail[-1] = False: that waits for the GPU
             scores = scores.masked_fill(torch.zeros_like(tail).scatter(0, order, tail), float("-inf"))
         probs = scores.softmax(-1)
         return torch.multinomial(probs, 1, generator=self.gen)

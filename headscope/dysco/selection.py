@@ -67,7 +67,7 @@ def select_topk(r: torch.Tensor, k: int) -> torch.Tensor:
     mask = torch.zeros(r.shape, dtype=torch.bool, device=r.device)
     k = min(int(k), r.numel())
     if k > 0:
-        mask[torch.topk(r, k=k).indices] = True
+        mask.index_fill_(0, torch.topk(r, k=k).indices, True)
     return mask
 
 
@@ -79,7 +79,7 @@ def select_nucleus(r: torch.Tensor, p: float) -> torch.Tensor:
     probs = r.float() / r.float().sum()
     sorted_vals, sorted_idx = torch.sort(probs, descending=True)
     keep = sorted_vals.cumsum(0) <= p
-    keep[0] = True
+    keep[:1].fill_(True)
     mask = torch.zeros(r.shape, dtype=torch.bool, device=r.device)
     mask[sorted_idx] = keep
     return mask
@@ -138,15 +138,15 @@ def build_bias(length: int, selected: torch.Tensor, strength: float) -> torch.Te
     >>> [round(x, 4) for x in build_bias(4, torch.tensor([True, False, False]), 2.0).tolist()]
     [0.6931, 0.0, 0.0, 0.6931]
     """
+    # No ``t[i] = python_value`` anywhere in the step: on a GPU that copies the value from the
+    # host and waits for the device; fill_, index_fill_ and torch.where take it as a kernel argument.
     device = selected.device
     chosen = torch.zeros(length, dtype=torch.bool, device=device)
     if selected.dtype == torch.bool:
         chosen[: selected.numel()] = selected[:length]
     else:
-        chosen[selected.long()] = True
-    chosen[-1] = True
-    # torch.where, not ``bias[chosen] = v``: boolean-mask assignment reads the mask's size on
-    # the host, which stalls the GPU once per decoding step.
+        chosen.index_fill_(0, selected.long(), True)
+    chosen[-1:].fill_(True)
     if strength >= HARD_MASK_STRENGTH:
         return torch.where(chosen, 0.0, float("-inf")).float()
     if strength <= 0:
