@@ -62,6 +62,9 @@ def main() -> None:
     ap.add_argument("--templates", default="auto", choices=["auto", "none"],
                     help="auto: never boost chat-role headers (headscope's default); none: the authors' code "
                     "for a model without a YAML template list.")
+    ap.add_argument("--intervention-warmup", default="auto",
+                    help="auto (the generation prompt, as the spec), an integer, or 'prompt-tail': the "
+                    "generation prompt plus the assistant primer, so the context warm-up reads the question.")
     ap.add_argument("--subset", default=None, metavar="A:B",
                     help="Only prompts A..B-1 of each length (generated as part of all --prompts, so depths match).")
     ap.add_argument("--shard", default="0/1", help="K/N: run the K-th of N interleaved shards of the jobs "
@@ -94,8 +97,16 @@ def main() -> None:
         return DyscoConfig(heads=chosen, method="dysco" if name == "random-heads" else name,
                            strength=float(strength), top_k=args.top_k, top_p=args.top_p, decay=args.decay,
                            max_new_tokens=args.max_new_tokens, warmup_counting=args.warmup_counting,
-                           templates=args.templates)
+                           templates=args.templates, intervention_warmup=warmup)
 
+    warmup: int | str = args.intervention_warmup
+    if warmup == "prompt-tail":
+        from headscope.dysco.templates import generation_prompt_length
+
+        warmup = generation_prompt_length(lm.tokenizer) + len(lm.tokenizer.encode("The pass key is",
+                                                                                  add_special_tokens=False))
+    elif warmup != "auto":
+        warmup = int(warmup)
     methods = args.methods.split(",")
     configs = {m: config_for(m) for m in methods}
     examples_by_length = {
