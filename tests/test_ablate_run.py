@@ -230,3 +230,22 @@ def test_bad_shard_is_refused():
     for bad in ("4/4", "x", "1/0", "-1/2"):
         with pytest.raises(ValueError, match="--shard"):
             parse_shard(bad)
+
+
+def test_trace_example_is_at_the_headline_and_prefers_a_correct_answer():
+    from types import SimpleNamespace
+
+    from headscope.ablate.run import _trace_job
+
+    def job(key, method, strength):
+        return SimpleNamespace(key=key, coords={"method": method, "strength": strength, "heads": "qrscore:8"})
+
+    jobs = [job("v0", "vanilla", "3"), job("a0", "dysco", "1.5"), job("b0", "dysco", "3"), job("b1", "dysco", "3")]
+    scores = {"b0": 0.0, "b1": 1.0, "a0": 1.0}
+    cache = SimpleNamespace(get=lambda k: {"score": scores[k]} if k in scores else None)
+    config = SimpleNamespace(headline={"strength": 3})
+    assert _trace_job(jobs, config, cache).key == "b1"  # headline cell, first correct example
+    empty = SimpleNamespace(get=lambda k: None)
+    assert _trace_job(jobs, config, empty).key == "b0"  # nothing decoded yet: first headline job
+    assert _trace_job(jobs, SimpleNamespace(headline={}), empty).key == "a0"  # no headline: first DySCO job
+    assert _trace_job(jobs[:1], config, empty) is None
