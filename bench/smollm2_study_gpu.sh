@@ -7,7 +7,7 @@
 #   bash bench/smollm2_study_gpu.sh WORK [N_SHARDS] [TIMEOUT_S]
 #
 # WORK holds the shared cache (seed it with the committed caches to resume). Every shard writes
-# WORK/results-shardK-of-N.jsonl. Afterwards assemble each part anywhere (every result is
+# WORK/results-shardK-of-N.jsonl (and, when $OUT is set, all of them in $OUT/study-results.tgz). Afterwards assemble each part anywhere (every result is
 # cached, so nothing is decoded again):
 #   headscope ablate --config configs/smollm2-study.yaml --heads $HEADS --out WORK
 # HEADS (default: the committed QRScore top 8) pins the head set, so the cache keys match the
@@ -36,3 +36,7 @@ failed=0
 for job in $(jobs -p); do wait "$job" || failed=$((failed + 1)); done
 echo "$N shards on $NGPU GPU(s) finished in $(( $(date +%s) - start )) s; $failed did not complete"
 cat "$WORK"/results*.jsonl | wc -l
+# On the device tool, hand the shard caches back as one file (it returns only a few files a call).
+if [ -n "${OUT:-}" ]; then
+  (cd "$WORK" && tar czf "$OUT/study-results.tgz" results-shard*-of-"$N".jsonl logs)
+fi
