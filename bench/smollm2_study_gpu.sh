@@ -7,8 +7,9 @@
 #   bash bench/smollm2_study_gpu.sh WORK [N_SHARDS] [TIMEOUT_S]
 #
 # WORK holds the shared cache (seed it with the committed caches to resume). Every shard writes
-# WORK/results-shardK-of-N.jsonl (and, when $OUT is set, all of them in $OUT/study-results.tgz). Afterwards assemble each part anywhere (every result is
-# cached, so nothing is decoded again):
+# WORK/results-shardK-of-N.jsonl; when $OUT is set (the device tool), all of them also go to
+# $OUT/study-results.tgz. Afterwards assemble each part anywhere (every result is cached, so
+# nothing is decoded again):
 #   headscope ablate --config configs/smollm2-study.yaml --heads $HEADS --out WORK
 # HEADS (default: the committed QRScore top 8) pins the head set, so the cache keys match the
 # committed results without calibrating again.
