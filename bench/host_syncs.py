@@ -66,15 +66,12 @@ def where_syncs(lm: object, ids: torch.Tensor, cfg: DyscoConfig) -> dict[str, in
         seen[" <- ".join(f"{Path(f.filename).name}:{f.lineno} {f.line}" for f in reversed(frames[-3:]))] += 1
 
     torch.cuda.set_sync_debug_mode("warn")
-    old = warnings.showwarning
-    warnings.showwarning = note  # type: ignore[assignment]
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings():  # restores showwarning on exit
             warnings.simplefilter("always")
             warnings.showwarning = note  # type: ignore[assignment]
             generate(lm, ids, cfg)
     finally:
-        warnings.showwarning = old
         torch.cuda.set_sync_debug_mode("default")
     return dict(seen)
 
