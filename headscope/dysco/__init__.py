@@ -19,12 +19,12 @@ from typing import Any
 
 from .config import METHODS, DyscoConfig
 
-__all__ = ["METHODS", "DyscoConfig", "GenerationResult", "generate"]
+__all__ = ["METHODS", "DyscoConfig", "GenerationResult", "generate", "generate_batch"]
 
 
 def __getattr__(name: str) -> Any:
     # The decode loop imports torch/transformers; load it only when asked for.
-    if name in ("generate", "GenerationResult"):
+    if name in ("generate", "generate_batch", "GenerationResult"):
         from . import decode
 
         return getattr(decode, name)

@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,7 +63,7 @@ from .config import DyscoConfig
 from .selection import HARD_MASK_STRENGTH, build_bias, select, template_positions, update_importance
 from .templates import detect_templates, generation_prompt_length
 
-__all__ = ["GenerationResult", "generate", "resolve_heads_for", "validate_heads"]
+__all__ = ["ENGINES", "GenerationResult", "generate", "generate_batch", "resolve_heads_for", "validate_heads"]
 
 
 @dataclass
@@ -200,7 +201,30 @@ def _resolve_warmups(config: DyscoConfig, tokenizer: Any) -> tuple[int, list[lis
     return int(w), templates
 
 
-def generate(lm: Any, input_ids: Any, config: DyscoConfig, *, record: bool = False) -> GenerationResult:
+ENGINES = ("auto", "fixed", "dynamic")
+
+
+def _engine_for(lm: Any, engine: str, batch: int) -> str:
+    from .engine import supports_fixed
+
+    if engine not in ENGINES:
+        raise ValueError(f"The 'engine' parameter must be one of {list(ENGINES)}. Got {engine!r} instead.")
+    if engine == "dynamic":
+        if batch > 1:
+            raise ValueError("The dynamic engine decodes one prompt at a time; use engine='fixed' (or 'auto') "
+                             "for a batch.")
+        return "dynamic"
+    reason = supports_fixed(lm.model)
+    if reason is None:
+        return "fixed"
+    if engine == "fixed" or batch > 1:
+        raise ValueError(f"The fixed-shape engine cannot run {lm.name}: {reason}. Decode with engine='dynamic' "
+                         "and batch size 1.")
+    return "dynamic"
+
+
+def generate(lm: Any, input_ids: Any, config: DyscoConfig, *, record: bool = False, engine: str = "auto",
+             cuda_graphs: bool = True) -> GenerationResult:
     """Decode one prompt with DySCO or a baseline; see the module docstring for the schedule.
 
     ``lm`` is a :class:`headscope.models.LoadedModel`; ``input_ids`` a 1-D (or ``[1, n]``)
@@ -208,9 +232,58 @@ def generate(lm: Any, input_ids: Any, config: DyscoConfig, *, record: bool = Fal
     ``(step, position)`` holding ``importance`` (float32, NaN past the step's length) and
     ``selected`` (bool), per-step coordinates (phase, fed position and token, next token and
     its text, selected count) and attrs (config JSON, model, resolved warm-ups).
+
+    ``engine``: ``"fixed"`` (:mod:`headscope.dysco.engine`: pre-allocated cache, fixed-shape
+    steps, CUDA graphs on a GPU unless ``cuda_graphs=False``), ``"dynamic"`` (the loop below:
+    a growing cache, the stock attention kernel whenever no bias or rows are needed), or
+    ``"auto"`` (fixed when the model allows it: one device, full/sliding attention layers).
+    Both give the same tokens up to floating-point rounding.
     """
-    model, tokenizer, geometry = lm.model, lm.tokenizer, lm.geometry
     ids = _as_ids(input_ids)
+    if _engine_for(lm, engine, 1) == "fixed":
+        from .engine import generate_fixed
+
+        results, facts = generate_fixed(lm, [ids], config, record=record, cuda_graphs=cuda_graphs)
+        results[0].info["engine"] = facts
+        return results[0]
+    return _generate_dynamic(lm, ids, config, record=record)
+
+
+def generate_batch(lm: Any, prompts: Sequence[Any], config: DyscoConfig, *, batch_size: int | None = None,
+                   record: bool = False, engine: str = "auto", cuda_graphs: bool = True,
+                   progress: bool = False) -> list[GenerationResult]:
+    """Decode several prompts (each a 1-D sequence of token ids), ``batch_size`` at a time.
+
+    Each prompt has its own importance, selection, templates and EOS; the results (in the
+    order of ``prompts``) are those of decoding each prompt alone (:func:`generate`), up to
+    floating-point rounding. Prompts are batched in order of length, so each batch pads little.
+    ``batch_size`` None decodes all at once; 1 decodes one at a time (any engine).
+    """
+    ids = [_as_ids(p) for p in prompts]
+    size = len(ids) if batch_size is None else int(batch_size)
+    if size < 1:
+        raise ValueError(f"The 'batch_size' parameter must be >= 1. Got {batch_size!r} instead.")
+    kind = _engine_for(lm, engine, min(size, max(len(ids), 1)))
+    order = sorted(range(len(ids)), key=lambda i: ids[i].numel())
+    out: list[GenerationResult | None] = [None] * len(ids)
+    groups = [order[i:i + size] for i in range(0, len(order), size)]
+    from tqdm.auto import tqdm
+
+    for group in tqdm(groups, desc="generate", unit="batch", disable=not progress):
+        if kind == "dynamic":
+            out[group[0]] = _generate_dynamic(lm, ids[group[0]], config, record=record)
+            continue
+        from .engine import generate_fixed
+
+        results, facts = generate_fixed(lm, [ids[i] for i in group], config, record=record, cuda_graphs=cuda_graphs)
+        for i, res in zip(group, results):
+            res.info["engine"] = facts
+            out[i] = res
+    return [r for r in out if r is not None]
+
+
+def _generate_dynamic(lm: Any, ids: torch.Tensor, config: DyscoConfig, *, record: bool) -> GenerationResult:
+    model, tokenizer, geometry = lm.model, lm.tokenizer, lm.geometry
     n = ids.numel()
     heads = resolve_heads_for(config, geometry)
     dysco = config.uses_heads
@@ -241,14 +314,17 @@ def generate(lm: Any, input_ids: Any, config: DyscoConfig, *, record: bool = Fal
     generated: list[int] = []
     steps = 0
     info: dict[str, Any] = {"heads": [list(h) for h in heads], "context_warmup": c, "intervention_warmup": w,
-                            "n_templates": len(templates), "prefill": prefill}
+                            "n_templates": len(templates), "prefill": prefill, "engine": {"engine": "dynamic"}}
 
     def forward(tokens: torch.Tensor) -> torch.Tensor:
         out = model(input_ids=tokens.view(1, -1).to(device), logits_to_keep=1, **kw)
         return out.logits[0, -1]
 
-    with torch.no_grad(), attention_control(model, heads, logit_scale=scale) as ctl:
-        ctl.plain()
+    # Vanilla runs the model's own attention: no function of ours in the way.
+    control = attention_control(model, heads, logit_scale=scale) if dysco or scale != 1.0 else nullcontext(None)
+    with torch.no_grad(), control as ctl:
+        if ctl is not None:
+            ctl.plain()
         # The prompt moves to the device once; every later token is fed from a device tensor.
         ids = ids.to(device)
         logits = forward(ids[:prefill])

@@ -34,13 +34,18 @@ import torch
 
 __all__ = [
     "HARD_MASK_STRENGTH",
+    "bias_rows",
     "build_bias",
     "select",
     "select_hybrid",
     "select_nucleus",
+    "select_nucleus_rows",
+    "select_rows",
     "select_topk",
+    "select_topk_rows",
     "template_positions",
     "update_importance",
+    "update_importance_",
 ]
 
 # The reference treats any strength at or above this as "remove every unselected token".
@@ -147,6 +152,60 @@ def build_bias(length: int, selected: torch.Tensor, strength: float) -> torch.Te
     else:
         chosen.index_fill_(0, selected.long(), True)
     chosen[-1:].fill_(True)
+    if strength >= HARD_MASK_STRENGTH:
+        return torch.where(chosen, 0.0, float("-inf")).float()
+    if strength <= 0:
+        raise ValueError(f"The 'strength' parameter must be > 0. Got {strength!r} instead.")
+    return torch.where(chosen, math.log(strength), 0.0).float()
+
+
+# -- fixed-shape batched forms (the decode engine) ------------------------------------------------
+# The engine keeps one row per sequence over a fixed number of slots. ``candidates`` marks the
+# slots a selection may choose (a sequence's own positions up to the current one, never its
+# left padding or the empty slots after it); everything else is kept out of the top-k and the
+# nucleus, so each row selects exactly what the 1-D functions above select on its valid part.
+
+
+def update_importance_(r: torch.Tensor, a: torch.Tensor, decay: float) -> torch.Tensor:
+    """In place on ``r`` ``[B, L]``: ``r <- normalise(a + decay * r)`` per row.
+
+    ``r`` is 0 at the current slot (and beyond), so this is :func:`update_importance` on each
+    row's valid prefix; ``a`` is 0 wherever attention could not look."""
+    r.mul_(decay).add_(a)
+    return r.div_(r.sum(-1, keepdim=True))
+
+
+def select_topk_rows(r: torch.Tensor, candidates: torch.Tensor, k: int) -> torch.Tensor:
+    """Boolean ``[B, L]``: per row the ``k`` largest candidates (all of them if fewer)."""
+    k = min(int(k), r.shape[-1])
+    idx = torch.topk(r.masked_fill(~candidates, float("-inf")), k=k, dim=-1).indices
+    return torch.zeros_like(candidates).scatter_(1, idx, True) & candidates
+
+
+def select_nucleus_rows(r: torch.Tensor, candidates: torch.Tensor, p: float) -> torch.Tensor:
+    """Boolean ``[B, L]``: per row the nucleus of the candidates (as :func:`select_nucleus`)."""
+    probs = r / r.sum(-1, keepdim=True)
+    # Non-candidates sort after every candidate (probabilities are >= 0) and add nothing to the sum.
+    sorted_vals, order = torch.sort(probs.masked_fill(~candidates, -1.0), dim=-1, descending=True)
+    keep = sorted_vals.clamp_min(0.0).cumsum(-1) <= p
+    keep[:, :1].fill_(True)
+    return torch.zeros_like(candidates).scatter_(1, order, keep) & candidates
+
+
+def select_rows(r: torch.Tensor, candidates: torch.Tensor, top_k: int | None, top_p: float | None) -> torch.Tensor:
+    """Top-k, nucleus or hybrid per row (see :func:`select`)."""
+    if top_k is not None and top_p is not None:
+        nucleus = select_nucleus_rows(r, candidates, top_p)
+        return torch.where(nucleus.sum(-1, keepdim=True) > top_k, select_topk_rows(r, candidates, top_k), nucleus)
+    if top_k is not None:
+        return select_topk_rows(r, candidates, top_k)
+    if top_p is not None:
+        return select_nucleus_rows(r, candidates, top_p)
+    raise ValueError("select_rows needs top_k, top_p or both. Got neither.")
+
+
+def bias_rows(chosen: torch.Tensor, strength: float) -> torch.Tensor:
+    """Float32 ``[B, L]``: ``log s`` where ``chosen`` (0 elsewhere); ``s >= 99``: 0 there, ``-inf`` elsewhere."""
     if strength >= HARD_MASK_STRENGTH:
         return torch.where(chosen, 0.0, float("-inf")).float()
     if strength <= 0:
