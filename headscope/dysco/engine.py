@@ -41,6 +41,7 @@ from typing import Any
 
 import torch
 
+from .._cache import cache_kwargs
 from ..models import eos_ids
 from .attention_fn import StopForward
 from .config import DyscoConfig
@@ -124,6 +125,7 @@ class _FixedStep:
         self.tok = torch.zeros(b, 1, dtype=torch.long, device=dev)
         self.pos = torch.zeros(b, 1, dtype=torch.long, device=dev)
         self.cache = FixedCache(len(layer_windows(model)), capacity)
+        self.cache_kw = cache_kwargs(model, self.cache)
         self.windows = layer_windows(model)
         self.mask_types = self._mask_types(model)
         self.base = {t: torch.zeros(b, capacity, device=dev) for t in self.mask_types}
@@ -205,11 +207,9 @@ class _FixedStep:
         ctl = self.ctl
         ctl.phase, ctl.record = "step", record
         ctl.stop_after = self.max_layer if stop else None
-        from .._cache import cache_kwargs
-
         try:
             out = self.model(input_ids=self.tok, attention_mask=self._model_mask(masks), position_ids=self.pos,
-                             logits_to_keep=1, **cache_kwargs(self.model, self.cache))
+                             logits_to_keep=1, **self.cache_kw)
         except StopForward:
             return False
         finally:
@@ -269,15 +269,13 @@ class _FixedStep:
     # -- driving -----------------------------------------------------------------------------
     def prefill(self, length: int) -> None:
         """Plain pass over slots ``0..length-1`` (stock attention); logits of the last one."""
-        from .._cache import cache_kwargs
-
         self.ctl.phase = "prefill"
         ids = self.ids[:, :length]
         mask = self.own[:, :length].long()
         pos = (mask.cumsum(-1) - 1).clamp_min(0)
         attention_mask = None if not any(self.pads) else mask
         out = self.model(input_ids=ids, attention_mask=attention_mask, position_ids=pos, logits_to_keep=1,
-                         **cache_kwargs(self.model, self.cache))
+                         **self.cache_kw)
         self.logits.copy_(out.logits[:, -1])
         if any(self.pads):
             self.cache.zero_positions(self.own)
