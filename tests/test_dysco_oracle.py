@@ -144,12 +144,12 @@ def _tiny(arch: str):
     return wrap_model(_no_eos(Gemma3ForCausalLM(cfg)), None, "tiny-gemma3")
 
 
-def _compare(lm, ids: list[int], heads, templates: list[list[int]], **knobs) -> list[int]:
+def _compare(lm, ids: list[int], heads, templates: list[list[int]], engine: str = "auto", **knobs) -> list[int]:
     method = "dysco-onepass" if knobs.get("onepass") else "dysco"
     cfg = DyscoConfig(heads=heads, method=method, context_warmup=knobs["c"], intervention_warmup=knobs["w"], top_k=knobs["k"],
                       top_p=knobs["p"], strength=knobs["s"], decay=knobs["g"], max_new_tokens=knobs["n_new"],
                       templates=templates)
-    ours = generate(lm, ids, cfg, record=True)
+    ours = generate(lm, ids, cfg, record=True, engine=engine)
     before = lm.model.config._attn_implementation
     lm.model.set_attn_implementation("eager")
     try:
@@ -176,6 +176,17 @@ def test_dysco_equals_naive_full_recompute_oracle(arch, k, p):
     boosted = _compare(lm, ids, heads, [[7, 8, 9]], **knobs)
     plain = _compare(lm, ids, heads, [[7, 8, 9]], **(knobs | {"s": 1.0}))
     assert boosted != plain, "strength 8 should change this tiny model's output, or the test checks nothing"
+
+
+@pytest.mark.parametrize("arch", ["llama", "gemma3"])
+@pytest.mark.parametrize("onepass", [False, True])
+def test_dynamic_loop_equals_naive_oracle(arch, onepass):
+    """The default engine is the fixed-shape one (above); the dynamic loop must agree with the spec too."""
+    lm = _tiny(arch)
+    ids = torch.randint(3, 128, (40,), generator=torch.Generator().manual_seed(3)).tolist()
+    ids[10:13] = [7, 8, 9]
+    knobs = dict(c=4, w=3, k=6, p=0.9, s=8.0, g=0.75, n_new=8, onepass=onepass)
+    _compare(lm, ids, [(0, 1), (1, 3), (2, 0)], [[7, 8, 9]], engine="dynamic", **knobs)
 
 
 @pytest.mark.slow

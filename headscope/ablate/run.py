@@ -103,12 +103,15 @@ def _examples(config: AblationConfig, lm: Any, task: str, length: int, n: int, s
 
 
 class _Runner:
-    """Decodes jobs not yet in the cache, with one progress bar."""
+    """Decodes jobs not yet in the cache, with one progress bar; ``batch_size`` jobs of one
+    decoding config at a time (their results are those of decoding each alone)."""
 
     def __init__(self, lm: Any, cache: ResultCache, progress: bool,
-                 on_result: Callable[[dict[str, Any]], None] | None, shard: tuple[int, int] = (0, 1)) -> None:
+                 on_result: Callable[[dict[str, Any]], None] | None, shard: tuple[int, int] = (0, 1),
+                 batch_size: int = 1) -> None:
         self.lm, self.cache, self.progress, self.on_result = lm, cache, progress, on_result
         self.shard = shard
+        self.batch_size = batch_size
 
     def mine(self, key: str) -> bool:
         """Whether this shard decodes ``key``: by the key's own hash, so the split stays the same
@@ -118,8 +121,6 @@ class _Runner:
 
     def run(self, jobs: list[Job], desc: str, purpose: str) -> None:
         from tqdm.auto import tqdm
-
-        from ..dysco.decode import generate
 
         pending: dict[str, Job] = {}
         for job in jobs:
@@ -131,19 +132,44 @@ class _Runner:
                 pending[job.key] = job
         if not pending:
             return
-        for job in tqdm(list(pending.values()), desc=desc, unit="gen", disable=not self.progress):
-            start = time.perf_counter()
-            res = generate(self.lm, job.example.input_ids, job.config)
+        with tqdm(total=len(pending), desc=desc, unit="gen", disable=not self.progress) as bar:
+            for batch in _batches(list(pending.values()), self.batch_size):
+                self._decode(batch, purpose)
+                bar.update(len(batch))
+
+    def _decode(self, batch: list[Job], purpose: str) -> None:
+        from ..dysco.decode import generate_batch
+
+        start = time.perf_counter()
+        results = generate_batch(self.lm, [job.example.input_ids for job in batch], batch[0].config,
+                                 batch_size=len(batch))
+        seconds = (time.perf_counter() - start) / len(batch)  # a batch's time, shared by its jobs
+        for job, res in zip(batch, results):
             record = {
                 "key": job.key, "model": self.lm.name, "example_id": job.example.id, "task": job.example.task,
                 "fingerprint": job.example.fingerprint, "purpose": purpose, "output": res.text,
                 "score": job.example.score(res.text), "n_prompt_tokens": res.n_prompt,
-                "n_new_tokens": len(res.tokens), "seconds": round(time.perf_counter() - start, 4),
+                "n_new_tokens": len(res.tokens), "seconds": round(seconds, 4),
                 "decode": _effective(job.config, self.lm.geometry), "max_new_tokens": job.config.max_new_tokens,
             }
             self.cache.add(record)
             if self.on_result is not None:
                 self.on_result(record)
+
+
+def _batches(jobs: list[Job], size: int) -> list[list[Job]]:
+    """Jobs grouped by decoding config (in first-seen order), each group by prompt length, cut
+    into batches of ``size``: a batch shares one config and pads little."""
+    if size == 1:
+        return [[job] for job in jobs]  # the grid's own (example-major) order
+    groups: dict[str, list[Job]] = {}
+    for job in jobs:
+        groups.setdefault(job.config.to_json(), []).append(job)
+    out = []
+    for group in groups.values():
+        group = sorted(group, key=lambda j: len(j.example.input_ids))
+        out += [group[i:i + size] for i in range(0, len(group), size)]
+    return out
 
 
 def _cells(config: AblationConfig, model: str) -> list[dict[str, Any]]:
@@ -207,7 +233,7 @@ def _open_cache(out: Path, k: int, n: int) -> ResultCache:
 
 def run_ablation(config: AblationConfig, out_dir: str | Path, *, lm: Any = None, progress: bool = True,
                  command: str | None = None, on_result: Callable[[dict[str, Any]], None] | None = None,
-                 record_trace: bool = True, shard: tuple[int, int] | None = None) -> Any:
+                 record_trace: bool = True, shard: tuple[int, int] | None = None, batch_size: int = 1) -> Any:
     """Run (or resume, or extend) the grid of ``config`` into ``out_dir``; return the results Dataset.
 
     ``lm``: an already-loaded model (only when the grid has a single model; its name must match).
@@ -260,10 +286,10 @@ def run_ablation(config: AblationConfig, out_dir: str | Path, *, lm: Any = None,
                     raise ValueError(f"The loaded model is {model_lm.name!r} but the config's 'models' key says "
                                      f"{model_name!r}.")
             model_jobs, minfo, first = _model_jobs(config, model_lm, model_name, out, cache, progress, on_result,
-                                                   examples, (k, n) if shard is not None else None)
+                                                   examples, (k, n) if shard is not None else None, batch_size)
             jobs += model_jobs
             models_info[model_name] = minfo
-            runner = _Runner(model_lm, cache, progress, on_result, (k, n))
+            runner = _Runner(model_lm, cache, progress, on_result, (k, n), batch_size)
             runner.run(model_jobs, f"ablate {model_name}" + (f" [shard {k}/{n}]" if n > 1 else ""), "eval")
             if record_trace and not traced and first is not None and k == 0:
                 _write_trace(out, model_lm, first)  # now, while this model is loaded
@@ -299,10 +325,10 @@ def _load(config: AblationConfig, name: str, info: Any) -> Any:
 
 def _model_jobs(config: AblationConfig, lm: Any, model_name: str, out: Path, cache: ResultCache, progress: bool,
                 on_result: Any, examples: dict[tuple[str, str, int], list[Any]],
-                shard: tuple[int, int] | None) -> tuple[list[Job], dict[str, Any], Job | None]:
+                shard: tuple[int, int] | None, batch_size: int = 1) -> tuple[list[Job], dict[str, Any], Job | None]:
     head_sets = _head_sets(config, lm, model_name, out, progress, shard) if any(
         m in HEAD_METHODS for m in config.methods) else {}
-    runner = _Runner(lm, cache, progress, on_result)
+    runner = _Runner(lm, cache, progress, on_result, batch_size=batch_size)
     auto_choices: list[dict[str, Any]] = []
     tuned: dict[tuple[Any, ...], tuple[float, int | None]] = {}
     cells = _cells(config, model_name)

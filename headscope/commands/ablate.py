@@ -47,13 +47,15 @@ def build_config(config_path: str | None, **overrides: Any) -> Any:
 @click.option("--shard", default=None, metavar="K/N",
               help="Decode only shard K of N (N independent processes, e.g. sharing one GPU); run once more "
                    "without --shard to assemble the outputs. Under torchrun no flag is needed.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Prompts of one decoding config decoded together (same results; cached results stay valid).")
 @click.option("--report/--no-report", default=True, show_default=True, help="Write OUT/report.md afterwards.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def ablate_command(config_path: str | None, out_dir: str, models: str | None, tasks: str | None,
                    lengths: str | None, examples: int | None, methods: str | None, heads: str | None,
                    strengths: str | None, top_k: str | None, top_p: str | None, decay: str | None,
                    max_new_tokens: int | None, seed: int | None, device: str | None, dtype: str | None,
-                   shard: str | None, report: bool, quiet: bool) -> None:
+                   shard: str | None, batch_size: int, report: bool, quiet: bool) -> None:
     """Run an ablation grid (model x task x length x method x heads x strength x top-k x top-p x decay).
 
     Every result is cached in OUT/results.jsonl as it finishes: an interrupted or extended grid
@@ -78,7 +80,8 @@ def ablate_command(config_path: str | None, out_dir: str, models: str | None, ta
         dtype=dtype))
     where = run_user_errors(lambda: parse_shard(shard)) if shard else None
     command = "headscope " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    ds = run_user_errors(lambda: run_ablation(config, out_dir, progress=not quiet, command=command, shard=where))
+    ds = run_user_errors(lambda: run_ablation(config, out_dir, progress=not quiet, command=command, shard=where,
+                                              batch_size=batch_size))
     if ds is None:  # a shard (or a non-zero torchrun rank): results cached, outputs assembled elsewhere
         if where is not None:
             click.echo(f"Shard {where[0]}/{where[1]} done. When every shard has finished, run the same command "

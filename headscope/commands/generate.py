@@ -93,18 +93,22 @@ def _heads(spec: str | None, method: str, geometry: Any, allow_other_model: bool
               help="Attention-logit temperature for --method sharpen (< 1 sharpens).")
 @click.option("--max-new-tokens", type=int, default=256, show_default=True)
 @click.option("--allow-other-model", is_flag=True, help="Use a head set recorded for another model.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Prompts decoded together (left-padded; each keeps its own importance, selection and EOS; "
+                   "same tokens as one at a time).")
 @seed_option
 def generate_command(model_name: str, device: str, dtype: str, revision: str | None, heads_spec: str | None,
                      prompts_path: Path | None, prompt_text: str | None, out_path: Path | None, method: str,
                      strength: float, top_k: int, top_p: float, decay: float, context_warmup: int,
                      intervention_warmup: str, templates: str, temperature: float | None, max_new_tokens: int,
-                     allow_other_model: bool, seed: int) -> None:
+                     allow_other_model: bool, batch_size: int, seed: int) -> None:
     """Generate with DySCO (or vanilla / static / random-heads / sharpening) from a head set.
 
     \b
     Example:
       headscope generate --model smollm2-135m --heads heads.json --prompts p.jsonl --out g.jsonl
       headscope generate --method vanilla --prompt "Who wrote Dracula?"
+      headscope generate --heads heads.json --prompts p.jsonl --out g.jsonl --batch-size 8
     """
     from ..dysco.config import DyscoConfig
 
@@ -145,37 +149,42 @@ def generate_command(model_name: str, device: str, dtype: str, revision: str | N
         return lm, cfg
 
     lm, cfg = run_user_errors(setup)
-    run_user_errors(lambda: _run(lm, cfg, todo, out_path))
+    run_user_errors(lambda: _run(lm, cfg, todo, out_path, batch_size))
 
 
-def _run(lm: Any, cfg: Any, todo: list[dict[str, Any]], out_path: Path | None) -> None:
+def _run(lm: Any, cfg: Any, todo: list[dict[str, Any]], out_path: Path | None, batch_size: int = 1) -> None:
     from tqdm import tqdm
 
-    from ..dysco.decode import generate
+    from ..dysco.decode import generate_batch
     from ..dysco.templates import chat_prompt_ids
 
     if lm.tokenizer is None:
         raise ValueError("This model has no tokenizer; `headscope generate` needs one to read text prompts.")
     sink = out_path.open("a") if out_path is not None else None
     try:
-        for row in tqdm(todo, desc="generate", unit="prompt", disable=None if sink else True):
-            ids = chat_prompt_ids(lm.tokenizer, row["prompt"], row.get("assistant_prefix", ""))
-            start = time.perf_counter()
-            res = generate(lm, ids, cfg)
-            seconds = time.perf_counter() - start
-            if sink is None:
-                click.echo(res.text)
-                continue
-            record = {
-                "id": row["id"], "output": res.text, "n_prompt_tokens": res.n_prompt,
-                "n_new_tokens": len(res.tokens), "method": cfg.method, "model": lm.name,
-                "seconds": round(seconds, 3), "heads": res.info["heads"], "strength": cfg.strength,
-                "top_k": cfg.top_k, "top_p": cfg.top_p, "decay": cfg.decay,
-                "context_warmup": res.info["context_warmup"], "intervention_warmup": res.info["intervention_warmup"],
-                "seed": cfg.seed,
-            }
-            sink.write(json.dumps(record) + "\n")
-            sink.flush()  # a killed run keeps every finished line; the next run resumes after it
+        with tqdm(total=len(todo), desc="generate", unit="prompt", disable=None if sink else True) as bar:
+            for first in range(0, len(todo), batch_size):
+                rows = todo[first:first + batch_size]
+                ids = [chat_prompt_ids(lm.tokenizer, row["prompt"], row.get("assistant_prefix", "")) for row in rows]
+                start = time.perf_counter()
+                results = generate_batch(lm, ids, cfg, batch_size=batch_size)
+                seconds = (time.perf_counter() - start) / len(rows)  # a batch's time, shared by its prompts
+                for row, res in zip(rows, results):
+                    if sink is None:
+                        click.echo(res.text)
+                        continue
+                    record = {
+                        "id": row["id"], "output": res.text, "n_prompt_tokens": res.n_prompt,
+                        "n_new_tokens": len(res.tokens), "method": cfg.method, "model": lm.name,
+                        "seconds": round(seconds, 3), "batch_size": len(rows), "heads": res.info["heads"],
+                        "strength": cfg.strength, "top_k": cfg.top_k, "top_p": cfg.top_p, "decay": cfg.decay,
+                        "context_warmup": res.info["context_warmup"],
+                        "intervention_warmup": res.info["intervention_warmup"], "seed": cfg.seed,
+                    }
+                    sink.write(json.dumps(record) + "\n")
+                if sink is not None:
+                    sink.flush()  # a killed run keeps every finished batch; the next run resumes after it
+                bar.update(len(rows))
     finally:
         if sink is not None:
             sink.close()
