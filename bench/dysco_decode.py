@@ -1,234 +1,486 @@
-"""Decode speed and peak memory of DySCO vs. vanilla decoding, side by side, per prompt length.
+"""Decode speed, peak memory, batched throughput and capture cost: every column timed the same way.
 
-    python bench/dysco_decode.py --out bench/results/dysco_cpu.json            # SmolLM2, 1k/2k/4k, CPU
-    python bench/dysco_decode.py --tiny --out /tmp/dysco_tiny.json             # seconds-long smoke check
-    python bench/dysco_decode.py --gpu --out bench/results/dysco_gpu.json      # Llama-3.1-8B-shaped, random bf16
+    python bench/dysco_decode.py --gpu --out $OUT/dysco_decode.json                  # one H200, < 9 min
+    python bench/dysco_decode.py --gpu --out $OUT/d.json --reference-dysco DIR --reference-path SITE
+    python bench/dysco_decode.py --quick --out /tmp/d.json                           # CPU dry run, tiny sizes
+    python bench/dysco_decode.py --out bench/results/dysco_cpu.json                  # SmolLM2 on the CPU
 
-Prompts are random token ids (the cost does not depend on the text); EOS is disabled so every
-run generates exactly ``--new-tokens`` tokens. Each (length, method) runs twice, with 1 and
-with N new tokens: ``ms_per_token = (t_N - t_1) / (N - 1)`` is the steady decode cost
-(for DySCO: partial pass + selection + biased full pass), ``first_token_s`` = ``t_1``
-(prefill, context warm-up and intervention warm-up included).
+``--gpu``: a Llama-3.1-8B-shaped model with random bf16 weights, built on the device (nothing
+is transferred), prompts of random ids at 16k/32k/64k/128k tokens, the 16 published QRHeads of
+Llama-3.1-8B-Instruct (highest layer 19 of 32), top-k 4096, top-p 0.975, strength 2, 32 new
+tokens, EOS off. Sections, in this order, each row written to ``--out`` as soon as it is measured
+(a run cut short keeps its rows; ``--budget-s`` skips what would start too late):
 
-Peak memory: on GPU ``torch.cuda.max_memory_allocated`` of the N-token run (reset before it);
-on CPU the peak resident memory above the level before the run, sampled every 5 ms.
-The GPU model is built directly on the device with random weights (nothing is downloaded).
+1. ``decode``: per length, the columns
+   ``hf_dynamic``   ``model.generate`` (greedy, dynamic cache);
+   ``hs_vanilla_dynamic``  headscope vanilla on its dynamic engine (the model's own attention);
+   ``hs_vanilla``, ``hs_dysco``, ``hs_onepass``  headscope's fixed-shape engine with CUDA graphs;
+   ``hf_static``    ``model.generate`` with ``cache_implementation="static"`` (no torch.compile),
+                    up to ``--hf-static-max-length`` (64k: beyond, its prefill mask alone is ~17 GB);
+   plus the memory-traffic floor of a vanilla and of a DySCO step: the bytes a step must read
+   (weights without the input embeddings; the KV cache at that length; for DySCO, layers 0..19
+   and their cache once more) over the device-to-device copy bandwidth measured at the start.
+2. ``batch``: tokens/s of vanilla and DySCO at batch 1, 4 and 16 on SmolLM2-135M's geometry
+   (random bf16 weights, 30 layers x 9 heads, 3 KV heads, hidden 576), prompts of ~4k tokens
+   of different lengths, 8 seeded random heads.
+3. ``capture``: ``AttentionRecorder.capture_example`` (rows of all heads for 16 query tokens and
+   a 4-token null query) against a plain forward, on the Llama-2-13B geometry (40 x 40 heads,
+   MHA, hidden 5120, random bf16 weights) at 4k: seconds and peak memory per example.
+4. ``reference``: with ``--reference-dysco DIR`` (an exported snapshot of princeton-pli/DySCO)
+   and a transformers 4.57.x install (``--reference-path SITE`` prepended to PYTHONPATH, or
+   ``--reference-python``), ``bench/reference_dysco.py`` times the authors' ``rescale_generate``
+   and transformers 4.57's ``generate`` in a separate process, with the remaining budget.
+
+Timing rule, the same for every column (headscope's, HF's and the authors'): a CUDA event is
+recorded each time a token has been chosen (headscope's ``on_token``, a ``StoppingCriteria`` for
+``generate``), and ms/token = (t(token N) - t(token 2)) / (N - 2): steady decoding, the prefill,
+warm-up reads, graph captures and the first step excluded. ``first_token_s`` is from the call to
+token 1. Peak memory: ``torch.cuda.max_memory_allocated`` of the call (reset before it).
+CPU modes time with the wall clock and report no peak memory.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
-import threading
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from headscope.dysco import DyscoConfig, generate
-from headscope.heads import random_heads
-from headscope.models import wrap_model
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from headscope.dysco import DyscoConfig, generate, generate_batch  # noqa: E402
+from headscope.heads import random_heads  # noqa: E402
+from headscope.models import wrap_model  # noqa: E402
+
+QR_HEADS_8B = ((17, 24), (14, 31), (17, 26), (16, 19), (16, 25), (13, 1), (14, 22), (13, 16), (14, 20), (14, 3),
+               (14, 1), (17, 27), (16, 26), (17, 21), (16, 27), (19, 3))
+SHAPES = {
+    "llama-3.1-8b": dict(hidden_size=4096, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8,
+                         intermediate_size=14336, vocab_size=128256, rope_theta=500000.0,
+                         max_position_embeddings=131072),
+    "smollm2-135m": dict(hidden_size=576, num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3,
+                         intermediate_size=1536, vocab_size=49152, max_position_embeddings=8192,
+                         tie_word_embeddings=True, rope_theta=100000.0),
+    "llama-2-13b": dict(hidden_size=5120, num_hidden_layers=40, num_attention_heads=40, num_key_value_heads=40,
+                        intermediate_size=13824, vocab_size=32000, max_position_embeddings=4096),
+    # --quick stand-ins (CPU): the same code paths at toy sizes
+    "tiny-8b": dict(hidden_size=64, num_hidden_layers=20, num_attention_heads=32, num_key_value_heads=8,
+                    intermediate_size=128, vocab_size=512, max_position_embeddings=4096),
+    "tiny-smollm2": dict(hidden_size=72, num_hidden_layers=4, num_attention_heads=9, num_key_value_heads=3,
+                         intermediate_size=96, vocab_size=512, max_position_embeddings=4096, tie_word_embeddings=True),
+    "tiny-13b": dict(hidden_size=64, num_hidden_layers=4, num_attention_heads=8, num_key_value_heads=8,
+                     intermediate_size=128, vocab_size=512, max_position_embeddings=4096),
+}
 
 
-def build_model(mode: str) -> Any:
+# -- setup -----------------------------------------------------------------------------------------
+def random_llama(shape: str, device: str, dtype: torch.dtype) -> Any:
+    """A Llama of a named geometry with random weights, built where it runs (seed 0)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    if mode == "cpu":
-        from headscope.models import load_model
+    cfg = LlamaConfig(attn_implementation="sdpa", **SHAPES[shape])
+    torch.manual_seed(0)
+    with torch.device(device):
+        model = LlamaForCausalLM._from_config(cfg, dtype=dtype)
+    model.generation_config.eos_token_id = None
+    model.generation_config.pad_token_id = 0
+    return wrap_model(model.eval(), None, f"{shape}-shaped-random")
 
-        lm = load_model("smollm2-135m", device="cpu", dtype="float32")
-    elif mode == "tiny":
-        torch.manual_seed(0)
-        cfg = LlamaConfig(vocab_size=128, hidden_size=64, intermediate_size=128, num_hidden_layers=3,
-                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096)
-        lm = wrap_model(LlamaForCausalLM(cfg), None, "tiny-llama")
-    else:
-        cfg = LlamaConfig(hidden_size=4096, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8,
-                          intermediate_size=14336, vocab_size=128256, rope_theta=500000.0,
-                          max_position_embeddings=131072, attn_implementation="sdpa")
-        torch.manual_seed(0)
-        with torch.device("cuda"):
-            model = LlamaForCausalLM._from_config(cfg, dtype=torch.bfloat16)
-        lm = wrap_model(model, None, "llama-3.1-8b-shaped-random")
+
+def smollm2_cpu() -> Any:
+    from headscope.models import load_model
+
+    lm = load_model("smollm2-135m", device="cpu", dtype="float32")
     lm.model.generation_config.eos_token_id = None
     lm.model.generation_config.pad_token_id = 0
     return lm
 
 
-class _PeakRSS:
-    """Peak process RSS above the starting level, sampled in a thread (CPU mode)."""
-
-    def __enter__(self) -> _PeakRSS:
-        import psutil
-
-        self.proc = psutil.Process()
-        self.base = self.peak = self.proc.memory_info().rss
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._watch, daemon=True)
-        self.thread.start()
-        return self
-
-    def _watch(self) -> None:
-        while not self.stop.wait(0.005):
-            self.peak = max(self.peak, self.proc.memory_info().rss)
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop.set()
-        self.thread.join()
-        self.peak = max(self.peak, self.proc.memory_info().rss)
-
-    @property
-    def mib(self) -> float:
-        return (self.peak - self.base) / 2**20
+def copy_bandwidth(gpu: bool) -> float | None:
+    """Device-to-device copy, bytes read + written per second (the floor's denominator)."""
+    if not gpu:
+        return None
+    src = torch.empty(2 * 2**30, dtype=torch.uint8, device="cuda")
+    dst = torch.empty_like(src)
+    for _ in range(3):
+        dst.copy_(src)
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(10):
+        dst.copy_(src)
+    end.record()
+    torch.cuda.synchronize()
+    seconds = start.elapsed_time(end) / 1000
+    del src, dst
+    torch.cuda.empty_cache()
+    return 2 * 10 * 2 * 2**30 / seconds
 
 
-def _sync(gpu: bool) -> None:
+def floor_ms(lm: Any, length: int, heads: Any, bandwidth: float | None) -> dict[str, float] | None:
+    """Memory-traffic floor of one decode step (ms): every byte it must read, once."""
+    if not bandwidth:
+        return None
+    model = lm.model
+    bytes_of = lambda ps: sum(p.numel() * p.element_size() for p in ps)  # noqa: E731
+    embed = model.get_input_embeddings().weight
+    weights = bytes_of(p for p in model.parameters() if p is not embed or model.config.tie_word_embeddings)
+    layers = model.model.layers
+    per_layer = bytes_of(layers[0].parameters())
+    cfg = model.config
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    kv_layer = 2 * cfg.num_key_value_heads * head_dim * length * embed.element_size()
+    partial = (max(h[0] for h in heads) + 1) * (per_layer + kv_layer)
+    vanilla = weights + len(layers) * kv_layer
+    return {"vanilla_ms": round(1000 * vanilla / bandwidth, 2), "dysco_ms": round(1000 * (vanilla + partial) / bandwidth, 2)}
+
+
+# -- timing ----------------------------------------------------------------------------------------
+class Clock:
+    """Marks the moment each token is chosen: ``tick()`` (headscope's ``on_token``) or as a
+    transformers ``StoppingCriteria`` (the sequence length tells which token it is)."""
+
+    def __init__(self, gpu: bool, n_prompt: int = 0) -> None:
+        self.gpu, self.n_prompt = gpu, n_prompt
+        self.marks: list[Any] = []
+        self.start = self._now()
+
+    def _now(self) -> Any:
+        if self.gpu:
+            ev = torch.cuda.Event(enable_timing=True)
+            ev.record()
+            return ev
+        return time.perf_counter()
+
+    def tick(self) -> None:
+        self.marks.append(self._now())
+
+    def __call__(self, input_ids: torch.Tensor, scores: Any = None, **kwargs: Any) -> torch.Tensor:
+        while len(self.marks) < int(input_ids.shape[-1]) - self.n_prompt:
+            self.tick()
+        return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+    def between(self, a: Any, b: Any) -> float:
+        return a.elapsed_time(b) / 1000 if self.gpu else b - a
+
+
+def measure(call: Any, n_new: int, gpu: bool, n_prompt: int = 0) -> dict[str, Any]:
+    """Run ``call(clock)``; ms/token by the rule in the module docstring, first-token time, peak memory."""
+    if gpu:
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+        torch.cuda.synchronize()
+    clock = Clock(gpu, n_prompt)
+    call(clock)
     if gpu:
         torch.cuda.synchronize()
+    if len(clock.marks) < n_new:
+        raise RuntimeError(f"{len(clock.marks)} of {n_new} tokens were generated")
+    return {"ms_per_token": round(1000 * clock.between(clock.marks[1], clock.marks[n_new - 1]) / (n_new - 2), 3),
+            "first_token_s": round(clock.between(clock.start, clock.marks[0]), 3), "new_tokens": n_new,
+            "peak_mem_mib": round(torch.cuda.max_memory_allocated() / 2**20) if gpu else None}
 
 
-def timed(lm: Any, ids: torch.Tensor, cfg: DyscoConfig, gpu: bool) -> tuple[float, float, int]:
-    """(seconds, peak memory MiB, tokens generated) of one generate call."""
-    if gpu:
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
-        _sync(gpu)
-        t0 = time.perf_counter()
-        res = generate(lm, ids, cfg)
-        _sync(gpu)
-        return time.perf_counter() - t0, torch.cuda.max_memory_allocated() / 2**20, len(res.tokens)
-    with _PeakRSS() as peak:
-        t0 = time.perf_counter()
-        res = generate(lm, ids, cfg)
-        seconds = time.perf_counter() - t0
-    return seconds, peak.mib, len(res.tokens)
+def columns(lm: Any, heads: Any, n_new: int) -> dict[str, Any]:
+    """name -> call(ids, clock) for every decode column."""
+    from transformers import StoppingCriteriaList
+
+    dysco = DyscoConfig(heads=heads, max_new_tokens=n_new)
+    vanilla = DyscoConfig(method="vanilla", max_new_tokens=n_new)
+    onepass = dysco.replace(method="dysco-onepass")
+    dev = lm.device
+
+    def hf(static: bool) -> Any:
+        extra = {"cache_implementation": "static", "disable_compile": True} if static else {}
+
+        def call(ids: torch.Tensor, clock: Clock) -> None:
+            clock.n_prompt = ids.numel()
+            lm.model.generate(ids[None].to(dev), max_new_tokens=n_new, min_new_tokens=n_new, do_sample=False,
+                              stopping_criteria=StoppingCriteriaList([clock]), **extra)
+        return call
+
+    def hs(cfg: DyscoConfig, engine: str) -> Any:
+        return lambda ids, clock: generate(lm, ids, cfg, engine=engine, on_token=clock.tick)
+
+    return {"hf_dynamic": hf(False), "hs_vanilla_dynamic": hs(vanilla, "dynamic"), "hs_vanilla": hs(vanilla, "fixed"),
+            "hs_dysco": hs(dysco, "fixed"), "hs_onepass": hs(onepass, "fixed"), "hf_static": hf(True)}
 
 
-def _measured(fn: Any, gpu: bool) -> tuple[float, float]:
-    """(seconds, peak MiB) of ``fn()``; peak as in :func:`timed`."""
-    if gpu:
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
-        _sync(gpu)
-        t0 = time.perf_counter()
-        fn()
-        _sync(gpu)
-        return time.perf_counter() - t0, torch.cuda.max_memory_allocated() / 2**20
-    with _PeakRSS() as peak:
-        t0 = time.perf_counter()
-        fn()
-        seconds = time.perf_counter() - t0
-    return seconds, peak.mib
+# -- the run ---------------------------------------------------------------------------------------
+class Run:
+    """Results, written to ``out`` after every row; the time budget."""
+
+    def __init__(self, out: Path, budget_s: float, meta: dict[str, Any]) -> None:
+        self.out, self.budget_s, self.t0 = out, budget_s, time.perf_counter()
+        self.result: dict[str, Any] = {"meta": meta, "decode": [], "floor": {}, "batch": [], "capture": [],
+                                       "reference": [], "skipped": []}
+
+    def left(self) -> float:
+        return self.budget_s - (time.perf_counter() - self.t0)
+
+    def save(self) -> None:
+        self.result["meta"]["elapsed_s"] = round(time.perf_counter() - self.t0, 1)
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.out.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.result, indent=1, default=str))
+        tmp.replace(self.out)
+
+    def row(self, section: str, row: dict[str, Any]) -> None:
+        self.result[section].append(row)
+        print(f"[{time.perf_counter() - self.t0:6.1f}s] {section} {json.dumps(row)}", flush=True)
+        self.save()
+
+    def attempt(self, section: str, key: dict[str, Any], fn: Any) -> dict[str, Any] | None:
+        """Measure one row unless the budget is spent; a failure is recorded, not raised."""
+        if self.left() <= 0:
+            self.result["skipped"].append(key | {"section": section, "why": "budget"})
+            self.save()
+            return None
+        try:
+            row = key | fn()
+        except Exception as err:  # noqa: BLE001 - one failed row must not lose the others
+            row = key | {"error": f"{type(err).__name__}: {err}"[:500]}
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        self.row(section, row)
+        return row
 
 
-def capture_cost(lm: Any, ids: torch.Tensor, gpu: bool, query_tokens: int = 16) -> dict[str, Any]:
-    """A capture of the last ``query_tokens`` tokens (rows of every head, plus the null query)
-    against a plain forward of the whole prompt, both timed with their peak memory."""
-    from headscope.capture import AttentionRecorder
-    from headscope.tasks.base import CalibrationExample
+def decode_section(run: Run, lm: Any, lengths: list[int], n_new: int, gpu: bool, bandwidth: float | None,
+                   heads: Any, only: list[str] | None, hf_static_max: int) -> None:
+    cols = columns(lm, heads, n_new)
+    if only:
+        cols = {k: v for k, v in cols.items() if k in only}
+    vocab = int(lm.model.config.vocab_size)
+    warm = torch.randint(3, vocab, (min(lengths[0], 1024),), generator=torch.Generator().manual_seed(1))
+    for name, call in cols.items():  # one-time costs (kernel choice, allocator growth) outside the table
+        run.attempt("decode", {"length": warm.numel(), "column": name, "warm_up": True},
+                    lambda c=call: measure(lambda clock: c(warm, clock), n_new, gpu))
+    for length in lengths:
+        ids = torch.randint(3, vocab, (length,), generator=torch.Generator().manual_seed(length))
+        run.result["floor"][str(length)] = floor_ms(lm, length, heads, bandwidth)
+        for name, call in cols.items():
+            if name == "hf_static" and length > hf_static_max:
+                # transformers prefills a static cache through a [length, capacity] mask (no flash kernel)
+                run.result["skipped"].append({"section": "decode", "length": length, "column": name,
+                                              "why": f"--hf-static-max-length {hf_static_max}"})
+                continue
+            run.attempt("decode", {"length": length, "column": name},
+                        lambda c=call: measure(lambda clock: c(ids, clock), n_new, gpu))
 
-    n = ids.numel()
-    start = n - query_tokens
-    example = CalibrationExample(id="bench", task="qa", input_ids=tuple(ids.tolist()),
-                                 null_input_ids=tuple(ids[:start].tolist()) + (5, 6, 7, 8), query_start=start,
-                                 spans=(), answer="", target_length=n)
-    recorder = AttentionRecorder(lm)
 
-    def forward() -> None:
-        with torch.no_grad():
-            lm.model(input_ids=ids.view(1, -1).to(lm.device), logits_to_keep=1)
+def batch_section(run: Run, shape: str, dtype: torch.dtype, device: str, length: int, sizes: list[int],
+                  n_new: int, gpu: bool) -> None:
+    lm = random_llama(shape, device, dtype)
+    heads = random_heads((lm.geometry.n_layers, lm.geometry.n_heads), 8, seed=0).heads
+    vocab = int(lm.model.config.vocab_size)
+    prompts = [torch.randint(3, vocab, (length - 37 * i,), generator=torch.Generator().manual_seed(i))
+               for i in range(max(sizes))]
+    for method, cfg in (("vanilla", DyscoConfig(method="vanilla", max_new_tokens=n_new)),
+                        ("dysco", DyscoConfig(heads=heads, max_new_tokens=n_new))):
+        generate_batch(lm, prompts[:2], cfg.replace(max_new_tokens=3))  # warm-up
+        base = None
+        for size in sizes:
+            row = run.attempt("batch", {"model": lm.name, "method": method, "batch": size, "length": length},
+                              lambda s=size, c=cfg: measure(
+                                  lambda clock: generate_batch(lm, prompts[:s], c, on_token=clock.tick), n_new, gpu))
+            if row and "ms_per_token" in row:
+                row["tokens_per_s"] = round(1000 * size / row["ms_per_token"], 1)
+                base = base or row["tokens_per_s"]
+                row["x_batch1"] = round(row["tokens_per_s"] / base, 2)
+                run.save()
+    del lm
 
-    forward_s, forward_mib = _measured(forward, gpu)
-    capture_s, capture_mib = _measured(lambda: recorder.capture_example(example, 0), gpu)
-    return {"length": n, "query_tokens": query_tokens, "forward_s": round(forward_s, 3),
-            "forward_peak_mib": round(forward_mib), "capture_s": round(capture_s, 3),
-            "capture_peak_mib": round(capture_mib)}
+
+def capture_section(run: Run, shape: str, dtype: torch.dtype, device: str, length: int, gpu: bool) -> None:
+    """A capture of the last 16 tokens (rows of every head, plus a 4-token null query) against a
+    plain forward of the whole prompt: seconds and peak memory of each."""
+    lm = random_llama(shape, device, dtype)
+
+    def one() -> dict[str, Any]:
+        from headscope.capture import AttentionRecorder
+        from headscope.tasks.base import CalibrationExample
+
+        vocab = int(lm.model.config.vocab_size)
+        ids = torch.randint(3, vocab, (length,), generator=torch.Generator().manual_seed(7))
+        start = length - 16
+        example = CalibrationExample(id="bench", task="qa", input_ids=tuple(ids.tolist()),
+                                     null_input_ids=tuple(ids[:start].tolist()) + (5, 6, 7, 8), query_start=start,
+                                     spans=(), answer="", target_length=length)
+        recorder = AttentionRecorder(lm)
+
+        def forward() -> None:
+            with torch.no_grad():
+                lm.model(input_ids=ids.view(1, -1).to(lm.device), logits_to_keep=1)
+
+        forward()  # warm-up
+        recorder.capture_example(example, 0)
+        out = {}
+        for name, fn in (("forward", forward), ("capture", lambda: recorder.capture_example(example, 0))):
+            if gpu:
+                torch.cuda.empty_cache()
+                torch.cuda.reset_peak_memory_stats()
+                torch.cuda.synchronize()
+            t = time.perf_counter()
+            fn()
+            if gpu:
+                torch.cuda.synchronize()
+            out[f"{name}_s"] = round(time.perf_counter() - t, 3)
+            out[f"{name}_peak_mib"] = round(torch.cuda.max_memory_allocated() / 2**20) if gpu else None
+        out["capture_x_forward_s"] = round(out["capture_s"] / out["forward_s"], 2)
+        if gpu:
+            out["capture_x_forward_peak"] = round(out["capture_peak_mib"] / out["forward_peak_mib"], 3)
+        return out
+
+    run.attempt("capture", {"model": lm.name, "length": length, "query_tokens": 16, "null_tokens": 4}, one)
+    del lm
+
+
+def reference_section(run: Run, args: argparse.Namespace, lengths: list[int], n_new: int) -> None:
+    """The authors' code in its own process (transformers 4.57), with the budget that is left."""
+    if run.left() <= 5:
+        run.result["skipped"].append({"section": "reference", "why": "budget"})
+        run.save()
+        return
+    env = dict(os.environ)
+    path = [str(Path(args.reference_dysco).resolve())]
+    if args.reference_path:
+        path.insert(0, str(Path(args.reference_path).resolve()))
+    env["PYTHONPATH"] = os.pathsep.join(path + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    with tempfile.TemporaryDirectory() as tmp:
+        lines = Path(tmp) / "reference.jsonl"
+        cmd = [args.reference_python or sys.executable, str(Path(__file__).with_name("reference_dysco.py")),
+               "--lengths", ",".join(str(x) for x in sorted(lengths, reverse=True)), "--new-tokens", str(n_new),
+               "--json", str(lines)] + (["--tiny"] if args.quick else [])
+        print("+", " ".join(cmd), flush=True)
+        try:
+            proc = subprocess.run(cmd, env=env, timeout=max(run.left(), 5), capture_output=True, text=True)
+            status = {"returncode": proc.returncode, "stderr_tail": proc.stderr[-1500:]}
+        except subprocess.TimeoutExpired as err:
+            status = {"returncode": "timeout", "stderr_tail": (err.stderr or b"")[-1500:].decode(errors="replace")
+                      if isinstance(err.stderr, bytes) else str(err.stderr)[-1500:]}
+        for line in (lines.read_text().splitlines() if lines.exists() else []):
+            row = json.loads(line)
+            if "meta" in row:
+                run.result["meta"]["reference"] = row["meta"]
+            else:
+                run.row("reference", row)
+        run.result["meta"]["reference_status"] = status
+        run.save()
+
+
+def print_tables(result: dict[str, Any]) -> None:
+    rows = [r for r in result["decode"] if not r.get("warm_up")]
+    ref = {(r["length"], r["method"]): r for r in result["reference"] if "ms_per_token" in r}
+    names = ["hf_dynamic", "hf_static", "hs_vanilla_dynamic", "hs_vanilla", "hs_dysco", "hs_onepass"]
+    for length in sorted({r["length"] for r in rows}):
+        print(f"\n{length:,} prompt tokens, ms/token (peak GiB), first token s")
+        got = {r["column"]: r for r in rows if r["length"] == length}
+        cells = names + ["authors_dysco", "hf_generate_457"]
+        for name in cells:
+            r = got.get(name) or ref.get((length, name))
+            if r is None:
+                continue
+            if "error" in r:
+                print(f"  {name:<20} error: {r['error'][:100]}")
+                continue
+            peak = f"{r['peak_mem_mib'] / 1024:.1f}" if r.get("peak_mem_mib") else "-"
+            hf = got.get("hf_dynamic", {}).get("ms_per_token")
+            ratio = f"{r['ms_per_token'] / hf:5.2f}x hf" if hf else ""
+            print(f"  {name:<20} {r['ms_per_token']:9.2f} ({peak:>5})  {r['first_token_s']:7.2f}   {ratio}")
+        fl = result["floor"].get(str(length))
+        if fl:
+            print(f"  floor: vanilla {fl['vanilla_ms']} ms, DySCO {fl['dysco_ms']} ms")
+    if result["batch"]:
+        print("\nbatched throughput (tokens/s, x batch 1)")
+        for r in result["batch"]:
+            print(f"  {r['method']:<8} batch {r['batch']:>3}: {r.get('tokens_per_s', r.get('error'))} "
+                  f"({r.get('x_batch1', '-')})")
+    for r in result["capture"]:
+        print(f"\ncapture {r}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", type=Path, required=True, help="JSON results path.")
-    ap.add_argument("--gpu", action="store_true", help="Llama-3.1-8B-shaped random model in bf16 on CUDA.")
-    ap.add_argument("--tiny", action="store_true", help="Tiny random Llama on CPU (smoke check).")
-    ap.add_argument("--lengths", default=None, help="Comma-separated prompt lengths.")
+    ap.add_argument("--out", type=Path, required=True, help="JSON results (rewritten after every row)")
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--gpu", action="store_true", help="the H200 bench (Llama-3.1-8B shape, bf16)")
+    mode.add_argument("--quick", "--tiny", dest="quick", action="store_true", help="CPU dry run at toy sizes")
+    ap.add_argument("--lengths", default=None, help="comma-separated prompt lengths")
     ap.add_argument("--new-tokens", type=int, default=32)
-    ap.add_argument("--heads", default="8",
-                    help="A number of random (seeded) heads, or a head set (file or published:NAME).")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--capture", action="store_true",
-                    help="Also time a calibration capture (16 query tokens + a null query, all heads) "
-                         "against a plain forward of the same prompt (needs nnsight).")
+    ap.add_argument("--columns", default=None, help="only these decode columns (comma-separated)")
+    ap.add_argument("--sections", default="decode,batch,capture,reference")
+    ap.add_argument("--hf-static-max-length", type=int, default=65536,
+                    help="longest prompt for the hf_static column (its prefill builds a length x capacity mask)")
+    ap.add_argument("--budget-s", type=float, default=480.0,
+                    help="no new row starts after this many seconds (the reference process gets what is left)")
+    ap.add_argument("--reference-dysco", default=None, help="exported snapshot of princeton-pli/DySCO")
+    ap.add_argument("--reference-path", default=None, help="site dir with transformers 4.57.x, for the reference")
+    ap.add_argument("--reference-python", default=None, help="interpreter for the reference (default: this one)")
     args = ap.parse_args()
-    if args.gpu and args.tiny:
-        ap.error("--gpu and --tiny are exclusive")
-    if args.new_tokens < 2:
-        ap.error("--new-tokens must be >= 2")
-    mode = "gpu" if args.gpu else "tiny" if args.tiny else "cpu"
-    if mode == "gpu" and not torch.cuda.is_available():
+    if args.new_tokens < 3:
+        ap.error("--new-tokens must be >= 3 (ms/token is measured from token 2 to token N)")
+    if args.gpu and not torch.cuda.is_available():
         ap.error("--gpu needs CUDA")
-    default_lengths = {"cpu": "1024,2048,4096", "tiny": "64,128", "gpu": "16384,32768,65536"}[mode]
+    if args.reference_dysco and not (Path(args.reference_dysco) / "dysco" / "custom_mixin.py").exists():
+        ap.error(f"--reference-dysco {args.reference_dysco}: no dysco/custom_mixin.py there (export the "
+                 "princeton-pli/DySCO repository, e.g. git archive HEAD | tar -x -C DIR)")
+    gpu = args.gpu
+    device = "cuda" if gpu else "cpu"
+    dtype = torch.bfloat16 if gpu else torch.float32
+    mode_name = "gpu" if gpu else "quick" if args.quick else "cpu"
+    default_lengths = {"gpu": "16384,32768,65536,131072", "quick": "128,256", "cpu": "1024,2048,4096"}[mode_name]
     lengths = [int(x) for x in (args.lengths or default_lengths).split(",")]
-
-    lm = build_model(mode)
-    gpu = mode == "gpu"
-    if args.heads.isdigit():
-        heads = random_heads((lm.geometry.n_layers, lm.geometry.n_heads), int(args.heads), seed=args.seed).heads
-    else:
-        from headscope.heads import resolve_heads
-
-        heads = resolve_heads(args.heads).heads
-    vocab = int(lm.model.config.vocab_size)
-    methods = {
-        "vanilla": DyscoConfig(method="vanilla"),
-        "dysco": DyscoConfig(heads=heads, seed=args.seed),
-        "dysco-onepass": DyscoConfig(heads=heads, method="dysco-onepass", seed=args.seed),
-    }
-    # Warm-up: first calls pay for kernel selection and allocator growth.
-    warm_ids = torch.randint(3, vocab, (32,), generator=torch.Generator().manual_seed(args.seed))
-    for cfg in methods.values():
-        generate(lm, warm_ids, cfg.replace(max_new_tokens=2, context_warmup=4, intervention_warmup=2)
-                 if cfg.uses_heads else cfg.replace(max_new_tokens=2))
-
-    rows, captures = [], []
-    for length in lengths:
-        ids = torch.randint(3, vocab, (length,), generator=torch.Generator().manual_seed(args.seed + length))
-        for name, cfg in methods.items():
-            t1, _, _ = timed(lm, ids, cfg.replace(max_new_tokens=1), gpu)
-            tn, peak, n_new = timed(lm, ids, cfg.replace(max_new_tokens=args.new_tokens), gpu)
-            rows.append({"length": length, "method": name, "new_tokens": n_new,
-                         "ms_per_token": 1000 * (tn - t1) / max(n_new - 1, 1),
-                         "first_token_s": t1, "total_s": tn, "peak_mem_mib": peak})
-            print(f"  {length:>6} {name:<8} {rows[-1]['ms_per_token']:8.1f} ms/token", flush=True)
-        if args.capture:
-            captures.append(capture_cost(lm, ids, gpu))
-            print(f"  {length:>6} capture  {captures[-1]}", flush=True)
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.with_suffix(".partial.json").write_text(json.dumps({"rows": rows, "captures": captures}, indent=1))
-
-    print(f"\n{lm.name} on {'cuda' if gpu else 'cpu'}, {len(heads)} heads (max layer {max(h[0] for h in heads)}), "
-          f"{args.new_tokens} new tokens")
-    print(f"{'length':>7} {'method':<8} {'ms/token':>9} {'first tok s':>11} {'peak MiB':>9} {'x vanilla':>9}")
-    for row in rows:
-        base = next(r for r in rows if r["length"] == row["length"] and r["method"] == "vanilla")
-        ratio = row["ms_per_token"] / base["ms_per_token"] if base["ms_per_token"] > 0 else float("nan")
-        print(f"{row['length']:>7} {row['method']:<8} {row['ms_per_token']:>9.1f} {row['first_token_s']:>11.2f} "
-              f"{row['peak_mem_mib']:>9.0f} {ratio:>9.2f}")
-
+    sections = set(args.sections.split(","))
+    n_new = args.new_tokens if not args.quick else min(args.new_tokens, 6)
     import transformers
 
-    result = {
-        "mode": mode, "model": lm.name, "n_heads": len(heads), "heads": [list(h) for h in heads],
-        "new_tokens": args.new_tokens, "seed": args.seed, "dysco_config": methods["dysco"].to_dict(),
-        "device": torch.cuda.get_device_name() if gpu else platform.processor() or platform.machine(),
-        "torch": torch.__version__, "transformers": transformers.__version__,
-        "memory": "cuda max_memory_allocated" if gpu else "peak RSS above the level before the run",
-        "rows": rows, "captures": captures,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1))
-    print(f"\nwrote {args.out}")
+    meta = {"mode": mode_name, "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
+            "device": torch.cuda.get_device_name() if gpu else platform.processor() or platform.machine(),
+            "lengths": lengths, "new_tokens": n_new, "command": " ".join(sys.argv),
+            "timing": "(t(token N) - t(token 2)) / (N - 2), CUDA events (wall clock on CPU)"}
+    run = Run(args.out, args.budget_s, meta)
+    bandwidth = copy_bandwidth(gpu)
+    meta["copy_bandwidth_tb_s"] = round(bandwidth / 1e12, 3) if bandwidth else None
+    run.save()
+
+    if "decode" in sections:
+        if mode_name == "cpu":
+            lm = smollm2_cpu()
+            heads = random_heads((lm.geometry.n_layers, lm.geometry.n_heads), 8, seed=0).heads
+        else:
+            lm = random_llama("llama-3.1-8b" if gpu else "tiny-8b", device, dtype)
+            heads = QR_HEADS_8B
+        meta |= {"decode_model": lm.name, "heads": [list(h) for h in heads],
+                 "dysco_config": DyscoConfig(heads=heads, max_new_tokens=n_new).to_dict()}
+        decode_section(run, lm, lengths, n_new, gpu, bandwidth, heads,
+                       args.columns.split(",") if args.columns else None, args.hf_static_max_length)
+        del lm
+        if gpu:
+            torch.cuda.empty_cache()
+    if "batch" in sections:
+        batch_length = 4096 if gpu else 128
+        batch_section(run, "smollm2-135m" if gpu else "tiny-smollm2", dtype, device, batch_length,
+                      [1, 4, 16] if gpu else [1, 2, 4], n_new, gpu)
+        if gpu:
+            torch.cuda.empty_cache()
+    if "capture" in sections:
+        capture_section(run, "llama-2-13b" if gpu else "tiny-13b", dtype, device, 4096 if gpu else 128, gpu)
+        if gpu:
+            torch.cuda.empty_cache()
+    if "reference" in sections and args.reference_dysco:
+        reference_section(run, args, lengths, n_new)
+    print_tables(run.result)
+    run.save()
+    print(f"\nwrote {args.out} ({run.result['meta']['elapsed_s']} s)")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ script goes on; the exit status is 1 if any *asserted* check failed):
 4. ``batch``: three prompts of different lengths decoded together == each alone (reported).
 5. ``llama8b``: a random Llama-3.1-8B-shaped model in bf16 (built on the device), a 4k prompt,
    the 16 published QRHeads: vanilla, dysco, dysco-onepass, dysco-static, sharpen: graph ==
-   eager tokens (asserted), and ms per token of each (CUDA events, (T(N) - T(2)) / (N - 2)),
+   eager tokens (asserted), and ms per token of each (CUDA events at each chosen token,
+   (t(token N) - t(token 2)) / (N - 2)),
    with HF ``generate`` on the same model for scale.
 
 Results go to ``$OUT/gpu_check.json`` (or ``--json``), rewritten after every check.
@@ -106,30 +107,36 @@ def configs(heads: Any, new_tokens: int) -> dict[str, DyscoConfig]:
     }
 
 
-def _events() -> tuple[Any, Any]:
-    return torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+class Clock:
+    """A mark each time a token is chosen (headscope's ``on_token``; ``generate``'s stopping criteria)."""
+
+    def __init__(self, gpu: bool, n_prompt: int = 0) -> None:
+        self.gpu, self.n_prompt, self.marks = gpu, n_prompt, []
+
+    def tick(self) -> None:
+        if self.gpu:
+            ev = torch.cuda.Event(enable_timing=True)
+            ev.record()
+            self.marks.append(ev)
+        else:
+            self.marks.append(time.perf_counter())
+
+    def __call__(self, input_ids: torch.Tensor, scores: Any = None, **kwargs: Any) -> torch.Tensor:
+        while len(self.marks) < input_ids.shape[-1] - self.n_prompt:
+            self.tick()
+        return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
 
 
-def timed(fn: Any, gpu: bool) -> tuple[float, Any]:
-    """(seconds, result): CUDA events on a GPU, wall clock on CPU."""
+def per_token(run: Any, n_new: int, gpu: bool, n_prompt: int = 0) -> tuple[float, Any]:
+    """ms per token = (t(token N) - t(token 2)) / (N - 2) within one run (the prefill, captures and
+    first step excluded); the run's result."""
+    clock = Clock(gpu, n_prompt)
+    out = run(clock)
     if gpu:
-        start, end = _events()
         torch.cuda.synchronize()
-        start.record()
-        out = fn()
-        end.record()
-        torch.cuda.synchronize()
-        return start.elapsed_time(end) / 1000, out
-    t0 = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - t0, out
-
-
-def per_token(run: Any, n_new: int, gpu: bool) -> tuple[float, Any]:
-    """ms per token = (T(N) - T(2)) / (N - 2), the result of the N-token run."""
-    t2, _ = timed(lambda: run(2), gpu)
-    tn, out = timed(lambda: run(n_new), gpu)
-    return 1000 * (tn - t2) / (n_new - 2), out
+    a, b = clock.marks[1], clock.marks[n_new - 1]
+    seconds = a.elapsed_time(b) / 1000 if gpu else b - a
+    return 1000 * seconds / (n_new - 2), out
 
 
 def main() -> None:
@@ -243,15 +250,19 @@ def main() -> None:
         if gpu:
             dev_ids = ids[None].to(device)
             lm.model.generate(dev_ids, do_sample=False, max_new_tokens=2)  # warm-up
-            ms, _ = per_token(lambda n: lm.model.generate(dev_ids, do_sample=False, max_new_tokens=n,
-                                                          min_new_tokens=n), n_new, gpu)
+            from transformers import StoppingCriteriaList
+
+            ms, _ = per_token(lambda clock: lm.model.generate(dev_ids, do_sample=False, max_new_tokens=n_new,
+                                                              min_new_tokens=n_new,
+                                                              stopping_criteria=StoppingCriteriaList([clock])),
+                              n_new, gpu, n_prompt=args.length)
             rows["hf_generate"] = {"ms_per_token": round(ms, 2)}
             print("hf_generate", rows["hf_generate"], flush=True)
         for name, cfg in configs(heads, n_new).items():
             row: dict[str, Any] = {}
             for graphs in ((True, False) if gpu else (False,)):
-                ms, res = per_token(lambda n, c=cfg, g=graphs: generate(lm, ids, c.replace(max_new_tokens=n),
-                                                                         cuda_graphs=g), n_new, gpu)
+                ms, res = per_token(lambda clock, c=cfg, g=graphs: generate(lm, ids, c, cuda_graphs=g,
+                                                                             on_token=clock.tick), n_new, gpu)
                 key = "graph" if graphs else "eager"
                 row[f"{key}_ms_per_token"] = round(ms, 2)
                 row[f"{key}_tokens"] = res.tokens

@@ -49,7 +49,7 @@ Example
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -224,7 +224,7 @@ def _engine_for(lm: Any, engine: str, batch: int) -> str:
 
 
 def generate(lm: Any, input_ids: Any, config: DyscoConfig, *, record: bool = False, engine: str = "auto",
-             cuda_graphs: bool = True) -> GenerationResult:
+             cuda_graphs: bool = True, on_token: Callable[[], None] | None = None) -> GenerationResult:
     """Decode one prompt with DySCO or a baseline; see the module docstring for the schedule.
 
     ``lm`` is a :class:`headscope.models.LoadedModel`; ``input_ids`` a 1-D (or ``[1, n]``)
@@ -237,21 +237,22 @@ def generate(lm: Any, input_ids: Any, config: DyscoConfig, *, record: bool = Fal
     steps, CUDA graphs on a GPU unless ``cuda_graphs=False``), ``"dynamic"`` (the loop below:
     a growing cache, the stock attention kernel whenever no bias or rows are needed), or
     ``"auto"`` (fixed when the model allows it: one device, full/sliding attention layers).
-    Both give the same tokens up to floating-point rounding.
+    Both give the same tokens up to floating-point rounding. ``on_token`` (no arguments) is
+    called each time a token has been chosen (benchmarks record a CUDA event there).
     """
     ids = _as_ids(input_ids)
     if _engine_for(lm, engine, 1) == "fixed":
         from .engine import generate_fixed
 
-        results, facts = generate_fixed(lm, [ids], config, record=record, cuda_graphs=cuda_graphs)
+        results, facts = generate_fixed(lm, [ids], config, record=record, cuda_graphs=cuda_graphs, on_token=on_token)
         results[0].info["engine"] = facts
         return results[0]
-    return _generate_dynamic(lm, ids, config, record=record)
+    return _generate_dynamic(lm, ids, config, record=record, on_token=on_token)
 
 
 def generate_batch(lm: Any, prompts: Sequence[Any], config: DyscoConfig, *, batch_size: int | None = None,
                    record: bool = False, engine: str = "auto", cuda_graphs: bool = True,
-                   progress: bool = False) -> list[GenerationResult]:
+                   progress: bool = False, on_token: Callable[[], None] | None = None) -> list[GenerationResult]:
     """Decode several prompts (each a 1-D sequence of token ids), ``batch_size`` at a time.
 
     Each prompt has its own importance, selection, templates and EOS; the results (in the
@@ -271,18 +272,20 @@ def generate_batch(lm: Any, prompts: Sequence[Any], config: DyscoConfig, *, batc
 
     for group in tqdm(groups, desc="generate", unit="batch", disable=not progress):
         if kind == "dynamic":
-            out[group[0]] = _generate_dynamic(lm, ids[group[0]], config, record=record)
+            out[group[0]] = _generate_dynamic(lm, ids[group[0]], config, record=record, on_token=on_token)
             continue
         from .engine import generate_fixed
 
-        results, facts = generate_fixed(lm, [ids[i] for i in group], config, record=record, cuda_graphs=cuda_graphs)
+        results, facts = generate_fixed(lm, [ids[i] for i in group], config, record=record, cuda_graphs=cuda_graphs,
+                                        on_token=on_token)
         for i, res in zip(group, results):
             res.info["engine"] = facts
             out[i] = res
     return [r for r in out if r is not None]
 
 
-def _generate_dynamic(lm: Any, ids: torch.Tensor, config: DyscoConfig, *, record: bool) -> GenerationResult:
+def _generate_dynamic(lm: Any, ids: torch.Tensor, config: DyscoConfig, *, record: bool,
+                      on_token: Callable[[], None] | None = None) -> GenerationResult:
     model, tokenizer, geometry = lm.model, lm.tokenizer, lm.geometry
     n = ids.numel()
     heads = resolve_heads_for(config, geometry)
@@ -334,6 +337,8 @@ def _generate_dynamic(lm: Any, ids: torch.Tensor, config: DyscoConfig, *, record
                 nxt_t = sampler(logits)
                 nxt = int(nxt_t)  # the step's one host sync: the stop test needs the token
                 generated.append(nxt)
+                if on_token is not None:
+                    on_token()
                 if trace is not None:
                     trace.add("generate", len(tokens) - 1, tokens[-1], None, None)
                     trace.rows[-1]["next_token"] = nxt
@@ -344,7 +349,7 @@ def _generate_dynamic(lm: Any, ids: torch.Tensor, config: DyscoConfig, *, record
                 steps += 1
         else:
             steps = _dysco_loop(model, ctl, forward, cache, ids, prefill, n, w, templates, heads, config,
-                                sampler, eos, generated, trace)
+                                sampler, eos, generated, trace, on_token)
     text = tokenizer.decode(generated, skip_special_tokens=True) if tokenizer is not None else ""
     ds = None
     if trace is not None:
@@ -356,7 +361,8 @@ def _generate_dynamic(lm: Any, ids: torch.Tensor, config: DyscoConfig, *, record
 
 def _dysco_loop(model: Any, ctl: Controller, forward: Any, cache: Any, ids: torch.Tensor, prefill: int, n: int, w: int,
                 templates: list[list[int]], heads: Sequence[tuple[int, int]], config: DyscoConfig,
-                sampler: _Sampler, eos: set[int], generated: list[int], trace: _Trace | None) -> int:
+                sampler: _Sampler, eos: set[int], generated: list[int], trace: _Trace | None,
+                on_token: Callable[[], None] | None = None) -> int:
     r_device = _layer_device(model, heads[0][0])
     r = torch.zeros(prefill, device=r_device)
     s = config.strength
@@ -424,6 +430,8 @@ def _dysco_loop(model: Any, ctl: Controller, forward: Any, cache: Any, ids: torc
         fed_next = sampler(logits)
         nxt = int(fed_next)  # the step's one host sync: the stop test needs the token
         generated.append(nxt)
+        if on_token is not None:
+            on_token()
         if trace is not None:
             trace.rows[-1]["next_token"] = nxt
         if nxt in eos or len(generated) >= config.max_new_tokens:
