@@ -249,3 +249,51 @@ def test_trace_example_is_at_the_headline_and_prefers_a_correct_answer():
     assert _trace_job(jobs, config, empty).key == "b0"  # nothing decoded yet: first headline job
     assert _trace_job(jobs, SimpleNamespace(headline={}), empty).key == "a0"  # no headline: first DySCO job
     assert _trace_job(jobs[:1], config, empty) is None
+
+
+def test_batched_decoding_gives_the_same_results_and_keys(tmp_path, tiny):
+    from headscope.ablate.run import _batches
+
+    cfg = _config(methods=["vanilla", "dysco"], strengths=[3])
+    one = run_ablation(cfg, tmp_path / "one", lm=tiny, progress=False, record_trace=False)
+    sizes = []
+    import headscope.dysco.decode as decode
+
+    original = decode.generate_batch
+
+    def spy(lm, prompts, config, **kw):
+        sizes.append(len(prompts))
+        return original(lm, prompts, config, **kw)
+
+    decode.generate_batch = spy
+    try:
+        many = run_ablation(cfg, tmp_path / "many", lm=tiny, progress=False, record_trace=False, batch_size=3)
+    finally:
+        decode.generate_batch = original
+    assert max(sizes) == 3 and sum(sizes) == 8  # 2 lengths x 2 examples x (vanilla, dysco)
+    assert (one["output"].values == many["output"].values).all()
+    keys = [sorted(json.loads(line)["key"] for line in (tmp_path / d / "results.jsonl").read_text().splitlines())
+            for d in ("one", "many")]
+    assert keys[0] == keys[1]
+    from dataclasses import dataclass
+
+    @dataclass
+    class Cfg:
+        name: str
+
+        def to_json(self) -> str:
+            return self.name
+
+    @dataclass
+    class Ex:
+        input_ids: tuple
+
+    @dataclass
+    class J:
+        config: Cfg
+        example: Ex
+
+    jobs = [J(Cfg(c), Ex((0,) * n)) for c, n in (("a", 5), ("b", 3), ("a", 2), ("a", 9))]
+    # one config per batch, shortest first; batch size 1 keeps the grid's order
+    assert [[len(j.example.input_ids) for j in b] for b in _batches(jobs, 2)] == [[2, 5], [9], [3]]
+    assert _batches(jobs, 1) == [[j] for j in jobs]
