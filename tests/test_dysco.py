@@ -349,6 +349,12 @@ def test_generate_command(smollm, tmp_path):
     assert [x["id"] for x in lines] == [1, "b"]
     assert all(x["method"] == "dysco" and x["n_new_tokens"] <= 3 and x["n_prompt_tokens"] > 20 for x in lines)
 
+    batched = tmp_path / "g2.jsonl"
+    res2 = runner.invoke(cli, [str(batched) if a == str(out) else a for a in args] + ["--batch-size", "2"])
+    assert res2.exit_code == 0, res2.output
+    lines2 = [json.loads(x) for x in batched.read_text().splitlines()]
+    assert [x["output"] for x in lines2] == [x["output"] for x in lines] and lines2[0]["batch_size"] == 2
+
     again = runner.invoke(cli, args)  # resume: nothing left to do
     assert again.exit_code == 0 and "2 of 2" in again.output
     assert len(out.read_text().splitlines()) == 2
