@@ -2,7 +2,9 @@
 
 ``generate(lm, input_ids, DyscoConfig(heads=...))`` runs DySCO (or a baseline: vanilla,
 static rescaling, random heads, attention sharpening) on any transformers model whose attention
-goes through ``AttentionInterface``; see :mod:`headscope.dysco.decode` for the exact schedule.
+goes through ``AttentionInterface``; ``generate_batch(lm, prompts, config, batch_size=8)``
+decodes several prompts together with the same results. See :mod:`headscope.dysco.decode` for
+the exact schedule and :mod:`headscope.dysco.engine` for the fixed-shape, CUDA-graph step.
 
 Example
 -------

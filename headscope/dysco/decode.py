@@ -1,4 +1,10 @@
-"""The DySCO decode loop (ALGORITHMS.md section 3) and its baselines, for one prompt.
+"""The DySCO decode schedule (ALGORITHMS.md section 3) and its baselines: ``generate``, ``generate_batch``.
+
+Two engines run the schedule below and give the same tokens (up to floating-point rounding):
+the fixed-shape engine (:mod:`headscope.dysco.engine`: pre-allocated cache and buffers, CUDA
+graphs on a GPU, batches of prompts; the default) and the dynamic loop in this module (a
+growing cache, one prompt; the model's own attention whenever no bias or rows are needed;
+used for models split over several devices, or with ``engine="dynamic"``).
 
 Schedule, for a prompt ``x[0..n-1]``, context warm-up ``c`` and intervention warm-up ``w``,
 exactly as ALGORITHMS.md section 3 states it:

@@ -1,7 +1,9 @@
 """DySCO's pure tensor steps: importance update, position selection, template positions, bias.
 
-Every function works on 1-D tensors for one sequence (batch size 1, as the reference) and has
-no state, so each is checked against hand-computed values in ``tests/test_dysco_selection.py``.
+The 1-D functions work on one sequence (batch size 1, as the reference) and have no state, so
+each is checked against hand-computed values in ``tests/test_dysco_selection.py``; the ``*_rows``
+forms (and ``update_importance_``) do the same per row of a fixed-size ``[batch, slots]`` buffer
+for the fixed-shape engine, choosing only among each row's candidate slots.
 
 Reference behaviour (princeton-pli/DySCO ``dysco/custom_mixin.py``, the ``RescaleConfig``
 release that ``ALGORITHMS.md`` section 3 describes), matched here:
