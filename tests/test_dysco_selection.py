@@ -120,3 +120,36 @@ def test_config_needs_heads_for_dysco_but_not_vanilla():
     assert DyscoConfig(method="vanilla").heads == ()
     with pytest.raises(ValueError, match="top_k"):
         DyscoConfig(heads=[(0, 0)], top_k=None, top_p=None)
+
+
+# -- the fixed-shape row forms ----------------------------------------------------------------------
+def test_row_selection_equals_the_1d_selection_on_each_rows_candidates():
+    from headscope.dysco.selection import select_rows
+
+    g = torch.Generator().manual_seed(0)
+    r = torch.rand(3, 12, generator=g)
+    candidates = torch.zeros(3, 12, dtype=torch.bool)
+    candidates[0, :12] = True
+    candidates[1, 4:9] = True    # left padding before, empty slots after
+    candidates[2, 2:3] = True    # a single candidate
+    r = r * candidates           # slots outside a row's candidates hold 0, as in the engine
+    for k, p in [(4, None), (None, 0.6), (3, 0.9), (50, None), (None, 1.0)]:
+        got = select_rows(r, candidates, k, p)
+        for row in range(3):
+            idx = candidates[row].nonzero().view(-1)
+            want = torch.zeros(12, dtype=torch.bool)
+            want[idx] = select(r[row, idx], k, p)
+            assert got[row].tolist() == want.tolist(), (k, p, row)
+
+
+def test_row_importance_update_and_bias():
+    from headscope.dysco.selection import bias_rows, update_importance_
+
+    r = torch.tensor([[0.6, 0.4, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]])
+    a = torch.tensor([[0.1, 0.2, 0.7, 0.0], [0.0, 0.5, 0.5, 0.0]])
+    update_importance_(r, a, 0.75)
+    assert torch.allclose(r[0, :3], update_importance(torch.tensor([0.6, 0.4]), a[0, :3], 0.75))
+    assert torch.allclose(r[1], torch.tensor([0.0, 1.25, 0.5, 0.0]) / 1.75)
+    chosen = torch.tensor([[True, False, True]])
+    assert torch.allclose(bias_rows(chosen, 2.0), torch.tensor([[math.log(2.0), 0.0, math.log(2.0)]]))
+    assert bias_rows(chosen, 100.0).tolist() == [[0.0, float("-inf"), 0.0]]
