@@ -173,6 +173,9 @@ class Clock:
 
 def measure(call: Any, n_new: int, gpu: bool, n_prompt: int = 0) -> dict[str, Any]:
     """Run ``call(clock)``; ms/token by the rule in the module docstring, first-token time, peak memory."""
+    import gc
+
+    gc.collect()  # the previous column's cache must be gone before this one's peak is measured
     if gpu:
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()

@@ -262,9 +262,9 @@ def test_padding_layout():
 def test_smollm_batch_equals_alone_and_the_dynamic_loop(smollm2):
     from headscope.tasks import make_examples
 
-    exs = make_examples("passkey-filler", smollm2.tokenizer, [200, 300], 2, seed=5)
+    exs = make_examples("passkey-filler", smollm2.tokenizer, [200, 300], 1, seed=5)
     prompts = [torch.tensor(ex.input_ids) for ex in exs]
-    cfg = DyscoConfig(heads=[(7, 7), (21, 8), (17, 3), (15, 6)], strength=3.0, top_k=16, max_new_tokens=6)
+    cfg = DyscoConfig(heads=[(7, 7), (21, 8), (17, 3), (15, 6)], strength=3.0, top_k=16, max_new_tokens=4)
     together = generate_batch(smollm2, prompts, cfg, record=True)
     for p, b in zip(prompts, together):
         alone = generate(smollm2, p, cfg, engine="dynamic", record=True)
@@ -272,3 +272,20 @@ def test_smollm_batch_equals_alone_and_the_dynamic_loop(smollm2):
         torch.testing.assert_close(torch.from_numpy(b.trace.importance.values),
                                    torch.from_numpy(alone.trace.importance.values), atol=1e-5, rtol=1e-4,
                                    equal_nan=True)
+
+
+def test_the_cache_is_freed_when_generate_returns(tiny_llama):
+    """No reference cycle keeps a step's buffers (the whole KV cache) alive after the call: the
+    next long prompt must not find the previous cache still allocated."""
+    import gc
+
+    from headscope.dysco.fixed_cache import FixedLayer
+
+    gc.collect()
+    gc.disable()
+    try:
+        for method in ("vanilla", "dysco-onepass"):
+            generate(tiny_llama, _prompt(30), _cfg(method=method, max_new_tokens=3), record=True)
+            assert not [o for o in gc.get_objects() if isinstance(o, FixedLayer)], method
+    finally:
+        gc.enable()

@@ -210,3 +210,30 @@ def test_onepass_variant_equals_its_naive_oracle(arch):
     heads = [(0, 1), (1, 3), (2, 0)]
     onepass = _compare(lm, ids, heads, [], **knobs)
     assert onepass != _compare(lm, ids, heads, [], **(knobs | {"s": 1.0}))
+
+
+@pytest.mark.parametrize("onepass", [False, True])
+def test_a_batch_equals_the_naive_oracle_prompt_by_prompt(onepass):
+    """Two prompts of different lengths decoded together (left padding, one schedule in lockstep)."""
+    from headscope.dysco import generate_batch
+
+    lm = _tiny("llama")
+    prompts = [torch.randint(3, 128, (n,), generator=torch.Generator().manual_seed(n)).tolist() for n in (40, 29)]
+    prompts[1][5:8] = [7, 8, 9]
+    knobs = dict(c=4, w=3, k=6, p=0.9, s=8.0, g=0.75, n_new=8, onepass=onepass)
+    heads = [(0, 1), (1, 3), (2, 0)]
+    cfg = DyscoConfig(heads=heads, method="dysco-onepass" if onepass else "dysco", context_warmup=4,
+                      intervention_warmup=3, top_k=6, top_p=0.9, strength=8.0, decay=0.75, max_new_tokens=8,
+                      templates=[[7, 8, 9]])
+    ours = generate_batch(lm, prompts, cfg, record=True)
+    lm.model.set_attn_implementation("eager")
+    try:
+        for ids, res in zip(prompts, ours):
+            with torch.no_grad():
+                expected, importances = _oracle(lm.model, ids, heads, templates=[[7, 8, 9]], **knobs)
+            assert res.tokens == expected
+            for step, r in enumerate(importances):
+                got = torch.from_numpy(res.trace.importance.values[step, : r.numel()]).double()
+                torch.testing.assert_close(got, r, atol=2e-5, rtol=1e-4)
+    finally:
+        lm.model.set_attn_implementation("sdpa")

@@ -155,10 +155,6 @@ class _FixedStep:
                     ex[row, pads[row]:ids.shape[1]] = template_positions(ids[row, pads[row]:].cpu(), templates)
                 self.exclude = ex.to(dev)
         self.graphs = StepGraphs(graphs and torch.device(dev).type == "cuda")
-        self.kinds: dict[str, Callable[[], None]] = {
-            "plain": self._plain, "read": self._read, "dysco": self._dysco, "static": self._static,
-            "onepass": self._onepass,
-        }
 
     # -- masks -------------------------------------------------------------------------------
     def _mask_types(self, model: Any) -> list[str]:
@@ -291,7 +287,9 @@ class _FixedStep:
         self.step.fill_(j)
         if feed is not None:
             self.tok.copy_(feed)
-        self.graphs.run(kind, self.kinds[kind])
+        # looked up per call: a dict of bound methods on self would be a reference cycle, keeping
+        # the KV buffers alive after generate returns until the garbage collector runs
+        self.graphs.run(kind, getattr(self, f"_{kind}"))
 
 
 def _pad(prompts: list[torch.Tensor], pad_id: int) -> tuple[torch.Tensor, list[int]]:
