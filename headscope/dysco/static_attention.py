@@ -36,7 +36,8 @@ import torch
 
 from .attention_fn import StopForward, _windows
 
-__all__ = ["ATTN_NAME", "StepControl", "decode_attention", "matmul_f32", "record_rows", "register", "static_control"]
+__all__ = ["ATTN_NAME", "StepControl", "decode_attention", "heads_layout", "layer_windows", "matmul_f32", "record_rows",
+           "register", "static_attention", "static_control"]
 
 ATTN_NAME = "headscope_static"
 
