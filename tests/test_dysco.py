@@ -8,6 +8,7 @@ import json
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import tiny_qwen2
 from transformers import Gemma3ForCausalLM, Gemma3TextConfig, LlamaConfig, LlamaForCausalLM
 
 from headscope._cache import cache_kwargs, new_cache, restore, snapshot
@@ -45,6 +46,11 @@ def tiny_gemma():
     return wrap_model(_no_eos(Gemma3ForCausalLM(cfg)), None, "tiny-gemma3")
 
 
+@pytest.fixture(scope="module")
+def tiny_qwen():
+    return wrap_model(_no_eos(tiny_qwen2(vocab_size=128, initializer_range=0.1)), None, "tiny-qwen2")
+
+
 def _prompt(n: int = 48, seed: int = 1) -> torch.Tensor:
     return torch.randint(3, 128, (n,), generator=torch.Generator().manual_seed(seed))
 
@@ -60,7 +66,7 @@ def _cfg(**kw):
 
 
 # -- exactness -------------------------------------------------------------------------------
-@pytest.mark.parametrize("fixture", ["tiny_llama", "tiny_gemma"])
+@pytest.mark.parametrize("fixture", ["tiny_llama", "tiny_gemma", "tiny_qwen"])
 def test_strength_one_and_vanilla_reproduce_hf_generate(fixture, request):
     lm = request.getfixturevalue(fixture)
     ids = _prompt()
