@@ -76,3 +76,14 @@ def gemma3():
     from headscope.models import load_model
 
     return load_model("gemma3-270m", device="cpu", dtype="float32")
+
+
+@pytest.fixture(scope="session")
+def qwen():
+    """The optional bundled Qwen2.5-Coder-0.5B-Instruct, loaded once per session; skipped unless
+    `make setup-qwen` (or `headscope models --prepare qwen2.5-coder-0.5b`) has converted it."""
+    from headscope.models import load_model, prepared
+
+    if not prepared("qwen2.5-coder-0.5b"):
+        pytest.skip("qwen2.5-coder-0.5b is not prepared (make setup-qwen)")
+    return load_model("qwen2.5-coder-0.5b", device="cpu", dtype="float32")

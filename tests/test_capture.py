@@ -78,6 +78,13 @@ def test_captured_rows_equal_eager_attention_on_gemma3_beyond_its_window(gemma3)
     _check_against_eager(gemma3, ids, start=570, steps=3)
 
 
+@pytest.mark.slow
+def test_captured_rows_equal_eager_attention_on_qwen25(qwen):
+    # Qwen2: q/k/v biases, 7 query heads per KV head, rope base 1e6.
+    ids = qwen.tokenizer("The pass key is 40213. Remember it. " * 20)["input_ids"][:160]
+    _check_against_eager(qwen, ids, start=140, steps=2)
+
+
 def test_recorder_keeps_the_kv_cache_of_the_prefix_unchanged_by_the_null_query():
     lm = wrap_model(tiny_llama(), ByteTokenizer(), "tiny")
     recorder = AttentionRecorder(lm)

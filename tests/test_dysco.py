@@ -332,6 +332,17 @@ def test_smollm_strength_one_reproduces_hf_generate(smollm):
 
 
 @pytest.mark.slow
+def test_qwen_strength_one_reproduces_hf_generate(qwen):
+    ids = torch.randint(100, 40000, (128,), generator=torch.Generator().manual_seed(0))
+    expected = qwen.model.generate(ids[None], do_sample=False, max_new_tokens=4)[0, 128:].tolist()
+    heads = [(10, 3), (15, 8), (21, 12)]
+    assert generate(qwen, ids, DyscoConfig(heads=heads, method="vanilla", max_new_tokens=4)).tokens == expected
+    res = generate(qwen, ids, DyscoConfig(heads=heads, strength=1.0, max_new_tokens=4))
+    assert res.tokens == expected
+    assert res.info["intervention_warmup"] == 3 and res.info["n_templates"] > 0
+
+
+@pytest.mark.slow
 def test_generate_command(smollm, tmp_path):
     from headscope.cli import cli
 

@@ -195,6 +195,17 @@ def test_smollm_dysco_equals_naive_oracle(smollm2):
              c=8, w=w, k=16, p=0.975, s=3.0, g=0.75, n_new=6)
 
 
+@pytest.mark.slow
+def test_qwen_dysco_equals_naive_oracle(qwen):
+    """Qwen2.5 (GQA 14/2, q/k/v biases, ChatML with a default system prompt), classic pass key, strength 3."""
+    from headscope.dysco.templates import detect_templates, generation_prompt_length
+    from headscope.tasks import make_examples
+
+    ex = make_examples("passkey-filler", qwen.tokenizer, [160], 1, seed=11)[0]
+    _compare(qwen, list(ex.input_ids), [(10, 3), (15, 8), (18, 1), (21, 12)], detect_templates(qwen.tokenizer),
+             c=2, w=generation_prompt_length(qwen.tokenizer), k=16, p=0.975, s=3.0, g=0.75, n_new=2)
+
+
 @pytest.mark.parametrize("arch", ["llama", "gemma3", "qwen2"])
 def test_onepass_variant_equals_its_naive_oracle(arch):
     lm = _tiny(arch)

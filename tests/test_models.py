@@ -95,3 +95,31 @@ def test_an_uninstalled_split_model_fails_with_its_setup_command(monkeypatch, tm
 
     listing = CliRunner().invoke(cli, ["models"])
     assert listing.exit_code == 0 and "qwen2.5-coder-0.5b" in listing.output
+
+
+@pytest.mark.slow
+def test_qwen_answers_a_chat_question_and_its_templates_mark_only_role_headers(qwen):
+    import torch
+
+    from headscope.dysco.selection import template_positions
+    from headscope.dysco.templates import chat_prompt_ids, detect_templates, generation_prompt_length
+
+    tok = qwen.tokenizer
+    ids = chat_prompt_ids(tok, "What is the capital of France?")
+    out = qwen.model.generate(torch.tensor([ids]), max_new_tokens=10, do_sample=False)[0, len(ids):]
+    assert "Paris" in tok.decode(out)
+    # Qwen2.5's template adds a default system prompt when the conversation has none; only the
+    # ChatML role headers are templates, never the system text or the user's words.
+    assert generation_prompt_length(tok) == len(tok("<|im_start|>assistant\n")["input_ids"]) == 3
+    text = tok.decode(ids)
+    assert "You are Qwen, created by Alibaba Cloud." in text
+    marked = template_positions(torch.tensor(ids), detect_templates(tok)).tolist()
+    for header in ("<|im_start|>system\n", "<|im_start|>user\n", "<|im_start|>assistant\n"):
+        h = tok(header)["input_ids"]
+        starts = [i for i in range(len(ids) - len(h) + 1) if ids[i:i + len(h)] == h]
+        assert len(starts) == 1 and all(marked[starts[0]:starts[0] + len(h)]), header
+    for phrase in ("You are Qwen, created by Alibaba Cloud. You are a helpful assistant.",
+                   "What is the capital of France?"):
+        p = tok(phrase)["input_ids"]
+        at = next(i for i in range(len(ids)) if ids[i:i + len(p)] == p)
+        assert not any(marked[at:at + len(p)]), phrase
