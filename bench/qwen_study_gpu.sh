@@ -133,7 +133,7 @@ launch_shards() {
 # -- 2. calibration, with the heads-free vanilla decodes alongside ---------------------------------
 VANILLA=""
 for L in $LENGTHS; do VANILLA="$VANILLA $P1@vanilla@random:8@$L"; done
-if [ ! -f "$QR" ] || [ ! -f "$RET" ]; then
+if [ ! -f "$QR" ] || { [ ! -f "$RET" ] && [ ! -f "$WORK/no-retrieval" ]; }; then
   t=$(date +%s)
   i=0
   for s in $(seq 0 $((CAL_PROCS - 1))); do
@@ -156,7 +156,10 @@ if [ ! -f "$QR" ] || [ ! -f "$RET" ]; then
   step "$HS rank (qa + needle) --method qrscore --top 8 --out $QR"
   $HS rank $NEEDLE $QA --method qrscore --top 8 --bootstrap 1000 --out "$QR" --quiet > "$WORK/rank-qrscore.txt" || exit 1
   step "$HS rank (needle) --method retrieval --top 8 --out $RET"
-  $HS rank $NEEDLE --method retrieval --top 8 --bootstrap 1000 --out "$RET" --quiet > "$WORK/rank-retrieval.txt" || exit 1
+  # The retrieval score keeps only the needles the model copied; too few and there is no head set:
+  # then part 2 compares QRScore with random heads only (the log says so).
+  $HS rank $NEEDLE --method retrieval --top 8 --bootstrap 1000 --out "$RET" --quiet > "$WORK/rank-retrieval.txt" 2>&1 \
+    || { echo "retrieval-score heads: none ($(tail -1 "$WORK/rank-retrieval.txt"))"; rm -f "$RET"; touch "$WORK/no-retrieval"; }
   $HS rank $QA --method qrscore --top 8 --bootstrap 1000 --out "$WORK/heads-qrscore8-qa.json" --quiet > "$WORK/rank-qrscore-qa.txt"
   $HS rank $NEEDLE --method qrscore --top 8 --bootstrap 1000 --out "$WORK/heads-qrscore8-needle.json" --quiet > "$WORK/rank-qrscore-needle.txt"
   for task in needle qa; do
@@ -168,11 +171,13 @@ if [ ! -f "$QR" ] || [ ! -f "$RET" ]; then
 fi
 
 # -- 3. the grid, most wanted first ---------------------------------------------------------------
+[ -f "$QR" ] || { echo "no QRScore head set ($QR): calibration did not finish; run again"; exit 1; }
+HEADS2="$QR,random:8"; [ -f "$RET" ] && HEADS2="$QR,$RET,random:8"
 if [ "$(left)" -gt 30 ]; then
   t=$(date +%s)
   PHASES="$VANILLA"
   for L in $LENGTHS; do
-    PHASES="$PHASES $P1@vanilla,dysco@$QR@$L $P2@dysco@$QR,$RET,random:8@$L"
+    PHASES="$PHASES $P1@vanilla,dysco@$QR@$L $P2@dysco@$HEADS2@$L"
   done
   step "ablate shards ($NSHARDS on $NGPU GPU(s)): $PHASES"
   launch_shards "$PHASES" ablate
@@ -189,14 +194,14 @@ python3 bench/qwen_study_tables.py "$WORK"/abl/results*.jsonl --qrscore "$QR" --
 # Assemble a part at the lengths where all of its cells are complete (a subset of examples would be
 # other prompts: the needle depths are spread over the examples of a length).
 for part in strengths heads; do
-  cfg=$P1; [ $part = heads ] && cfg=$P2
+  cfg=$P1; hs=$QR; [ $part = heads ] && cfg=$P2 && hs=$HEADS2
   lens=$(python3 bench/qwen_study_tables.py "$WORK"/abl/results*.jsonl --qrscore "$QR" --retrieval "$RET" \
          --complete $part --lengths "$LEN_CSV" --examples "$E")
   if [ -n "$lens" ]; then
     mkdir -p "$WORK/$part"
     for f in "$WORK"/abl/results*.jsonl; do ln -sf "$f" "$WORK/$part/"; done
-    step "$HS ablate --config $cfg --lengths $lens $EX_OPT --out $WORK/$part"
-    timeout 600 $HS ablate --config $cfg --lengths "$lens" $EX_OPT --out "$WORK/$part" \
+    step "$HS ablate --config $cfg --heads $hs --lengths $lens $EX_OPT --out $WORK/$part"
+    timeout 600 $HS ablate --config $cfg --heads "$hs" --lengths "$lens" $EX_OPT --out "$WORK/$part" \
       --device $(run_dev) --dtype $DTYPE --quiet > "$WORK/logs/assemble-$part.log" 2>&1 \
       && echo "$part: assembled at $lens" || echo "$part: assembly failed (see $WORK/logs/assemble-$part.log)"
     find "$WORK/$part" -maxdepth 1 -type l -delete

@@ -70,11 +70,14 @@ PARTS = {"strengths": ("vanilla", "DySCO s2 (QRScore)", "DySCO s3 (QRScore)"),
          "heads": ("vanilla", "DySCO s3 (QRScore)", "DySCO s3 (retrieval)", "DySCO s3 (random)")}
 
 
-def complete_lengths(data: dict, part: str, lengths: list[int], examples: int) -> list[int]:
-    """The lengths at which every task and every method of ``part`` has examples 0..examples-1."""
+def complete_lengths(data: dict, part: str, lengths: list[int], examples: int,
+                     retrieval: bool = True) -> list[int]:
+    """The lengths at which every task and every method of ``part`` has examples 0..examples-1
+    (``retrieval=False``: the run had no retrieval-score head set)."""
     need = set(range(examples))
+    methods = [m for m in PARTS[part] if retrieval or "retrieval" not in m]
     return [n for n in lengths
-            if all(need <= set(data.get((t, n), {}).get(m, {})) for t in TASKS for m in PARTS[part])]
+            if all(need <= set(data.get((t, n), {}).get(m, {})) for t in TASKS for m in methods)]
 
 
 def _fmt(pc: dict) -> str:
@@ -121,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     data = load(args.files, _heads(args.qrscore), _heads(args.retrieval))
     if args.complete:
         lengths = [int(x) for x in args.lengths.split(",")]
-        print(",".join(str(n) for n in complete_lengths(data, args.complete, lengths, args.examples)))
+        done = complete_lengths(data, args.complete, lengths, args.examples, retrieval=_heads(args.retrieval) is not None)
+        print(",".join(str(n) for n in done))
         return 0
     order = ["vanilla", "DySCO s2 (QRScore)", "DySCO s3 (QRScore)", "DySCO s3 (retrieval)", "DySCO s3 (random)"]
     text = tables(data, order)
