@@ -18,7 +18,7 @@ DEMO_OUT ?= reports/demo
 # into a 2.5 GB checkpoint (about 3 minutes on 2 cores). The pins live in headscope/models.py.
 QWEN_ALIAS := qwen2.5-coder-0.5b
 
-.PHONY: setup setup-qwen demo test bench clean-cache
+.PHONY: setup setup-qwen demo test test-qwen bench clean-cache
 
 setup: $(VENV)/.headscope-installed
 
@@ -40,6 +40,10 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q tests
+
+# The real-model Qwen tests only (they skip in `make test` unless the model is prepared).
+test-qwen: setup-qwen
+	$(PY) -m pytest -q -m slow -k qwen tests
 
 bench: setup
 	$(PY) bench/capture_memory.py

@@ -131,8 +131,7 @@ launch_shards() {
 }
 
 # -- 2. calibration, with the heads-free vanilla decodes alongside ---------------------------------
-VANILLA=""
-for L in $LENGTHS; do VANILLA="$VANILLA $P1@vanilla@random:8@$L"; done
+VANILLA="$P1@vanilla@random:8@$LEN_CSV"      # one invocation: every shard loads the model once
 if [ ! -f "$QR" ] || { [ ! -f "$RET" ] && [ ! -f "$WORK/no-retrieval" ]; }; then
   t=$(date +%s)
   i=0
@@ -175,7 +174,7 @@ fi
 HEADS2="$QR,random:8"; [ -f "$RET" ] && HEADS2="$QR,$RET,random:8"
 if [ "$(left)" -gt 30 ]; then
   t=$(date +%s)
-  PHASES="$VANILLA"
+  PHASES=""                                    # vanilla again only where the first stage left gaps
   for L in $LENGTHS; do
     PHASES="$PHASES $P1@vanilla,dysco@$QR@$L $P2@dysco@$HEADS2@$L"
   done

