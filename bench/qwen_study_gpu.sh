@@ -83,13 +83,14 @@ step() { echo "+ $*" >> "$LOG"; }
 stamp() { echo -e "$1\t$2\t$(date -u +%FT%TZ)" >> "$TIMES"; echo "[$(date +%T)] $1: $2 s"; }
 
 # -- 1. environment and model ---------------------------------------------------------------------
+export PYTHONPATH="$QWEN_HOME/site${PYTHONPATH:+:$PYTHONPATH}"   # the wheels, once installed
 if [ -d "$QWEN_HOME/whl" ] && ! python3 -c "import gguf, nnsight, zarr, dask" 2>/dev/null; then
   t=$(date +%s)
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$QWEN_HOME/site" \
     "$QWEN_HOME"/whl/*.whl || exit 1
   stamp wheels $(( $(date +%s) - t ))
 fi
-[ -d "$QWEN_HOME/site" ] && export PYTHONPATH="$QWEN_HOME/site${PYTHONPATH:+:$PYTHONPATH}"
+python3 -c "import gguf, nnsight, zarr, dask, headscope" || { echo "missing packages: carry .gpu/qwen/whl and stash"; exit 1; }
 if ! python3 -c "from headscope.models import prepared; raise SystemExit(not prepared('$ALIAS'))"; then
   t=$(date +%s)
   python3 bench/qwen_slices.py assemble "$QWEN_HOME/slices" "$HEADSCOPE_HOME/gguf/$ALIAS/$GGUF_NAME" || exit 1
@@ -138,8 +139,8 @@ if [ ! -f "$QR" ] || { [ ! -f "$RET" ] && [ ! -f "$WORK/no-retrieval" ]; }; then
   for s in $(seq 0 $((CAL_PROCS - 1))); do
     for task in needle qa; do
       steps=0; [ $task = needle ] && steps=$CAL_STEPS
-      cmd="$HS calibrate --model $ALIAS --device $(run_dev) --dtype $DTYPE --task $task --lengths $CAL_LENGTHS \
-        --examples $CAL_N --decode-steps $steps --seed $s --out $WORK/cal/$task-s$s --quiet"
+      cmd="$HS calibrate --model $ALIAS --device $(run_dev) --dtype $DTYPE --task $task --lengths $CAL_LENGTHS"
+      cmd="$cmd --examples $CAL_N --decode-steps $steps --seed $s --out $WORK/cal/$task-s$s --quiet"
       step "$cmd"
       env $(gpu_of $i) timeout "$(budget)" $cmd > "$WORK/logs/cal-$task-s$s.log" 2>&1 &
       i=$((i + 1))
