@@ -33,10 +33,11 @@
 # Knobs (environment): DEVICE (cuda), DTYPE (bfloat16), NSHARDS (12 per GPU), MPS (1: start CUDA
 # MPS if present), LENGTHS (priority order, "16000 32000 8000"), EXAMPLES (config's 40),
 # CAL_LENGTHS (4096,8192), CAL_N (5), CAL_PROCS (4), CAL_STEPS (32), WORK ($QWEN_HOME/work).
-# CPU dry run (seconds to minutes; nothing is shared with a real run):
-#   DEVICE=cpu DTYPE=float32 NSHARDS=2 MPS=0 LENGTHS=1024 EXAMPLES=1 CAL_LENGTHS=512 CAL_N=1 CAL_PROCS=1 \
-#   CAL_STEPS=4 QWEN_HOME=/tmp/qwen-dry HEADSCOPE_HOME=~/.cache/headscope OUT=/tmp/qwen-dry/out \
-#   bash bench/qwen_study_gpu.sh run 1500
+# CPU dry run (tiny settings; python3 must be the venv's; reports/qwen2.5-coder-0.5b/README.md has
+# the runs and their times):
+#   PATH=.venv/bin:$PATH DEVICE=cpu DTYPE=float32 NSHARDS=2 MPS=0 LENGTHS=300 EXAMPLES=1 CAL_LENGTHS=512 \
+#   CAL_N=2 CAL_PROCS=1 CAL_STEPS=12 QWEN_HOME=/tmp/qwen-dry/home HEADSCOPE_HOME=/tmp/qwen-dry/hs \
+#   OUT=/tmp/qwen-dry/out bash bench/qwen_study_gpu.sh run 2600
 set -u
 MODE=${1:?usage: bench/qwen_study_gpu.sh stash|run [SECONDS]}
 QWEN_HOME=${QWEN_HOME:-/root/qwen-gpu}
@@ -96,7 +97,8 @@ if ! python3 -c "from headscope.models import prepared; raise SystemExit(not pre
   python3 bench/qwen_slices.py assemble "$QWEN_HOME/slices" "$HEADSCOPE_HOME/gguf/$ALIAS/$GGUF_NAME" || exit 1
   stamp assemble $(( $(date +%s) - t )); t=$(date +%s)
   step "$HS models --prepare $ALIAS"
-  $HS models --prepare $ALIAS 2>&1 | tail -2 || exit 1
+  $HS models --prepare $ALIAS > "$WORK/logs/convert.log" 2>&1 || { tail -5 "$WORK/logs/convert.log"; exit 1; }
+  tail -1 "$WORK/logs/convert.log"
   stamp convert $(( $(date +%s) - t ))
 fi
 NGPU=1
