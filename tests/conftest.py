@@ -44,6 +44,24 @@ def tiny_gemma3(seed: int = 0) -> torch.nn.Module:
     return Gemma3ForCausalLM(cfg).eval()
 
 
+def tiny_qwen2(seed: int = 0, **overrides: object) -> torch.nn.Module:
+    """A 3-layer Qwen2 shaped like Qwen2.5: q/k/v biases, 6 query heads over 2 KV heads (groups of
+    3), rope base 1e6, tied embeddings; random weights."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    cfg = dict(vocab_size=256, hidden_size=96, intermediate_size=128, num_hidden_layers=3,
+               num_attention_heads=6, num_key_value_heads=2, max_position_embeddings=512,
+               rope_theta=1e6, tie_word_embeddings=True)
+    cfg.update(overrides)
+    torch.manual_seed(seed)
+    model = Qwen2ForCausalLM(Qwen2Config(**cfg)).eval()
+    with torch.no_grad():  # random init leaves the q/k/v biases at zero; make them matter
+        for layer in model.model.layers:
+            for proj in (layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj):
+                proj.bias.normal_(0, 0.5)
+    return model
+
+
 @pytest.fixture(scope="session")
 def smollm2():
     """The bundled default model (SmolLM2-135M-Instruct), loaded once per session."""
@@ -58,3 +76,14 @@ def gemma3():
     from headscope.models import load_model
 
     return load_model("gemma3-270m", device="cpu", dtype="float32")
+
+
+@pytest.fixture(scope="session")
+def qwen():
+    """The optional bundled Qwen2.5-Coder-0.5B-Instruct, loaded once per session; skipped unless
+    `make setup-qwen` (or `headscope models --prepare qwen2.5-coder-0.5b`) has converted it."""
+    from headscope.models import load_model, prepared
+
+    if not prepared("qwen2.5-coder-0.5b"):
+        pytest.skip("qwen2.5-coder-0.5b is not prepared (make setup-qwen)")
+    return load_model("qwen2.5-coder-0.5b", device="cpu", dtype="float32")

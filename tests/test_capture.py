@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 import xarray as xr
-from conftest import ByteTokenizer, tiny_gemma3, tiny_llama
+from conftest import ByteTokenizer, tiny_gemma3, tiny_llama, tiny_qwen2
 
 from headscope.capture import AttentionRecorder
 from headscope.models import wrap_model
@@ -58,7 +58,7 @@ def _check_against_eager(lm, ids: list[int], start: int, steps: int) -> None:
         np.testing.assert_array_equal(captured.decode_argmax[step], expected)
 
 
-@pytest.mark.parametrize("build", [tiny_llama, tiny_gemma3], ids=["llama-gqa", "gemma3-sliding"])
+@pytest.mark.parametrize("build", [tiny_llama, tiny_gemma3, tiny_qwen2], ids=["llama-gqa", "gemma3-sliding", "qwen2-bias"])
 def test_captured_rows_equal_eager_attention_on_tiny_models(build):
     lm = wrap_model(build(), ByteTokenizer(), "tiny")
     ids = torch.randint(2, 250, (48,), generator=torch.Generator().manual_seed(1)).tolist()
@@ -76,6 +76,13 @@ def test_captured_rows_equal_eager_attention_on_gemma3_beyond_its_window(gemma3)
     # 600 tokens > Gemma-3-270M's 512-token window: the sliding layers' rows must be windowed.
     ids = gemma3.tokenizer("Paris is the capital of France; the key is 40213. " * 60)["input_ids"][:600]
     _check_against_eager(gemma3, ids, start=570, steps=3)
+
+
+@pytest.mark.slow
+def test_captured_rows_equal_eager_attention_on_qwen25(qwen):
+    # Qwen2: q/k/v biases, 7 query heads per KV head, rope base 1e6.
+    ids = qwen.tokenizer("The pass key is 40213. Remember it. " * 20)["input_ids"][:160]
+    _check_against_eager(qwen, ids, start=140, steps=2)
 
 
 def test_recorder_keeps_the_kv_cache_of_the_prefix_unchanged_by_the_null_query():

@@ -8,6 +8,7 @@ import json
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import tiny_qwen2
 from transformers import Gemma3ForCausalLM, Gemma3TextConfig, LlamaConfig, LlamaForCausalLM
 
 from headscope._cache import cache_kwargs, new_cache, restore, snapshot
@@ -45,6 +46,11 @@ def tiny_gemma():
     return wrap_model(_no_eos(Gemma3ForCausalLM(cfg)), None, "tiny-gemma3")
 
 
+@pytest.fixture(scope="module")
+def tiny_qwen():
+    return wrap_model(_no_eos(tiny_qwen2(vocab_size=128, initializer_range=0.1)), None, "tiny-qwen2")
+
+
 def _prompt(n: int = 48, seed: int = 1) -> torch.Tensor:
     return torch.randint(3, 128, (n,), generator=torch.Generator().manual_seed(seed))
 
@@ -61,7 +67,7 @@ def _cfg(**kw):
 
 # -- exactness -------------------------------------------------------------------------------
 @pytest.mark.parametrize("engine", ["fixed", "dynamic"])
-@pytest.mark.parametrize("fixture", ["tiny_llama", "tiny_gemma"])
+@pytest.mark.parametrize("fixture", ["tiny_llama", "tiny_gemma", "tiny_qwen"])
 def test_strength_one_and_vanilla_reproduce_hf_generate(fixture, engine, request):
     lm = request.getfixturevalue(fixture)
     ids = _prompt()
@@ -329,6 +335,17 @@ def test_smollm_strength_one_reproduces_hf_generate(smollm):
     res = generate(smollm, ids, DyscoConfig(heads=[(12, 3), (14, 0), (20, 5)], strength=1.0, max_new_tokens=6))
     assert res.tokens == expected[: len(res.tokens)]
     assert res.info["intervention_warmup"] == 4 and res.info["n_templates"] > 0
+
+
+@pytest.mark.slow
+def test_qwen_strength_one_reproduces_hf_generate(qwen):
+    ids = torch.randint(100, 40000, (128,), generator=torch.Generator().manual_seed(0))
+    expected = qwen.model.generate(ids[None], do_sample=False, max_new_tokens=4)[0, 128:].tolist()
+    heads = [(10, 3), (15, 8), (21, 12)]
+    assert generate(qwen, ids, DyscoConfig(heads=heads, method="vanilla", max_new_tokens=4)).tokens == expected
+    res = generate(qwen, ids, DyscoConfig(heads=heads, strength=1.0, max_new_tokens=4))
+    assert res.tokens == expected
+    assert res.info["intervention_warmup"] == 3 and res.info["n_templates"] > 0
 
 
 @pytest.mark.slow

@@ -16,6 +16,7 @@ import math
 
 import pytest
 import torch
+from conftest import tiny_qwen2
 from transformers import Gemma3ForCausalLM, Gemma3TextConfig, LlamaConfig, LlamaForCausalLM
 
 from headscope.dysco import DyscoConfig, generate
@@ -137,6 +138,8 @@ def _tiny(arch: str):
                           num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
                           initializer_range=0.1)
         return wrap_model(_no_eos(LlamaForCausalLM(cfg)), None, "tiny-llama")
+    if arch == "qwen2":
+        return wrap_model(_no_eos(tiny_qwen2(vocab_size=128, initializer_range=0.1)), None, "tiny-qwen2")
     cfg = Gemma3TextConfig(vocab_size=128, hidden_size=64, intermediate_size=128, num_hidden_layers=3,
                            num_attention_heads=4, num_key_value_heads=2, head_dim=16, sliding_window=8,
                            layer_types=["sliding_attention", "full_attention", "sliding_attention"],
@@ -165,8 +168,9 @@ def _compare(lm, ids: list[int], heads, templates: list[list[int]], engine: str 
     return expected
 
 
-@pytest.mark.parametrize("arch", ["llama", "gemma3"])
-@pytest.mark.parametrize("k,p", [(5, None), (None, 0.6), (6, 0.9)])
+# Selection (top-k / nucleus / hybrid) does not depend on the architecture: Qwen2 runs the hybrid only.
+@pytest.mark.parametrize("arch,k,p", [(arch, k, p) for arch in ("llama", "gemma3") for k, p in
+                                      ((5, None), (None, 0.6), (6, 0.9))] + [("qwen2", 6, 0.9)])
 def test_dysco_equals_naive_full_recompute_oracle(arch, k, p):
     lm = _tiny(arch)
     ids = torch.randint(3, 128, (40,), generator=torch.Generator().manual_seed(3)).tolist()
@@ -202,7 +206,18 @@ def test_smollm_dysco_equals_naive_oracle(smollm2):
              c=8, w=w, k=16, p=0.975, s=3.0, g=0.75, n_new=6)
 
 
-@pytest.mark.parametrize("arch", ["llama", "gemma3"])
+@pytest.mark.slow
+def test_qwen_dysco_equals_naive_oracle(qwen):
+    """Qwen2.5 (GQA 14/2, q/k/v biases, ChatML with a default system prompt), classic pass key, strength 3."""
+    from headscope.dysco.templates import detect_templates, generation_prompt_length
+    from headscope.tasks import make_examples
+
+    ex = make_examples("passkey-filler", qwen.tokenizer, [160], 1, seed=11)[0]
+    _compare(qwen, list(ex.input_ids), [(10, 3), (15, 8), (18, 1), (21, 12)], detect_templates(qwen.tokenizer),
+             c=2, w=generation_prompt_length(qwen.tokenizer), k=16, p=0.975, s=3.0, g=0.75, n_new=2)
+
+
+@pytest.mark.parametrize("arch", ["llama", "gemma3", "qwen2"])
 def test_onepass_variant_equals_its_naive_oracle(arch):
     lm = _tiny(arch)
     ids = torch.randint(3, 128, (40,), generator=torch.Generator().manual_seed(4)).tolist()
