@@ -58,3 +58,16 @@ def gemma3():
     from headscope.models import load_model
 
     return load_model("gemma3-270m", device="cpu", dtype="float32")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A tiny random Llama (GQA, 512-token context) saved with SmolLM2's tokenizer and chat
+    template: a model any command can load by path in well under a second (``--model DIR``)."""
+    from headscope.models import load_tokenizer
+
+    path = tmp_path_factory.mktemp("tiny-model")
+    tok = load_tokenizer("smollm2-135m")
+    tiny_llama(vocab_size=len(tok), max_position_embeddings=512).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
