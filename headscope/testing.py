@@ -218,7 +218,7 @@ def write_capture(ds: xr.Dataset, out: str | Path) -> Path:
         # zarr v3 warns that consolidated metadata is not in its spec yet.
         warnings.simplefilter("ignore")
         for i in range(ds.sizes["example"]):
-            write_part(out, i, ds.isel(example=[i]))
+            write_part(out, i, ds.isel(example=[i]), durable=False)  # test data: no disk syncs
     attrs = json.loads(json.dumps(dict(ds.attrs), default=str))
     write_run_info(out, {"model": ds.attrs.get("model"), "seed": ds.attrs.get("seed"), "attrs": attrs,
                          "n_parts": ds.sizes["example"]})
