@@ -13,7 +13,7 @@ Example
 -------
 >>> out = GenerationsFile("g.jsonl", {"model": "smollm2-135m", "method": "vanilla", "seed": 0})  # doctest: +SKIP
 >>> done = out.check()                  # ids already there; raises if the settings differ     # doctest: +SKIP
->>> with out.writing():                                                                        # doctest: +SKIP
+>>> with out.writing() as done:          # locked; ``done``: the ids there now               # doctest: +SKIP
 ...     out.append({"id": "p0", "output": "..."})
 """
 
@@ -88,10 +88,11 @@ class GenerationsFile:
         return {str(r["id"]) for r in records if "id" in r}
 
     @contextmanager
-    def writing(self, command: str | None = None) -> Iterator[GenerationsFile]:
-        """Hold the file's lock, cut a torn last line and record the settings; then append freely."""
+    def writing(self, command: str | None = None) -> Iterator[set[str]]:
+        """Hold the file's lock, check it again, cut a torn last line and record the settings;
+        yield the ids already done (another run may have added some since :meth:`check`)."""
         with output_lock(self.path, kind="file", command=command):
-            self.check()  # again, under the lock: another run may have written since the first look
+            done = self.check()
             cut_torn_tail(self.path)
             from .calibrate import library_versions
 
@@ -100,7 +101,7 @@ class GenerationsFile:
                                        "versions": library_versions(), "command": command,
                                        "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, indent=1, sort_keys=True))
             tmp.replace(self.settings_path)
-            yield self
+            yield done
 
     def append(self, record: Mapping[str, Any]) -> None:
         """Append one record durably (strict JSON: NaN or infinity raise ``ValueError``)."""

@@ -185,6 +185,21 @@ def test_checksums_find_same_size_garbage_at_open(capture, tmp_path):
         ds["query_attention"].values
 
 
+def test_a_part_without_its_record_is_refused_and_runs_from_before_records_still_open(capture, tmp_path):
+    from headscope.store import CaptureError, open_capture
+
+    run = _damage(capture, tmp_path, "none")
+    (run / "parts/ex-000002.zarr/headscope-part.json").unlink()
+    with pytest.raises(CaptureError, match="ex-000002.zarr has no completeness record"):
+        open_capture(run)
+    for record in run.glob("parts/*/headscope-part.json"):
+        record.unlink()
+    info = json.loads((run / "run.json").read_text())
+    del info["format"], info["n_parts"]  # as written before completeness records existed
+    (run / "run.json").write_text(json.dumps(info))
+    assert open_capture(run).sizes["example"] == 3
+
+
 # -- 3. concurrency ---------------------------------------------------------------------------------
 
 

@@ -173,11 +173,10 @@ def generate_command(model_name: str, device: str, dtype: str, revision: str | N
     command = "headscope " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
     def write() -> None:
-        with output.writing(command) as sink:  # the file's lock: a second run on it stops here
-            done = sink.check()  # again: a run that finished meanwhile may have added ids
-            rest = [r for r in todo if str(r["id"]) not in done]
+        with output.writing(command) as done:  # the file's lock: a second run on it stops here
+            rest = [r for r in todo if str(r["id"]) not in done]  # a run that ended meanwhile may have added ids
             if rest:
-                _run(load(), cfg, rest, sink)
+                _run(load(), cfg, rest, output)
 
     run_user_errors(write)
 
