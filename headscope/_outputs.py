@@ -8,7 +8,7 @@ run refused by validation leaves nothing behind).
 
 Runs that write as they go (``calibrate``, ``generate``, ``ablate``) hold an exclusive lock on
 their output while they run (:func:`output_lock`), so two runs can never interleave their
-records or race on a part's rename. The lock is an OS file lock (``filelock``): the kernel
+records or race on a part's rename. While a run holds the lock, ``LOCKFILE.owner`` names it. The lock is an OS file lock (``filelock``): the kernel
 drops it when its process dies, so a killed run never leaves a stale lock. A run that finds the
 lock taken stops at once with a message naming the holder (pid, host, start time, command).
 
@@ -23,8 +23,8 @@ Example
 >>> check_output(out, kind="dir")               # nothing is created yet
 >>> with output_lock(out, kind="dir"):
 ...     (out / "results.jsonl").touch()
->>> sorted(p.name for p in out.iterdir())
-['.headscope-lock', '.headscope-lock.owner', 'results.jsonl']
+>>> sorted(p.name for p in out.iterdir())      # the lock file stays; it is free again
+['.headscope-lock', 'results.jsonl']
 """
 
 from __future__ import annotations
@@ -170,6 +170,7 @@ def output_lock(target: str | Path, *, kind: Kind, slot: tuple[int, int] = (0, 1
         failed = True
         raise
     finally:
+        lock_file.with_name(lock_file.name + ".owner").unlink(missing_ok=True)  # still ours: we hold the lock
         lock.release()
         if failed and created and all(is_lock_file(p) for p in target.iterdir()):
             shutil.rmtree(target, ignore_errors=True)

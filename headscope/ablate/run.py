@@ -290,8 +290,8 @@ def _run_locked(config: AblationConfig, out: Path, *, lm: Any, progress: bool, c
     import yaml
 
     if k == 0:
-        for pattern in ("*.tmp", "*.tmp.nc"):  # files a killed run left half written
-            remove_temporaries(out, pattern)
+        for name in _TEMPORARIES:  # files a killed run left half written
+            remove_temporaries(out, name)
         _write_atomic(out / "ablation.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
     cache = _open_cache(out, k, n)
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
@@ -338,6 +338,11 @@ def _run_locked(config: AblationConfig, out: Path, *, lm: Any, progress: bool, c
     _write_atomic(out / "run.json", json.dumps(run_info, indent=2, sort_keys=True))
     write_outputs(ds, out, summary_table(ds))
     return ds
+
+
+# What this module and results.write_outputs write to a temporary name and then rename.
+_TEMPORARIES = ("ablation.yaml.tmp", "run.json.tmp", "results.tmp.nc", "results.csv.tmp", "summary.csv.tmp",
+                "trace.tmp.nc")
 
 
 def _write_atomic(path: Path, text: str) -> None:
