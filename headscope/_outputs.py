@@ -170,9 +170,10 @@ def output_lock(target: str | Path, *, kind: Kind, slot: tuple[int, int] = (0, 1
         failed = True
         raise
     finally:
-        lock_file.with_name(lock_file.name + ".owner").unlink(missing_ok=True)  # still ours: we hold the lock
+        owner = lock_file.with_name(lock_file.name + ".owner")
+        owner.unlink(missing_ok=True)  # still ours: we hold the lock
         lock.release()
-        if failed and created and all(is_lock_file(p) for p in target.iterdir()):
+        if failed and created and set(target.iterdir()) <= {lock_file, owner}:
             shutil.rmtree(target, ignore_errors=True)
 
 
