@@ -4,9 +4,11 @@ rerun, killed again, ..., converge to exactly what one uninterrupted run writes.
 Each command runs in a real process on a tiny random Llama saved to disk. Starting Python and
 importing torch costs seconds, so the processes are forked from one "zygote" that has imported
 headscope once (it never runs a torch op, so a forked child starts clean); each child runs the
-command line as ``headscope`` would, and the test kills it with SIGKILL at a random moment drawn
-from the uninterrupted run's duration. Comparisons are byte for byte wherever the format allows:
-everything but timing fields (``seconds``) and the creation time in the metadata.
+command line as ``headscope`` would, and the test kills it with SIGKILL: first at a random moment
+of the uninterrupted run's duration, then just after a random share of the work left is done (see
+:func:`converge`). Comparisons are byte for byte wherever the format allows: everything but timing
+fields (``seconds``) and the creation time in the metadata. ``pytest -s`` prints where the kills
+landed.
 """
 
 from __future__ import annotations
@@ -108,13 +110,17 @@ class Zygote:
         """Import here what ``commands`` import when they run (they run once, in a child)."""
         self._ask({"op": "warm", "commands": commands, "log": str(self.log), "modules": str(scratch / "modules.json")})
 
-    def run(self, args: list[str], kill_after: float | None = None) -> tuple[int, float]:
-        """Run ``headscope ARGS`` in a fresh child; SIGKILL it after ``kill_after`` seconds."""
+    def run(self, args: list[str], kill: Callable[[float], bool] | None = None) -> tuple[int, float]:
+        """Run ``headscope ARGS`` in a fresh child; SIGKILL it as soon as ``kill(seconds since the
+        start)`` says so (polled every 2 ms while the child runs)."""
         start = time.perf_counter()
         pid = self._ask({"op": "run", "commands": [args], "log": str(self.log)})["pid"]
-        if kill_after is not None:
-            time.sleep(kill_after)
-            os.kill(pid, signal.SIGKILL)  # a child that already finished is a zombie: the signal is a no-op
+        if kill is not None:
+            while not _exited(pid) and time.perf_counter() - start < 120:
+                if kill(time.perf_counter() - start):
+                    os.kill(pid, signal.SIGKILL)
+                    break
+                time.sleep(0.002)
         done = self._ask({"op": "wait", "pid": pid})
         self.cpu_seconds += done["cpu"]
         return done["code"], time.perf_counter() - start
@@ -142,22 +148,48 @@ def zygote(tmp_path_factory, tiny_model_dir):
     z.close()
 
 
+def _exited(pid: int) -> bool:
+    """Whether a child (not yet reaped) has finished: a zombie, on Linux; elsewhere never known."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
+
+
 def converge(zygote: Zygote, args: list[str], whole_args: list[str], rng: random.Random,
-             progress: Callable[[], object]) -> list[tuple[float, object]]:
-    """Run ``whole_args`` once uninterrupted; run ``args`` killed ``KILLS`` times at random moments,
-    then to the end. Returns each kill's moment (seconds) and ``progress()`` right after it, for
-    the failure message and the test log."""
+             progress: Callable[[], int], total: int) -> list[tuple[str, int]]:
+    """Run ``whole_args`` once uninterrupted; run ``args`` killed ``KILLS`` times, then to the end.
+
+    The first kill comes at a random moment of the uninterrupted run's duration (so it may land in
+    the checks, the lock or the model load); each later one just after a random share of the work
+    left is done (``progress()`` of ``total`` units: parts, lines, results) plus a random 0-50 ms.
+    Returns when each kill came and the progress it left, for the failure message and the log.
+    """
     code, seconds = zygote.run(whole_args)
     assert code == 0, zygote.log.read_text()[-3000:]
     kills = []
-    for _ in range(KILLS):
-        moment = round(rng.uniform(0.15, 1.0) * seconds, 3)
-        code, _ = zygote.run(args, kill_after=moment)
+    for i in range(KILLS):
+        done = progress()
+        if i == 0 or done >= total:
+            moment = rng.uniform(0.05, 1.0) * seconds
+            label = f"{moment:.2f} s"
+
+            def when(t: float) -> bool:
+                return t >= moment
+        else:
+            target, jitter = rng.randint(done + 1, total), rng.uniform(0.0, 0.05)
+            label, reached = f"{target} done + {1000 * jitter:.0f} ms", []
+
+            def when(t: float) -> bool:
+                if not reached and progress() >= target:
+                    reached.append(t)
+                return bool(reached) and t >= reached[0] + jitter
+        code, _ = zygote.run(args, kill=when)
         assert code in (0, -signal.SIGKILL), zygote.log.read_text()[-3000:]
-        kills.append((moment, progress()))
+        kills.append((label, progress()))
     code, _ = zygote.run(args)
     assert code == 0, zygote.log.read_text()[-3000:]
-    print(f"{args[0]}: uninterrupted {seconds:.2f} s; killed at (seconds, progress): {kills}")
+    print(f"{args[0]}: uninterrupted {seconds:.2f} s; kills (when, progress left of {total}): {kills}")
     return kills
 
 
@@ -204,11 +236,10 @@ def test_killed_calibrate_converges(zygote, tiny_model_dir, tmp_path, rng):
         return ["calibrate", "--model", str(tiny_model_dir), "--device", "cpu", "--task", "passkey", "--lengths",
                 "200", "--examples", "6", "--decode-steps", "2", "--out", str(out), "--quiet"]
 
-    def parts() -> str:
-        done = len(list((tmp_path / "cut" / "parts").glob("ex-*.zarr")))
-        return f"{done} parts" + (" + a temporary one" if list((tmp_path / "cut" / "parts").glob(".*.tmp")) else "")
+    def parts() -> int:
+        return len(list((tmp_path / "cut" / "parts").glob("ex-*.zarr")))
 
-    kills = converge(zygote, args(tmp_path / "cut"), args(tmp_path / "whole"), rng, parts)
+    kills = converge(zygote, args(tmp_path / "cut"), args(tmp_path / "whole"), rng, parts, 6)
     whole, cut = _tree(tmp_path / "whole"), _tree(tmp_path / "cut")
     assert sorted(cut) == sorted(whole), kills
     for rel in whole:
@@ -227,13 +258,11 @@ def test_killed_generate_converges(zygote, tiny_model_dir, tmp_path, rng):
         return ["generate", "--model", str(tiny_model_dir), "--device", "cpu", "--method", "vanilla", "--prompts",
                 str(prompts), "--out", str(out), "--max-new-tokens", "8"]
 
-    def lines() -> str:
+    def lines() -> int:
         path = tmp_path / "cut.jsonl"
-        data = path.read_bytes() if path.exists() else b""
-        torn = " + a torn one" if data and not data.endswith(b"\n") else ""
-        return f"{len(data.splitlines()) - bool(torn)} lines{torn}"
+        return path.read_bytes().count(b"\n") if path.exists() else 0
 
-    kills = converge(zygote, args(tmp_path / "cut.jsonl"), args(tmp_path / "whole.jsonl"), rng, lines)
+    kills = converge(zygote, args(tmp_path / "cut.jsonl"), args(tmp_path / "whole.jsonl"), rng, lines, 16)
     assert _jsonl(tmp_path / "cut.jsonl") == _jsonl(tmp_path / "whole.jsonl"), kills
     settings = [json.loads((tmp_path / f"{n}.jsonl.config.json").read_text())["settings"] for n in ("cut", "whole")]
     assert settings[0] == settings[1]
@@ -250,12 +279,11 @@ def test_killed_ablate_converges(zygote, tiny_model_dir, tmp_path, rng):
                 "4", "--methods", "vanilla,dysco", "--heads", "random:2", "--strengths", "2,3", "--max-new-tokens",
                 "4", "--device", "cpu", "--no-report", "--quiet", "--out", str(out)]
 
-    def results() -> str:
+    def results() -> int:
         path = tmp_path / "cut" / "results.jsonl"
-        done = path.read_bytes().count(b"\n") if path.exists() else 0
-        return f"{done} results" + (", assembled" if (tmp_path / "cut" / "results.nc").exists() else "")
+        return path.read_bytes().count(b"\n") if path.exists() else 0
 
-    kills = converge(zygote, args(tmp_path / "cut"), args(tmp_path / "whole"), rng, results)
+    kills = converge(zygote, args(tmp_path / "cut"), args(tmp_path / "whole"), rng, results, 12)
     whole, cut = tmp_path / "whole", tmp_path / "cut"
     for name in ("ablation.yaml", "summary.csv"):
         assert (cut / name).read_bytes() == (whole / name).read_bytes(), (name, kills)
