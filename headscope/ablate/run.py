@@ -266,7 +266,8 @@ def check_models(config: AblationConfig, lm: Any = None) -> None:
                 try:
                     hs.validate(g, allow_other_model=config.allow_other_model)
                 except ValueError as err:
-                    raise ValueError(f"The 'heads' key holds {spec.label!r}, which does not fit {model}: {err}") from None
+                    raise ValueError(f"The 'heads' key holds {spec.label!r}, which does not fit {model}: "
+                                     f"{err}") from None
             elif spec.k is not None and spec.k > n_heads:
                 raise ValueError(f"The 'heads' key holds {spec.label!r}, but {model} has only {n_heads} heads "
                                  f"({g.n_layers} layers x {g.n_heads}).")
