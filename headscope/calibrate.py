@@ -10,9 +10,8 @@ Example
 from __future__ import annotations
 
 import json
-import os
 import platform
-import tempfile
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -22,7 +21,9 @@ from typing import TYPE_CHECKING, Any
 from . import __version__
 from .capture import NEEDLE_TASKS, AttentionRecorder
 from .distributed import barrier, device_for, on_main, process_group, rank_info, shard
-from .store import done_examples, example_dataset, open_capture, read_run_info, write_part, write_run_info
+from ._outputs import check_output, is_lock_file, output_lock
+from .store import (RUN_FILE, done_examples, example_dataset, open_capture, read_run_info, stale_temporaries,
+                    write_part, write_run_info)
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -89,27 +90,10 @@ def plan_examples(config: CalibrationConfig, tokenizer: Any, max_context: int | 
                          seed=config.seed, max_context=max_context)
 
 
-def _check_writable(out_dir: Path) -> None:
-    """Fail before any work if the output cannot be written (no half-made run left behind).
-
-    Tries to create (and remove) a scratch directory where the run will go: permission bits
-    alone do not tell (root ignores them; read-only mounts and paths under a file do not).
-    """
-    if out_dir.exists() and not out_dir.is_dir():
-        raise FileExistsError(f"--out {out_dir} exists and is not a directory.")
-    probe = out_dir if out_dir.exists() else next((p for p in out_dir.parents if p.exists()), Path("."))
-    try:
-        if not probe.is_dir():
-            raise NotADirectoryError(f"{probe} is a file")
-        Path(tempfile.mkdtemp(prefix=".headscope-probe-", dir=probe)).rmdir()
-    except OSError as err:
-        raise PermissionError(f"Cannot write the run to {out_dir} ({err}). Choose another --out.") from err
-
-
 def _check_resumable(out_dir: Path, identity: dict[str, Any]) -> None:
     previous = read_run_info(out_dir)
     if previous is None:
-        if out_dir.exists() and any(out_dir.iterdir()):
+        if out_dir.exists() and any(not is_lock_file(p) for p in out_dir.iterdir()):
             raise FileExistsError(f"{out_dir} is not empty and holds no headscope run; choose another --out.")
         return
     before = {k: previous["config"].get(k) for k in _IDENTITY_KEYS}
@@ -137,16 +121,18 @@ def run_calibration(
     """
     from tqdm.auto import tqdm
 
-    from .models import _resolve, load_model, load_tokenizer
+    from .models import _resolve, check_device, load_model, load_tokenizer
 
     out = Path(out_dir)
     identity = {k: (list(v) if isinstance(v, tuple) else v) for k, v in config.to_dict().items() if k in _IDENTITY_KEYS}
     # Under torchrun / accelerate launch each rank takes its share of the examples (see
     # headscope.distributed); alone, rank 0 of 1 takes them all and no barrier does anything.
     info = rank_info()
+    if lm is None:
+        check_device(config.device)
     with process_group(info):
         def first_on_main() -> None:
-            _check_writable(out)  # its probe directory must be gone before other ranks look inside
+            check_output(out, kind="dir")  # its probe directory must be gone before other ranks look inside
             if lm is None and info.distributed:
                 _resolve(config.model, config.revision)  # convert a bundled model once, not once per rank
 
@@ -155,32 +141,50 @@ def run_calibration(
         tokenizer = lm.tokenizer if lm is not None else load_tokenizer(config.model, revision=config.revision)
         max_context = lm.geometry.max_context if lm is not None else _max_context_of(config)
         examples = plan_examples(config, tokenizer, max_context)
-        pending = shard([i for i in range(len(examples)) if i not in done_examples(out)], info)
-        if lm is None and pending:
-            lm = load_model(config.model, device=device_for(config.device, info), dtype=config.dtype,
-                            revision=config.revision)
         layout = _layout(examples, config)
-        barrier(info)  # every rank has read the run directory before rank 0 writes to it
-        if info.is_main:
-            # Nothing left to capture here and no model loaded: keep the attrs of the run on disk.
-            attrs = _run_attrs(config, lm, examples) if lm is not None else read_run_info(out)["attrs"]  # type: ignore
-            out.mkdir(parents=True, exist_ok=True)
-            write_run_info(out, {"config": config.to_dict(), "attrs": attrs, "layout": layout})
-        barrier(info)
-        if not info.is_main:
-            attrs = read_run_info(out)["attrs"]  # type: ignore[index]  # rank 0's: every part alike
-        if pending:
-            recorder = AttentionRecorder(lm)  # type: ignore[arg-type]
-            bar = tqdm(pending, desc=f"calibrate {config.task}", unit="ex", disable=not progress or not info.is_main)
-            for index in bar:
-                example = examples[index]
-                bar.set_postfix_str(f"{len(example.input_ids)} tok")
-                captured = recorder.capture_example(example, config.decode_steps)
-                write_part(out, index, example_dataset(example, captured, attrs=attrs, **layout))
-                if on_example is not None:
-                    on_example(index, len(examples))
-        barrier(info)  # every part is written before any rank opens the dataset
+        complete = read_run_info(out) is not None and done_examples(out) >= set(range(len(examples)))
+        if complete and not stale_temporaries(out):
+            return open_capture(out)  # nothing to write or clean, so no lock to take
+        # One writer per slot: a second run on this --out stops here, naming this one.
+        with output_lock(out, kind="dir", slot=(info.rank, info.world_size)):
+            _check_resumable(out, identity)  # again: another run may have started it since the first look
+            mine = set(shard(range(len(examples)), info)) if info.distributed else None
+            _remove_stale(out, mine, info.is_main)
+            pending = shard([i for i in range(len(examples)) if i not in done_examples(out)], info)
+            if lm is None and (pending or read_run_info(out) is None):
+                lm = load_model(config.model, device=device_for(config.device, info), dtype=config.dtype,
+                                revision=config.revision)
+            barrier(info)  # every rank has read the run directory before rank 0 writes to it
+            if info.is_main:
+                # Nothing left to capture here and no model loaded: keep the attrs of the run on disk.
+                attrs = _run_attrs(config, lm, examples) if lm is not None else read_run_info(out)["attrs"]  # type: ignore
+                write_run_info(out, {"config": config.to_dict(), "attrs": attrs, "layout": layout,
+                                     "n_parts": len(examples)})
+            barrier(info)
+            if not info.is_main:
+                attrs = read_run_info(out)["attrs"]  # type: ignore[index]  # rank 0's: every part alike
+            if pending:
+                recorder = AttentionRecorder(lm)  # type: ignore[arg-type]
+                bar = tqdm(pending, desc=f"calibrate {config.task}", unit="ex",
+                           disable=not progress or not info.is_main)
+                for index in bar:
+                    example = examples[index]
+                    bar.set_postfix_str(f"{len(example.input_ids)} tok")
+                    captured = recorder.capture_example(example, config.decode_steps)
+                    write_part(out, index, example_dataset(example, captured, attrs=attrs, **layout))
+                    if on_example is not None:
+                        on_example(index, len(examples))
+            barrier(info)  # every part is written before any rank opens the dataset
     return open_capture(out)
+
+
+def _remove_stale(out: Path, mine: set[int] | None, is_main: bool) -> None:
+    """Delete what a killed (or clashing) run left half written: temporary parts of finished
+    examples and of this rank's own (``mine``; None: every example), and rank 0's run.json.tmp."""
+    for tmp in stale_temporaries(out, mine):
+        shutil.rmtree(tmp, ignore_errors=True)
+    if is_main:
+        (out / f"{RUN_FILE}.tmp").unlink(missing_ok=True)
 
 
 def _max_context_of(config: CalibrationConfig) -> int | None:

@@ -396,7 +396,10 @@ def _from_retrieval_head(data: Mapping[str, Any], where: str) -> HeadSet:
         m = _RH_KEY_RE.fullmatch(str(key))
         if m is None:
             raise ValueError(f"Retrieval_Head keys are 'layer-head' strings like '16-19'. Got {key!r} in {where}.")
-        values = [values] if isinstance(values, (int, float)) else list(values)
+        values = [values] if isinstance(values, (int, float)) else values
+        if not isinstance(values, list) or not all(_is_number(v) for v in values):
+            raise ValueError(f"{where} is not a valid Retrieval_Head score file: head {key!r} must map to a list "
+                             f"of numbers. Got {str(values)[:60]!r}.")
         if not values:
             raise ValueError(f"Head {key!r} has no scores in {where} (an empty detection run?).")
         rows.append(((int(m[1]), int(m[2])), sum(map(float, values)) / len(values), len(values)))
@@ -412,8 +415,16 @@ def _from_retrieval_head(data: Mapping[str, Any], where: str) -> HeadSet:
                    source=where, meta=meta)
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _from_duo(text: str, where: str, threshold: float) -> HeadSet:
-    grid = [[float(x) for x in line.split()] for line in text.splitlines() if line.strip()]
+    try:
+        grid = [[float(x) for x in line.split()] for line in text.splitlines() if line.strip()]
+    except ValueError as err:
+        raise ValueError(f"{where} is not a valid duo-attention pattern (a table of numbers, layers x KV heads): "
+                         f"{err}.") from None
     if not grid or len({len(r) for r in grid}) != 1:
         raise ValueError(f"{where}: a duo-attention pattern is a rectangular table of gates (layers x KV heads).")
     gates = [((layer, kv), g) for layer, row in enumerate(grid) for kv, g in enumerate(row) if g > threshold]
@@ -460,6 +471,13 @@ def _parse(text: str, path: Path, format: str | None, *, threshold: float = 0.5)
     if fmt is None:
         raise ValueError(f"Could not tell which head-set format {where} is in; pass format= "
                          f"one of {list(READ_FORMATS)}.")
+    shapes = {"headscope": (Mapping, "a mapping with 'format' and 'heads'"),
+              "dysco": ((Mapping, str), "a mapping with 'selected_heads', or the head string"),
+              "qrhead": ((Mapping, str), "a mapping with 'attn_head_set', or the head string"),
+              "retrieval_head": (Mapping, "a JSON object of 'layer-head' keys")}
+    if fmt in shapes and not isinstance(data, shapes[fmt][0]):
+        raise ValueError(f"{where} is not a valid {fmt!r} head-set file: it must hold {shapes[fmt][1]}, "
+                         f"not {type(data).__name__} {str(data)[:40]!r}.")
     try:
         if fmt == "headscope":
             return HeadSet.from_dict(data)
@@ -469,11 +487,13 @@ def _parse(text: str, path: Path, format: str | None, *, threshold: float = 0.5)
             return _from_qrhead(data, where)
         if fmt == "duo":
             return _from_duo(text, where, threshold)
-        if not isinstance(data, Mapping):
-            raise ValueError(f"{where}: a Retrieval_Head score file is a JSON object of 'layer-head' keys.")
         return _from_retrieval_head(data, where)
     except (KeyError, StopIteration, TypeError) as err:
         raise ValueError(f"{where} is not a valid {fmt!r} head-set file ({type(err).__name__}: {err}).") from None
+    except ValueError as err:
+        if where in str(err):
+            raise
+        raise ValueError(f"{where} is not a valid {fmt!r} head-set file: {err}") from None
 
 
 def _json_text(d: Mapping[str, Any]) -> str:
@@ -541,15 +561,17 @@ def list_published() -> list[str]:
 
 
 def published(name: str) -> HeadSet:
-    """A head set published with a paper, shipped in ``data/published_heads`` (see its README)."""
-    path = data_dir() / f"{name}.json"
-    if path.is_file():
-        return HeadSet.load(path, "headscope")
+    """A head set published with a paper, shipped in ``data/published_heads`` (see its README).
+
+    Only the bundled names (:func:`list_published`) resolve: a name is never used as a path.
+    """
+    if name in list_published():
+        return HeadSet.load(data_dir() / f"{name}.json", "headscope")
     if name in NOT_BUNDLED:
         raise FileNotFoundError(
             f"The published list {name!r} is not bundled: its source ({NOT_BUNDLED[name]}) could not be read in "
             "full when the lists were assembled. With that file at hand, import it with `headscope heads convert "
-            f"FILE --from retrieval_head --model MODEL --to headscope --out {path}`."
+            f"FILE --from retrieval_head --model MODEL --to headscope --out {data_dir() / (name + '.json')}`."
         )
     raise ValueError(f"Unknown published head list {name!r}. Published: {', '.join(list_published())}.")
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,12 +37,14 @@ __all__ = [
     "ModelAlias",
     "ModelNotFoundError",
     "cache_dir",
+    "check_device",
     "convert_gguf",
     "eos_ids",
     "geometry_of",
     "list_models",
     "load_model",
     "load_tokenizer",
+    "peek_model",
     "prepare_bundled",
     "prepared",
 ]
@@ -325,6 +328,40 @@ def _parse_dtype(dtype: str | Any, device: str) -> Any:
     return allowed[dtype]
 
 
+DEVICE_HELP = "auto, cpu, cuda, cuda:N, mps, balanced or sequential"
+_DEVICE_MAPS = ("balanced", "sequential")
+
+
+def check_device(device: Any, *, what: str = "--device", available: bool = True) -> str:
+    """Return ``device`` if this machine can load a model there; a clear ``ValueError`` otherwise.
+
+    Reads no model: run it before loading one, so a typo costs nothing. Accepts ``auto``,
+    ``cpu``, ``cuda``, ``cuda:N``, ``mps``, and the accelerate device maps ``balanced`` and
+    ``sequential``; ``available=False`` checks the spelling only (for a config that may be
+    run on another machine).
+    """
+    if not isinstance(device, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps|balanced|sequential", device):
+        raise ValueError(f"{what} must be one of {DEVICE_HELP}. Got {device!r} instead.")
+    if not available:
+        return device
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError(f"{what} {device} was asked for, but no CUDA GPU is visible to this process; "
+                             "use --device cpu (or auto).")
+        index = int(device.split(":")[1]) if ":" in device else 0
+        if index >= torch.cuda.device_count():
+            raise ValueError(f"{what} {device}: only {torch.cuda.device_count()} GPU(s) are visible "
+                             f"(cuda:0..cuda:{torch.cuda.device_count() - 1}).")
+    if device == "mps":
+        import torch
+
+        if not torch.backends.mps.is_available():
+            raise ValueError(f"{what} mps was asked for, but this machine has no usable Apple GPU.")
+    return device
+
+
 def _device_kwargs(device: str) -> tuple[dict[str, Any], str | None]:
     """from_pretrained kwargs for ``device`` and the device to move to afterwards (None: placed)."""
     import torch
@@ -341,7 +378,11 @@ def _device_kwargs(device: str) -> tuple[dict[str, Any], str | None]:
 
 def geometry_of(model: Any, tokenizer: Any = None, name: str = "") -> Geometry:
     """Read a model's attention geometry from its config (text config for multimodal models)."""
-    cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    return _geometry(model.config, tokenizer, name)
+
+
+def _geometry(config: Any, tokenizer: Any, name: str) -> Geometry:
+    cfg = config.get_text_config() if hasattr(config, "get_text_config") else config
     n_layers = int(cfg.num_hidden_layers)
     n_heads = int(cfg.num_attention_heads)
     n_kv = int(getattr(cfg, "num_key_value_heads", None) or n_heads)
@@ -377,6 +418,26 @@ def load_tokenizer(name: str = DEFAULT_MODEL, *, revision: str | None = None) ->
         return AutoTokenizer.from_pretrained(source, **kwargs)
     except OSError as err:
         raise _not_found(name, source, tried, err) from err
+
+
+def peek_model(name: str = DEFAULT_MODEL, *, revision: str | None = None) -> tuple[Geometry, Any]:
+    """A model's geometry and tokenizer, read from its config and tokenizer files only (no
+    weights): what commands check their input against before they load a model.
+
+    A bundled model is converted once if it was not yet (as :func:`load_model` would).
+    Raises :class:`ModelNotFoundError` listing what was tried.
+    """
+    from transformers import AutoConfig, AutoTokenizer
+
+    source, kwargs, tried = _resolve(name, revision)
+    try:
+        config = AutoConfig.from_pretrained(source, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+    except (OSError, ValueError) as err:
+        raise _not_found(name, source, tried, err) from err
+
+    alias = ALIASES.get(name.lower())
+    return _geometry(config, tokenizer, alias.name if alias else name), tokenizer
 
 
 def load_model(

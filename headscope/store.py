@@ -1,12 +1,18 @@
 """Capture datasets on disk: one zarr store per example, written atomically; read back lazily.
 
 Why zarr, one store per example: a calibration run can be killed at any moment (a long run
-on a shared GPU, a laptop lid closing). Each example is written to ``parts/.ex-N.tmp`` and
+on a shared GPU, a laptop lid closing). Each example is written to ``parts/.ex-N.zarr.tmp`` and
 renamed to ``parts/ex-N.zarr`` only when complete, so a part either exists whole or not at
 all, a resumed run skips every part that exists, and nothing computed is lost. zarr (rather
 than netCDF) because its chunks are separate files that dask reads lazily: the analysers
 open a capture much larger than memory without loading it. The layout is described in
 ``docs/capture-format.md``.
+
+Why a completeness record per part: zarr reads a missing chunk file as fill values and skips an
+array whose metadata is gone, so a damaged part would be analysed as if whole. Each part
+therefore carries ``headscope-part.json`` (its arrays, and every file with size and SHA-256),
+written before the rename; :func:`open_capture` checks presence and sizes (cheap) or checksums
+(on request), and a chunk that fails to decode later raises :class:`CaptureError` naming the part.
 
 Example
 -------
@@ -18,8 +24,11 @@ Example
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import shutil
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,11 +40,19 @@ if TYPE_CHECKING:
     from .capture import ExampleCapture
     from .tasks import CalibrationExample
 
-__all__ = ["RUN_FILE", "done_examples", "example_dataset", "open_capture", "read_run_info", "write_part",
-           "write_run_info"]
+__all__ = ["CAPTURE_FORMAT", "MANIFEST", "RUN_FILE", "CaptureError", "check_parts", "done_examples",
+           "example_dataset", "open_capture", "read_run_info", "stale_temporaries", "write_part", "write_run_info"]
 
 RUN_FILE = "run.json"
 PARTS = "parts"
+# run.json of a run whose parts carry completeness records says so; older runs lack the key.
+CAPTURE_FORMAT = "headscope.capture/2"
+MANIFEST = "headscope-part.json"
+PART_FORMAT = "headscope.part/1"
+
+
+class CaptureError(ValueError):
+    """A capture run is damaged or incomplete; the message names the part and what to do."""
 
 
 def _part_name(index: int) -> str:
@@ -97,8 +114,30 @@ def example_dataset(
     return xr.Dataset(data, coords=coords, attrs=attrs)
 
 
-def write_part(run_dir: str | Path, index: int, ds: xr.Dataset) -> Path:
-    """Write one example's Dataset atomically (temporary name, then rename)."""
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _manifest(store: Path, ds: xr.Dataset) -> dict[str, Any]:
+    """The completeness record of a written part: its arrays, and every file with size and SHA-256."""
+    files = {}
+    for path in sorted(p for p in store.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        files[path.relative_to(store).as_posix()] = [len(data), hashlib.sha256(data).hexdigest()]
+    arrays = {str(name): {"dims": list(var.dims), "shape": list(var.shape), "dtype": str(var.dtype)}
+              for name, var in ds.variables.items()}
+    return {"format": PART_FORMAT, "arrays": arrays, "files": files}
+
+
+def write_part(run_dir: str | Path, index: int, ds: xr.Dataset, *, durable: bool = True) -> Path:
+    """Write one example's Dataset atomically: to a temporary name, with its completeness record
+    (:data:`MANIFEST`), then renamed to its final name. ``durable``: sync every file to disk
+    before the rename, so that even a power cut leaves the part whole or absent (a killed
+    process needs no sync; synthetic captures for tests skip it)."""
     parts = Path(run_dir) / PARTS
     parts.mkdir(parents=True, exist_ok=True)
     final = parts / _part_name(index)
@@ -111,7 +150,14 @@ def write_part(run_dir: str | Path, index: int, ds: xr.Dataset) -> Path:
         if ds[name].dtype.kind == "U":
             ds[name] = ds[name].astype(object)
     ds.to_zarr(tmp, mode="w", consolidated=False, zarr_format=3)
+    (tmp / MANIFEST).write_text(json.dumps(_manifest(tmp, ds), indent=0, sort_keys=True))
+    if durable:
+        for path in tmp.rglob("*"):
+            if path.is_file():
+                _fsync(path)
     tmp.rename(final)
+    if durable:
+        _fsync(parts)  # the rename itself survives a power cut
     return final
 
 
@@ -123,10 +169,28 @@ def done_examples(run_dir: str | Path) -> set[int]:
     return {int(p.name[3:9]) for p in parts.glob("ex-*.zarr")}
 
 
+def stale_temporaries(run_dir: str | Path, mine: set[int] | None = None) -> list[Path]:
+    """Temporary parts a killed (or clashing) run left behind: those whose example is complete,
+    and, when ``mine`` is given, those of the examples this process is about to (re)write
+    (``None``: every temporary, for a process that writes the whole run)."""
+    parts = Path(run_dir) / PARTS
+    done = done_examples(run_dir)
+    out = []
+    for tmp in sorted(parts.glob(".ex-*.zarr.tmp")):
+        try:
+            index = int(tmp.name[4:10])
+        except ValueError:
+            continue
+        if mine is None or index in done or index in mine:
+            out.append(tmp)
+    return out
+
+
 def write_run_info(run_dir: str | Path, info: dict[str, Any]) -> None:
+    """Write ``run.json`` atomically, marked with the capture format (:data:`CAPTURE_FORMAT`)."""
     path = Path(run_dir) / RUN_FILE
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(info, indent=1, sort_keys=True))
+    tmp.write_text(json.dumps({**info, "format": CAPTURE_FORMAT}, indent=1, sort_keys=True))
     tmp.rename(path)
 
 
@@ -135,12 +199,114 @@ def read_run_info(run_dir: str | Path) -> dict[str, Any] | None:
     if not path.exists():
         return None
     try:
-        return json.loads(path.read_text())
+        info = json.loads(path.read_text())
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON ({err}); the run directory is corrupt.") from err
+        raise CaptureError(f"{path} is not valid JSON ({err}); the run directory is corrupt.") from err
+    if not isinstance(info, dict):
+        raise CaptureError(f"{path} does not hold a capture run's settings; the run directory is corrupt.")
+    return info
 
 
-def open_capture(path: str | Path, *, chunks: dict[str, int] | None = None) -> xr.Dataset:
+def _damaged(run_dir: Path, part: Path, what: str) -> CaptureError:
+    return CaptureError(
+        f"Capture {run_dir} is damaged: part {part.name} {what}. Delete {part} and rerun the same "
+        "`headscope calibrate` command: it recomputes only the missing part."
+    )
+
+
+def check_parts(run_dir: str | Path, *, checksums: bool = False) -> list[Path]:
+    """Check a capture run is whole without decoding it; return its parts, in order.
+
+    Every part written by this format carries a completeness record (:data:`MANIFEST`): each of
+    its files must be present with the recorded size (and, with ``checksums=True``, the
+    recorded SHA-256: this reads every byte). A run whose ``run.json`` lists how many parts it
+    plans must have them all. Raises :class:`CaptureError` naming the first damaged part.
+    Runs written before completeness records existed are checked for nothing but their parts.
+    """
+    run_dir = Path(run_dir)
+    info = read_run_info(run_dir) or {}
+    parts = sorted((run_dir / PARTS).glob("ex-*.zarr"))
+    recorded = info.get("format") == CAPTURE_FORMAT
+    planned = info.get("n_parts")
+    if recorded and isinstance(planned, int) and len(parts) < planned:
+        have = {p.name for p in parts}
+        missing = [_part_name(i) for i in range(planned) if _part_name(i) not in have]
+        raise CaptureError(
+            f"Capture {run_dir} is incomplete: {len(parts)} of {planned} parts (missing {', '.join(missing[:3])}"
+            f"{', ...' if len(missing) > 3 else ''}). The calibration is still running or was interrupted: "
+            "run the same `headscope calibrate` command to finish it."
+        )
+    for part in parts:
+        manifest_path = part / MANIFEST
+        if not manifest_path.is_file():
+            if recorded:
+                raise _damaged(run_dir, part, f"has no completeness record ({MANIFEST})")
+            continue
+        try:
+            manifest = json.loads(manifest_path.read_text())
+            files = manifest["files"]
+        except (OSError, ValueError, KeyError, TypeError):
+            raise _damaged(run_dir, part, f"has an unreadable completeness record ({MANIFEST})") from None
+        for rel, (size, digest) in files.items():
+            path = part / rel
+            try:
+                actual = path.stat().st_size
+            except FileNotFoundError:
+                raise _damaged(run_dir, part, f"is missing {rel}") from None
+            if actual != size:
+                raise _damaged(run_dir, part, f"has {rel} of {actual} bytes where {size} were written")
+            if checksums and hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+                raise _damaged(run_dir, part, f"has {rel} with other bytes than were written (checksum mismatch)")
+    return parts
+
+
+class _PartArray:
+    """One array of one part, read lazily; any failure to read or decode it becomes a
+    :class:`CaptureError` naming the part and the array (not a codec traceback)."""
+
+    def __init__(self, var: xr.Variable, run_dir: Path, part: Path, name: str) -> None:
+        self.var, self.run_dir, self.part, self.name = var, run_dir, part, name
+        self.shape = var.shape
+        self.ndim = var.ndim
+        # zarr hands strings out as numpy's StringDType, which much numpy/xarray code cannot
+        # cast yet: give them out as plain Python-object strings.
+        self.dtype = np.dtype(object) if var.dtype.kind == "T" else var.dtype
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        try:
+            values = np.asarray(self.var[key].values)
+        except Exception as err:  # zarr and its codecs raise many types for damaged chunks
+            raise _damaged(self.run_dir, self.part,
+                           f"cannot decode its array {self.name!r} ({type(err).__name__}: {err})") from err
+        return values.astype(object) if values.dtype.kind == "T" else values
+
+
+def _open_part(run_dir: Path, part: Path) -> xr.Dataset:
+    import dask.array as da
+    import xarray as xr
+
+    try:
+        with warnings.catch_warnings():
+            # zarr notes every non-zarr file in a store; the completeness record is ours.
+            warnings.filterwarnings("ignore", message=f"Object at {MANIFEST} is not recognized")
+            raw = xr.open_dataset(part, engine="zarr", consolidated=False, chunks=None)
+    except Exception as err:  # zarr/xarray raise many types for damaged stores
+        raise _damaged(run_dir, part, f"cannot be opened ({type(err).__name__}: {err})") from err
+    token = hashlib.sha256(f"{part.resolve()}:{part.stat().st_mtime_ns}".encode()).hexdigest()[:16]
+    data = {}
+    for name, var in raw.data_vars.items():
+        wrapped = _PartArray(var.variable, run_dir, part, str(name))
+        preferred = var.encoding.get("preferred_chunks", {})
+        chunks = tuple(preferred.get(d, n) for d, n in zip(var.dims, var.shape))
+        array = da.from_array(wrapped, chunks=chunks, name=f"capture-{token}-{name}", asarray=False,
+                              meta=np.empty((0,) * var.ndim, dtype=wrapped.dtype))
+        data[name] = xr.Variable(var.dims, array, var.attrs)
+    coords = {name: coord.variable.astype(object) if coord.dtype.kind == "T" else coord.variable
+              for name, coord in raw.coords.items()}
+    return xr.Dataset(data, coords=coords, attrs=raw.attrs)
+
+
+def open_capture(path: str | Path, *, chunks: dict[str, int] | None = None, checksums: bool = False) -> xr.Dataset:
     """Open a capture run directory as one lazily loaded ``xarray.Dataset``.
 
     Parameters
@@ -149,13 +315,17 @@ def open_capture(path: str | Path, *, chunks: dict[str, int] | None = None) -> x
         A directory written by ``headscope calibrate`` (holding ``run.json`` and ``parts/``).
     chunks
         dask chunks; by default one example per chunk, so nothing is loaded until used.
+    checksums
+        Also compare every file's SHA-256 with its completeness record (reads every byte;
+        by default only presence and sizes are checked, which costs a few stat calls per part).
 
     Raises
     ------
     FileNotFoundError
         The path does not exist or holds no capture.
-    ValueError
-        The run directory is corrupt (unreadable ``run.json`` or parts).
+    CaptureError
+        The run is damaged or incomplete (a missing or truncated file, an undecodable chunk:
+        also when the data is read later), naming the part.
     """
     import xarray as xr
 
@@ -163,22 +333,22 @@ def open_capture(path: str | Path, *, chunks: dict[str, int] | None = None) -> x
     if not run_dir.exists():
         raise FileNotFoundError(f"No capture at {run_dir}: the path does not exist.")
     info = read_run_info(run_dir)
-    parts = sorted((run_dir / PARTS).glob("ex-*.zarr"))
-    if info is None or not parts:
+    if info is None or not (run_dir / PARTS).is_dir():
         raise FileNotFoundError(
             f"{run_dir} holds no capture (expected {RUN_FILE} and {PARTS}/ex-*.zarr written by `headscope calibrate`)."
         )
+    parts = check_parts(run_dir, checksums=checksums)
+    if not parts:
+        raise FileNotFoundError(f"{run_dir} holds no capture parts yet ({PARTS}/ex-*.zarr): run `headscope "
+                                "calibrate` with the same settings to write them.")
+    datasets = [_open_part(run_dir, part) for part in parts]
     try:
-        ds = xr.open_mfdataset(
-            parts, engine="zarr", combine="nested", concat_dim="example", chunks=chunks or {},
-            consolidated=False, data_vars="minimal", coords="minimal", compat="override",
-        )
-    except Exception as err:  # zarr/xarray raise many types for damaged stores
-        raise ValueError(f"Could not read the capture parts in {run_dir / PARTS}: {err}") from err
-    # zarr returns variable-length strings as numpy's StringDType, which much numpy/xarray code
-    # cannot cast yet: hand them out as plain Python-object strings.
-    for name in list(ds.variables):
-        if ds[name].dtype.kind == "T":
-            ds[name] = ds[name].astype(object)
+        ds = xr.combine_nested(datasets, concat_dim="example", data_vars="minimal", coords="minimal",
+                               compat="override", combine_attrs="override")
+    except ValueError as err:
+        raise CaptureError(f"The parts of capture {run_dir} do not fit together ({err}); the run directory "
+                           "is corrupt.") from err
+    if chunks:
+        ds = ds.chunk(chunks)
     ds.attrs = dict(info.get("attrs", ds.attrs))
     return ds

@@ -208,14 +208,18 @@ def synthetic_capture(
 
 
 def write_capture(ds: xr.Dataset, out: str | Path) -> Path:
-    """Write ``ds`` in the on-disk capture layout: ``out/run.json`` and one zarr part per example."""
+    """Write ``ds`` in the on-disk capture layout (as ``headscope calibrate`` does, through
+    :mod:`headscope.store`): ``out/run.json`` and one zarr part per example."""
+    from .store import write_part, write_run_info
+
     out = Path(out)
-    (out / "parts").mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
-        # zarr v3 warns that fixed-width strings and consolidated metadata are not in its spec yet.
+        # zarr v3 warns that consolidated metadata is not in its spec yet.
         warnings.simplefilter("ignore")
         for i in range(ds.sizes["example"]):
-            ds.isel(example=[i]).to_zarr(out / "parts" / f"ex-{i:06d}.zarr", mode="w", consolidated=False)
-    info = {"model": ds.attrs.get("model"), "seed": ds.attrs.get("seed"), "attrs": dict(ds.attrs)}
-    (out / "run.json").write_text(json.dumps(info, default=str, indent=1))
+            write_part(out, i, ds.isel(example=[i]), durable=False)  # test data: no disk syncs
+    attrs = json.loads(json.dumps(dict(ds.attrs), default=str))
+    write_run_info(out, {"model": ds.attrs.get("model"), "seed": ds.attrs.get("seed"), "attrs": attrs,
+                         "n_parts": ds.sizes["example"]})
     return out

@@ -87,3 +87,39 @@ def qwen():
     if not prepared("qwen2.5-coder-0.5b"):
         pytest.skip("qwen2.5-coder-0.5b is not prepared (make setup-qwen)")
     return load_model("qwen2.5-coder-0.5b", device="cpu", dtype="float32")
+
+
+def tiny_bpe_tokenizer():
+    """A 1,024-token byte-level BPE trained on the bundled haystack text, with SmolLM2's chat template
+    and special tokens: real task prompts and chat turns at a fiftieth of a real vocabulary's cost."""
+    from pathlib import Path
+
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from headscope.models import load_tokenizer
+
+    data = Path(__file__).resolve().parent.parent / "data"
+    texts = [p.read_text() for p in sorted((data / "haystack").glob("*.txt"))]
+    texts += [(data / "needles.json").read_text(), (data / "qa" / "vocab.json").read_text()]
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator(texts, trainers.BpeTrainer(
+        vocab_size=1024, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<|im_start|>", eos_token="<|im_end|>",
+                                  pad_token="<|im_end|>", unk_token="<|endoftext|>")
+    tok.chat_template = load_tokenizer("smollm2-135m").chat_template
+    return tok
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A tiny random Llama (GQA, 512-token context) saved with :func:`tiny_bpe_tokenizer`: a model
+    every command loads by path (``--model DIR``) in a fraction of a second."""
+    path = tmp_path_factory.mktemp("tiny-model")
+    tok = tiny_bpe_tokenizer()
+    tiny_llama(vocab_size=len(tok), max_position_embeddings=512).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path

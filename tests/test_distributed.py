@@ -94,7 +94,9 @@ def test_two_process_calibrate_equals_a_single_process_run(tmp_path):
     assert multi.stdout.count("Captured 4 examples") == 1  # one summary, from rank 0
     merged = _drop_volatile(headscope.open_capture(tmp_path / "multi"))
     xr.testing.assert_identical(merged, _drop_volatile(headscope.open_capture(tmp_path / "single")))
-    assert sorted(p.name for p in (tmp_path / "multi").iterdir()) == ["parts", "run.json"]  # no stray files
+    # No stray files (each rank's lock file stays, hidden: see headscope/_outputs.py).
+    assert sorted(p.name for p in (tmp_path / "multi").iterdir() if not p.name.startswith(".headscope-lock")) \
+        == ["parts", "run.json"]
 
 
 @pytest.mark.slow
@@ -110,7 +112,7 @@ def test_a_user_error_seen_by_rank_0_stops_every_rank_cleanly(tmp_path):
     )
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0
-    assert output.count("Error: Cannot write the run") == 2  # the same message from both ranks
+    assert output.count("Error: Cannot write --out") == 2  # the same message from both ranks
     assert "[rank1]: Traceback" not in output  # not a broken barrier
 
 

@@ -2,7 +2,7 @@
 
 Each result is one JSON line, flushed and ``fsync``'d as soon as it is written, so a run that is
 killed keeps everything it finished. A torn last line (a kill in the middle of a write) is cut
-off when the cache is opened again. Sharded runs write one file per shard (no two processes
+off when the cache is opened again (the rules of :mod:`headscope._jsonl`). Sharded runs write one file per shard (no two processes
 append to one file) and every reader sees the union of the files it is given.
 """
 
@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+from .._jsonl import append_jsonl, read_jsonl
 
 __all__ = ["ResultCache", "stable_key"]
 
@@ -38,19 +39,9 @@ class ResultCache:
             self._load(self.path, repair=True)
 
     def _load(self, path: Path, repair: bool) -> None:
-        data = path.read_bytes()
-        end = data.rfind(b"\n") + 1
-        if end < len(data):  # a torn last line: drop it so the next append starts clean
-            if repair:
-                with path.open("r+b") as fh:
-                    fh.truncate(end)
-            data = data[:end]
-        for line in data.decode("utf-8").splitlines():
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(rec, dict) and "key" in rec:
+        # A damaged line is skipped, not fatal: its result is simply decoded again.
+        for rec in read_jsonl(path, repair=repair, on_bad="skip"):
+            if "key" in rec:
                 self.records[rec["key"]] = rec
 
     def __contains__(self, key: str) -> bool:
@@ -65,9 +56,5 @@ class ResultCache:
     def add(self, record: dict[str, Any]) -> None:
         """Append ``record`` (it must hold ``key``) and make it durable before returning."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        line = json.dumps(record, sort_keys=True) + "\n"
-        with self.path.open("a", encoding="utf-8") as fh:
-            fh.write(line)
-            fh.flush()
-            os.fsync(fh.fileno())
+        append_jsonl(self.path, record, sort_keys=True, allow_nan=True)
         self.records[record["key"]] = record

@@ -41,6 +41,7 @@ _DYSCO_KEYS = ("context_warmup", "intervention_warmup", "templates")
 _CAL_KEYS = ("capture", "task", "lengths", "examples", "seed", "decode_steps")
 _TUNE_KEYS = ("examples", "seed", "strengths", "top_k")
 _HEADLINE_KEYS = ("heads", "strength", "top_k", "top_p", "decay", "temperature")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
 def _bad(key: str, allowed: str, value: Any) -> ValueError:
@@ -55,6 +56,22 @@ def _as_list(value: Any) -> list[Any]:
     if isinstance(value, str) and "," in value:
         return [v.strip() for v in value.split(",") if v.strip()]
     return [value]
+
+
+def _off(value: Any) -> bool:
+    """Whether a top-k / top-p value means "no such selection": ``none``, null, or 0 (as in
+    ``headscope generate --top-k 0``)."""
+    if value is None or isinstance(value, bool):
+        return value is None
+    if isinstance(value, str):
+        value = value.strip().lower()
+        if value == "none":
+            return True
+        try:
+            value = float(value)
+        except ValueError:
+            return False
+    return isinstance(value, (int, float)) and value == 0
 
 
 def _number(key: str, value: Any, *, integer: bool = False) -> float | int:
@@ -168,10 +185,10 @@ class AblationConfig:
         if "strengths" in d:
             kw["strengths"] = tuple("auto" if v == "auto" else _number("strengths", v) for v in _as_list(d["strengths"]))
         if "top_k" in d:
-            kw["top_k"] = tuple("auto" if v == "auto" else None if v in (None, "none", 0)
+            kw["top_k"] = tuple("auto" if v == "auto" else None if _off(v)
                                 else _number("top_k", v, integer=True) for v in _as_list(d["top_k"]))
         if "top_p" in d:
-            kw["top_p"] = tuple(None if v in (None, "none", 0) else _number("top_p", v) for v in _as_list(d["top_p"]))
+            kw["top_p"] = tuple(None if _off(v) else _number("top_p", v) for v in _as_list(d["top_p"]))
         for key in ("decay", "temperature"):
             if key in d:
                 kw[key] = tuple(_number(key, v) for v in _as_list(d[key]))
@@ -180,12 +197,21 @@ class AblationConfig:
                 kw[key] = _number(key, d[key], integer=True)
         for key in ("device", "dtype", "revision"):
             if key in d and d[key] is not None:
-                kw[key] = str(d[key])
+                if not isinstance(d[key], str):
+                    raise _bad(key, "a string", d[key])
+                kw[key] = d[key]
         if "allow_other_model" in d:
-            kw["allow_other_model"] = bool(d["allow_other_model"])
+            if not isinstance(d["allow_other_model"], bool):  # bool("no") is True: only real booleans
+                raise _bad("allow_other_model", "true or false (a YAML boolean, unquoted)", d["allow_other_model"])
+            kw["allow_other_model"] = d["allow_other_model"]
         kw["dysco"] = _section(d, "dysco", _DYSCO_KEYS)
         kw["headline"] = _section(d, "headline", _HEADLINE_KEYS)
         cal = _section(d, "calibration", _CAL_KEYS)
+        for key in ("capture", "task"):
+            if cal.get(key) is not None and not isinstance(cal[key], str):
+                what = "the path of a capture run (made by `headscope calibrate`)" if key == "capture" else \
+                    "a task name or file"
+                raise _bad(f"calibration.{key}", what, cal[key])
         if "lengths" in cal:
             cal["lengths"] = tuple(_number("calibration.lengths", v, integer=True) for v in _as_list(cal["lengths"]))
         for key in ("examples", "seed", "decode_steps"):
@@ -280,11 +306,16 @@ class AblationConfig:
             if not _on_axis(want, labels[axis]):
                 raise _bad(f"headline.{axis}", f"one of the grid's {axis} values {labels[axis]}", want)
         for g in self.decay:
-            if not g >= 0:
-                raise _bad("decay", "a list of numbers >= 0", g)
+            if not (math.isfinite(g) and g >= 0):
+                raise _bad("decay", "a list of finite numbers >= 0", g)
         for t in self.temperature:
             if not t > 0:
                 raise _bad("temperature", "a list of numbers > 0 (sharpen's attention temperature)", t)
+        from ..models import check_device
+
+        check_device(self.device, what="The 'device' key of the ablation config", available=False)
+        if self.dtype not in DTYPES:
+            raise _bad("dtype", f"one of {list(DTYPES)}", self.dtype)
         for key, low in (("examples", 1), ("max_new_tokens", 1)):
             value = getattr(self, key)
             if value is not None and value < low:

@@ -116,9 +116,11 @@ def write_outputs(ds: xr.Dataset, out: str | Path, summary: Any = None) -> None:
     tmp = out / "results.tmp.nc"
     ds.to_netcdf(tmp, engine="scipy")
     tmp.replace(out / "results.nc")
-    tidy_frame(ds).to_csv(out / "results.csv", index=False)
-    if summary is not None:
-        summary.to_csv(out / "summary.csv", index=False)
+    tables = {"results.csv": tidy_frame(ds), **({"summary.csv": summary} if summary is not None else {})}
+    for name, table in tables.items():
+        tmp = out / f"{name}.tmp"
+        table.to_csv(tmp, index=False)
+        tmp.replace(out / name)
 
 
 def load_results(out: str | Path) -> xr.Dataset:

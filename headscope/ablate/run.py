@@ -31,10 +31,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from .._outputs import check_output, output_lock, remove_temporaries
 from ._cache import ResultCache, stable_key
-from .config import HEAD_METHODS, AblationConfig
+from .config import HEAD_METHODS, AblationConfig, parse_head_spec
 
-__all__ = ["Job", "parse_shard", "run_ablation"]
+__all__ = ["Job", "check_models", "parse_shard", "run_ablation"]
 
 
 @dataclass
@@ -248,15 +249,11 @@ def run_ablation(config: AblationConfig, out_dir: str | Path, *, lm: Any = None,
     the grid again without ``shard`` finds every result cached and assembles the same dataset
     a single process would have written.
     """
-    from .. import __version__
-    from ..calibrate import library_versions
-    from ..distributed import RankInfo, barrier, process_group, rank_info
-    from .results import build_dataset, summary_table, write_outputs
+    from ..distributed import RankInfo, rank_info
 
     config.validate()
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"--out {out} exists and is not a directory.")
+    check_output(out, kind="dir")
     if lm is not None and len(config.models) != 1:
         raise ValueError("run_ablation(lm=...) takes a grid of one model; this config lists "
                          f"{len(config.models)} models: {list(config.models)}.")
@@ -264,11 +261,65 @@ def run_ablation(config: AblationConfig, out_dir: str | Path, *, lm: Any = None,
     k, n = shard if shard is not None else (info.rank, info.world_size)
     if not 0 <= k < n:
         raise ValueError(f"shard must be (K, N) with 0 <= K < N. Got {(k, n)} instead.")
-    out.mkdir(parents=True, exist_ok=True)
+    if lm is None:
+        from ..models import check_device
+
+        check_device(config.device, what="The 'device' key of the ablation config")
+    check_models(config, lm)
+    # Everything that can be checked without weights passed: only now does OUT/ appear, locked
+    # for this process (one slot per shard or rank), so a second run on it stops at once.
+    with output_lock(out, kind="dir", slot=(k, n), command=command):
+        return _run_locked(config, out, lm=lm, progress=progress, command=command, on_result=on_result,
+                           record_trace=record_trace, shard=shard, info=info, k=k, n=n, batch_size=batch_size)
+
+
+def check_models(config: AblationConfig, lm: Any = None) -> None:
+    """Check what each model's shape decides (head-set ranges, ``random:K`` / ``qrscore:K`` sizes,
+    lengths within the context) from its config files alone: no weights are loaded, so a grid
+    that cannot run fails before anything is loaded or written. ``lm``: an already-loaded model."""
+    from ..heads import resolve_heads
+    from ..models import peek_model
+
+    specs = [parse_head_spec(h) for h in config.heads] if any(m in HEAD_METHODS for m in config.methods) else []
+    for model in config.models:
+        g = lm.geometry if lm is not None else peek_model(model, revision=config.revision)[0]
+        n_heads = g.n_layers * g.n_heads
+        for spec in specs:
+            if spec.kind in ("published", "file"):
+                hs = resolve_heads(spec.label)
+                if hs.granularity == "kv":
+                    hs = hs.as_query(g.n_heads, g.n_kv_heads)
+                try:
+                    hs.validate(g, allow_other_model=config.allow_other_model)
+                except ValueError as err:
+                    raise ValueError(f"The 'heads' key holds {spec.label!r}, which does not fit {model}: "
+                                     f"{err}") from None
+            elif spec.k is not None and spec.k > n_heads:
+                raise ValueError(f"The 'heads' key holds {spec.label!r}, but {model} has only {n_heads} heads "
+                                 f"({g.n_layers} layers x {g.n_heads}).")
+        lengths = [("lengths", n) for n in config.lengths]
+        if any(s.kind in ("qrscore", "retrieval") for s in specs) and config.calibration.capture is None:
+            lengths += [("calibration.lengths", n) for n in config.calibration.lengths]
+        for key, n in lengths:
+            if g.max_context and n > g.max_context:
+                raise ValueError(f"The {key!r} key holds {n} tokens, above {model}'s context of {g.max_context} "
+                                 "tokens.")
+
+
+def _run_locked(config: AblationConfig, out: Path, *, lm: Any, progress: bool, command: str | None,
+                on_result: Callable[[dict[str, Any]], None] | None, record_trace: bool,
+                shard: tuple[int, int] | None, info: Any, k: int, n: int, batch_size: int = 1) -> Any:
+    from .. import __version__
+    from ..calibrate import library_versions
+    from ..distributed import barrier, process_group
+    from .results import build_dataset, summary_table, write_outputs
+
     import yaml
 
     if k == 0:
-        (out / "ablation.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+        for name in _TEMPORARIES:  # files a killed run left half written
+            remove_temporaries(out, name)
+        _write_atomic(out / "ablation.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
     cache = _open_cache(out, k, n)
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     t0 = time.perf_counter()
@@ -311,9 +362,20 @@ def run_ablation(config: AblationConfig, out_dir: str | Path, *, lm: Any = None,
     run_info = {"command": ds.attrs["command"], "created": started, "seconds": ds.attrs["seconds"],
                 "versions": library_versions(), "config": config.to_dict(), "models": models_info,
                 "n_results": len(cache)}
-    (out / "run.json").write_text(json.dumps(run_info, indent=2, sort_keys=True))
+    _write_atomic(out / "run.json", json.dumps(run_info, indent=2, sort_keys=True))
     write_outputs(ds, out, summary_table(ds))
     return ds
+
+
+# What this module and results.write_outputs write to a temporary name and then rename.
+_TEMPORARIES = ("ablation.yaml.tmp", "run.json.tmp", "results.tmp.nc", "results.csv.tmp", "summary.csv.tmp",
+                "trace.tmp.nc")
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
 
 
 def _load(config: AblationConfig, name: str, info: Any) -> Any:

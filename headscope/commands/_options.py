@@ -34,9 +34,10 @@ def seed_option(func: F) -> F:
 
 def user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that are the user's to fix: shown as one line, never a traceback."""
+    from .._outputs import OutputInUseError
     from ..models import ModelNotFoundError
 
-    return (ValueError, FileNotFoundError, FileExistsError, PermissionError, ModelNotFoundError)
+    return (ValueError, FileNotFoundError, FileExistsError, PermissionError, ModelNotFoundError, OutputInUseError)
 
 
 def run_user_errors(fn: Callable[[], Any]) -> Any:

@@ -18,9 +18,12 @@ PLOT_METHODS = ("qrscore", "retrieval", "longrange", "sink", "local", "entropy")
 captures_argument = click.argument("captures", nargs=-1, required=True, type=click.Path())
 
 
-def _open(captures: tuple[str, ...]) -> xr.Dataset:
+def _open(captures: tuple[str, ...], out: str, kind: str) -> xr.Dataset:
+    """Check ``--out`` (a file or a directory; nothing is created yet), then open the captures."""
+    from .._outputs import check_output
     from ..analysis import open_captures
 
+    run_user_errors(lambda: check_output(out, kind=kind))  # type: ignore[arg-type]
     return run_user_errors(lambda: open_captures(list(captures)))
 
 
@@ -99,7 +102,7 @@ def rank_command(captures: tuple[str, ...], method: str, top: int, out: str, n_b
 
     if min_inclusion is not None and n_boot == 0:
         raise click.UsageError("--min-inclusion needs --bootstrap > 0")
-    ds = _open(captures)
+    ds = _open(captures, out, "file")
     per_ex = run_user_errors(lambda: _per_example(ds, method, device=device, dtype=dtype,
                                                   max_examples=max_examples, quiet=quiet))
     n_heads = per_ex.sizes["layer"] * per_ex.sizes["head"]
@@ -145,8 +148,12 @@ def _save_heads(out: str, heads: list[tuple[int, int]], scores: list[float], mod
 
     hs = HeadSet(heads=tuple(heads), model=model, method=method, granularity="query", scores=tuple(scores),
                  source=source, meta=meta)
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    return run_user_errors(lambda: hs.save(out))
+
+    def save() -> Path:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        return hs.save(out)
+
+    return run_user_errors(save)
 
 
 @click.command("cluster")
@@ -169,7 +176,7 @@ def cluster_command(captures: tuple[str, ...], out_dir: str, k: int | None, algo
     from ..analysis import HeadClusterer, head_features
     from ..plots import cluster_map, save_figure
 
-    ds = _open(captures)
+    ds = _open(captures, out_dir, "dir")
     feats = run_user_errors(lambda: head_features(ds))
     hc = run_user_errors(lambda: HeadClusterer(n_clusters=k, method=algorithm, random_state=seed).fit(feats))
     out = Path(out_dir)
@@ -236,7 +243,7 @@ def plot_score(captures: tuple[str, ...], out_dir: str, method: str, top: int) -
     from ..analysis import score, top_heads
     from ..plots import save_figure, score_heatmap
 
-    ds = _open(captures)
+    ds = _open(captures, out_dir, "dir")
     s = run_user_errors(lambda: score(ds, method))
     mark = run_user_errors(lambda: top_heads(s, min(top, s.size))) if top else []
     fig = score_heatmap(s, title=f"{method} - {ds.attrs.get('model', '')}", mark=mark)
@@ -259,7 +266,7 @@ def plot_stability(captures: tuple[str, ...], out_dir: str, method: str, top: in
     from ..analysis import bootstrap, score
     from ..plots import save_figure, stability_plot
 
-    ds = _open(captures)
+    ds = _open(captures, out_dir, "dir")
     per_ex = run_user_errors(lambda: score(ds, method, per_example=True))
     k = min(top, per_ex.sizes["layer"] * per_ex.sizes["head"])
     boot = run_user_errors(lambda: bootstrap(per_ex, n_boot, k=k, seed=seed))
@@ -280,7 +287,7 @@ def plot_clusters(captures: tuple[str, ...], out_dir: str, k: int | None, seed: 
     from ..analysis import HeadClusterer, head_features
     from ..plots import cluster_map, save_figure
 
-    ds = _open(captures)
+    ds = _open(captures, out_dir, "dir")
     hc = run_user_errors(lambda: HeadClusterer(n_clusters=k, random_state=seed).fit(head_features(ds)))
     _done(save_figure(cluster_map(hc), Path(out_dir) / "clusters"))
 
@@ -301,7 +308,7 @@ def plot_agreement(captures: tuple[str, ...], out_dir: str, method: str, by: str
     from ..analysis import agreement, score
     from ..plots import agreement_plot, save_figure
 
-    ds = _open(captures)
+    ds = _open(captures, out_dir, "dir")
     per_ex = run_user_errors(lambda: score(ds, method, per_example=True))
     agree = run_user_errors(lambda: agreement(per_ex, by, k=top))
     _done(save_figure(agreement_plot(agree), Path(out_dir) / f"agreement-{method}-{by}"))

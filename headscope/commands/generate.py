@@ -31,6 +31,8 @@ def read_prompts(path: Path) -> list[dict[str, Any]]:
                              '(and optionally "assistant_prefix").')
         if not isinstance(row.get("assistant_prefix", ""), str):
             raise ValueError(f'{where}: "assistant_prefix" must be a string.')
+        if not row["prompt"].strip():
+            raise ValueError(f'{where}: the "prompt" is empty.')
         key = str(row["id"])
         if key in seen:
             raise ValueError(f"{where}: id {key!r} appears more than once.")
@@ -39,19 +41,6 @@ def read_prompts(path: Path) -> list[dict[str, Any]]:
     if not rows:
         raise ValueError(f"{path} holds no prompts.")
     return rows
-
-
-def done_ids(path: Path) -> set[str]:
-    """Ids already written to an output file (a truncated last line is ignored)."""
-    if not path.exists():
-        return set()
-    ids = set()
-    for line in path.read_text().splitlines():
-        try:
-            ids.add(str(json.loads(line)["id"]))
-        except (json.JSONDecodeError, KeyError, TypeError):
-            continue
-    return ids
 
 
 def _heads(spec: str | None, method: str, geometry: Any, allow_other_model: bool) -> tuple[tuple[int, int], ...]:
@@ -76,13 +65,16 @@ def _heads(spec: str | None, method: str, geometry: Any, allow_other_model: bool
 @click.option("--prompts", "prompts_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help='JSONL of {"id", "prompt", "assistant_prefix"?}; the prompt is the user message.')
 @click.option("--prompt", "prompt_text", default=None, help="One prompt; the generation is printed.")
-@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Output JSONL (appended; ids already there are skipped).")
+@click.option("--out", "out_path", type=click.Path(path_type=Path), default=None,
+              help="Output JSONL (appended; ids already there are skipped; its settings go to OUT.config.json, "
+                   "and a rerun with other settings is refused). Missing parent folders are created.")
 @click.option("--method", type=click.Choice(METHOD_CHOICES), default="dysco", show_default=True)
 @click.option("--strength", type=float, default=2.0, show_default=True,
               help="Attention multiplier of selected tokens; >= 99 keeps only them.")
-@click.option("--top-k", type=int, default=4096, show_default=True, help="Top-k selection (0 = off).")
-@click.option("--top-p", type=float, default=0.975, show_default=True, help="Nucleus selection (0 = off).")
+@click.option("--top-k", type=int, default=4096, show_default=True,
+              help="Top-k selection (0 = off, as 'none' in ablate).")
+@click.option("--top-p", type=float, default=0.975, show_default=True,
+              help="Nucleus selection (0 = off, as 'none' in ablate).")
 @click.option("--decay", type=float, default=0.75, show_default=True, help="Importance decay g.")
 @click.option("--context-warmup", type=int, default=8, show_default=True)
 @click.option("--intervention-warmup", default="auto", show_default=True,
@@ -126,33 +118,75 @@ def generate_command(model_name: str, device: str, dtype: str, revision: str | N
             raise click.BadParameter(f"must be 'auto' or a non-negative integer, got {intervention_warmup!r}",
                                      param_hint="--intervention-warmup")
         warm = int(intervention_warmup)
+    if prompt_text is not None and not prompt_text.strip():
+        raise click.BadParameter("the prompt is empty", param_hint="--prompt")
+    from ..models import check_device
+
+    def config(heads: Any) -> DyscoConfig:  # 0 = off for top-k / top-p, as 'none' in ablate
+        return DyscoConfig(
+            heads=heads, method=method,
+            strength=strength, top_k=top_k or None, top_p=top_p or None, decay=decay,
+            context_warmup=context_warmup, intervention_warmup=warm, templates=templates,
+            temperature=temperature if temperature is not None else 1.0, seed=seed, max_new_tokens=max_new_tokens,
+        )
+
+    def check_numbers() -> None:
+        check_device(device)
+        config(((0, 0),) if method not in ("vanilla", "sharpen") else ())  # the real heads come with the model
+
+    # Every number, the device, the prompts and the output are checked before any model loads.
+    run_user_errors(check_numbers)
     rows = run_user_errors(lambda: read_prompts(prompts_path)) if prompts_path is not None else \
         [{"id": "prompt", "prompt": prompt_text}]
-    skip = done_ids(out_path) if out_path is not None else set()
+    if out_path is not None:
+        from .._outputs import check_output
+
+        run_user_errors(lambda: check_output(out_path, kind="file"))
+
+    def plan() -> tuple[DyscoConfig, Any]:
+        from ..dysco.templates import chat_prompt_ids
+        from ..generations import GenerationsFile, check_prompt_lengths
+        from ..models import peek_model
+
+        geometry, tokenizer = peek_model(model_name, revision=revision)  # config and tokenizer; no weights
+        cfg = config(_heads(heads_spec, method, geometry, allow_other_model))
+        check_prompt_lengths([(r["id"], chat_prompt_ids(tokenizer, r["prompt"], r.get("assistant_prefix", "")))
+                              for r in rows], geometry.max_context)
+        settings = {"model": geometry.name, "revision": revision, "device": device, "dtype": dtype, **cfg.to_dict()}
+        return cfg, GenerationsFile(out_path, settings) if out_path is not None else None
+
+    cfg, output = run_user_errors(plan)
+    skip = run_user_errors(output.check) if output is not None else set()
     todo = [r for r in rows if str(r["id"]) not in skip]
     if skip:
         click.echo(f"Resuming: {len(rows) - len(todo)} of {len(rows)} ids already in {out_path}.", err=True)
     if not todo:
         return
 
-    def setup() -> tuple[Any, DyscoConfig]:
+    def load() -> Any:
         from ..models import load_model
 
-        lm = load_model(model_name, device=device, dtype=dtype, revision=revision)
-        heads = _heads(heads_spec, method, lm.geometry, allow_other_model)
-        cfg = DyscoConfig(
-            heads=heads, method=method,
-            strength=strength, top_k=top_k or None, top_p=top_p or None, decay=decay,
-            context_warmup=context_warmup, intervention_warmup=warm, templates=templates,
-            temperature=temperature if temperature is not None else 1.0, seed=seed, max_new_tokens=max_new_tokens,
-        )
-        return lm, cfg
+        return load_model(model_name, device=device, dtype=dtype, revision=revision)
 
-    lm, cfg = run_user_errors(setup)
-    run_user_errors(lambda: _run(lm, cfg, todo, out_path, batch_size))
+    if output is None:
+        run_user_errors(lambda: _run(run_user_errors(load), cfg, todo, None, batch_size))
+        return
+    import shlex
+    import sys
+
+    command = "headscope " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+    def write() -> None:
+        with output.writing(command) as done:  # the file's lock: a second run on it stops here
+            rest = [r for r in todo if str(r["id"]) not in done]  # a run that ended meanwhile may have added ids
+            if rest:
+                _run(load(), cfg, rest, output, batch_size)
+
+    run_user_errors(write)
 
 
-def _run(lm: Any, cfg: Any, todo: list[dict[str, Any]], out_path: Path | None, batch_size: int = 1) -> None:
+def _run(lm: Any, cfg: Any, todo: list[dict[str, Any]], sink: Any, batch_size: int = 1) -> None:
+    """Decode ``todo``; print each output, or append it to ``sink`` (a GenerationsFile)."""
     from tqdm import tqdm
 
     from ..dysco.decode import generate_batch
@@ -160,34 +194,27 @@ def _run(lm: Any, cfg: Any, todo: list[dict[str, Any]], out_path: Path | None, b
 
     if lm.tokenizer is None:
         raise ValueError("This model has no tokenizer; `headscope generate` needs one to read text prompts.")
-    sink = out_path.open("a") if out_path is not None else None
-    try:
-        with tqdm(total=len(todo), desc="generate", unit="prompt", disable=None if sink else True) as bar:
-            for first in range(0, len(todo), batch_size):
-                rows = todo[first:first + batch_size]
-                ids = [chat_prompt_ids(lm.tokenizer, row["prompt"], row.get("assistant_prefix", "")) for row in rows]
-                start = time.perf_counter()
-                results = generate_batch(lm, ids, cfg, batch_size=batch_size)
-                seconds = (time.perf_counter() - start) / len(rows)  # a batch's time, shared by its prompts
-                for row, res in zip(rows, results):
-                    if sink is None:
-                        click.echo(res.text)
-                        continue
-                    record = {
-                        "id": row["id"], "output": res.text, "n_prompt_tokens": res.n_prompt,
-                        "n_new_tokens": len(res.tokens), "method": cfg.method, "model": lm.name,
-                        "seconds": round(seconds, 3), "batch_size": len(rows), "heads": res.info["heads"],
-                        "strength": cfg.strength, "top_k": cfg.top_k, "top_p": cfg.top_p, "decay": cfg.decay,
-                        "context_warmup": res.info["context_warmup"],
-                        "intervention_warmup": res.info["intervention_warmup"], "seed": cfg.seed,
-                    }
-                    sink.write(json.dumps(record) + "\n")
-                if sink is not None:
-                    sink.flush()  # a killed run keeps every finished batch; the next run resumes after it
-                bar.update(len(rows))
-    finally:
-        if sink is not None:
-            sink.close()
+    with tqdm(total=len(todo), desc="generate", unit="prompt", disable=None if sink else True) as bar:
+        for first in range(0, len(todo), batch_size):
+            rows = todo[first:first + batch_size]
+            ids = [chat_prompt_ids(lm.tokenizer, row["prompt"], row.get("assistant_prefix", "")) for row in rows]
+            start = time.perf_counter()
+            results = generate_batch(lm, ids, cfg, batch_size=batch_size)
+            seconds = (time.perf_counter() - start) / len(rows)  # a batch's time, shared by its prompts
+            for row, res in zip(rows, results):
+                if sink is None:
+                    click.echo(res.text)
+                    continue
+                record = {
+                    "id": row["id"], "output": res.text, "n_prompt_tokens": res.n_prompt,
+                    "n_new_tokens": len(res.tokens), "method": cfg.method, "model": lm.name,
+                    "seconds": round(seconds, 3), "batch_size": len(rows), "heads": res.info["heads"],
+                    "strength": cfg.strength, "top_k": cfg.top_k, "top_p": cfg.top_p, "decay": cfg.decay,
+                    "context_warmup": res.info["context_warmup"],
+                    "intervention_warmup": res.info["intervention_warmup"], "seed": cfg.seed,
+                }
+                sink.append(record)  # durable at once: a killed run keeps every finished line
+            bar.update(len(rows))
 
 
 COMMANDS = [generate_command]

@@ -136,9 +136,13 @@ def convert_command(heads: str, fmt: str | None, threshold: float, top: int | No
     if model:
         hs = HeadSet(hs.heads, granularity=hs.granularity, model=model, method=hs.method, scores=hs.scores,
                      source=hs.source, meta=dict(hs.meta))
+    from .._outputs import check_output
+
     path = Path(out)
     if path.exists() and not overwrite:
         raise click.ClickException(f"{out} exists; pass --overwrite to replace it.")
+    run_user_errors(lambda: check_output(path, kind="file"))
+    path.parent.mkdir(parents=True, exist_ok=True)
     run_user_errors(lambda: hs.save(path, to))
     click.echo(f"wrote {len(hs)} heads ({to}) to {out}")
 

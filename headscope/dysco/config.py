@@ -146,8 +146,8 @@ class DyscoConfig:
             raise _bad("top_p", "a float in (0, 1] or None", self.top_p)
         if not (isinstance(self.strength, (int, float)) and math.isfinite(self.strength) and self.strength > 0):
             raise _bad("strength", "a finite float > 0 (>= 99 means hard mask)", self.strength)
-        if not (isinstance(self.decay, (int, float)) and 0 <= self.decay):
-            raise _bad("decay", "a float >= 0", self.decay)
+        if not (isinstance(self.decay, (int, float)) and math.isfinite(self.decay) and 0 <= self.decay):
+            raise _bad("decay", "a finite float >= 0", self.decay)
         for name in ("context_warmup", "max_new_tokens", "seed"):
             v = getattr(self, name)
             low = 1 if name == "max_new_tokens" else 0
