@@ -60,7 +60,7 @@ from ..models import eos_ids
 from .attention_fn import Controller, StopForward, attention_control
 from .config import DyscoConfig
 from .selection import HARD_MASK_STRENGTH, build_bias, select, template_positions, update_importance
-from .templates import detect_templates, generation_prompt_length
+from .templates import generation_prompt_length, resolve_templates
 
 __all__ = ["GenerationResult", "generate", "resolve_heads_for", "validate_heads"]
 
@@ -191,13 +191,7 @@ def _resolve_warmups(config: DyscoConfig, tokenizer: Any) -> tuple[int, list[lis
     w = config.intervention_warmup
     if w == "auto":
         w = generation_prompt_length(tokenizer)
-    if config.templates == "auto":
-        templates = detect_templates(tokenizer)
-    elif config.templates == "none":
-        templates = []
-    else:
-        templates = [list(s) for s in config.templates]
-    return int(w), templates
+    return int(w), resolve_templates(config.templates, tokenizer)
 
 
 def generate(lm: Any, input_ids: Any, config: DyscoConfig, *, record: bool = False) -> GenerationResult:
