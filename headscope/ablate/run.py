@@ -84,7 +84,9 @@ def _max_new(config: AblationConfig, task: str) -> int:
 
     if config.max_new_tokens is not None:
         return config.max_new_tokens
-    return DEFAULT_MAX_NEW_TOKENS.get(task.split(":", 1)[0], 64)
+    from ..tasks import task_base
+
+    return DEFAULT_MAX_NEW_TOKENS.get(task_base(task).split(":", 1)[0], 64)
 
 
 def _decode_config(config: AblationConfig, cell: dict[str, Any], heads: Any, strength: float | None,
@@ -102,9 +104,10 @@ def _decode_config(config: AblationConfig, cell: dict[str, Any], heads: Any, str
 
 
 def _examples(config: AblationConfig, lm: Any, task: str, length: int, n: int, seed: int) -> list[Any]:
-    from ..evaluate import SYNTHETIC_TASKS, make_eval_examples
+    from ..evaluate import make_eval_examples
+    from ..tasks import is_synthetic
 
-    if task in SYNTHETIC_TASKS:
+    if is_synthetic(task):
         return make_eval_examples(task, lm.tokenizer, [length], n, seed, max_context=lm.geometry.max_context or None)
     exs = make_eval_examples(task, lm.tokenizer, n_examples=n, max_prompt_tokens=length)
     return [replace(ex, length=length) for ex in exs]
