@@ -4,7 +4,7 @@ Nothing of the references is copied into headscope. Each reference is exported, 
 the fetched snapshot (a bare git directory under ``/work/.mirror``, or ``--mirror``) into
 ``CACHE/<name>/src-<commit>/``, and gets its own virtual environment ``CACHE/<name>/venv`` with
 the versions its README names. ``CACHE`` is ``$HEADSCOPE_PARITY_CACHE`` or
-``~/.cache/headscope-parity``. The drivers (``*_ref.py`` here) run inside that venv, in a
+``~/.cache/headscope-parity``. The drivers (``ref_*.py`` here) run inside that venv, in a
 separate process, and import the reference's modules from the exported snapshot.
 
 Example
@@ -23,7 +23,7 @@ import venv
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["REFERENCES", "RefEnv", "cache_dir", "ensure_env", "run_driver"]
+__all__ = ["REFERENCES", "RefEnv", "cache_dir", "ensure_env", "run_driver", "start_driver"]
 
 # torch is the same for every reference; a local CPU wheel saves a 190 MB download where it exists.
 LOCAL_TORCH = Path("/opt/wheels/torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl")
@@ -109,14 +109,26 @@ def ensure_env(name: str) -> RefEnv:
     return RefEnv(name, repository, commit, python, src, json.loads(out))
 
 
-def run_driver(env: RefEnv, driver: Path, args: list[str], *, threads: int | None = None) -> None:
-    """Run ``driver`` with the reference's python, its snapshot first on ``sys.path``."""
+def start_driver(env: RefEnv, driver: Path, args: list[str], *, threads: int = 1,
+                 src_subdir: str = "") -> subprocess.Popen:
+    """Start ``driver`` with the reference's python, its snapshot first on ``sys.path``.
+
+    One thread by default: on a shared 2-core machine two single-threaded processes (reference
+    and headscope side by side) are several times faster than OpenMP threads spinning for cores.
+    """
     environ = dict(os.environ)
-    environ["PYTHONPATH"] = str(env.src)
+    environ["PYTHONPATH"] = str(env.src / src_subdir)
     environ.pop("PYTHONHOME", None)
-    if threads:
-        environ["OMP_NUM_THREADS"] = environ["MKL_NUM_THREADS"] = str(threads)
-    subprocess.run([str(env.python), str(driver), *args], check=True, env=environ, cwd=str(env.src))
+    environ["OMP_NUM_THREADS"] = environ["MKL_NUM_THREADS"] = str(threads)
+    return subprocess.Popen([str(env.python), str(driver), *args, "--threads", str(threads)], env=environ,
+                            cwd=str(env.src))
+
+
+def run_driver(env: RefEnv, driver: Path, args: list[str], *, threads: int = 1, src_subdir: str = "") -> None:
+    """Run ``driver`` to the end (see :func:`start_driver`); raise if it fails."""
+    proc = start_driver(env, driver, args, threads=threads, src_subdir=src_subdir)
+    if proc.wait() != 0:
+        raise RuntimeError(f"{driver.name} failed (exit {proc.returncode}) in the {env.name} venv")
 
 
 if __name__ == "__main__":
