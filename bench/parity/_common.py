@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["headscope_info", "spearman", "top_overlap", "write_report"]
+__all__ = ["headscope_cli", "headscope_info", "rank_comparison", "spearman", "top_overlap", "write_report"]
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -69,3 +69,27 @@ def write_report(out: Path, name: str, payload: dict[str, Any], markdown: str) -
     (out / f"{name}.json").write_text(json.dumps(payload, indent=1, sort_keys=True, default=str) + "\n")
     (out / f"{name}.md").write_text(markdown.rstrip() + "\n")
     print(f"wrote {out / (name + '.json')} and {out / (name + '.md')}", file=sys.stderr)
+
+
+def headscope_cli(*args: str) -> None:
+    """Run a ``headscope`` command of this checkout (one thread: see _env.start_driver)."""
+    import os
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "headscope", *args]
+    print("+ headscope " + " ".join(args), file=sys.stderr, flush=True)
+    subprocess.run(cmd, check=True, env=env, cwd=str(ROOT))
+
+
+def rank_comparison(ref: dict[tuple[int, int], float], ours: dict[tuple[int, int], float], k: int) -> dict[str, Any]:
+    """Spearman over all heads, top-k overlap and the largest score difference."""
+    heads = sorted(ref)
+    if set(heads) != set(ours):
+        raise ValueError(f"the two sides score different heads ({len(ref)} vs {len(ours)})")
+    a = np.array([ref[h] for h in heads])
+    b = np.array([ours[h] for h in heads])
+    top_ref = sorted(heads, key=lambda h: -ref[h])[:k]
+    top_ours = sorted(heads, key=lambda h: -ours[h])[:k]
+    return {"n_heads": len(heads), "spearman": spearman(a, b), f"top{k}_overlap": len(set(top_ref) & set(top_ours)),
+            "max_abs_diff": float(np.max(np.abs(a - b))), "max_abs_score": float(np.max(np.abs(a))),
+            f"top{k}_reference": [list(h) for h in top_ref], f"top{k}_headscope": [list(h) for h in top_ours]}

@@ -34,9 +34,11 @@ REFERENCES = {
     "dysco": ("princeton-pli/DySCO", "princeton-pli+DySCO", ["transformers==4.57.3", "pyyaml", "numpy", "tqdm"]),
     # QRHead's README: "transformers (tested with versions 4.44.1 to 4.48.3)".
     "qrhead": ("princeton-pli/QRHead", "princeton-pli+QRHead", ["transformers==4.48.3", "pyyaml", "numpy", "tqdm"]),
-    # Retrieval_Head's README: "pytorch=2.0.1, transformers=4.37.2, flash-attn=2.5.6", plus rouge_score.
+    # Retrieval_Head's README: "pytorch=2.0.1, transformers=4.37.2, flash-attn=2.5.6", plus rouge_score; but
+    # retrieval_head_detection.py imports its Phi-3 modeling file (added later), which needs transformers'
+    # phi3 package: 4.40.2 lacks it, 4.41.2 has it.
     "retrieval_head": ("nightdessert/Retrieval_Head", "nightdessert+Retrieval_Head",
-                       ["transformers==4.37.2", "rouge_score", "numpy", "tqdm"]),
+                       ["transformers==4.41.2", "rouge_score", "numpy", "tqdm"]),
 }
 
 
@@ -98,7 +100,8 @@ def ensure_env(name: str) -> RefEnv:
     want = {"requirements": requirements, "torch": str(LOCAL_TORCH) if LOCAL_TORCH.is_file() else "torch"}
     if not (stamp.is_file() and json.loads(stamp.read_text()) == want):
         print(f"[parity] building the {name} venv in {env_dir} (pip; a few minutes)", file=sys.stderr, flush=True)
-        venv.EnvBuilder(with_pip=True, clear=True).create(env_dir)
+        if not python.is_file():
+            venv.EnvBuilder(with_pip=True).create(env_dir)
         _pip(python, want["torch"])
         _pip(python, *requirements)
         stamp.write_text(json.dumps(want))
