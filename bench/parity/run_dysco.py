@@ -159,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=5000, help="task seed (the DySCO study's held-out seed)")
     ap.add_argument("--heads", default=ISSUE_HEADS, help="head file, published:NAME or L-H,L-H,...")
     ap.add_argument("--quick", action="store_true", help="3 prompts of 400 tokens, paragraph format, strength 3")
+    ap.add_argument("--report-only", action="store_true",
+                    help="decode nothing: report the cases both sides have finished (a run cut short)")
     args = ap.parse_args(argv)
     if args.quick:
         args.prompts, args.formats, args.length, args.strengths = 3, "paragraph", 400, "3"
@@ -200,6 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     ref_out = work / "ref.jsonl"
     done = set(_read_jsonl(ref_out))
+    hs_dir = work / "headscope"
+    if args.report_only:
+        cases = [c for c in cases if c["id"] in done and (hs_dir / f"{c['id']}.npz").exists()]
     todo = [c for c in cases if c["id"] not in done]
     (work / "cases.jsonl").write_text("".join(json.dumps(c) + "\n" for c in todo))
     proc = None
@@ -211,7 +216,6 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
     # headscope's side runs meanwhile (one thread each), its traces cached next to the reference's
-    hs_dir = work / "headscope"
     hs_dir.mkdir(exist_ok=True)
     for case in tqdm(cases, desc="headscope", unit="case"):
         path = hs_dir / f"{case['id']}.npz"
@@ -250,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     t_ref = sum(r["ref_seconds"] for r in results)
     t_hs = sum(r["hs_seconds"] for r in results)
     payload = summarise(results, args, env, heads, templates, w, tok, time.perf_counter() - wall, t_ref, t_hs)
+    payload["planned_cases"] = len(examples)
+    payload["complete"] = len(cases) == len(examples)
     write_report(args.out, "dysco" if not args.quick else "dysco-quick", payload, markdown(payload))
     return 0 if payload["summary"]["all"]["tokens_equal_fraction"] >= 0.95 else 1
 
@@ -292,9 +298,12 @@ def markdown(p: dict[str, Any]) -> str:
     s = p["settings"]
     lines = [
         "# DySCO parity: the authors' `rescale_generate` vs headscope's `generate`", "",
-        f"Run {p['headscope']['date']}: `{p['command']}` ({p['wall_seconds']:.0f} s wall, "
-        f"{p['headscope']['threads']} CPU threads; reference {p['reference_seconds']:.0f} s, headscope "
-        f"{p['headscope_seconds']:.0f} s).",
+        f"Run {p['headscope']['date']}: `{p['command']}` ({p['wall_seconds']:.0f} s wall for this command; "
+        f"decoding, summed over cases: reference {p['reference_seconds']:.0f} s, headscope "
+        f"{p['headscope_seconds']:.0f} s, one CPU thread each, side by side).",
+        "" if p["complete"] else f"**Partial run**: {p['summary']['all']['cases']} of the {p['planned_cases']} "
+        "planned cases had finished on both sides when the run was stopped; this report covers those "
+        "(the run resumes where it stopped).",
         f"Reference: {p['reference']['repository']} at `{p['reference']['commit'][:12]}`, transformers "
         f"{p['reference']['transformers']}, torch {p['reference']['torch']}, eager attention, float32. "
         f"headscope `{p['headscope']['commit']}`, transformers {p['headscope']['transformers']}.",
