@@ -8,8 +8,8 @@ exactly as ALGORITHMS.md section 3 states it:
    attention, keeping its keys/values; the selected heads' rows from it to every position
    (itself included) are averaged over the heads (``a``) and ``r <- normalise(a + g [r, 0])``.
    (The authors' code counts its prefill as the first of these ``c`` steps, so it reads
-   ``c - 1`` rows and intervenes on ``w + 1`` prompt tokens; headscope follows the spec unless
-   ``warmup_counting="reference"``.)
+   ``c - 1`` rows and intervenes on ``w + 1`` prompt tokens; that is headscope's default,
+   ``warmup_counting="reference"``; ``"spec"`` gives the counting written here.)
 3. Intervention steps: ``x[n-w .. n-1]`` (``w`` prompt tokens, teacher-forced; all but
    the last have their logits discarded), then every generated token:
    a. partial plain pass of the token through layers ``0 .. max selected layer``; its
