@@ -159,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=5000, help="task seed (the DySCO study's held-out seed)")
     ap.add_argument("--heads", default=ISSUE_HEADS, help="head file, published:NAME or L-H,L-H,...")
     ap.add_argument("--quick", action="store_true", help="3 prompts of 400 tokens, paragraph format, strength 3")
+    ap.add_argument("--workers", type=int, default=1, help="reference processes (one thread each)")
     ap.add_argument("--report-only", action="store_true",
                     help="decode nothing: report the cases both sides have finished (a run cut short)")
     args = ap.parse_args(argv)
@@ -191,27 +192,32 @@ def main(argv: list[str] | None = None) -> int:
     for s in sorted(strengths, reverse=True):
         for fmt, exs in by_format.items():
             for i, ex in enumerate(exs):
-                cid = f"{fmt}-{i:02d}-s{s:g}"
+                case = {"input_ids": list(ex.input_ids), "heads": [list(h) for h in heads],
+                        "strength": s, "top_k": 256, "top_p": 0.975, "decay": 0.75, "context_warmup": 8,
+                        "intervention_warmup": w, "templates": templates,
+                        "max_new_tokens": args.max_new_tokens, "pad_token_id": im_end, "eos_token_id": im_end}
+                # The id names the case and hashes what decides it: any later run reuses a finished case.
+                tag = hashlib.sha256(json.dumps(case, sort_keys=True).encode()).hexdigest()[:8]
+                cid = f"{fmt}-{i:02d}-s{s:g}-{tag}"
                 examples[cid] = (fmt, ex)
-                cases.append({"id": cid, "input_ids": list(ex.input_ids), "heads": [list(h) for h in heads],
-                              "strength": s, "top_k": 256, "top_p": 0.975, "decay": 0.75, "context_warmup": 8,
-                              "intervention_warmup": w, "templates": templates,
-                              "max_new_tokens": args.max_new_tokens, "pad_token_id": im_end, "eos_token_id": im_end})
-    tag = hashlib.sha256(json.dumps(cases, sort_keys=True).encode()).hexdigest()[:12]
-    work = cache_dir() / "runs" / f"dysco-{tag}"  # resumable: the same cases reuse the reference's results
+                cases.append({"id": cid, **case})
+    work = cache_dir() / "runs" / "dysco"
     work.mkdir(parents=True, exist_ok=True)
-    ref_out = work / "ref.jsonl"
-    done = set(_read_jsonl(ref_out))
+    ref_outs = sorted(work.glob("ref-*.jsonl"))
+    done = {k for f in ref_outs for k in _read_jsonl(f)}
     hs_dir = work / "headscope"
     if args.report_only:
         cases = [c for c in cases if c["id"] in done and (hs_dir / f"{c['id']}.npz").exists()]
     todo = [c for c in cases if c["id"] not in done]
-    (work / "cases.jsonl").write_text("".join(json.dumps(c) + "\n" for c in todo))
-    proc = None
-    if todo:
-        proc = start_driver(env, HERE / "ref_dysco.py", ["--model", str(prepare_bundled("smollm2-135m")),
-                                                          "--cases", str(work / "cases.jsonl"), "--out", str(ref_out),
-                                                          "--arrays", str(work / "arrays")])
+    procs = []
+    stamp = int(time.time())
+    for k in range(min(args.workers, len(todo))):  # the reference is the slower side: it may get several workers
+        part = work / f"cases-{stamp}-{k}.jsonl"
+        part.write_text("".join(json.dumps(c) + "\n" for c in todo[k::args.workers]))
+        procs.append(start_driver(env, HERE / "ref_dysco.py", ["--model", str(prepare_bundled("smollm2-135m")),
+                                                                "--cases", str(part), "--out",
+                                                                str(work / f"ref-{stamp}-{k}.jsonl"),
+                                                                "--arrays", str(work / "arrays")]))
 
     from tqdm import tqdm
 
@@ -234,9 +240,10 @@ def main(argv: list[str] | None = None) -> int:
         np.savez_compressed(path, importance=tr.importance.values, selected=tr.selected.values,
                             position=tr.fed_position.values, phase=tr.phase.values.astype(str),
                             tokens=np.array(res.tokens), seconds=np.array(seconds))
-    if proc is not None and proc.wait() != 0:
-        raise RuntimeError(f"ref_dysco.py failed (exit {proc.returncode}) in the DySCO venv")
-    refs = _read_jsonl(ref_out)
+    for proc in procs:
+        if proc.wait() != 0:
+            raise RuntimeError(f"ref_dysco.py failed (exit {proc.returncode}) in the DySCO venv")
+    refs = {k: v for f in sorted(work.glob("ref-*.jsonl")) for k, v in _read_jsonl(f).items()}
     results = []
     for case in cases:
         fmt, ex = examples[case["id"]]
