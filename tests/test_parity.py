@@ -1,8 +1,11 @@
 """DySCO parity with the authors' code, run: 3 short pass-key prompts through their ``rescale_generate``
 (their snapshot, their venv, transformers 4.57.3) and headscope's ``generate``, the same token ids.
 
-Runs ``bench/parity/run_dysco.py --quick`` (about 1.5 minutes on 2 busy cores once the venv exists;
-building it first needs PyPI). Skipped when the DySCO snapshot is not on this machine.
+Runs ``bench/parity/run_dysco.py --quick``. Measured on the 2-core CI VM (2026-11-30, venv already
+built): 80 s wall at load 10, 814 s at load 15+; building the venv first needs PyPI and a few more
+minutes. That does not fit the suite's 15-minute budget reliably, so the test runs only when asked:
+``HEADSCOPE_PARITY_TESTS=1 pytest tests/test_parity.py`` (the parity bench's own check). Skipped too
+when the DySCO snapshot is not on this machine.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ MIRROR = Path(os.environ.get("HEADSCOPE_PARITY_MIRRORS", "/work/.mirror")) / "pr
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("HEADSCOPE_PARITY_TESTS") != "1",
+                    reason="runs the authors' code in its own venv (minutes): set HEADSCOPE_PARITY_TESTS=1")
 @pytest.mark.skipif(not MIRROR.is_dir(), reason="needs a stored snapshot of princeton-pli/DySCO")
 def test_dysco_matches_the_authors_code_on_three_prompts(tmp_path: Path) -> None:
     env = dict(os.environ, PYTHONPATH=str(ROOT))

@@ -38,14 +38,16 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     sys.argv = sys.argv[:1]  # the module parses nothing at import, but keep argv clean for it
     import retrieval_head_detection as rhd
-    from transformers import AutoTokenizer
+    from transformers import PreTrainedTokenizerFast
 
     config = load_config(args.model)
     tester = object.__new__(rhd.LLMNeedleHaystackTester)  # its __init__ loads a hub model with flash-attn
     tester.layer_num, tester.head_num = config.num_hidden_layers, config.num_attention_heads
     tester.model_to_test = rhd.LlamaForCausalLM.from_pretrained(args.model, config=config, torch_dtype=torch.float32,
                                                                 attn_implementation="eager").eval()
-    tester.enc = AutoTokenizer.from_pretrained(args.model)  # only convert_ids_to_tokens / decode
+    # Only convert_ids_to_tokens / decode are used; the saved tokenizer_config names transformers 5's
+    # TokenizersBackend class, which 4.41 lacks, so the fast tokenizer is read from tokenizer.json.
+    tester.enc = PreTrainedTokenizerFast(tokenizer_file=str(Path(args.model) / "tokenizer.json"))
     tester.head_counter = defaultdict(list)
     rows = []
     for case in read_cases(args.cases):
