@@ -27,27 +27,46 @@ import torch
 from _ref_common import load_config, read_cases
 
 
+class VocabTokenizer:
+    """The two tokenizer calls their decode loop makes, from the model's own vocabulary.
+
+    The tokenizers release that transformers 4.41 pins cannot read the tokenizer.json that
+    transformers 5 saved, so the bench hands over the token strings (byte-level BPE) and this
+    decodes them the byte-level way."""
+
+    def __init__(self, vocab: dict) -> None:
+        from transformers.models.gpt2.tokenization_gpt2 import bytes_to_unicode
+
+        self.tokens, self.special = vocab["tokens"], set(vocab["special_ids"])
+        self.byte_of = {c: b for b, c in bytes_to_unicode().items()}
+
+    def convert_ids_to_tokens(self, i: int) -> str:
+        return self.tokens[i]
+
+    def decode(self, ids: list, skip_special_tokens: bool = False) -> str:
+        text = "".join(self.tokens[i] for i in ids if not (skip_special_tokens and i in self.special))
+        return bytes(self.byte_of[c] for c in text if c in self.byte_of).decode("utf-8", errors="replace")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", required=True)
     ap.add_argument("--cases", required=True)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--vocab", required=True, help="JSON: the model's token strings and special ids")
     ap.add_argument("--threads", type=int, default=0)
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     sys.argv = sys.argv[:1]  # the module parses nothing at import, but keep argv clean for it
     import retrieval_head_detection as rhd
-    from transformers import PreTrainedTokenizerFast
 
     config = load_config(args.model)
     tester = object.__new__(rhd.LLMNeedleHaystackTester)  # its __init__ loads a hub model with flash-attn
     tester.layer_num, tester.head_num = config.num_hidden_layers, config.num_attention_heads
     tester.model_to_test = rhd.LlamaForCausalLM.from_pretrained(args.model, config=config, torch_dtype=torch.float32,
                                                                 attn_implementation="eager").eval()
-    # Only convert_ids_to_tokens / decode are used; the saved tokenizer_config names transformers 5's
-    # TokenizersBackend class, which 4.41 lacks, so the fast tokenizer is read from tokenizer.json.
-    tester.enc = PreTrainedTokenizerFast(tokenizer_file=str(Path(args.model) / "tokenizer.json"))
+    tester.enc = VocabTokenizer(json.loads(Path(args.vocab).read_text()))
     tester.head_counter = defaultdict(list)
     rows = []
     for case in read_cases(args.cases):

@@ -69,10 +69,16 @@ def main(argv: list[str] | None = None) -> int:
         cases.append({"id": cid, "input_ids": [int(t) for t in ex["input_ids"].values[:n]], "needle": list(needle[0]),
                       "n_steps": len(tokens), "answer": str(ex["answer"].values) if "answer" in ex else ""})
     (work / "cases.jsonl").write_text("".join(json.dumps(c) + "\n" for c in cases))
+    from headscope.models import load_tokenizer
+
+    tok = load_tokenizer("smollm2-135m")
+    (work / "vocab.json").write_text(json.dumps({"tokens": tok.convert_ids_to_tokens(list(range(len(tok)))),
+                                                 "special_ids": list(tok.all_special_ids)}))
     t0 = time.perf_counter()
     out = work / "reference.json"
     run_driver(env, HERE / "ref_retrieval.py", ["--model", str(prepare_bundled("smollm2-135m")), "--cases",
-                                                 str(work / "cases.jsonl"), "--out", str(out)])
+                                                 str(work / "cases.jsonl"), "--out", str(out), "--vocab",
+                                                 str(work / "vocab.json")])
     t_ref = time.perf_counter() - t0
     refj = json.loads(out.read_text())
     same_tokens = sum(r["tokens"] == hs_tokens[r["id"]] for r in refj["cases"])
