@@ -1,10 +1,11 @@
 """Driver run inside the Retrieval_Head venv: Wu et al.'s retrieval-head detection on given prompts.
 
 Imports ``retrieval_head_detection`` from the exported snapshot (with its ``faiss_attn/source``
-modeling file, transformers 4.37.2) and runs its ``LLMNeedleHaystackTester.decode`` (prefill of
+modeling file, transformers 4.41.2) and runs its ``LLMNeedleHaystackTester.decode`` (prefill of
 all but the last prompt token, then greedy steps in its "torch" attention mode, each scored by
 ``retrieval_calculate``), its ROUGE-1 filter (recall > 50) and ``retrieval_head_accumulate``
-unchanged. What is ours: the prompts (headscope's token ids), the needle span (headscope's, in
+unchanged (every pass in their "torch" mode: their prefill's flash-attention needs a GPU). What is
+ours: the prompts (headscope's token ids), the needle span (headscope's, in
 place of their ``find_needle_idx`` text search), the text the ROUGE filter compares against (the
 answer the prompt asks for: headscope primes the assistant turn with the needle's first words),
 and the number of steps per prompt (``n_steps``, headscope's; their newline stop is Llama-2's
@@ -66,6 +67,12 @@ def main() -> None:
     tester.layer_num, tester.head_num = config.num_hidden_layers, config.num_attention_heads
     tester.model_to_test = rhd.LlamaForCausalLM.from_pretrained(args.model, config=config, torch_dtype=torch.float32,
                                                                 attn_implementation="eager").eval()
+    # Their decode runs each layer's forward_torch, a method of their flash-attention class (same
+    # weights); flash-attention itself needs a GPU, so every pass here, the prefill included, uses it.
+    from source.modeling_llama import LlamaFlashAttention2
+
+    for layer in tester.model_to_test.model.layers:
+        layer.self_attn.__class__ = LlamaFlashAttention2
     tester.enc = VocabTokenizer(json.loads(Path(args.vocab).read_text()))
     tester.head_counter = defaultdict(list)
     rows = []
@@ -74,7 +81,7 @@ def main() -> None:
         tester.prompt_ids = ids[0, :]
         tester.needle_start, tester.needle_end = case["needle"]
         with torch.no_grad():
-            q_outputs = tester.model_to_test(input_ids=ids[:, :-1], use_cache=True, return_dict=True)
+            q_outputs = tester.model_to_test(input_ids=ids[:, :-1], use_cache=True, return_dict=True, attn_mode="torch")
             output, retrieval_score = tester.decode(q_outputs, ids[:, -1], case["n_steps"])
         response = tester.enc.decode(output, skip_special_tokens=True).strip()
         recall = rhd.scorer.score(case["answer"], response)["rouge1"].recall * 100
