@@ -72,7 +72,15 @@ def main() -> None:
     instances = [{"idx": c["id"], "question": c["id"],
                   "paragraphs": [{"idx": f"d{i}", "paragraph_text": "", "title": None} for i in range(len(c["doc_spans"]))],
                   "gt_docs": [f"d{i}" for i in c["gold"]]} for c in cases.values()]
-    per_doc = get_doc_scores_per_head(retriever, instances)
+    # One example at a time, each kept on disk: a run that is stopped resumes where it stopped.
+    done_dir = Path(args.out).with_suffix(".examples")
+    done_dir.mkdir(parents=True, exist_ok=True)
+    per_doc = {}
+    for inst in instances:
+        path = done_dir / f"{inst['idx']}.pt"
+        if not path.exists():
+            torch.save(get_doc_scores_per_head(retriever, [inst])[inst["idx"]], path)
+        per_doc[inst["idx"]] = torch.load(path)
     ranked = score_heads(per_doc, instances)
     out = [[int(k.split("-")[0]), int(k.split("-")[1]), float(v)] for k, v in ranked]
     Path(args.out).write_text(json.dumps({"scores": out}))
