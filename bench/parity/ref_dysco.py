@@ -16,7 +16,6 @@ all-ones attention mask and ``<|im_end|>`` (id 2) as pad and EOS. SmolLM2's GGUF
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
 from pathlib import Path

@@ -37,6 +37,7 @@ __all__ = [
     "NULL_QUERY",
     "SPAN_KINDS",
     "TASKS",
+    "TASK_OPTIONS",
     "CalibrationExample",
     "QRHeadRecord",
     "Span",
