@@ -162,19 +162,22 @@ class AttentionRecorder:
         rows, _, logits = self._traced_pass(self._ids(ids), cache, mean=True, argmax=False)
         return cast(np.ndarray, rows), logits
 
-    def decode(self, cache: Any, logits: torch.Tensor, steps: int) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    def decode(self, cache: Any, logits: torch.Tensor, steps: int,
+               first: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, list[int]]:
         """Greedy decoding for up to ``steps`` traced steps, as the retrieval-score reference does.
 
         The first token is the argmax of the query pass. Each step feeds the last token and
         records every head's most-attended position from it, paired with the token that
         step's logits emit: that is the token a retrieval head is "copying" (Wu et al.'s
-        ``retrieval_calculate``). Stops after an end-of-sequence or newline token, as the
-        reference stops at the first newline.
+        ``retrieval_calculate``). ``first``, the query pass's argmax from the last prompt
+        token, makes the first token a step too, as in the reference (its first step feeds the
+        last prompt token). Stops after an end-of-sequence or newline token, as the reference
+        stops at the first newline (that step still counts).
         """
         stop = _stop_ids(self.lm)
         generated = [int(logits.argmax())]
-        emitted: list[int] = []
-        argmaxes: list[np.ndarray] = []
+        emitted: list[int] = [] if first is None else generated[:1]
+        argmaxes: list[np.ndarray] = [] if first is None else [first]
         while len(emitted) < steps and generated[-1] not in stop:
             _, argmax, logits = self._traced_pass(self._ids(generated[-1:]), cache, mean=False, argmax=True)
             token = int(logits.argmax())
@@ -196,12 +199,13 @@ class AttentionRecorder:
         cache, _ = self.prefill(ids[:start])
         with restored_after(cache):
             null_rows, _ = self.query_rows(null_ids[start:], cache)
-        query_rows, logits = self.query_rows(ids[start:], cache)
         steps = decode_steps if example.task in NEEDLE_TASKS else 0
+        rows, first, logits = self._traced_pass(self._ids(ids[start:]), cache, mean=True, argmax=bool(steps))
+        query_rows = cast(np.ndarray, rows)
         layout = (0, self.geometry.n_layers, self.geometry.n_heads)
         argmax, emitted, output = np.zeros(layout, dtype=np.int32), np.zeros(0, dtype=np.int32), ""
         if steps:
-            argmax, emitted, generated = self.decode(cache, logits, steps)
+            argmax, emitted, generated = self.decode(cache, logits, steps, first)
             output = self.lm.tokenizer.decode(generated, skip_special_tokens=True)
         return ExampleCapture(query_rows, null_rows, argmax, emitted, output)
 

@@ -36,7 +36,6 @@ from typing import Any, Literal, Protocol
 
 __all__ = [
     "FORMAT_ID",
-    "NOT_BUNDLED",
     "READ_FORMATS",
     "WRITE_FORMATS",
     "HeadSet",
@@ -537,13 +536,6 @@ def _dump(hs: HeadSet, path: Path, format: str) -> str:
 # -- published head sets ------------------------------------------------------------------------
 
 # Lists the README names whose source files could not be transcribed here (see the README).
-NOT_BUNDLED = {
-    "llama-2-13b-64k": "nightdessert/Retrieval_Head head_score/llama-2-13b-64k.json",
-    "mistral-7b-v0.2": "nightdessert/Retrieval_Head head_score/Mistral-7B-v0.2-hf.json",
-    "qwen1.5-14b": "nightdessert/Retrieval_Head head_score/Qwen1.5-14B-Chat.json",
-}
-
-
 def data_dir() -> Path:
     """``data/published_heads`` of the repository checkout (headscope is installed editable)."""
     path = Path(__file__).resolve().parent.parent / "data" / "published_heads"
@@ -567,12 +559,6 @@ def published(name: str) -> HeadSet:
     """
     if name in list_published():
         return HeadSet.load(data_dir() / f"{name}.json", "headscope")
-    if name in NOT_BUNDLED:
-        raise FileNotFoundError(
-            f"The published list {name!r} is not bundled: its source ({NOT_BUNDLED[name]}) could not be read in "
-            "full when the lists were assembled. With that file at hand, import it with `headscope heads convert "
-            f"FILE --from retrieval_head --model MODEL --to headscope --out {data_dir() / (name + '.json')}`."
-        )
     raise ValueError(f"Unknown published head list {name!r}. Published: {', '.join(list_published())}.")
 
 

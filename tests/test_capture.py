@@ -46,14 +46,15 @@ def _check_against_eager(lm, ids: list[int], start: int, steps: int) -> None:
     if not steps:
         return
     # Decoding: same tokens as HF greedy generate, and per step the eager argmax of every head.
-    generated = lm.model.generate(torch.tensor([ids]), max_new_tokens=steps + 1, do_sample=False,
+    generated = lm.model.generate(torch.tensor([ids]), max_new_tokens=steps, do_sample=False,
                                   eos_token_id=None, pad_token_id=0)[0, len(ids):].tolist()
     n_emitted = len(captured.decode_tokens)
     assert n_emitted > 0
-    assert captured.decode_tokens.tolist() == generated[1:n_emitted + 1]
+    # As Retrieval_Head's decode: step 0 reads the last prompt token and emits the first token.
+    assert captured.decode_tokens.tolist() == generated[:n_emitted]
     attentions = _eager(lm.model, ids + generated)
     for step in range(n_emitted):
-        position = len(ids) + step  # the position of the token fed at this step
+        position = len(ids) - 1 + step  # the position of the token fed at this step
         expected = torch.stack([a[0, :, position].argmax(-1) for a in attentions]).numpy()
         np.testing.assert_array_equal(captured.decode_argmax[step], expected)
 

@@ -163,8 +163,8 @@ def test_context_warmup_importance_is_decayed_average_of_eager_rows(tiny_llama):
     model = tiny_llama.model
     ids = _prompt(40)
     c, w, g = 6, 2, 0.75
-    res = generate(tiny_llama, ids, _cfg(context_warmup=c, intervention_warmup=w, decay=g, max_new_tokens=2),
-                   record=True)
+    res = generate(tiny_llama, ids, _cfg(context_warmup=c, intervention_warmup=w, decay=g, max_new_tokens=2,
+                                         warmup_counting="spec"), record=True)
     model.set_attn_implementation("eager")
     try:
         with torch.no_grad():
@@ -191,9 +191,11 @@ def test_context_warmup_importance_is_decayed_average_of_eager_rows(tiny_llama):
 def test_reference_warmup_counting_reads_one_token_less_and_intervenes_on_one_more(tiny_llama):
     ids = _prompt(40)
     c, w = 6, 2
-    spec = generate(tiny_llama, ids, _cfg(context_warmup=c, intervention_warmup=w, max_new_tokens=2), record=True)
-    ref = generate(tiny_llama, ids, _cfg(context_warmup=c, intervention_warmup=w, max_new_tokens=2,
-                                         warmup_counting="reference"), record=True)
+    spec = generate(tiny_llama, ids, _cfg(context_warmup=c, intervention_warmup=w, max_new_tokens=2,
+                                          warmup_counting="spec"), record=True)
+    ref = generate(tiny_llama, ids, _cfg(context_warmup=c, intervention_warmup=w, max_new_tokens=2), record=True)
+    assert ref.trace.attrs["config"] == _cfg(context_warmup=c, intervention_warmup=w, max_new_tokens=2,
+                                             warmup_counting="reference").to_json()  # the default
     phases = {name: list(res.trace.phase.values) for name, res in (("spec", spec), ("ref", ref))}
     assert phases["spec"].count("context_warmup") == c and phases["ref"].count("context_warmup") == c - 1
     assert phases["spec"].count("prompt") == w - 1 and phases["ref"].count("prompt") == w

@@ -147,12 +147,17 @@ def _tiny(arch: str):
     return wrap_model(_no_eos(Gemma3ForCausalLM(cfg)), None, "tiny-gemma3")
 
 
-def _compare(lm, ids: list[int], heads, templates: list[list[int]], engine: str = "auto", **knobs) -> list[int]:
+def _compare(lm, ids: list[int], heads, templates: list[list[int]], engine: str = "auto",
+             counting: str = "reference", **knobs) -> list[int]:
     method = "dysco-onepass" if knobs.get("onepass") else "dysco"
     cfg = DyscoConfig(heads=heads, method=method, context_warmup=knobs["c"], intervention_warmup=knobs["w"], top_k=knobs["k"],
                       top_p=knobs["p"], strength=knobs["s"], decay=knobs["g"], max_new_tokens=knobs["n_new"],
-                      templates=templates)
+                      templates=templates, warmup_counting=counting)
     ours = generate(lm, ids, cfg, record=True, engine=engine)
+    if counting == "reference":
+        # The authors' counting is the spec's schedule with one read fewer and one more intervened
+        # prompt token (the prefill, x[0 .. n-c-w-1], is the same).
+        knobs = knobs | {"c": knobs["c"] - 1, "w": knobs["w"] + 1}
     before = lm.model.config._attn_implementation
     lm.model.set_attn_implementation("eager")
     try:
@@ -169,16 +174,17 @@ def _compare(lm, ids: list[int], heads, templates: list[list[int]], engine: str 
 
 
 # Selection (top-k / nucleus / hybrid) does not depend on the architecture: Qwen2 runs the hybrid only.
-@pytest.mark.parametrize("arch,k,p", [(arch, k, p) for arch in ("llama", "gemma3") for k, p in
-                                      ((5, None), (None, 0.6), (6, 0.9))] + [("qwen2", 6, 0.9)])
-def test_dysco_equals_naive_full_recompute_oracle(arch, k, p):
+@pytest.mark.parametrize("arch,k,p,counting", [(arch, k, p, "reference") for arch in ("llama", "gemma3") for k, p in
+                                               ((5, None), (None, 0.6), (6, 0.9))]
+                         + [("llama", 6, 0.9, "spec"), ("gemma3", 6, 0.9, "spec"), ("qwen2", 6, 0.9, "reference")])
+def test_dysco_equals_naive_full_recompute_oracle(arch, k, p, counting):
     lm = _tiny(arch)
-    ids = torch.randint(3, 128, (40,), generator=torch.Generator().manual_seed(3)).tolist()
+    ids = torch.randint(3, 128, (40,), generator=torch.Generator().manual_seed(5)).tolist()
     ids[10:13] = [7, 8, 9]  # a "template" that must never be boosted
     knobs = dict(c=4, w=3, k=k, p=p, s=8.0, g=0.75, n_new=10)
     heads = [(0, 1), (1, 3), (2, 0)]
-    boosted = _compare(lm, ids, heads, [[7, 8, 9]], **knobs)
-    plain = _compare(lm, ids, heads, [[7, 8, 9]], **(knobs | {"s": 1.0}))
+    boosted = _compare(lm, ids, heads, [[7, 8, 9]], counting=counting, **knobs)
+    plain = _compare(lm, ids, heads, [[7, 8, 9]], counting=counting, **(knobs | {"s": 1.0}))
     assert boosted != plain, "strength 8 should change this tiny model's output, or the test checks nothing"
 
 
@@ -245,7 +251,9 @@ def test_a_batch_equals_the_naive_oracle_prompt_by_prompt(onepass):
     try:
         for ids, res in zip(prompts, ours):
             with torch.no_grad():
-                expected, importances = _oracle(lm.model, ids, heads, templates=[[7, 8, 9]], **knobs)
+                # the default (authors') counting: one read fewer, one more intervened prompt token
+                expected, importances = _oracle(lm.model, ids, heads, templates=[[7, 8, 9]],
+                                                **(knobs | {"c": knobs["c"] - 1, "w": knobs["w"] + 1}))
             assert res.tokens == expected
             for step, r in enumerate(importances):
                 got = torch.from_numpy(res.trace.importance.values[step, : r.numel()]).double()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from click.testing import CliRunner
@@ -14,7 +15,6 @@ from hypothesis import strategies as st
 from headscope.cli import cli
 from headscope.heads import (
     FORMAT_ID,
-    NOT_BUNDLED,
     HeadSet,
     compare,
     data_dir,
@@ -41,8 +41,20 @@ PUBLISHED_SHAPES = {
     "yaofu/llama-2-7b-80k": (32, 32, 32),
     "meta-llama/Llama-2-13b-hf": (40, 40, 40),
     "mistralai/Mistral-7B-Instruct-v0.2": (32, 32, 8),
+    # Retrieval_Head's head_score files (model names as the repository gives them where no hub id is stated)
+    "llama-2-13b-64k": (40, 40, 40),
+    "Mistral-7B-v0.2-hf": (32, 32, 8),
+    "mistralai/Mixtral-8x7B-v0.1": (32, 32, 8),
+    "Qwen/Qwen1.5-14B": (40, 40, 40),
     "Qwen/Qwen1.5-14B-Chat": (40, 40, 40),
+    "01-ai/Yi-6B-200K": (32, 32, 4),
 }
+WU_NAMES = ("llama-2-7b-80k", "llama-2-13b-64k", "mistral-7b-v0.2", "mixtral-8x7b-v0.1", "qwen1.5-14b",
+            "qwen1.5-14b-chat", "yi-6b-200k")
+# The top 10 the Retrieval_Head README prints (section "Directly load a results for Analysis"), as printed.
+README_TOP10_LLAMA2_7B_80K = [((16, 19), 0.94), ((11, 15), 0.92), ((8, 26), 0.8), ((6, 9), 0.62), ((7, 12), 0.61),
+                              ((17, 22), 0.56), ((11, 2), 0.46), ((6, 16), 0.44), ((19, 15), 0.42), ((21, 30), 0.4)]
+WU_MIRROR = Path("/work/.mirror/nightdessert+Retrieval_Head/repo")
 
 SAMPLE = HeadSet([(3, 8), (0, 1), (2, 4)], model="smollm2-135m", method="qrscore", scores=[0.9, 0.5, 0.25],
                  source="unit test", meta={"seed": 7, "task": "qa", "alpha": 0.5})
@@ -353,15 +365,35 @@ def test_every_published_list_is_in_range_for_its_model(name: str) -> None:
 def test_published_lists_match_their_sources() -> None:
     assert published("qwen3-8b").top(3).heads == ((21, 31), (21, 18), (20, 15))
     assert published("llama-3.1-8b-instruct").heads[-1] == (19, 3) and len(published("qwen3-4b")) == 16
-    top = published("llama-2-7b-80k")
-    assert top.heads[:2] == ((16, 19), (11, 15)) and top.scores[:2] == (0.94, 0.92)
+    top = published("llama-2-7b-80k").top(10)
+    assert [(h, round(s, 2)) for h, s in zip(top.heads, top.scores)] == README_TOP10_LLAMA2_7B_80K
 
 
-def test_unbundled_and_unknown_published_names_say_why() -> None:
-    for name in NOT_BUNDLED:
-        with pytest.raises(FileNotFoundError, match=f"published list '{name}' is not bundled"):
-            published(name)
-    with pytest.raises(ValueError, match="Unknown published head list 'gpt-5'. Published: llama-2-7b-80k"):
+@pytest.mark.parametrize("name", WU_NAMES)
+def test_wu_lists_rank_every_head_by_mean_score(name: str) -> None:
+    hs = published(name)
+    assert len(hs) == hs.meta["n_layers"] * hs.meta["n_heads"] and len(set(hs.heads)) == len(hs)
+    assert list(hs.scores) == sorted(hs.scores, reverse=True)
+    assert hs.meta["commit"] and hs.meta["path"].startswith("head_score/") and hs.meta["n_detections"] > 100
+
+
+@pytest.mark.skipif(not WU_MIRROR.is_dir(), reason="needs a stored copy of nightdessert/Retrieval_Head")
+@pytest.mark.parametrize("name", WU_NAMES)
+def test_wu_top10_equals_the_readme_recipe_on_the_raw_file(name: str) -> None:
+    """The README's recipe (np.mean per head, sorted descending, top 10) on the raw per-example file."""
+    import subprocess
+
+    hs = published(name)
+    raw = json.loads(subprocess.run(["git", f"--git-dir={WU_MIRROR}", "show", f"{hs.meta['commit']}:{hs.meta['path']}"],
+                                    check=True, capture_output=True).stdout)
+    rows = sorted(((tuple(int(x) for x in k.split("-")), float(np.mean(v))) for k, v in raw.items()),
+                  key=lambda r: r[1], reverse=True)[:10]
+    assert [h for h, _ in rows] == list(hs.top(10).heads)
+    assert np.allclose([s for _, s in rows], hs.top(10).scores, atol=1e-6)
+
+
+def test_unknown_published_names_say_why() -> None:
+    with pytest.raises(ValueError, match="Unknown published head list 'gpt-5'. Published: llama-2-13b-64k, llama-2-7b-80k"):
         published("gpt-5")
     with pytest.raises(FileNotFoundError, match="Give a file path or published:NAME"):
         resolve_heads("no/such/file.json")
@@ -379,15 +411,15 @@ def test_cli_list() -> None:
     result = run("list")
     assert result.exit_code == 0
     assert "qwen3-8b" in result.output and "Qwen/Qwen3-8B" in result.output
-    assert "llama-2-13b-64k" in result.output and "not bundled" in result.output
+    assert "llama-2-13b-64k" in result.output and "1600 heads" in result.output
 
 
 def test_cli_show_file_and_published(tmp_path: Path) -> None:
-    result = run("show", "published:llama-2-7b-80k", "--top", "2")
+    result = run("show", "published:llama-2-13b-64k", "--top", "2")
     assert result.exit_code == 0
     lines = result.output.splitlines()
-    assert "yaofu/llama-2-7b-80k" in lines[0] and "heads: 2" in lines[0]
-    assert lines[-2].split() == ["1", "16", "19", "0.9400"] and lines[-1].split() == ["2", "11", "15", "0.9200"]
+    assert "llama-2-13b-64k" in lines[0] and "heads: 2" in lines[0]
+    assert lines[-2].split()[:3] == ["1", "13", "23"] and lines[-1].split()[:3] == ["2", "9", "33"]
     path = SAMPLE.save(tmp_path / "h.yaml")
     result = run("show", str(path), "--top", "50")
     assert result.exit_code == 0 and result.output.splitlines()[-1].split() == ["3", "2", "4", "0.2500"]
@@ -422,7 +454,7 @@ def test_cli_convert(tmp_path: Path) -> None:
 def test_cli_bad_files_are_one_line_errors(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text('selected_heads: "__import__(\'os\').system(\'echo hi\')"\n')
-    for args in (("show", str(bad)), ("show", str(tmp_path / "absent.json")), ("show", "published:qwen1.5-14b"),
+    for args in (("show", str(bad)), ("show", str(tmp_path / "absent.json")), ("show", "published:gpt-5"),
                  ("convert", "published:qwen3-8b", "--to", "retrieval_head", "--out", str(tmp_path / "r.json"))):
         result = run(*args)
         assert result.exit_code == 1 and result.output.startswith("Error: "), result.output

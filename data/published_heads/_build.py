@@ -1,11 +1,15 @@
-"""Rebuild the published head lists in this folder from the strings copied out of their sources.
+"""Rebuild the published head lists in this folder from their sources.
 
-Run from the repository root: ``python data/published_heads/_build.py``. Each head string below is
-copied verbatim from the file named next to it (see README.md); nothing is computed except parsing.
+Run from the repository root: ``python data/published_heads/_build.py``. The DySCO head strings
+below are copied verbatim from the files named next to them; the Retrieval_Head lists are computed
+from that repository's ``head_score/*.json``, read from a stored copy (``WU_MIRROR``, a bare git
+directory), and only the derived facts (mean score and rank per head) are written (see README.md).
 """
 
 from __future__ import annotations
 
+import subprocess
+import tempfile
 from pathlib import Path
 
 from headscope.heads import HeadSet, parse_dysco_string
@@ -40,12 +44,20 @@ DYSCO_LISTS = {
         (36, 32, 8)),
 }
 
-# Retrieval_Head README ("Directly load a results for Analysis"): the top 10 of head_score/llama-2-7b-80k.json
-# with np.mean rounded to 2 decimals, as printed there (README at commit 2d9fb9d72eaa685acf6a4d29d0115a682c3c05ab).
-LLAMA2_7B_80K_TOP10 = [
-    ((16, 19), 0.94), ((11, 15), 0.92), ((8, 26), 0.8), ((6, 9), 0.62), ((7, 12), 0.61),
-    ((17, 22), 0.56), ((11, 2), 0.46), ((6, 16), 0.44), ((19, 15), 0.42), ((21, 30), 0.4),
-]
+# Retrieval_Head (Wu et al. 2024): head_score/*.json hold every head's per-example retrieval scores.
+# What ships is derived from them: each head's mean (the README's np.mean) and its rank, best first,
+# ties in file order (the README's sorted(..., reverse=True) is stable). name: (file, model, n_kv_heads)
+WU_FILES = {
+    "llama-2-7b-80k": ("llama-2-7b-80k.json", "yaofu/llama-2-7b-80k", 32),
+    "llama-2-13b-64k": ("llama-2-13b-64k.json", "llama-2-13b-64k", 40),
+    "mistral-7b-v0.2": ("Mistral-7B-v0.2-hf.json", "Mistral-7B-v0.2-hf", 8),
+    "mixtral-8x7b-v0.1": ("Mixtral-8x7B-v0.1.json", "mistralai/Mixtral-8x7B-v0.1", 8),
+    "qwen1.5-14b": ("Qwen1.5-14B.json", "Qwen/Qwen1.5-14B", 40),
+    "qwen1.5-14b-chat": ("Qwen1.5-14B-Chat.json", "Qwen/Qwen1.5-14B-Chat", 40),
+    "yi-6b-200k": ("Yi-6B-200K.json", "01-ai/Yi-6B-200K", 4),
+}
+# Where a stored copy of the repository lives on the machine that built the lists (a bare git dir).
+WU_MIRROR = Path("/work/.mirror/nightdessert+Retrieval_Head/repo")
 
 
 def shape_meta(shape: tuple[int, int, int]) -> dict[str, int]:
@@ -61,16 +73,35 @@ def main() -> None:
                   "coverage": "all 16 selected heads of the source, in its order (no scores published)",
                   **shape_meta(shape)},
         ).save(HERE / f"{name}.json")
-    HeadSet(
-        tuple(p for p, _ in LLAMA2_7B_80K_TOP10), scores=tuple(s for _, s in LLAMA2_7B_80K_TOP10),
-        model="yaofu/llama-2-7b-80k", method="retrieval_score",
-        source=f"{WU}; {WU_REPO} README.md (top 10 of head_score/llama-2-7b-80k.json)",
-        meta={"repository": WU_REPO, "path": "README.md", "commit": "2d9fb9d72eaa685acf6a4d29d0115a682c3c05ab",
-              "scored_file": "head_score/llama-2-7b-80k.json",
-              "coverage": "top 10 of 1024 heads as printed in the README; mean scores rounded to 2 decimals",
-              **shape_meta((32, 32, 32))},
-    ).save(HERE / "llama-2-7b-80k.json")
+    build_wu(WU_MIRROR)
 
+
+def _git(mirror: Path, *args: str) -> bytes:
+    return subprocess.run(["git", f"--git-dir={mirror}", *args], check=True, capture_output=True).stdout
+
+
+def build_wu(mirror: Path) -> None:
+    """Convert the seven head_score files of Retrieval_Head (read from a bare git dir) to head sets."""
+    commit = _git(mirror, "rev-parse", "HEAD").decode().strip()
+    for name, (file, model, n_kv) in WU_FILES.items():
+        path = f"head_score/{file}"
+        blob = _git(mirror, "show", f"HEAD:{path}")
+        last = _git(mirror, "log", "-1", "--format=%H", "--", path).decode().strip()
+        with tempfile.NamedTemporaryFile(suffix=".json") as tmp:
+            tmp.write(blob)
+            tmp.flush()
+            hs = HeadSet.load(tmp.name, "retrieval_head")
+        n_layers = 1 + max(layer for layer, _ in hs.heads)
+        n_heads = 1 + max(head for _, head in hs.heads)
+        HeadSet(
+            hs.heads, scores=tuple(round(s, 6) for s in hs.scores), model=model, method="retrieval_score",
+            source=f"{WU}; {WU_REPO} {path} (mean over detections, all heads ranked)",
+            meta={"repository": WU_REPO, "path": path, "commit": commit, "file_last_changed": last,
+                  "coverage": f"all {len(hs.heads)} heads, best first (rank = position); score = mean retrieval "
+                              "score over the file's per-example scores, rounded to 6 decimals",
+                  "n_detections": hs.meta["n_detections"], "n_layers": n_layers, "n_heads": n_heads,
+                  "n_kv_heads": n_kv},
+        ).save(HERE / f"{name}.json")
 
 if __name__ == "__main__":
     main()

@@ -37,7 +37,7 @@ METHODS = ("vanilla", "dysco", "dysco-static", "random-heads", "sharpen", "dysco
 HEAD_METHODS = ("dysco", "dysco-static", "random-heads", "dysco-onepass")
 GRID_AXES = ("model", "task", "length", "method", "heads", "strength", "top_k", "top_p", "decay", "temperature")
 HEAD_KINDS = ("qrscore", "retrieval", "published", "random", "file")
-_DYSCO_KEYS = ("context_warmup", "intervention_warmup", "templates")
+_DYSCO_KEYS = ("context_warmup", "intervention_warmup", "templates", "warmup_counting")
 _CAL_KEYS = ("capture", "task", "lengths", "examples", "seed", "decode_steps")
 _TUNE_KEYS = ("examples", "seed", "strengths", "top_k")
 _HEADLINE_KEYS = ("heads", "strength", "top_k", "top_p", "decay", "temperature")
@@ -269,7 +269,6 @@ class AblationConfig:
     def validate(self) -> None:
         """Raise ``ValueError`` naming the offending key; reads no model (head-set files and
         published lists are read, to check which model they were made for)."""
-        from ..evaluate import SYNTHETIC_TASKS
         from ..evaluate.files import parse_task
 
         for key in ("models", "tasks", "lengths", "methods", "strengths", "top_k", "top_p", "decay", "temperature"):
@@ -283,8 +282,15 @@ class AblationConfig:
             values = getattr(self, key)
             if len(set(values)) != len(values):
                 raise _bad(key, "a list without repeats", list(values))
+        from ..tasks import is_synthetic, parse_task_spec
+
         for t in self.tasks:
-            if t not in SYNTHETIC_TASKS:
+            if is_synthetic(t):
+                try:
+                    parse_task_spec(t)
+                except ValueError as err:
+                    raise _bad("tasks", "a list of tasks (TASK, TASK+key=value or FORMAT:PATH)", t) from err
+            else:
                 parse_task(t)
         for n in self.lengths:
             if n < 1:
@@ -391,8 +397,6 @@ class AblationConfig:
                     "Head indices do not transfer between models; set 'allow_other_model: true' if you mean it.")
 
     def _validate_tuning(self) -> None:
-        from ..evaluate import SYNTHETIC_TASKS
-
         tune = self.tuning
         if "auto" in self.strengths and not tune.strengths:
             raise _bad("tuning.strengths", "a non-empty list of candidate strengths", [])
@@ -406,7 +410,9 @@ class AblationConfig:
                 raise _bad("tuning.top_k", "a list of positive integers", k)
         if tune.examples < 1:
             raise _bad("tuning.examples", "an integer >= 1", tune.examples)
-        files = [t for t in self.tasks if t not in SYNTHETIC_TASKS]
+        from ..tasks import is_synthetic
+
+        files = [t for t in self.tasks if not is_synthetic(t)]
         if ("auto" in self.strengths or "auto" in self.top_k) and files:
             key = "strengths" if "auto" in self.strengths else "top_k"
             raise ValueError(f"The {key!r} key holds 'auto', which needs held-out examples of each task; file task "

@@ -51,16 +51,24 @@ class Job:
     top_k_used: float
 
 
-def _effective(cfg: Any, geometry: Any) -> dict[str, Any]:
+def _effective(cfg: Any, lm: Any) -> dict[str, Any]:
     """The decoding settings that decide the tokens (see the module docstring)."""
     from ..dysco.decode import resolve_heads_for
+    from ..dysco.templates import resolve_templates
 
     if cfg.method == "vanilla":
         return {"method": "vanilla"}
     if cfg.method == "sharpen":
         return {"method": "sharpen", "temperature": cfg.temperature}
     d = cfg.to_dict()
-    d["heads"] = [list(h) for h in resolve_heads_for(cfg, geometry)]
+    d["heads"] = [list(h) for h in resolve_heads_for(cfg, lm.geometry)]
+    # "auto" names a rule that may change between versions, so the key holds the sequences it
+    # resolves to. The rule the committed caches were decoded with (before 2026-11-30) was then
+    # called "auto" and keyed as that name; it is "auto-eot" now and keeps its old key.
+    if cfg.templates == "auto-eot":
+        d["templates"] = "auto"
+    elif cfg.templates == "auto":
+        d["templates"] = resolve_templates("auto", lm.tokenizer)
     d["method"] = cfg.method if cfg.method in ("dysco-static", "dysco-onepass") else "dysco"
     for k in ("seed", "temperature", "do_sample", "sampling_temperature", "sampling_top_p", "max_new_tokens"):
         d.pop(k, None)
@@ -69,7 +77,7 @@ def _effective(cfg: Any, geometry: Any) -> dict[str, Any]:
 
 def _key(lm: Any, ex: Any, cfg: Any) -> str:
     return stable_key({"model": lm.name, "revision": lm.revision, "example": ex.fingerprint,
-                       "max_new_tokens": cfg.max_new_tokens, "decode": _effective(cfg, lm.geometry)})
+                       "max_new_tokens": cfg.max_new_tokens, "decode": _effective(cfg, lm)})
 
 
 def _max_new(config: AblationConfig, task: str) -> int:
@@ -77,7 +85,9 @@ def _max_new(config: AblationConfig, task: str) -> int:
 
     if config.max_new_tokens is not None:
         return config.max_new_tokens
-    return DEFAULT_MAX_NEW_TOKENS.get(task.split(":", 1)[0], 64)
+    from ..tasks import task_base
+
+    return DEFAULT_MAX_NEW_TOKENS.get(task_base(task).split(":", 1)[0], 64)
 
 
 def _decode_config(config: AblationConfig, cell: dict[str, Any], heads: Any, strength: float | None,
@@ -95,9 +105,10 @@ def _decode_config(config: AblationConfig, cell: dict[str, Any], heads: Any, str
 
 
 def _examples(config: AblationConfig, lm: Any, task: str, length: int, n: int, seed: int) -> list[Any]:
-    from ..evaluate import SYNTHETIC_TASKS, make_eval_examples
+    from ..evaluate import make_eval_examples
+    from ..tasks import is_synthetic
 
-    if task in SYNTHETIC_TASKS:
+    if is_synthetic(task):
         return make_eval_examples(task, lm.tokenizer, [length], n, seed, max_context=lm.geometry.max_context or None)
     exs = make_eval_examples(task, lm.tokenizer, n_examples=n, max_prompt_tokens=length)
     return [replace(ex, length=length) for ex in exs]
@@ -151,7 +162,7 @@ class _Runner:
                 "fingerprint": job.example.fingerprint, "purpose": purpose, "output": res.text,
                 "score": job.example.score(res.text), "n_prompt_tokens": res.n_prompt,
                 "n_new_tokens": len(res.tokens), "seconds": round(seconds, 4),
-                "decode": _effective(job.config, self.lm.geometry), "max_new_tokens": job.config.max_new_tokens,
+                "decode": _effective(job.config, self.lm), "max_new_tokens": job.config.max_new_tokens,
             }
             self.cache.add(record)
             if self.on_result is not None:

@@ -101,16 +101,13 @@ def compare_command(heads: tuple[str, ...], fmt: str | None, threshold: float, t
 @heads_group.command("list")
 def list_command() -> None:
     """List the head sets published with papers that ship with headscope (use as published:NAME)."""
-    from ..heads import NOT_BUNDLED, list_published, published
+    from ..heads import list_published, published
 
     rows = [(name, published(name)) for name in run_user_errors(list_published)]
-    width = max([len(n) for n, _ in rows] + [len(n) for n in NOT_BUNDLED])
+    width = max(len(n) for n, _ in rows)
     for name, hs in rows:
         coverage = hs.meta.get("coverage", "")
-        click.echo(f"{name:<{width}}  {hs.model:<34}  {hs.method:<16}  {len(hs):>3} heads  {coverage}")
-    for name, src in NOT_BUNDLED.items():
-        click.echo(f"{name:<{width}}  not bundled: {src} could not be transcribed "
-                   "(see data/published_heads/README.md)")
+        click.echo(f"{name:<{width}}  {hs.model:<34}  {hs.method:<16}  {len(hs):>4} heads  {coverage}")
 
 
 @heads_group.command("convert")

@@ -1,7 +1,12 @@
 """``DyscoConfig``: every knob of a DySCO (or baseline) decoding run, typed, frozen and validated.
 
 Defaults are the reference values (``dysco_cfgs/llama3_8b.yaml``): top-k 4096, top-p 0.975,
-strength 2, decay 0.75, context warm-up 8, intervention warm-up ``"auto"``.
+strength 2, decay 0.75, context warm-up 8, intervention warm-up ``"auto"``, and the authors' warm-up
+counting (``warmup_counting="reference"``: their prefill counts as the first of the ``c`` warm-up
+reads, so ``c - 1`` reads follow and the last ``w + 1`` prompt tokens are intervened on; their
+``rescale_generate`` does this, so their published numbers come from it). ``"spec"`` keeps the
+counting of ALGORITHMS.md's step-by-step description (``c`` reads, ``w`` intervened tokens);
+docs/parity.md says where the two differ.
 
 Example
 -------
@@ -53,14 +58,15 @@ def _pairs(heads: Any) -> tuple[tuple[int, int], ...]:
 
 
 def _templates(value: Any) -> str | tuple[tuple[int, ...], ...]:
+    allowed = "'auto', 'auto-eot', 'none' or a list of token-id sequences"
     if isinstance(value, str):
-        if value not in ("auto", "none"):
-            raise _bad("templates", "'auto', 'none' or a list of token-id sequences", value)
+        if value not in ("auto", "auto-eot", "none"):
+            raise _bad("templates", allowed, value)
         return value
     try:
         seqs = tuple(tuple(int(t) for t in seq) for seq in value)
     except (TypeError, ValueError):
-        raise _bad("templates", "'auto', 'none' or a list of token-id sequences", value) from None
+        raise _bad("templates", allowed, value) from None
     if any(len(s) == 0 for s in seqs):
         raise _bad("templates", "a list of non-empty token-id sequences", value)
     return seqs
@@ -89,13 +95,16 @@ class DyscoConfig:
         number of tokens the chat template's generation prompt adds (0 without a template).
     templates
         Token-id sequences never selected when ``0 < s < 99``: ``"auto"`` (the chat template's
-        role headers), ``"none"``, or explicit sequences.
+        role headers as the authors' configs mark them), ``"auto-eot"`` (headscope's rule before
+        2026-11-30: each header with and without the previous end-of-turn marker), ``"none"``, or
+        explicit sequences (see :mod:`headscope.dysco.templates`).
     dynamic
         Re-select every step (True) or once from the context warm-up (False, ``dysco-static``).
     warmup_counting
-        ``"spec"`` (ALGORITHMS.md: ``c`` warm-up reads, then ``w`` intervened prompt tokens) or
-        ``"reference"`` (the authors' code, which counts its prefill as the first warm-up read:
-        ``c - 1`` reads, then ``w + 1`` intervened prompt tokens).
+        ``"reference"`` (default: the authors' code, which counts its prefill as the first warm-up
+        read: ``c - 1`` reads, then ``w + 1`` intervened prompt tokens) or ``"spec"`` (ALGORITHMS.md's
+        step-by-step text: ``c`` warm-up reads, then ``w`` intervened prompt tokens). Results cached before
+        2026-11-30 were decoded with ``"spec"``.
     method
         ``dysco``, ``vanilla``, ``dysco-static``, ``random-heads``, ``sharpen`` or
         ``dysco-onepass`` (headscope's single-pass variant: the importance comes from the
@@ -115,9 +124,9 @@ class DyscoConfig:
     decay: float = 0.75
     context_warmup: int = 8
     intervention_warmup: int | Literal["auto"] = "auto"
-    templates: Literal["auto", "none"] | tuple[tuple[int, ...], ...] = "auto"
+    templates: Literal["auto", "auto-eot", "none"] | tuple[tuple[int, ...], ...] = "auto"
     dynamic: bool = True
-    warmup_counting: Literal["spec", "reference"] = "spec"
+    warmup_counting: Literal["spec", "reference"] = "reference"
     method: Method = "dysco"
     temperature: float = 1.0
     seed: int = 0

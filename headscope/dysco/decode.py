@@ -14,8 +14,8 @@ exactly as ALGORITHMS.md section 3 states it:
    attention, keeping its keys/values; the selected heads' rows from it to every position
    (itself included) are averaged over the heads (``a``) and ``r <- normalise(a + g [r, 0])``.
    (The authors' code counts its prefill as the first of these ``c`` steps, so it reads
-   ``c - 1`` rows and intervenes on ``w + 1`` prompt tokens; headscope follows the spec unless
-   ``warmup_counting="reference"``.)
+   ``c - 1`` rows and intervenes on ``w + 1`` prompt tokens; that is headscope's default,
+   ``warmup_counting="reference"``; ``"spec"`` gives the counting written here.)
 3. Intervention steps: ``x[n-w .. n-1]`` (``w`` prompt tokens, teacher-forced; all but
    the last have their logits discarded), then every generated token:
    a. partial plain pass of the token through layers ``0 .. max selected layer``; its
@@ -67,7 +67,7 @@ from ..models import eos_ids
 from .attention_fn import Controller, StopForward, attention_control
 from .config import DyscoConfig
 from .selection import HARD_MASK_STRENGTH, build_bias, select, template_positions, update_importance
-from .templates import detect_templates, generation_prompt_length
+from .templates import generation_prompt_length, resolve_templates
 
 __all__ = ["ENGINES", "GenerationResult", "generate", "generate_batch", "resolve_heads_for", "validate_heads"]
 
@@ -198,13 +198,7 @@ def _resolve_warmups(config: DyscoConfig, tokenizer: Any) -> tuple[int, list[lis
     w = config.intervention_warmup
     if w == "auto":
         w = generation_prompt_length(tokenizer)
-    if config.templates == "auto":
-        templates = detect_templates(tokenizer)
-    elif config.templates == "none":
-        templates = []
-    else:
-        templates = [list(s) for s in config.templates]
-    return int(w), templates
+    return int(w), resolve_templates(config.templates, tokenizer)
 
 
 ENGINES = ("auto", "fixed", "dynamic")

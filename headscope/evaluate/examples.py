@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..tasks import TASKS
+from ..tasks import TASKS, is_synthetic
 from .metrics import METRICS
 
 __all__ = ["DEFAULT_MAX_NEW_TOKENS", "SYNTHETIC_TASKS", "EvalExample", "from_calibration", "make_eval_examples"]
@@ -97,12 +97,13 @@ def make_eval_examples(task: str, tokenizer: Any, lengths: list[int] | tuple[int
                        max_prompt_tokens: int | None = None) -> list[EvalExample]:
     """Evaluation examples of ``task``, ordered by length then index.
 
-    ``task`` is a synthetic task (:data:`SYNTHETIC_TASKS`, scored with ``contains``) or a file
+    ``task`` is a synthetic task (:data:`SYNTHETIC_TASKS`, scored with ``contains``; format options
+    as ``TASK+key=value``, see :mod:`headscope.tasks.options`) or a file
     task ``FORMAT:PATH`` (see :func:`headscope.evaluate.files.load_task_file`). Synthetic
     examples come from the calibration generators: pick a ``seed`` that no calibration run
     uses. ``n_examples`` is per length (a cap for file tasks).
     """
-    if task in SYNTHETIC_TASKS:
+    if is_synthetic(task):
         from ..tasks import make_examples
 
         exs = make_examples(task, tokenizer, lengths=list(lengths), n_examples=n_examples, seed=seed,

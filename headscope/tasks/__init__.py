@@ -28,19 +28,26 @@ from .base import SPAN_KINDS, CalibrationExample, Span
 from .files import QRHeadRecord, load_qrhead_jsonl, make_file_examples
 from .kv import make_kv_examples
 from .needle import make_needle_examples
+from .options import CLASSIC_PASSKEY, TASK_OPTIONS, canonical_task, parse_task_spec, task_base
 from .prompting import NULL_QUERY, require_fast
 from .qa import make_qa_examples
 
 __all__ = [
+    "CLASSIC_PASSKEY",
     "NULL_QUERY",
     "SPAN_KINDS",
     "TASKS",
+    "TASK_OPTIONS",
     "CalibrationExample",
     "QRHeadRecord",
     "Span",
     "TaskConfig",
+    "canonical_task",
+    "is_synthetic",
     "load_qrhead_jsonl",
     "make_examples",
+    "parse_task_spec",
+    "task_base",
 ]
 
 TASKS = ("needle", "passkey", "passkey-filler", "qa", "kv")
@@ -84,10 +91,15 @@ def _context_limit(tokenizer: Any, max_context: int | None) -> int | None:
     return int(limit) if isinstance(limit, int) and 0 < limit < _NO_LIMIT else None
 
 
+def is_synthetic(task: Any) -> bool:
+    """Whether ``task`` names a generator (with or without ``+key=value`` options)."""
+    return isinstance(task, str) and task_base(task) in TASKS
+
+
 def _is_file_task(task: Any) -> bool:
     if isinstance(task, os.PathLike):
         return True
-    return isinstance(task, str) and task not in TASKS and (
+    return isinstance(task, str) and not is_synthetic(task) and (
         task.endswith((".jsonl", ".json")) or os.sep in task or Path(task).is_file())
 
 
@@ -97,7 +109,8 @@ def make_examples(task: str | os.PathLike[str], tokenizer: Any,
                   depth: DepthArg = None) -> list[CalibrationExample]:
     """Calibration examples for ``task``, ordered by length then index.
 
-    ``task``: one of :data:`TASKS` or a path to a QRHead-shape JSONL file (then ``lengths``,
+    ``task``: one of :data:`TASKS`, optionally with format options (``TASK+key=value+...``, see
+    :mod:`headscope.tasks.options`), or a path to a QRHead-shape JSONL file (then ``lengths``,
     ``seed`` and ``depth`` are ignored, the prompts are as long as their documents, and
     ``n_examples`` caps the count). ``n_examples`` is per length. ``max_context``: the model's
     context window (default: the tokenizer's ``model_max_length`` when it states one); longer
@@ -110,8 +123,9 @@ def make_examples(task: str | os.PathLike[str], tokenizer: Any,
     limit = _context_limit(tokenizer, max_context)
     if _is_file_task(task):
         return make_file_examples(task, tokenizer, n_examples, max_context=limit)
-    if task not in TASKS:
+    if not is_synthetic(task):
         raise ValueError(f"task must be one of {TASKS} or a path to a JSONL file, got {task!r}")
+    task, options = parse_task_spec(task)
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise ValueError(f"seed must be an int, got {seed!r}")
     length_list = [lengths] if isinstance(lengths, int) else list(lengths)
@@ -124,7 +138,7 @@ def make_examples(task: str | os.PathLike[str], tokenizer: Any,
             raise ValueError(f"length {length} is above the model's max context ({limit} tokens)")
     if task in ("needle", "passkey", "passkey-filler"):
         return make_needle_examples(tokenizer, length_list, n_examples, seed, kind=task,
-                                    depth=depth)
+                                    depth=depth, options=options)
     if task == "qa":
         return make_qa_examples(tokenizer, length_list, n_examples, seed, depth=depth)
     return make_kv_examples(tokenizer, length_list, n_examples, seed, depth=depth)

@@ -52,14 +52,14 @@ def load_paragraphs(folder: str | None = None) -> tuple[str, ...]:
 
 
 class Haystack:
-    """A seeded stream of paragraphs long enough for ``min_words`` words.
+    """A seeded stream of paragraphs long enough for ``min_words`` words, joined by ``joiner``.
 
     Each pass over the collection is a fresh shuffle; a pass never starts with the paragraph
     that ended the previous one, so no paragraph (and no sentence) follows itself.
     """
 
     def __init__(self, rng: random.Random, min_words: int,
-                 paragraphs: tuple[str, ...] | None = None) -> None:
+                 paragraphs: tuple[str, ...] | None = None, joiner: str = "\n\n") -> None:
         paras = paragraphs if paragraphs is not None else load_paragraphs()
         order: list[str] = []
         words = 0
@@ -73,13 +73,26 @@ class Haystack:
                 words += len(p.split())
                 if words >= min_words:
                     break
-        self.text = "\n\n".join(order)
+        self.text = joiner.join(order)
         self.word_ends = [m.end() for m in _WORD.finditer(self.text)]
         self.sentence_ends = [m.end() for m in _SENTENCE_END.finditer(self.text)]
+        ends, at = [], 0
+        for p in order:
+            at += len(p)
+            ends.append(at)
+            at += len(joiner)
+        self.paragraph_ends = ends
 
     @property
     def n_words(self) -> int:
         return len(self.word_ends)
+
+    def cut_paragraphs(self, n: int) -> tuple[str, list[int]]:
+        """The first ``n`` whole paragraphs and the character offsets of their ends."""
+        if n <= 0:
+            return "", []
+        n = min(n, len(self.paragraph_ends))
+        return self.text[: self.paragraph_ends[n - 1]], self.paragraph_ends[:n]
 
     def cut(self, n_words: int) -> tuple[str, list[int]]:
         """The first ``n_words`` words and the character offsets of sentence ends within them."""

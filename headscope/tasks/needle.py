@@ -30,6 +30,7 @@ from typing import Any
 from ._common import DepthArg, assemble, depth_schedule, example_id, example_rng, fit_spec
 from .base import CalibrationExample
 from .haystack import Haystack, data_dir, insert_at_depth
+from .options import canonical_task, parse_task_spec
 from .prompting import Piece, PromptSpec
 
 __all__ = ["FILLER", "Needle", "load_needles", "make_needle_examples", "passkey_needle"]
@@ -85,17 +86,20 @@ def passkey_needle(key: int) -> Needle:
                   "What is the pass key?", "The pass key is")
 
 
-def _spec(kind: str, hay: Haystack, n_words: int, needle: Needle, depth: float) -> PromptSpec:
-    text, ends = hay.cut(n_words)
+def _spec(kind: str, hay: Haystack, n: int, needle: Needle, depth: float, options: dict[str, str]) -> PromptSpec:
+    # n counts words, or whole filler units with cut=unit (the needle then sits between units)
+    text, ends = hay.cut_paragraphs(n) if options.get("cut") == "unit" else hay.cut(n)
     before, after = insert_at_depth(text, ends, needle.needle, depth)
+    closing = "" if options.get("label") == "no" else _CLOSING[kind]
     pieces = (Piece(_HEADERS[kind] + before), Piece(needle.needle, kind="needle"),
-              Piece(after + _FOOTERS[kind]), Piece(_CLOSING[kind]),
+              Piece(after + _FOOTERS[kind]), Piece(closing),
               Piece(needle.question, question=True))
-    return PromptSpec(pieces, query_piece=3, assistant_prefix=needle.answer_prefix)
+    # Without a label the query span starts at the question itself.
+    return PromptSpec(pieces, query_piece=3 if closing else 4, assistant_prefix=needle.answer_prefix)
 
 
 def _one(tokenizer: Any, kind: str, length: int, seed: int, i: int,
-         depth: float) -> CalibrationExample:
+         depth: float, options: dict[str, str], name: str) -> CalibrationExample:
     rng = example_rng(kind, length, seed, i)
     if kind in ("passkey", "passkey-filler"):
         key = rng.randint(10000, 99999)
@@ -104,19 +108,29 @@ def _one(tokenizer: Any, kind: str, length: int, seed: int, i: int,
         needle = rng.choice(load_needles())
         answer = needle.answer
     # English prose runs ~1.2-1.4 tokens per word, so `length` words always overshoot.
-    hay = Haystack(rng, min_words=length, paragraphs=(FILLER,) if kind == "passkey-filler" else None)
-    spec = fit_spec(tokenizer, lambda n: _spec(kind, hay, n, needle, depth), length, 0, hay.n_words)
-    return assemble(tokenizer, spec, id=example_id(kind, length, seed, i), task=kind,
-                    answer=answer, target_length=length, depth=depth,
-                    meta={"needle": needle.needle, "question": needle.question})
+    hay = Haystack(rng, min_words=length, paragraphs=(FILLER,) if kind == "passkey-filler" else None,
+                   joiner=" " if options.get("join") == "space" else "\n\n")
+    hi = len(hay.paragraph_ends) if options.get("cut") == "unit" else hay.n_words
+    spec = fit_spec(tokenizer, lambda n: _spec(kind, hay, n, needle, depth, options), length, 0, hi)
+    meta = {"needle": needle.needle, "question": needle.question}
+    if options:
+        meta["task_options"] = name
+    return assemble(tokenizer, spec, id=example_id(name, length, seed, i), task=kind,
+                    answer=answer, target_length=length, depth=depth, meta=meta)
 
 
 def make_needle_examples(tokenizer: Any, lengths: list[int], n_examples: int, seed: int, *,
-                         kind: str = "needle", depth: DepthArg = None) -> list[CalibrationExample]:
+                         kind: str = "needle", depth: DepthArg = None,
+                         options: dict[str, str] | None = None) -> list[CalibrationExample]:
     """Needle (``kind="needle"``) or pass-key (``kind="passkey"``) examples, ordered by length
-    then index. The haystack is cut word by word to land on each length."""
+    then index. The haystack is cut word by word to land on each length. ``options`` are the
+    format options of :mod:`headscope.tasks.options` (``passkey-filler`` only); they change the
+    text, not the key, the depth or the id's index."""
     if kind not in _HEADERS:
         raise ValueError(f"kind must be one of {tuple(_HEADERS)}, got {kind!r}")
-    return [_one(tokenizer, kind, length, seed, i, d)
+    options = dict(options or {})
+    name = canonical_task("+".join([kind, *(f"{k}={v}" for k, v in options.items())]))
+    options = parse_task_spec(name)[1]  # defaults dropped: the plain task's text and ids exactly
+    return [_one(tokenizer, kind, length, seed, i, d, options, name)
             for length in lengths
             for i, d in enumerate(depth_schedule(depth, n_examples, kind, length, seed))]
