@@ -411,6 +411,8 @@ def reference_section(run: Run, args: argparse.Namespace, lengths: list[int], n_
             row = json.loads(line)
             if "meta" in row:
                 run.result["meta"]["reference"] = row["meta"]
+            elif "check" in row:
+                run.result["checks"][f"reference_{row['length']}"] = {row["check"]: row["equal"]}
             else:
                 run.row("reference", row)
         run.result["meta"]["reference_status"] = status
