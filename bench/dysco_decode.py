@@ -35,8 +35,16 @@ Timing rule, the same for every column (headscope's, HF's and the authors'): a C
 recorded each time a token has been chosen (headscope's ``on_token``, a ``StoppingCriteria`` for
 ``generate``), and ms/token = (t(token N) - t(token 2)) / (N - 2): steady decoding, the prefill,
 warm-up reads, graph captures and the first step excluded. ``first_token_s`` is from the call to
-token 1. Peak memory: ``torch.cuda.max_memory_allocated`` of the call (reset before it).
-CPU modes time with the wall clock and report no peak memory.
+token 1. Peak memory: ``torch.cuda.max_memory_allocated`` of the call (reset before it);
+``start_mem_mib``: what was allocated when the call began (the model, plus anything an earlier
+column left); headscope's fixed-engine rows add ``memory_mib`` (allocated and peak at the start,
+after the prefill, after the first step of each kind, at the end). CPU modes time with the wall
+clock and report no memory.
+
+Generate calls get an explicit all-ones attention mask and the models no pad id, so no prompt id
+is ever taken for padding (the warm-up prompt contains id 0 on purpose). ``checks`` records, per
+length, whether HF ``generate`` and headscope's vanilla columns chose the same tokens; ``--quick``
+(float32) exits non-zero unless they all did.
 """
 
 from __future__ import annotations
@@ -176,7 +184,8 @@ class Clock:
 def measure(call: Any, n_new: int, gpu: bool, n_prompt: int = 0) -> dict[str, Any]:
     """Run ``call(clock)``; ms/token by the rule in the module docstring, first-token time, peak memory,
     the memory already allocated when the call started (anything a previous column left behind), and
-    the tokens the call returned (for the equality checks)."""
+    the tokens the call returned (for the equality checks), and the engine's memory points
+    (``memory_mib``, headscope's fixed engine on CUDA)."""
     import gc
 
     gc.collect()  # the previous column's cache must be gone before this one's peak is measured
@@ -186,7 +195,8 @@ def measure(call: Any, n_new: int, gpu: bool, n_prompt: int = 0) -> dict[str, An
         torch.cuda.synchronize()
     start_mib = round(torch.cuda.memory_allocated() / 2**20) if gpu else None
     clock = Clock(gpu, n_prompt)
-    tokens = call(clock)
+    got = call(clock)  # the tokens, or a dict with "tokens" and more facts for the row
+    extra = got if isinstance(got, dict) else {"tokens": got}
     if gpu:
         torch.cuda.synchronize()
     if len(clock.marks) < n_new:
@@ -194,7 +204,7 @@ def measure(call: Any, n_new: int, gpu: bool, n_prompt: int = 0) -> dict[str, An
     return {"ms_per_token": round(1000 * clock.between(clock.marks[1], clock.marks[n_new - 1]) / (n_new - 2), 3),
             "first_token_s": round(clock.between(clock.start, clock.marks[0]), 3), "new_tokens": n_new,
             "peak_mem_mib": round(torch.cuda.max_memory_allocated() / 2**20) if gpu else None,
-            "start_mem_mib": start_mib, "tokens": list(tokens) if tokens is not None else None}
+            "start_mem_mib": start_mib} | extra
 
 
 def columns(lm: Any, heads: Any, n_new: int) -> dict[str, Any]:
@@ -221,7 +231,11 @@ def columns(lm: Any, heads: Any, n_new: int) -> dict[str, Any]:
         return call
 
     def hs(cfg: DyscoConfig, engine: str) -> Any:
-        return lambda ids, clock: generate(lm, ids, cfg, engine=engine, on_token=clock.tick).tokens
+        def call(ids: torch.Tensor, clock: Clock) -> dict[str, Any]:
+            res = generate(lm, ids, cfg, engine=engine, on_token=clock.tick)
+            # allocated / peak MiB at the start, after the prefill, after each kind's first step, at the end
+            return {"tokens": res.tokens, "memory_mib": res.info.get("engine", {}).get("memory_mib")}
+        return call
 
     return {"hf_dynamic": hf(False), "hs_vanilla_dynamic": hs(vanilla, "dynamic"), "hs_vanilla": hs(vanilla, "fixed"),
             "hs_dysco": hs(dysco, "fixed"), "hs_onepass": hs(onepass, "fixed"), "hf_static": hf(True)}
