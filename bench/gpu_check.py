@@ -182,7 +182,8 @@ def main() -> None:
         heads = ((1, 0), (2, 5), (3, 7), (1, 3))
         rows, bad = {}, []
         x = ids[None].to(device)
-        hf = lm.model.generate(x, attention_mask=torch.ones_like(x), do_sample=False, max_new_tokens=24)[0, 300:].tolist()
+        hf = lm.model.generate(x, attention_mask=torch.ones_like(x), do_sample=False,
+                               max_new_tokens=24)[0, 300:].tolist()
         for name, cfg in configs(heads, 24).items():
             graph = generate(lm, ids, cfg, engine="fixed", cuda_graphs=True)
             eager = generate(lm, ids, cfg, engine="fixed", cuda_graphs=False)
@@ -271,6 +272,7 @@ def main() -> None:
                 if graphs:
                     row["graph_fallbacks"] = res.info["engine"]["graph_fallbacks"]
                     row["capacity"] = res.info["engine"]["capacity"]
+                    row["memory_mib"] = res.info["engine"].get("memory_mib")  # CUDA: allocated/peak by phase
             if gpu:
                 row["graph_eq_eager"] = row["graph_tokens"] == row["eager_tokens"]
                 if not row["graph_eq_eager"] or row["graph_fallbacks"]:
