@@ -35,8 +35,16 @@ Timing rule, the same for every column (headscope's, HF's and the authors'): a C
 recorded each time a token has been chosen (headscope's ``on_token``, a ``StoppingCriteria`` for
 ``generate``), and ms/token = (t(token N) - t(token 2)) / (N - 2): steady decoding, the prefill,
 warm-up reads, graph captures and the first step excluded. ``first_token_s`` is from the call to
-token 1. Peak memory: ``torch.cuda.max_memory_allocated`` of the call (reset before it).
-CPU modes time with the wall clock and report no peak memory.
+token 1. Peak memory: ``torch.cuda.max_memory_allocated`` of the call (reset before it);
+``start_mem_mib``: what was allocated when the call began (the model, plus anything an earlier
+column left); headscope's fixed-engine rows add ``memory_mib`` (allocated and peak at the start,
+after the prefill, after the first step of each kind, at the end). CPU modes time with the wall
+clock and report no memory.
+
+Generate calls get an explicit all-ones attention mask and the models no pad id, so no prompt id
+is ever taken for padding (the warm-up prompt contains id 0 on purpose). ``checks`` records, per
+length, whether HF ``generate`` and headscope's vanilla columns chose the same tokens; ``--quick``
+(float32) exits non-zero unless they all did.
 """
 
 from __future__ import annotations
@@ -90,8 +98,10 @@ def random_llama(shape: str, device: str, dtype: torch.dtype) -> Any:
     torch.manual_seed(0)
     with torch.device(device):
         model = LlamaForCausalLM._from_config(cfg, dtype=dtype)
+    # EOS off (every column decodes the same number of tokens); no pad id: generate gets an explicit
+    # all-ones attention mask instead, so no prompt id is ever taken for padding
     model.generation_config.eos_token_id = None
-    model.generation_config.pad_token_id = 0
+    model.generation_config.pad_token_id = None
     return wrap_model(model.eval(), None, f"{shape}-shaped-random")
 
 
@@ -100,7 +110,7 @@ def smollm2_cpu() -> Any:
 
     lm = load_model("smollm2-135m", device="cpu", dtype="float32")
     lm.model.generation_config.eos_token_id = None
-    lm.model.generation_config.pad_token_id = 0
+    lm.model.generation_config.pad_token_id = None
     return lm
 
 
@@ -172,7 +182,10 @@ class Clock:
 
 
 def measure(call: Any, n_new: int, gpu: bool, n_prompt: int = 0) -> dict[str, Any]:
-    """Run ``call(clock)``; ms/token by the rule in the module docstring, first-token time, peak memory."""
+    """Run ``call(clock)``; ms/token by the rule in the module docstring, first-token time, peak memory,
+    the memory already allocated when the call started (anything a previous column left behind), and
+    the tokens the call returned (for the equality checks), and the engine's memory points
+    (``memory_mib``, headscope's fixed engine on CUDA)."""
     import gc
 
     gc.collect()  # the previous column's cache must be gone before this one's peak is measured
@@ -180,15 +193,18 @@ def measure(call: Any, n_new: int, gpu: bool, n_prompt: int = 0) -> dict[str, An
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
         torch.cuda.synchronize()
+    start_mib = round(torch.cuda.memory_allocated() / 2**20) if gpu else None
     clock = Clock(gpu, n_prompt)
-    call(clock)
+    got = call(clock)  # the tokens, or a dict with "tokens" and more facts for the row
+    extra = got if isinstance(got, dict) else {"tokens": got}
     if gpu:
         torch.cuda.synchronize()
     if len(clock.marks) < n_new:
         raise RuntimeError(f"{len(clock.marks)} of {n_new} tokens were generated")
     return {"ms_per_token": round(1000 * clock.between(clock.marks[1], clock.marks[n_new - 1]) / (n_new - 2), 3),
             "first_token_s": round(clock.between(clock.start, clock.marks[0]), 3), "new_tokens": n_new,
-            "peak_mem_mib": round(torch.cuda.max_memory_allocated() / 2**20) if gpu else None}
+            "peak_mem_mib": round(torch.cuda.max_memory_allocated() / 2**20) if gpu else None,
+            "start_mem_mib": start_mib} | extra
 
 
 def columns(lm: Any, heads: Any, n_new: int) -> dict[str, Any]:
@@ -203,14 +219,23 @@ def columns(lm: Any, heads: Any, n_new: int) -> dict[str, Any]:
     def hf(static: bool) -> Any:
         extra = {"cache_implementation": "static", "disable_compile": True} if static else {}
 
-        def call(ids: torch.Tensor, clock: Clock) -> None:
+        def call(ids: torch.Tensor, clock: Clock) -> list[int]:
             clock.n_prompt = ids.numel()
-            lm.model.generate(ids[None].to(dev), max_new_tokens=n_new, min_new_tokens=n_new, do_sample=False,
-                              stopping_criteria=StoppingCriteriaList([clock]), **extra)
+            x = ids[None].to(dev)
+            # An explicit all-ones mask: generate never infers padding from the prompt's ids (a prompt
+            # id equal to the pad id would otherwise be masked out, and every step would build a
+            # mask). EOS is off, so max_new_tokens alone fixes the length.
+            out = lm.model.generate(x, attention_mask=torch.ones_like(x), max_new_tokens=n_new, do_sample=False,
+                                    stopping_criteria=StoppingCriteriaList([clock]), **extra)
+            return out[0, ids.numel():].tolist()
         return call
 
     def hs(cfg: DyscoConfig, engine: str) -> Any:
-        return lambda ids, clock: generate(lm, ids, cfg, engine=engine, on_token=clock.tick)
+        def call(ids: torch.Tensor, clock: Clock) -> dict[str, Any]:
+            res = generate(lm, ids, cfg, engine=engine, on_token=clock.tick)
+            # allocated / peak MiB at the start, after the prefill, after each kind's first step, at the end
+            return {"tokens": res.tokens, "memory_mib": res.info.get("engine", {}).get("memory_mib")}
+        return call
 
     return {"hf_dynamic": hf(False), "hs_vanilla_dynamic": hs(vanilla, "dynamic"), "hs_vanilla": hs(vanilla, "fixed"),
             "hs_dysco": hs(dysco, "fixed"), "hs_onepass": hs(onepass, "fixed"), "hf_static": hf(True)}
@@ -222,8 +247,8 @@ class Run:
 
     def __init__(self, out: Path, budget_s: float, meta: dict[str, Any]) -> None:
         self.out, self.budget_s, self.t0 = out, budget_s, time.perf_counter()
-        self.result: dict[str, Any] = {"meta": meta, "decode": [], "floor": {}, "batch": [], "capture": [],
-                                       "reference": [], "skipped": []}
+        self.result: dict[str, Any] = {"meta": meta, "decode": [], "floor": {}, "checks": {}, "batch": [],
+                                       "capture": [], "reference": [], "skipped": []}
 
     def left(self) -> float:
         return self.budget_s - (time.perf_counter() - self.t0)
@@ -237,7 +262,8 @@ class Run:
 
     def row(self, section: str, row: dict[str, Any]) -> None:
         self.result[section].append(row)
-        print(f"[{time.perf_counter() - self.t0:6.1f}s] {section} {json.dumps(row)}", flush=True)
+        shown = {k: v for k, v in row.items() if k != "tokens"}
+        print(f"[{time.perf_counter() - self.t0:6.1f}s] {section} {json.dumps(shown)}", flush=True)
         self.save()
 
     def attempt(self, section: str, key: dict[str, Any], fn: Any) -> dict[str, Any] | None:
@@ -263,20 +289,42 @@ def decode_section(run: Run, lm: Any, lengths: list[int], n_new: int, gpu: bool,
         cols = {k: v for k, v in cols.items() if k in only}
     vocab = int(lm.model.config.vocab_size)
     warm = torch.randint(3, vocab, (min(lengths[0], 1024),), generator=torch.Generator().manual_seed(1))
+    warm[::61] = 0  # ids equal to a usual pad id: no column may treat them as padding
+    rows = {}
     for name, call in cols.items():  # one-time costs (kernel choice, allocator growth) outside the table
-        run.attempt("decode", {"length": warm.numel(), "column": name, "warm_up": True},
-                    lambda c=call: measure(lambda clock: c(warm, clock), n_new, gpu))
+        rows[name] = run.attempt("decode", {"length": warm.numel(), "column": name, "warm_up": True},
+                                 lambda c=call: measure(lambda clock: c(warm, clock), n_new, gpu))
+    same_tokens(run, "warm_up", rows)
     for length in lengths:
         ids = torch.randint(3, vocab, (length,), generator=torch.Generator().manual_seed(length))
         run.result["floor"][str(length)] = floor_ms(lm, length, heads, bandwidth)
+        rows = {}
         for name, call in cols.items():
             if name == "hf_static" and length > hf_static_max:
                 # transformers prefills a static cache through a [length, capacity] mask (no flash kernel)
                 run.result["skipped"].append({"section": "decode", "length": length, "column": name,
                                               "why": f"--hf-static-max-length {hf_static_max}"})
                 continue
-            run.attempt("decode", {"length": length, "column": name},
-                        lambda c=call: measure(lambda clock: c(ids, clock), n_new, gpu))
+            rows[name] = run.attempt("decode", {"length": length, "column": name},
+                                     lambda c=call: measure(lambda clock: c(ids, clock), n_new, gpu))
+        same_tokens(run, str(length), rows)
+
+
+# Plain greedy decoding, three ways: each pair must give the same tokens in float32 (the --quick and
+# CPU runs); on the GPU in bf16 only the first pair must (the model's own attention and a dynamic
+# cache on both sides), the others are recorded (a different attention kernel rounds differently).
+SAME_TOKENS = (("hf_dynamic", "hs_vanilla_dynamic"), ("hf_dynamic", "hs_vanilla"), ("hf_dynamic", "hf_static"))
+
+
+def same_tokens(run: Run, where: str, rows: dict[str, dict[str, Any] | None]) -> None:
+    """Record whether the plain-decoding columns chose the same tokens (``checks``)."""
+    got = {}
+    for a, b in SAME_TOKENS:
+        ta, tb = ((rows.get(x) or {}).get("tokens") for x in (a, b))
+        if ta is not None and tb is not None:
+            got[f"{a}=={b}"] = ta == tb
+    run.result["checks"][where] = got
+    run.save()
 
 
 def batch_section(run: Run, shape: str, dtype: torch.dtype, device: str, length: int, sizes: list[int],
@@ -293,13 +341,17 @@ def batch_section(run: Run, shape: str, dtype: torch.dtype, device: str, length:
         for size in sizes:
             row = run.attempt("batch", {"model": lm.name, "method": method, "batch": size, "length": length},
                               lambda s=size, c=cfg: measure(
-                                  lambda clock: generate_batch(lm, prompts[:s], c, on_token=clock.tick), n_new, gpu))
+                                  lambda clock: batch_call(lm, prompts[:s], c, clock), n_new, gpu))
             if row and "ms_per_token" in row:
                 row["tokens_per_s"] = round(1000 * size / row["ms_per_token"], 1)
                 base = base or row["tokens_per_s"]
                 row["x_batch1"] = round(row["tokens_per_s"] / base, 2)
                 run.save()
     del lm
+
+
+def batch_call(lm: Any, prompts: list[torch.Tensor], cfg: DyscoConfig, clock: Clock) -> None:
+    generate_batch(lm, prompts, cfg, on_token=clock.tick)  # tokens not kept: the tests check batch == alone
 
 
 def capture_section(run: Run, shape: str, dtype: torch.dtype, device: str, length: int, gpu: bool) -> None:
@@ -373,6 +425,8 @@ def reference_section(run: Run, args: argparse.Namespace, lengths: list[int], n_
             row = json.loads(line)
             if "meta" in row:
                 run.result["meta"]["reference"] = row["meta"]
+            elif "check" in row:
+                run.result["checks"][f"reference_{row['length']}"] = {row["check"]: row["equal"]}
             else:
                 run.row("reference", row)
         run.result["meta"]["reference_status"] = status
@@ -401,6 +455,10 @@ def print_tables(result: dict[str, Any]) -> None:
         fl = result["floor"].get(str(length))
         if fl:
             print(f"  floor: vanilla {fl['vanilla_ms']} ms, DySCO {fl['dysco_ms']} ms")
+    if result["checks"]:
+        print("\nsame tokens (plain greedy decoding)")
+        for where, got in result["checks"].items():
+            print(f"  {where:<10} " + "  ".join(f"{k}: {v}" for k, v in got.items()))
     if result["batch"]:
         print("\nbatched throughput (tokens/s, x batch 1)")
         for r in result["batch"]:
@@ -484,6 +542,11 @@ def main() -> None:
     print_tables(run.result)
     run.save()
     print(f"\nwrote {args.out} ({run.result['meta']['elapsed_s']} s)")
+    if args.quick:  # float32 on the CPU: plain decoding must agree token for token, or the dry run fails
+        differ = [f"{where}: {k}" for where, got in run.result["checks"].items() for k, v in got.items() if not v]
+        errors = [r for sec in ("decode", "batch", "capture") for r in run.result[sec] if "error" in r]
+        if differ or errors or not run.result["checks"]:
+            sys.exit(f"dry run failed: tokens differ {differ}, {len(errors)} rows with errors")
 
 
 if __name__ == "__main__":

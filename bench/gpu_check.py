@@ -84,7 +84,7 @@ def llama(device: str, dtype: torch.dtype, **shape: Any) -> Any:
     with torch.device(device):
         model = LlamaForCausalLM._from_config(cfg, dtype=dtype)
     model.generation_config.eos_token_id = None
-    model.generation_config.pad_token_id = 0
+    model.generation_config.pad_token_id = None  # generate gets an all-ones mask: no id is taken for padding
     return wrap_model(model.eval(), None, f"llama-random-{shape.get('hidden_size')}")
 
 
@@ -181,7 +181,9 @@ def main() -> None:
         ids = torch.randint(3, 500, (300,), generator=torch.Generator().manual_seed(1))
         heads = ((1, 0), (2, 5), (3, 7), (1, 3))
         rows, bad = {}, []
-        hf = lm.model.generate(ids[None].to(device), do_sample=False, max_new_tokens=24)[0, 300:].tolist()
+        x = ids[None].to(device)
+        hf = lm.model.generate(x, attention_mask=torch.ones_like(x), do_sample=False,
+                               max_new_tokens=24)[0, 300:].tolist()
         for name, cfg in configs(heads, 24).items():
             graph = generate(lm, ids, cfg, engine="fixed", cuda_graphs=True)
             eager = generate(lm, ids, cfg, engine="fixed", cuda_graphs=False)
@@ -249,11 +251,12 @@ def main() -> None:
         rows, bad = {}, []
         if gpu:
             dev_ids = ids[None].to(device)
-            lm.model.generate(dev_ids, do_sample=False, max_new_tokens=2)  # warm-up
+            ones = torch.ones_like(dev_ids)
+            lm.model.generate(dev_ids, attention_mask=ones, do_sample=False, max_new_tokens=2)  # warm-up
             from transformers import StoppingCriteriaList
 
-            ms, _ = per_token(lambda clock: lm.model.generate(dev_ids, do_sample=False, max_new_tokens=n_new,
-                                                              min_new_tokens=n_new,
+            ms, _ = per_token(lambda clock: lm.model.generate(dev_ids, attention_mask=ones, do_sample=False,
+                                                              max_new_tokens=n_new,
                                                               stopping_criteria=StoppingCriteriaList([clock])),
                               n_new, gpu, n_prompt=args.length)
             rows["hf_generate"] = {"ms_per_token": round(ms, 2)}
@@ -269,6 +272,7 @@ def main() -> None:
                 if graphs:
                     row["graph_fallbacks"] = res.info["engine"]["graph_fallbacks"]
                     row["capacity"] = res.info["engine"]["capacity"]
+                    row["memory_mib"] = res.info["engine"].get("memory_mib")  # CUDA: allocated/peak by phase
             if gpu:
                 row["graph_eq_eager"] = row["graph_tokens"] == row["eager_tokens"]
                 if not row["graph_eq_eager"] or row["graph_fallbacks"]:

@@ -12,7 +12,15 @@ published QRHeads of Llama-3.1-8B-Instruct, ``top_k`` 4096, ``top_p`` 0.975, str
 0.75, context warm-up 8, intervention warm-up 0 (no chat template), and times
 
 * ``authors_dysco``: ``model.rescale_generate(...)``;
-* ``hf_generate_457``: plain ``model.generate`` of the same model (transformers 4.57).
+* ``hf_generate_457``: plain ``generate`` of transformers 4.57's own ``LlamaForCausalLM`` holding the
+  same weight tensors (shared, not copied). Not the authors' class: its ``forward`` has no
+  ``logits_to_keep``, so its prefill computes the logits of every prompt position (63 GB in float32
+  at 128k), and its mask and attention code are the authors', not transformers 4.57's.
+
+Both calls get an explicit all-ones attention mask and no pad id, so no prompt id is ever taken for
+padding; EOS is off, so ``max_new_tokens`` alone fixes the length. With ``--tiny`` the process also
+checks that the stock model and the authors' model (its SDPA class, no intervention) give the same
+greedy tokens, which shows the weights are shared correctly.
 
 Timing rule (the same for every column of the bench): a CUDA event is recorded each time a
 token is chosen (a ``StoppingCriteria`` that returns False; the authors' loop also calls it on
@@ -127,6 +135,36 @@ class _EagerAfterPrefill:
             attn.__class__ = cls
 
 
+def stock_llama(model: Any, cfg: Any, device: str) -> Any:
+    """transformers' own ``LlamaForCausalLM`` on the same weight tensors as the authors' ``model``."""
+    from transformers import LlamaForCausalLM
+
+    with torch.device(device):
+        stock = LlamaForCausalLM._from_config(cfg, torch_dtype=model.dtype, attn_implementation="sdpa")
+    missing, unexpected = stock.load_state_dict(model.state_dict(), strict=False, assign=True)
+    # non-persistent buffers (rotary frequencies) are not in a state dict; nothing else may differ
+    if missing or unexpected:
+        raise RuntimeError(f"the authors' Llama and transformers' differ: missing {missing}, unexpected {unexpected}")
+    stock.eval()
+    stock.generation_config.eos_token_id = None
+    stock.generation_config.pad_token_id = None
+    if torch.cuda.is_available() and device == "cuda":
+        torch.cuda.empty_cache()
+    return stock
+
+
+def same_weights_check(model: Any, stock: Any, ids: torch.Tensor, ones: torch.Tensor, n: int, out: Any) -> None:
+    """--tiny: greedy tokens of the stock model == the authors' model with its SDPA class (no intervention)."""
+    a = stock.generate(ids, attention_mask=ones, max_new_tokens=n, do_sample=False)[0, ids.shape[1]:].tolist()
+    b = model.generate(ids, attention_mask=ones, max_new_tokens=n, do_sample=False)[0, ids.shape[1]:].tolist()
+    row = {"check": "stock_eq_authors_model", "length": int(ids.shape[1]), "equal": a == b}
+    out.write(json.dumps(row) + "\n")
+    out.flush()
+    print(json.dumps(row), file=sys.stderr, flush=True)
+    if a != b:
+        raise SystemExit(f"stock LlamaForCausalLM and the authors' model disagree: {a} vs {b}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--lengths", required=True, help="comma-separated prompt lengths")
@@ -152,7 +190,8 @@ def main() -> None:
                                                      attn_implementation="sdpa")
     model.eval()
     model.generation_config.eos_token_id = None
-    model.generation_config.pad_token_id = 0
+    model.generation_config.pad_token_id = None
+    stock = None if args.skip_hf else stock_llama(model, cfg, device)
     heads = [(layer % shape["num_hidden_layers"], head) for layer, head in QR_HEADS_8B]
     rescale = RescaleConfig(selected_heads=heads, top_k=4096, top_p=0.975, strength=2.0, decay_factor=0.75,
                             context_warmup_steps=8, intervention_warmup_steps=0, dynamic_rescale=True,
@@ -166,20 +205,26 @@ def main() -> None:
     for length in (int(x) for x in args.lengths.split(",")):
         ids = torch.randint(3, shape["vocab_size"], (1, length),
                             generator=torch.Generator().manual_seed(length)).to(device)
+        ones = torch.ones_like(ids)
         with torch.no_grad():
             # warm-up (kernels, allocator) on a short prompt
             with _EagerAfterPrefill(model):
-                model.rescale_generate(ids[:, :64], rescale_config=rescale, max_new_tokens=3, do_sample=False)
+                model.rescale_generate(ids[:, :64], attention_mask=ones[:, :64], rescale_config=rescale,
+                                       max_new_tokens=3, do_sample=False)
+            if stock is not None:
+                stock.generate(ids[:, :64], attention_mask=ones[:, :64], max_new_tokens=3, do_sample=False)
+                if args.tiny:
+                    same_weights_check(model, stock, ids, ones, n, out)
 
             def dysco(stop: Any) -> Any:
                 with _EagerAfterPrefill(model):
-                    return model.rescale_generate(ids, rescale_config=rescale, max_new_tokens=n, do_sample=False,
-                                                  stopping_criteria=stop)
+                    return model.rescale_generate(ids, attention_mask=ones, rescale_config=rescale, max_new_tokens=n,
+                                                  do_sample=False, stopping_criteria=stop)
 
             rows = [("authors_dysco", dysco)]
-            if not args.skip_hf:
-                rows.append(("hf_generate_457", lambda stop: model.generate(
-                    ids, max_new_tokens=n, min_new_tokens=n, do_sample=False, stopping_criteria=stop)))
+            if stock is not None:
+                rows.append(("hf_generate_457", lambda stop: stock.generate(
+                    ids, attention_mask=ones, max_new_tokens=n, do_sample=False, stopping_criteria=stop)))
             for name, call in rows:
                 try:
                     row = {"length": length, "method": name} | timed(model, call, length, n, gpu)

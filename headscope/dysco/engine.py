@@ -31,6 +31,11 @@ Kinds of step (each a fixed kernel sequence; the schedule is that of :mod:`heads
 
 The partial pass writes keys/values at slot ``j`` of the layers it runs; the full pass rewrites
 slot ``j`` of every layer before its attention reads it, so nothing needs restoring.
+
+When the call returns (or fails), the KV buffers, the recorded rows and the graphs are freed
+explicitly, so the next call never finds them still allocated. On CUDA the engine facts include
+``memory_mib``: allocated and peak memory at the start, after the prefill, after the first step
+of each kind and at the end (see :class:`_Memory`).
 """
 
 from __future__ import annotations
@@ -282,6 +287,15 @@ class _FixedStep:
         """``dysco-static``: the selection, made once from the warm-up importance (eager)."""
         self.static_sel.copy_(self._select(upto_current=False))
 
+    def release(self) -> None:
+        """Free the KV buffers, the recorded rows and the graphs now (the call is over)."""
+        self.graphs.release()
+        for layer in self.cache.layers:
+            layer.key_buffer = layer.value_buffer = layer.keys = layer.values = None
+            layer.is_initialized = False
+        self.ctl.rows = None
+        self.ctl.layer_heads, self.ctl.base_mask_of = {}, {}
+
     def run(self, j: int, kind: str, feed: torch.Tensor | None) -> None:
         """Step at slot ``j``: feed ``feed`` (``[b, 1]`` on the device) or the token already in place."""
         self.step.fill_(j)
@@ -290,6 +304,26 @@ class _FixedStep:
         # looked up per call: a dict of bound methods on self would be a reference cycle, keeping
         # the KV buffers alive after generate returns until the garbage collector runs
         self.graphs.run(kind, getattr(self, f"_{kind}"))
+
+
+class _Memory:
+    """Device memory at points of a call, on CUDA (MiB): allocated now, and the peak so far (since the
+    last ``torch.cuda.reset_peak_memory_stats``). Tells a prefill peak from a decode-step one, and
+    memory a previous call left allocated (``start``). Allocator counters: no device sync."""
+
+    def __init__(self, device: Any) -> None:
+        self.device = torch.device(device)
+        self.cuda = self.device.type == "cuda"
+        self.points: dict[str, list[int]] = {}
+        self.mark("start")
+
+    def mark(self, name: str, once: bool = False) -> None:
+        if self.cuda and not (once and name in self.points):
+            self.points[name] = [round(torch.cuda.memory_allocated(self.device) / 2**20),
+                                 round(torch.cuda.max_memory_allocated(self.device) / 2**20)]
+
+    def facts(self) -> dict[str, Any]:
+        return {"memory_mib": {"columns": ["allocated", "peak"]} | self.points} if self.cuda else {}
 
 
 def _pad(prompts: list[torch.Tensor], pad_id: int) -> tuple[torch.Tensor, list[int]]:
@@ -339,63 +373,74 @@ def generate_fixed(lm: Any, prompts: Sequence[torch.Tensor], config: DyscoConfig
     steps = [0] * b
     done = [False] * b
     host_ids = ids.tolist()
-    with torch.no_grad():
-        fs = _FixedStep(lm, config, heads, ids, pads, capacity, chunk, templates, cuda_graphs)
-        with static_control(model, fs.ctl):
-            fs.prefill(schedule.prefill)
+    fs: _FixedStep | None = None
+    try:
+        with torch.no_grad():
+            fs = _FixedStep(lm, config, heads, ids, pads, capacity, chunk, templates, cuda_graphs)
+            memory = _Memory(fs.device)
+            with static_control(model, fs.ctl):
+                fs.prefill(schedule.prefill)
+                memory.mark("after_prefill")
 
-            def emit(from_prefill: bool) -> bool:
-                """Choose each sequence's next token; True when every sequence has stopped."""
-                if config.do_sample:
-                    fs.tok.copy_(torch.cat([samplers[row](fs.logits[row]) for row in range(b)]).view(b, 1))
-                elif from_prefill:  # a step's greedy token is already in place; the prefill's is not
-                    fs.tok.copy_(fs.logits.argmax(-1, keepdim=True))
-                tokens = fs.tok.view(-1).tolist()  # the step's one host read: the stop test needs the tokens
-                for row, t in enumerate(tokens):
-                    if done[row]:
+                def emit(from_prefill: bool) -> bool:
+                    """Choose each sequence's next token; True when every sequence has stopped."""
+                    if config.do_sample:
+                        fs.tok.copy_(torch.cat([samplers[row](fs.logits[row]) for row in range(b)]).view(b, 1))
+                    elif from_prefill:  # a step's greedy token is already in place; the prefill's is not
+                        fs.tok.copy_(fs.logits.argmax(-1, keepdim=True))
+                    tokens = fs.tok.view(-1).tolist()  # the step's one host read: the stop test needs the tokens
+                    for row, t in enumerate(tokens):
+                        if done[row]:
+                            continue
+                        generated[row].append(t)
+                        if traces is not None and traces[row].rows:
+                            traces[row].rows[-1]["next_token"] = t
+                        if t in eos or len(generated[row]) >= config.max_new_tokens:
+                            done[row] = True
+                    if on_token is not None:
+                        on_token()
+                    return all(done)
+
+                j = schedule.prefill
+                finished = False
+                if not schedule.dysco:  # vanilla / sharpen: the prefill's logits give the first token
+                    if traces is not None:
+                        for row, trace in enumerate(traces):
+                            trace.add("generate", n - 1 - pads[row], host_ids[row][n - 1], None, None)
+                    finished = emit(from_prefill=True)
+                r_len = schedule.prefill
+                static_selected = False
+                while not finished:
+                    kind = schedule.of(j)
+                    if kind == "static" and not static_selected:
+                        fs.step.fill_(j)
+                        fs.select_static()
+                        static_selected = True
+                    fs.run(j, kind, fs.ids[:, j:j + 1] if j < n else None)
+                    memory.mark(f"after_first_{kind}", once=True)
+                    if kind in ("read", "dysco", "onepass"):
+                        r_len = j + 1
+                    active = [not d for d in done]
+                    for row in range(b):
+                        steps[row] += active[row]
+                    if traces is not None:
+                        _trace_rows(traces, active, fs, schedule, j, kind, r_len, host_ids, generated, pads)
+                    if j + 1 < n:
+                        j += 1
                         continue
-                    generated[row].append(t)
-                    if traces is not None and traces[row].rows:
-                        traces[row].rows[-1]["next_token"] = t
-                    if t in eos or len(generated[row]) >= config.max_new_tokens:
-                        done[row] = True
-                if on_token is not None:
-                    on_token()
-                return all(done)
-
-            j = schedule.prefill
-            finished = False
-            if not schedule.dysco:  # vanilla / sharpen: the prefill's logits give the first token
-                if traces is not None:
-                    for row, trace in enumerate(traces):
-                        trace.add("generate", n - 1 - pads[row], host_ids[row][n - 1], None, None)
-                finished = emit(from_prefill=True)
-            r_len = schedule.prefill
-            static_selected = False
-            while not finished:
-                kind = schedule.of(j)
-                if kind == "static" and not static_selected:
-                    fs.step.fill_(j)
-                    fs.select_static()
-                    static_selected = True
-                fs.run(j, kind, fs.ids[:, j:j + 1] if j < n else None)
-                if kind in ("read", "dysco", "onepass"):
-                    r_len = j + 1
-                active = [not d for d in done]
-                for row in range(b):
-                    steps[row] += active[row]
-                if traces is not None:
-                    _trace_rows(traces, active, fs, schedule, j, kind, r_len, host_ids, generated, pads)
-                if j + 1 < n:
+                    finished = emit(from_prefill=False)
                     j += 1
-                    continue
-                finished = emit(from_prefill=False)
-                j += 1
+        memory.mark("end")
+        engine = {"engine": "fixed", "capacity": capacity, "chunk": chunk, "batch": b,
+                  "cuda_graphs": fs.graphs.enabled, "graph_captures": fs.graphs.captures,
+                  "graph_fallbacks": dict(fs.graphs.fallbacks)} | memory.facts()
+    finally:
+        # The KV buffers and the graphs (and their memory pool) go now, whoever still holds ``fs``
+        # (an exception's traceback, a caller's frame): the next call must not find them allocated.
+        if fs is not None:
+            fs.release()
     info_base = {"heads": [list(h) for h in heads], "context_warmup": c, "intervention_warmup": w,
                  "n_templates": len(templates)}
-    engine = {"engine": "fixed", "capacity": capacity, "chunk": chunk, "batch": b,
-              "cuda_graphs": fs.graphs.enabled, "graph_captures": fs.graphs.captures,
-              "graph_fallbacks": dict(fs.graphs.fallbacks)}
     results = []
     for row in range(b):
         text = tokenizer.decode(generated[row], skip_special_tokens=True) if tokenizer is not None else ""

@@ -13,6 +13,11 @@ time and keep every result in buffers allocated outside the graphs. If recording
 operation that cannot be captured), the kind falls back to eager steps and the reason is kept
 in ``fallbacks``; eager and replayed steps compute the same thing.
 
+The warm-up runs on one side stream per device for the whole process, not a new stream per
+call: cuBLAS keeps a workspace for every stream it has run on (32 MiB on Hopper) for as long as
+the process lives. :meth:`StepGraphs.release` drops the graphs and their memory pool when the
+call is over.
+
 On CPU, or with ``enabled=False``, every call is an eager call.
 """
 
@@ -22,7 +27,17 @@ from collections.abc import Callable
 
 import torch
 
-__all__ = ["StepGraphs"]
+__all__ = ["StepGraphs", "side_stream"]
+
+_SIDE: dict[int, torch.cuda.Stream] = {}
+
+
+def side_stream() -> torch.cuda.Stream:
+    """The process's warm-up stream of the current CUDA device (created once)."""
+    device = torch.cuda.current_device()
+    if device not in _SIDE:
+        _SIDE[device] = torch.cuda.Stream(device)
+    return _SIDE[device]
 
 
 class StepGraphs:
@@ -46,7 +61,7 @@ class StepGraphs:
             graph.replay()
             self.replays += 1
             return
-        side = torch.cuda.Stream()
+        side = side_stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
             fn()  # the real step, and the warm-up before capture
@@ -63,3 +78,11 @@ class StepGraphs:
             return
         self.graphs[kind] = graph
         self.captures += 1
+
+    def release(self) -> None:
+        """Drop every graph and the shared pool (later calls run eagerly; the counters stay)."""
+        for graph in self.graphs.values():
+            graph.reset()
+        self.graphs.clear()
+        self._pool = None
+        self.enabled = False
