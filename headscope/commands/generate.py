@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import click
 
+from ..dysco.config import TEMPLATE_MODES, WARMUP_COUNTINGS, DyscoConfig
 from ._options import model_options, run_user_errors, seed_option
 
 METHOD_CHOICES = ["dysco", "vanilla", "dysco-static", "random-heads", "sharpen", "dysco-onepass"]
+# The options below that mirror a DyscoConfig field take its default from the dataclass (one place).
+CONFIG_DEFAULTS = {f.name: f.default for f in fields(DyscoConfig)}
 
 
 def read_prompts(path: Path) -> list[dict[str, Any]]:
@@ -79,8 +83,15 @@ def _heads(spec: str | None, method: str, geometry: Any, allow_other_model: bool
 @click.option("--context-warmup", type=int, default=8, show_default=True)
 @click.option("--intervention-warmup", default="auto", show_default=True,
               help="Integer, or auto = the chat template's generation-prompt length.")
-@click.option("--templates", type=click.Choice(["auto", "none"]), default="auto", show_default=True,
-              help="Never select chat-template role headers (auto) or allow them (none).")
+@click.option("--templates", type=click.Choice(TEMPLATE_MODES), default=CONFIG_DEFAULTS["templates"],
+              show_default=True,
+              help="Chat-template role headers never selected: auto (as the authors' configs mark them), "
+                   "auto-eot (each header with and without the preceding end-of-turn marker, headscope's rule "
+                   "before 2026-11-30) or none (all selectable).")
+@click.option("--warmup-counting", type=click.Choice(WARMUP_COUNTINGS), default=CONFIG_DEFAULTS["warmup_counting"],
+              show_default=True,
+              help="reference: the authors' code (the prefill is the first context warm-up read: c-1 reads, then "
+                   "w+1 intervened prompt tokens); spec: ALGORITHMS.md's text (c reads, then w). See docs/parity.md.")
 @click.option("--temperature", type=float, default=None,
               help="Attention-logit temperature for --method sharpen (< 1 sharpens).")
 @click.option("--max-new-tokens", type=int, default=256, show_default=True)
@@ -92,8 +103,8 @@ def _heads(spec: str | None, method: str, geometry: Any, allow_other_model: bool
 def generate_command(model_name: str, device: str, dtype: str, revision: str | None, heads_spec: str | None,
                      prompts_path: Path | None, prompt_text: str | None, out_path: Path | None, method: str,
                      strength: float, top_k: int, top_p: float, decay: float, context_warmup: int,
-                     intervention_warmup: str, templates: str, temperature: float | None, max_new_tokens: int,
-                     allow_other_model: bool, batch_size: int, seed: int) -> None:
+                     intervention_warmup: str, templates: str, warmup_counting: str, temperature: float | None,
+                     max_new_tokens: int, allow_other_model: bool, batch_size: int, seed: int) -> None:
     """Generate with DySCO (or vanilla / static / random-heads / sharpening) from a head set.
 
     \b
@@ -102,8 +113,6 @@ def generate_command(model_name: str, device: str, dtype: str, revision: str | N
       headscope generate --method vanilla --prompt "Who wrote Dracula?"
       headscope generate --heads heads.json --prompts p.jsonl --out g.jsonl --batch-size 8
     """
-    from ..dysco.config import DyscoConfig
-
     if (prompts_path is None) == (prompt_text is None):
         raise click.UsageError("Give exactly one of --prompts FILE or --prompt TEXT.")
     if prompts_path is not None and out_path is None:
@@ -127,6 +136,7 @@ def generate_command(model_name: str, device: str, dtype: str, revision: str | N
             heads=heads, method=method,
             strength=strength, top_k=top_k or None, top_p=top_p or None, decay=decay,
             context_warmup=context_warmup, intervention_warmup=warm, templates=templates,
+            warmup_counting=warmup_counting,
             temperature=temperature if temperature is not None else 1.0, seed=seed, max_new_tokens=max_new_tokens,
         )
 

@@ -29,12 +29,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
-__all__ = ["METHODS", "DyscoConfig"]
+__all__ = ["METHODS", "TEMPLATE_MODES", "WARMUP_COUNTINGS", "DyscoConfig"]
 
 METHODS = ("dysco", "vanilla", "dysco-static", "random-heads", "sharpen", "dysco-onepass")
 Method = Literal["dysco", "vanilla", "dysco-static", "random-heads", "sharpen", "dysco-onepass"]
 # Methods that read attention from selected heads (and so need a head list).
 HEAD_METHODS = ("dysco", "dysco-static", "random-heads", "dysco-onepass")
+# The named template lists (explicit token-id sequences are the other choice) and warm-up countings.
+TEMPLATE_MODES = ("auto", "auto-eot", "none")
+WARMUP_COUNTINGS = ("reference", "spec")
 
 
 def _bad(name: str, allowed: str, value: Any) -> ValueError:
@@ -60,7 +63,7 @@ def _pairs(heads: Any) -> tuple[tuple[int, int], ...]:
 def _templates(value: Any) -> str | tuple[tuple[int, ...], ...]:
     allowed = "'auto', 'auto-eot', 'none' or a list of token-id sequences"
     if isinstance(value, str):
-        if value not in ("auto", "auto-eot", "none"):
+        if value not in TEMPLATE_MODES:
             raise _bad("templates", allowed, value)
         return value
     try:
@@ -162,7 +165,7 @@ class DyscoConfig:
             low = 1 if name == "max_new_tokens" else 0
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
                 raise _bad(name, f"an integer >= {low}", v)
-        if self.warmup_counting not in ("spec", "reference"):
+        if self.warmup_counting not in WARMUP_COUNTINGS:
             raise _bad("warmup_counting", "'spec' or 'reference'", self.warmup_counting)
         w = self.intervention_warmup
         if w != "auto" and (isinstance(w, bool) or not isinstance(w, int) or w < 0):
