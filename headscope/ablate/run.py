@@ -265,6 +265,8 @@ def run_ablation(config: AblationConfig, out_dir: str | Path, *, lm: Any = None,
             models_info[model_name] = minfo
             runner = _Runner(model_lm, cache, progress, on_result, (k, n))
             runner.run(model_jobs, f"ablate {model_name}" + (f" [shard {k}/{n}]" if n > 1 else ""), "eval")
+            if first is not None:  # now that the results are in, the zoom-in can show a correct answer
+                first = _trace_job(model_jobs, config, cache)
             if record_trace and not traced and first is not None and k == 0:
                 _write_trace(out, model_lm, first)  # now, while this model is loaded
                 traced = True

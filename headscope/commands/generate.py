@@ -9,9 +9,13 @@ from typing import Any
 
 import click
 
+from ..dysco.config import DyscoConfig
 from ._options import model_options, run_user_errors, seed_option
 
 METHOD_CHOICES = ["dysco", "vanilla", "dysco-static", "random-heads", "sharpen", "dysco-onepass"]
+# The flags' defaults are DyscoConfig's, which are the DySCO authors' reference values
+# (tuned on 7-8B models); the README says why its SmolLM2 commands pass --strength 3 --top-k 256.
+DEFAULTS = DyscoConfig(method="vanilla")
 
 
 def read_prompts(path: Path) -> list[dict[str, Any]]:
@@ -73,25 +77,30 @@ def _heads(spec: str | None, method: str, geometry: Any, allow_other_model: bool
 @click.option("--heads", "heads_spec", default=None, metavar="HEADS",
               help="Head set (file in any format `headscope heads` reads, or published:NAME). "
                    "Needed by dysco, dysco-static and random-heads.")
-@click.option("--prompts", "prompts_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help='JSONL of {"id", "prompt", "assistant_prefix"?}; the prompt is the user message.')
+@click.option("--prompts", "prompts_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help='JSONL, one object a line: {"id", "prompt", "assistant_prefix"?}; the prompt is '
+                                 'the user message (e.g. examples/prompts.jsonl).')
 @click.option("--prompt", "prompt_text", default=None, help="One prompt; the generation is printed.")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Output JSONL (appended; ids already there are skipped).")
 @click.option("--method", type=click.Choice(METHOD_CHOICES), default="dysco", show_default=True)
-@click.option("--strength", type=float, default=2.0, show_default=True,
-              help="Attention multiplier of selected tokens; >= 99 keeps only them.")
-@click.option("--top-k", type=int, default=4096, show_default=True, help="Top-k selection (0 = off).")
-@click.option("--top-p", type=float, default=0.975, show_default=True, help="Nucleus selection (0 = off).")
-@click.option("--decay", type=float, default=0.75, show_default=True, help="Importance decay g.")
-@click.option("--context-warmup", type=int, default=8, show_default=True)
+@click.option("--strength", type=float, default=DEFAULTS.strength, show_default=True,
+              help="Attention multiplier of selected tokens; >= 99 keeps only them. The default is the DySCO "
+                   "authors'; on SmolLM2-135M strength 3 with --top-k 256 does much better (README).")
+@click.option("--top-k", type=int, default=DEFAULTS.top_k, show_default=True, help="Top-k selection (0 = off).")
+@click.option("--top-p", type=float, default=DEFAULTS.top_p, show_default=True, help="Nucleus selection (0 = off).")
+@click.option("--decay", type=float, default=DEFAULTS.decay, show_default=True, help="Importance decay g.")
+@click.option("--context-warmup", type=int, default=DEFAULTS.context_warmup, show_default=True,
+              help="Prompt tokens read one at a time, without intervention, to build DySCO's importance "
+                   "before it starts rescaling.")
 @click.option("--intervention-warmup", default="auto", show_default=True,
               help="Integer, or auto = the chat template's generation-prompt length.")
 @click.option("--templates", type=click.Choice(["auto", "none"]), default="auto", show_default=True,
               help="Never select chat-template role headers (auto) or allow them (none).")
 @click.option("--temperature", type=float, default=None,
               help="Attention-logit temperature for --method sharpen (< 1 sharpens).")
-@click.option("--max-new-tokens", type=int, default=256, show_default=True)
+@click.option("--max-new-tokens", type=int, default=DEFAULTS.max_new_tokens, show_default=True,
+              help="Stop after this many new tokens, if the model has not ended its turn before.")
 @click.option("--allow-other-model", is_flag=True, help="Use a head set recorded for another model.")
 @seed_option
 def generate_command(model_name: str, device: str, dtype: str, revision: str | None, heads_spec: str | None,
@@ -101,13 +110,16 @@ def generate_command(model_name: str, device: str, dtype: str, revision: str | N
                      allow_other_model: bool, seed: int) -> None:
     """Generate with DySCO (or vanilla / static / random-heads / sharpening) from a head set.
 
+    Decoding stops at the model's end of turn (its EOS, or the chat template's end-of-turn
+    token) or after --max-new-tokens. --prompt streams the answer as it is decoded; --prompts
+    shows a progress bar and appends one JSON line per prompt to --out.
+
     \b
     Example:
-      headscope generate --model smollm2-135m --heads heads.json --prompts p.jsonl --out g.jsonl
-      headscope generate --method vanilla --prompt "Who wrote Dracula?"
+      headscope generate --heads runs/study/heads.json --prompts examples/prompts.jsonl \
+          --out runs/study/generations.jsonl --strength 3 --top-k 256
+      headscope generate --method vanilla --prompt "Who wrote Dracula?" --max-new-tokens 40
     """
-    from ..dysco.config import DyscoConfig
-
     if (prompts_path is None) == (prompt_text is None):
         raise click.UsageError("Give exactly one of --prompts FILE or --prompt TEXT.")
     if prompts_path is not None and out_path is None:
@@ -148,6 +160,30 @@ def generate_command(model_name: str, device: str, dtype: str, revision: str | N
     run_user_errors(lambda: _run(lm, cfg, todo, out_path))
 
 
+class _Echo:
+    """Streams a decode to stdout: each new token's text as soon as it is chosen."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+        self.ids: list[int] = []
+        self.shown = ""
+
+    def __call__(self, token: int) -> None:
+        self.ids.append(token)
+        # Decode the whole answer each time: a multi-byte character can span tokens.
+        text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
+        if text.startswith(self.shown) and not text.endswith("\ufffd"):
+            click.echo(text[len(self.shown):], nl=False)
+            self.shown = text
+
+
+def _describe(lm: Any, cfg: Any) -> str:
+    what = cfg.method
+    if cfg.uses_heads:
+        what += f" ({len(cfg.heads)} heads, strength {cfg.strength:g}, top-k {cfg.top_k}, top-p {cfg.top_p})"
+    return f"{lm.name}, {what}, up to {cfg.max_new_tokens} new tokens"
+
+
 def _run(lm: Any, cfg: Any, todo: list[dict[str, Any]], out_path: Path | None) -> None:
     from tqdm import tqdm
 
@@ -156,16 +192,26 @@ def _run(lm: Any, cfg: Any, todo: list[dict[str, Any]], out_path: Path | None) -
 
     if lm.tokenizer is None:
         raise ValueError("This model has no tokenizer; `headscope generate` needs one to read text prompts.")
+    click.echo(_describe(lm, cfg) + (":" if out_path is None else f" -> {out_path}"), err=True)
     sink = out_path.open("a") if out_path is not None else None
     try:
-        for row in tqdm(todo, desc="generate", unit="prompt", disable=None if sink else True):
+        bar = tqdm(todo, desc="generate", unit="prompt", disable=True if sink is None else None, dynamic_ncols=True)
+        for row in bar:
             ids = chat_prompt_ids(lm.tokenizer, row["prompt"], row.get("assistant_prefix", ""))
-            start = time.perf_counter()
-            res = generate(lm, ids, cfg)
-            seconds = time.perf_counter() - start
             if sink is None:
-                click.echo(res.text)
+                echo = _Echo(lm.tokenizer)
+                generate(lm, ids, cfg, on_token=echo)
+                click.echo(lm.tokenizer.decode(echo.ids, skip_special_tokens=True)[len(echo.shown):])
                 continue
+            count = [0]
+
+            def progress(_token: int, count: list[int] = count, label: str = str(row["id"])) -> None:
+                count[0] += 1
+                bar.set_postfix_str(f"{label}: {count[0]} tokens", refresh=True)
+
+            start = time.perf_counter()
+            res = generate(lm, ids, cfg, on_token=progress)
+            seconds = time.perf_counter() - start
             record = {
                 "id": row["id"], "output": res.text, "n_prompt_tokens": res.n_prompt,
                 "n_new_tokens": len(res.tokens), "method": cfg.method, "model": lm.name,

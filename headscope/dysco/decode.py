@@ -49,7 +49,7 @@ Example
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -200,7 +200,21 @@ def _resolve_warmups(config: DyscoConfig, tokenizer: Any) -> tuple[int, list[lis
     return int(w), templates
 
 
-def generate(lm: Any, input_ids: Any, config: DyscoConfig, *, record: bool = False) -> GenerationResult:
+class _Streamed(list):  # type: ignore[type-arg]
+    """The generated-token list, calling ``on_token`` with each token as it is appended (so the
+    decode loops report progress without knowing who listens)."""
+
+    def __init__(self, on_token: Callable[[int], None]) -> None:
+        super().__init__()
+        self.on_token = on_token
+
+    def append(self, token: int) -> None:
+        super().append(token)
+        self.on_token(token)
+
+
+def generate(lm: Any, input_ids: Any, config: DyscoConfig, *, record: bool = False,
+             on_token: Callable[[int], None] | None = None) -> GenerationResult:
     """Decode one prompt with DySCO or a baseline; see the module docstring for the schedule.
 
     ``lm`` is a :class:`headscope.models.LoadedModel`; ``input_ids`` a 1-D (or ``[1, n]``)
@@ -208,6 +222,7 @@ def generate(lm: Any, input_ids: Any, config: DyscoConfig, *, record: bool = Fal
     ``(step, position)`` holding ``importance`` (float32, NaN past the step's length) and
     ``selected`` (bool), per-step coordinates (phase, fed position and token, next token and
     its text, selected count) and attrs (config JSON, model, resolved warm-ups).
+    ``on_token`` is called with each new token id as soon as it is chosen (streaming, progress).
     """
     model, tokenizer, geometry = lm.model, lm.tokenizer, lm.geometry
     ids = _as_ids(input_ids)
@@ -238,7 +253,7 @@ def generate(lm: Any, input_ids: Any, config: DyscoConfig, *, record: bool = Fal
     scale = 1.0 / config.temperature if config.method == "sharpen" else 1.0
     cache = new_cache(model)
     kw = cache_kwargs(model, cache)
-    generated: list[int] = []
+    generated: list[int] = _Streamed(on_token) if on_token is not None else []
     steps = 0
     info: dict[str, Any] = {"heads": [list(h) for h in heads], "context_warmup": c, "intervention_warmup": w,
                             "n_templates": len(templates), "prefill": prefill}
@@ -275,7 +290,7 @@ def generate(lm: Any, input_ids: Any, config: DyscoConfig, *, record: bool = Fal
         attrs = {"config": config.to_json(), "model": lm.name, "n_prompt": n, "method": config.method,
                  "resolved": json.dumps(info), "note": "the current token is always boosted; 'selected' excludes it"}
         ds = trace.dataset(tokenizer, attrs)
-    return GenerationResult(tokens=generated, text=text, n_prompt=n, steps=steps, trace=ds, info=info)
+    return GenerationResult(tokens=list(generated), text=text, n_prompt=n, steps=steps, trace=ds, info=info)
 
 
 def _dysco_loop(model: Any, ctl: Controller, forward: Any, cache: Any, ids: torch.Tensor, prefill: int, n: int, w: int,
