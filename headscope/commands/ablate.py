@@ -120,7 +120,7 @@ def report_command(out_dir: str) -> None:
 
     \b
     Example:
-      headscope report reports/demo
+      headscope report runs/demo
     """
     from ..report import write_report
 
