@@ -13,7 +13,7 @@ from ._options import run_user_errors
 
 DEMO_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
 # The demo's settings when configs/demo.yaml is not at hand (headscope installed without its checkout).
-BUILT_IN = {"tasks": ["passkey"], "lengths": [1024], "examples": 24, "seed": 100,
+BUILT_IN = {"tasks": ["passkey"], "lengths": [1024], "examples": 30, "seed": 100,
             "methods": ["vanilla", "dysco", "random-heads"], "heads": ["qrscore:8"], "strengths": [3],
             "top_k": [256], "top_p": [0.975], "decay": [0.75], "device": "cpu", "dtype": "float32",
             "calibration": {"task": "passkey", "lengths": [1024], "examples": 4, "seed": 0, "decode_steps": 0}}
@@ -86,7 +86,7 @@ def demo_command(out_dir: str, examples: int | None, quick: bool, quiet: bool) -
     \b
     1. calibrate: 4 pass-key prompts of 1024 tokens (seed 0), attention captured for QRScore;
     2. rank: the 8 heads with the highest QRScore;
-    3. ablate: 24 held-out pass-key prompts of 1024 tokens (seed 100): vanilla vs DySCO with
+    3. ablate: 30 held-out pass-key prompts of 1024 tokens (seed 100): vanilla vs DySCO with
        the QRScore heads vs DySCO with 8 random heads, strength 3, top-k 256;
     4. report: OUT/report.md with tables, figures, the zoom-in of one decode, and what the
        demo does not show.
