@@ -293,8 +293,8 @@ def _offline_note(kwargs: dict[str, Any]) -> list[str]:
         return []
     from huggingface_hub import constants
 
-    return [f"the hub ({constants.ENDPOINT}) did not answer within {HUB_CHECK_SECONDS:.0f} s, so only the local "
-            "Hugging Face cache was searched (set HF_HUB_OFFLINE=1 to skip that check)"]
+    return [f"the hub ({constants.ENDPOINT}) could not be reached (a {HUB_CHECK_SECONDS:.0f}-second check), so only "
+            "the local Hugging Face cache was searched (HF_HUB_OFFLINE=1 skips the check)"]
 
 
 def _auto_dtype(device: str) -> Any:

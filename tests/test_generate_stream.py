@@ -117,5 +117,5 @@ def test_an_unreachable_hub_fails_at_once_with_the_hf_command(monkeypatch):
     with pytest.raises(models.ModelNotFoundError) as err:
         models.load_tokenizer("no-such-org/no-such-model")
     text = str(err.value)
-    assert "hf download no-such-org/no-such-model" in text and "did not answer" in text
+    assert "hf download no-such-org/no-such-model" in text and "could not be reached" in text
     assert "huggingface-cli" not in text
