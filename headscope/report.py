@@ -23,6 +23,8 @@ import numpy as np
 __all__ = ["headline_selection", "setting_text", "write_report", "zoom_in_figure"]
 
 _AXES = ("heads", "strength", "top_k", "top_p", "decay", "temperature")
+# Every accuracy axis says what its error bars are (the intervals of stats.accuracy).
+CI_NOTE = "error bars: 95% bootstrap CI"
 
 
 def _figure(width: float, height: float) -> Any:
@@ -84,9 +86,6 @@ def _md_table(header: list[str], rows: list[list[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(_fmt(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
-
-
-CI_NOTE = "error bars: 95% bootstrap CI"
 
 
 def _errorbar(ax: Any, x: list[Any], values: list[tuple[float, float, float, int]], label: str, **kw: Any) -> None:
@@ -203,7 +202,6 @@ def _heads_bars(ds: Any, sel: dict[str, Any]) -> Any | None:
     ax.set_xticks(x + 0.4 - width / 2, [f"{t}\n{int(n)}" for t, n in groups])
     ax.set_ylabel(f"accuracy ({CI_NOTE})")
     ax.set_ylim(-0.03, 1.12)  # below 0: a zero bar's outline stays off the axis line
-    ax.axhline(0, color="black", linewidth=0.6)
     _legend_outside(ax, fontsize=6)
     ax.set_title("head-set ablation: which heads DySCO reads")
     fig.suptitle(setting_text(ds, {**sel, "heads": "as labelled"}), fontsize="small")
@@ -400,6 +398,15 @@ def write_report(out_dir: str | Path) -> Path:
     return path
 
 
+def _trace_choice(tr: Any) -> str:
+    """Why this example (``headscope.ablate.run._trace_job`` picks it), so the figure is not read as typical."""
+    answer, output = str(tr.attrs.get("answer", "")), str(tr.attrs.get("output", ""))
+    if answer and answer in output:
+        return ("It is the first example this setting answered correctly: the figure shows how DySCO reaches an "
+                "answer, not how often it does (the tables say that).")
+    return "No example was answered correctly at this setting; this is the first one."
+
+
 def _notes_section(run: dict[str, Any]) -> list[str]:
     """Text a caller stored in ``run.json`` under ``notes`` (``headscope demo``: what it does not show)."""
     notes = run.get("notes") or []
@@ -436,7 +443,8 @@ def _trace_section(out: Path, figs: Path) -> list[str]:
              f"Example `{tr.attrs.get('example_id')}` (answer {tr.attrs.get('answer')!r}; output "
              f"{str(tr.attrs.get('output', '')).strip()!r}), cell {tr.attrs.get('cell')}. Each row is one decoding "
              "step; colour is the importance DySCO accumulates from the selected heads; the lower panel shows how "
-             "often each position was selected for rescaling.", "", "![zoom-in](figures/zoom_in.png)", ""]
+             "often each position was selected for rescaling. " + _trace_choice(tr), "",
+             "![zoom-in](figures/zoom_in.png)", ""]
     spans = json.loads(tr.attrs.get("answer_spans", "[]") or "[]")
     if spans:
         fig = zoom_in_figure(tr, window=160)
