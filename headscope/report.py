@@ -82,6 +82,13 @@ def _fmt(x: Any, digits: int = 2) -> str:
     return str(x)
 
 
+def _fmt_p(p: Any) -> str:
+    """A p-value: 3 decimals, or 2 significant digits below 0.001 (never a bare 0.000)."""
+    if p is None or not math.isfinite(float(p)):
+        return "–"
+    return f"{p:.2g}" if p < 0.001 else f"{p:.3f}"
+
+
 def _md_table(header: list[str], rows: list[list[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(_fmt(c) for c in row) + " |" for row in rows]
@@ -289,7 +296,7 @@ def _summary_rows(ds: Any, sel: dict[str, Any]) -> tuple[list[str], list[list[An
                 if base is not None and method != "vanilla":
                     c = paired_comparison(v, base, n_boot=2000, seed=0)
                     row += [f"{c['diff']:+.2f} [{c['diff_lo']:+.2f}, {c['diff_hi']:+.2f}]" if count else "–",
-                            f"{c['wins']}/{c['losses']}", _fmt(c["p_value"], 3), _fmt(c["relative_gain"])]
+                            f"{c['wins']}/{c['losses']}", _fmt_p(c["p_value"]), _fmt(c["relative_gain"])]
                 else:
                     row += ["–", "–", "–", "–"]
                 rows.append(row)
@@ -331,7 +338,7 @@ def _head_choice_rows(ds: Any, sel: dict[str, Any]) -> tuple[list[str], list[lis
                 rows.append([task, int(n), label, count, _fmt(float(np.nanmean(ref)) if count else None),
                              _fmt(float(np.nanmean(o)) if count else None),
                              f"{c['diff']:+.2f} [{c['diff_lo']:+.2f}, {c['diff_hi']:+.2f}]" if count else "–",
-                             f"{c['wins']}/{c['losses']}", _fmt(c["p_value"], 3)])
+                             f"{c['wins']}/{c['losses']}", _fmt_p(c["p_value"])])
     return header, rows
 
 

@@ -65,12 +65,38 @@ def demo_config(quick: bool = False, examples: int | None = None) -> Any:
     return config
 
 
-def scope_notes(config: Any, quick: bool) -> list[str]:
-    """The report's closing section on what the demo does not show, filled in with its sizes."""
+def scope_notes(config: Any, quick: bool, ds: Any = None) -> list[str]:
+    """The report's closing section on what the demo does not show, filled in with its sizes
+    (and, given the results ``ds``, one line on what this run found)."""
     cal = config.calibration
     values = {"examples": config.examples, "lengths": "/".join(str(n) for n in config.lengths),
               "cal_examples": cal.examples * len(cal.lengths)}
-    return [line.format(**values) for line in (QUICK_NOTES if quick else SCOPE_NOTES)]
+    lines = [line.format(**values) for line in (QUICK_NOTES if quick else SCOPE_NOTES)]
+    found = findings(ds) if ds is not None else ""
+    return lines[:4] + [found, ""] + lines[4:] if found else lines
+
+
+def findings(ds: Any) -> str:
+    """What this run found, per length: correct answers per method and the two paired comparisons."""
+    import numpy as np
+
+    from ..stats import paired_comparison
+
+    def scores(method: str, length: Any) -> Any:
+        return np.asarray(ds["score"].sel({"method": method, "length": length}).values, dtype=float).ravel()
+
+    out = []
+    for length in ds["length"].values:
+        v, d, r = (scores(m, length) for m in ("vanilla", "dysco", "random-heads"))
+        dv = paired_comparison(d, v, n_boot=200, seed=0)
+        dr = paired_comparison(d, r, n_boot=200, seed=0)
+        n = int(np.isfinite(d).sum())
+        out.append(f"Here, at {int(length)} tokens: {int(np.nansum(v))} of {n} prompts answered by vanilla decoding, "
+                   f"{int(np.nansum(d))} by DySCO with the QRScore heads, {int(np.nansum(r))} by DySCO with random "
+                   f"heads. DySCO against vanilla: {dv['wins']}/{dv['losses']} discordant prompts (McNemar p "
+                   f"{dv['p_value']:.2g}); QRScore heads against random heads: {dr['wins']}/{dr['losses']} (p "
+                   f"{dr['p_value']:.2g}).")
+    return " ".join(out)
 
 
 @click.command("demo")
@@ -121,14 +147,14 @@ def demo_command(out_dir: str, examples: int | None, quick: bool, quiet: bool) -
                f"tokens, {config.examples} examples each")
     command = "headscope demo --out " + out_dir + (" --quick" if quick else "") + (
         f" --examples {examples}" if examples else "")
-    run_user_errors(lambda: run_ablation(config, out, lm=lm, progress=not quiet, command=command))
+    ds = run_user_errors(lambda: run_ablation(config, out, lm=lm, progress=not quiet, command=command))
     click.echo(f"[4/4] report ({time.perf_counter() - start:.0f} s so far)")
     info_path = out / "run.json"
     info = json.loads(info_path.read_text())
     # The report's own rendering takes seconds; record the timing first so the report can state it.
     info["demo"] = {"seconds": round(time.perf_counter() - start, 1), "cpu_seconds": round(time.process_time() - cpu, 1),
                     "command": command}
-    info["notes"] = scope_notes(config, quick)
+    info["notes"] = scope_notes(config, quick, ds)
     info_path.write_text(json.dumps(info, indent=2, sort_keys=True))
     path = run_user_errors(lambda: write_report(out))
     click.echo(f"Done in {time.perf_counter() - start:.0f} s: {path}")
