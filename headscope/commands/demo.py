@@ -73,7 +73,7 @@ def scope_notes(config: Any, quick: bool, ds: Any = None) -> list[str]:
               "cal_examples": cal.examples * len(cal.lengths)}
     lines = [line.format(**values) for line in (QUICK_NOTES if quick else SCOPE_NOTES)]
     found = findings(ds) if ds is not None else ""
-    return lines[:4] + [found, ""] + lines[4:] if found else lines
+    return lines[:3] + ["", found] + lines[3:] if found else lines
 
 
 def findings(ds: Any) -> str:
