@@ -101,3 +101,14 @@ def test_report_compares_head_choice_and_rounds_the_summary(run):
     assert "999999" not in raw and "000000001" not in raw
     summary = pd.read_csv(out / "summary.csv")
     assert {"accuracy", "p_mcnemar", "relative_gain"} <= set(summary.columns)
+
+
+def test_demo_notes_state_what_the_run_found(run):
+    from headscope.commands.demo import demo_config, scope_notes
+
+    _, ds = run
+    notes = scope_notes(demo_config(), False, ds.sel({"strength": "3"}))
+    found = [line for line in notes if line.startswith("Here,")]
+    assert len(found) == 1 and "at 200 tokens" in found[0] and "at 256 tokens" in found[0]
+    assert "of 3 prompts answered by vanilla decoding" in found[0] and "McNemar p" in found[0]
+    assert notes[notes.index(found[0]) - 1] == ""  # its own paragraph
