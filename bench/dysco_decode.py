@@ -169,7 +169,7 @@ class Clock:
             return ev
         return time.perf_counter()
 
-    def tick(self) -> None:
+    def tick(self, *_: Any) -> None:
         self.marks.append(self._now())
 
     def __call__(self, input_ids: torch.Tensor, scores: Any = None, **kwargs: Any) -> torch.Tensor:
@@ -351,7 +351,7 @@ def batch_section(run: Run, shape: str, dtype: torch.dtype, device: str, length:
 
 
 def batch_call(lm: Any, prompts: list[torch.Tensor], cfg: DyscoConfig, clock: Clock) -> None:
-    generate_batch(lm, prompts, cfg, on_token=clock.tick)  # tokens not kept: the tests check batch == alone
+    generate_batch(lm, prompts, cfg, on_step=clock.tick)  # tokens not kept: the tests check batch == alone
 
 
 def capture_section(run: Run, shape: str, dtype: torch.dtype, device: str, length: int, gpu: bool) -> None:

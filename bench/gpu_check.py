@@ -113,7 +113,7 @@ class Clock:
     def __init__(self, gpu: bool, n_prompt: int = 0) -> None:
         self.gpu, self.n_prompt, self.marks = gpu, n_prompt, []
 
-    def tick(self) -> None:
+    def tick(self, *_: Any) -> None:
         if self.gpu:
             ev = torch.cuda.Event(enable_timing=True)
             ev.record()

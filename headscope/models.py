@@ -39,6 +39,7 @@ __all__ = [
     "cache_dir",
     "check_device",
     "convert_gguf",
+    "end_of_turn_ids",
     "eos_ids",
     "geometry_of",
     "list_models",
@@ -241,7 +242,14 @@ def prepare_bundled(name: str = DEFAULT_MODEL, *, force: bool = False) -> Path:
     provenance = {"alias": name, "hf_id": alias.hf_id, "licence": alias.licence or "unknown"}
     if alias.split is not None:
         provenance["sha256"] = alias.split.sha256
-    return convert_gguf(gguf, out, provenance=provenance)
+    try:
+        return convert_gguf(gguf, out, provenance=provenance)
+    finally:
+        assembled = cache_dir() / "gguf" / alias.name
+        if gguf.is_relative_to(assembled):
+            # A GGUF assembled from part packages (Gemma-3 242 MB, Qwen 491 MB) is only an input to
+            # the conversion: the converted checkpoint is what every later load reads, so the copy goes.
+            shutil.rmtree(assembled, ignore_errors=True)
 
 
 def convert_gguf(gguf: str | Path, out: str | Path, *, provenance: dict[str, str] | None = None) -> Path:
@@ -302,9 +310,48 @@ def _not_found(name: str, hub_id: str, tried: list[str], err: Exception) -> Mode
         f"Could not load model {name!r}. Tried:\n{lines}\n"
         "To use local weights, pass a directory holding config.json and the weights, e.g. "
         "`--model /data/llama-2-13b-hf`, or download them once with "
-        f"`huggingface-cli download {hub_id}` (they go to $HF_HOME) on a machine with access to the hub. "
+        f"`hf download {hub_id}` (they go to $HF_HOME) on a machine with access to the hub. "
         f"Known aliases: {', '.join(ALIASES)}."
     )
+
+
+# How long the hub's reachability check may take before headscope reads only the local HF cache.
+HUB_CHECK_SECONDS = 3.0
+_hub_state: dict[str, bool] = {}
+
+
+def _hub_kwargs(source: str) -> dict[str, Any]:
+    """``{"local_files_only": True}`` when ``source`` is a hub id and the hub cannot be reached.
+
+    Without it, an offline machine spends about a minute in the hub client's retries before the
+    same "not found" error; one short request decides instead (once per process).
+    HF_HUB_OFFLINE=1 skips the request (the hub client then reads only the cache itself).
+    """
+    if Path(source).exists():
+        return {}
+    try:
+        from huggingface_hub import constants
+        from huggingface_hub.utils import get_session
+    except ImportError:  # an older hub client: let it find out itself
+        return {}
+    if constants.HF_HUB_OFFLINE:
+        return {}
+    if "reachable" not in _hub_state:
+        try:
+            get_session().head(constants.ENDPOINT, timeout=HUB_CHECK_SECONDS)
+            _hub_state["reachable"] = True
+        except Exception:  # DNS, refused, timeout, proxy: every transport failure means "offline"
+            _hub_state["reachable"] = False
+    return {} if _hub_state["reachable"] else {"local_files_only": True}
+
+
+def _offline_note(kwargs: dict[str, Any]) -> list[str]:
+    if not kwargs.get("local_files_only"):
+        return []
+    from huggingface_hub import constants
+
+    return [f"the hub ({constants.ENDPOINT}) could not be reached (a {HUB_CHECK_SECONDS:.0f}-second check), so only "
+            "the local Hugging Face cache was searched (HF_HUB_OFFLINE=1 skips the check)"]
 
 
 def _auto_dtype(device: str) -> Any:
@@ -414,10 +461,11 @@ def load_tokenizer(name: str = DEFAULT_MODEL, *, revision: str | None = None) ->
     from transformers import AutoTokenizer
 
     source, kwargs, tried = _resolve(name, revision)
+    hub = _hub_kwargs(source)
     try:
-        return AutoTokenizer.from_pretrained(source, **kwargs)
+        return AutoTokenizer.from_pretrained(source, **kwargs, **hub)
     except OSError as err:
-        raise _not_found(name, source, tried, err) from err
+        raise _not_found(name, source, tried + _offline_note(hub), err) from err
 
 
 def peek_model(name: str = DEFAULT_MODEL, *, revision: str | None = None) -> tuple[Geometry, Any]:
@@ -470,6 +518,7 @@ def load_model(
 
     torch_dtype = _parse_dtype(dtype, device)
     source, kwargs, tried = _resolve(name, revision)
+    kwargs.update(_hub_kwargs(source))
     dev_kwargs, move_to = _device_kwargs(device)
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code, **kwargs)
@@ -478,7 +527,7 @@ def load_model(
             trust_remote_code=trust_remote_code, **dev_kwargs, **kwargs,
         )
     except OSError as err:
-        raise _not_found(name, source, tried, err) from err
+        raise _not_found(name, source, tried + _offline_note(kwargs), err) from err
     if move_to is not None:
         model.to(move_to)
     model.eval()
@@ -499,7 +548,12 @@ def wrap_model(model: Any, tokenizer: Any, name: str = "custom") -> LoadedModel:
 
 
 def eos_ids(model: Any, tokenizer: Any) -> set[int]:
-    """Token ids that end generation: the generation config's and the tokenizer's EOS ids."""
+    """Token ids that end generation: the generation config's and the tokenizer's EOS ids, and
+    the chat template's end-of-turn token (:func:`end_of_turn_ids`).
+
+    The last matters where a tokenizer's EOS is not what closes an assistant turn (a GGUF
+    tokenizer may report an odd one; base-model EOS ids differ from instruct turn markers).
+    """
     ids: set[int] = set()
     for source in (getattr(model, "generation_config", None), tokenizer):
         value = getattr(source, "eos_token_id", None)
@@ -507,7 +561,36 @@ def eos_ids(model: Any, tokenizer: Any) -> set[int]:
             ids.add(value)
         elif value:
             ids.update(int(v) for v in value)
-    return ids
+    return ids | end_of_turn_ids(tokenizer)
+
+
+_TURN_MARKER = "HEADSCOPEASSISTANTTURN"
+
+
+def end_of_turn_ids(tokenizer: Any) -> set[int]:
+    """Special tokens the chat template writes right after an assistant message.
+
+    Read from the template itself: a user turn and an assistant turn holding a placeholder are
+    rendered, and the special tokens in the text after the placeholder are the end-of-turn
+    marker (``<|im_end|>`` for ChatML, ``<|eot_id|>`` for Llama-3, ``<end_of_turn>`` for
+    Gemma). Empty without a chat template or when the template cannot render that turn.
+    """
+    if tokenizer is None or not getattr(tokenizer, "chat_template", None):
+        return set()
+    messages = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": _TURN_MARKER}]
+    try:
+        text = tokenizer.apply_chat_template(messages, tokenize=False)
+    except Exception:  # templates may refuse a conversation shape (they raise from Jinja)
+        return set()
+    if not isinstance(text, str) or _TURN_MARKER not in text:
+        return set()
+    tail = text[text.rindex(_TURN_MARKER) + len(_TURN_MARKER):]
+    if not tail:
+        return set()
+    special = set(getattr(tokenizer, "all_special_ids", None) or [])
+    added = getattr(tokenizer, "added_tokens_decoder", None) or {}
+    special |= {int(i) for i, token in added.items() if getattr(token, "special", False)}
+    return {int(i) for i in tokenizer(tail, add_special_tokens=False)["input_ids"] if int(i) in special}
 
 
 def list_models() -> list[dict[str, str]]:

@@ -8,7 +8,7 @@ prompt for one example (the "zoom-in"). Main figures show the *headline* setting
 Example
 -------
 >>> from headscope.report import write_report
->>> path = write_report("reports/demo")     # doctest: +SKIP
+>>> path = write_report("runs/demo")     # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -20,9 +20,11 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["headline_selection", "write_report", "zoom_in_figure"]
+__all__ = ["headline_selection", "setting_text", "write_report", "zoom_in_figure"]
 
 _AXES = ("heads", "strength", "top_k", "top_p", "decay", "temperature")
+# Every accuracy axis says what its error bars are (the intervals of stats.accuracy).
+CI_NOTE = "error bars: 95% bootstrap CI"
 
 
 def _figure(width: float, height: float) -> Any:
@@ -80,6 +82,13 @@ def _fmt(x: Any, digits: int = 2) -> str:
     return str(x)
 
 
+def _fmt_p(p: Any) -> str:
+    """A p-value: 3 decimals, or 2 significant digits below 0.001 (never a bare 0.000)."""
+    if p is None or not math.isfinite(float(p)):
+        return "–"
+    return f"{p:.2g}" if p < 0.001 else f"{p:.3f}"
+
+
 def _md_table(header: list[str], rows: list[list[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(_fmt(c) for c in row) + " |" for row in rows]
@@ -92,9 +101,25 @@ def _errorbar(ax: Any, x: list[Any], values: list[tuple[float, float, float, int
     ax.errorbar(x, mean, yerr=np.nan_to_num(err), marker="o", capsize=3, label=label, **kw)
 
 
+def setting_text(ds: Any, sel: dict[str, Any]) -> str:
+    """The model(s) and the headline setting, for figure titles: what a figure shows, named."""
+    methods = [str(m) for m in ds["method"].values]
+    parts = [f"heads {sel['heads']}", f"strength {sel['strength']}", f"top-k {sel['top_k']}",
+             f"top-p {sel['top_p']}", f"decay {_fmt(float(sel['decay']))}"]
+    if "sharpen" in methods:
+        parts.append(f"sharpen T {_fmt(float(sel['temperature']))}")
+    models = ", ".join(str(m) for m in ds["model"].values)
+    return f"{models}, {ds.sizes['example']} prompts per cell; " + ", ".join(parts)
+
+
+def _legend_outside(ax: Any, fontsize: int = 7) -> None:
+    """The legend right of the axes, where it cannot cover a point or a bar."""
+    ax.legend(fontsize=fontsize, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+
+
 def _accuracy_vs_length(ds: Any, sel: dict[str, Any]) -> Any:
     tasks = list(ds["task"].values)
-    fig = _figure(4.2 * len(tasks), 3.4)
+    fig = _figure(4.2 * len(tasks) + 2.2, 3.8)
     lengths = [int(n) for n in ds["length"].values]
     methods = list(ds["method"].values)
     for t, task in enumerate(tasks):
@@ -106,12 +131,14 @@ def _accuracy_vs_length(ds: Any, sel: dict[str, Any]) -> Any:
             x = np.arange(len(lengths)) + 0.06 * (i - (len(methods) - 1) / 2)
             _errorbar(ax, list(x), vals, str(method))
         ax.set_xlabel("context length (tokens)")
-        ax.set_ylabel("accuracy")
+        ax.set_ylabel(f"accuracy ({CI_NOTE})")
         ax.set_ylim(-0.05, 1.05)
         ax.set_xticks(np.arange(len(lengths)), [str(n) for n in lengths])
         ax.set_xlim(-0.5, len(lengths) - 0.5)
-        ax.set_title(str(task))
-        ax.legend(fontsize=7)
+        ax.set_title(f"{task}: accuracy vs context length")
+        if t == len(tasks) - 1:
+            _legend_outside(ax)
+    fig.suptitle(setting_text(ds, sel), fontsize="small")
     return fig
 
 
@@ -123,7 +150,7 @@ def _sweep(ds: Any, sel: dict[str, Any], axis: str) -> Any | None:
     if not methods:
         return None
     tasks = list(ds["task"].values)
-    fig = _figure(4.2 * len(tasks), 3.4)
+    fig = _figure(4.2 * len(tasks) + 2.2, 3.8)
     xs = [_label(v) for v in numeric]
     rest = {k: v for k, v in sel.items() if k != axis}
     for t, task in enumerate(tasks):
@@ -141,10 +168,13 @@ def _sweep(ds: Any, sel: dict[str, Any], axis: str) -> Any | None:
                 m = _acc(np.asarray(base.isel({axis: 0}).values))[0]
                 ax.axhline(m, linestyle="--", linewidth=1, color="grey")
         ax.set_xlabel(axis.replace("_", "-"))
-        ax.set_ylabel("accuracy")
+        ax.set_ylabel(f"accuracy ({CI_NOTE})")
         ax.set_ylim(-0.05, 1.05)
-        ax.set_title(f"{task} (dashed: vanilla)")
-        ax.legend(fontsize=6)
+        ax.set_title(f"{task}: {axis.replace('_', '-')} sweep (dashed: vanilla)")
+        if t == len(tasks) - 1:
+            _legend_outside(ax, fontsize=6)
+    others = {k: v for k, v in sel.items() if k != axis}
+    fig.suptitle(setting_text(ds, {**others, axis: "swept"}), fontsize="small")
     return fig
 
 
@@ -157,27 +187,31 @@ def _heads_bars(ds: Any, sel: dict[str, Any]) -> Any | None:
     tasks, lengths = list(ds["task"].values), list(ds["length"].values)
     groups = [(t, n) for t in tasks for n in lengths]
     bars = [(m, h) for m in methods for h in heads]
-    fig = _figure(max(5, 1.2 * len(groups) * (len(bars) + 1) * 0.35 + 2), 3.6)
+    fig = _figure(max(5, 1.2 * len(groups) * (len(bars) + 1) * 0.35 + 2) + 2.2, 3.8)
     ax = fig.add_subplot()
     width = 0.8 / (len(bars) + 1)
     x = np.arange(len(groups))
+
+    def draw(offset: float, vals: list[tuple[float, float, float, int]], label: str, **kw: Any) -> None:
+        means = [v[0] for v in vals]
+        err = np.nan_to_num([[v[0] - v[1] for v in vals], [v[2] - v[0] for v in vals]])
+        # An outline and the value on every bar: a bar of height 0 is otherwise invisible.
+        bars_drawn = ax.bar(x + offset, means, width, yerr=err, capsize=2, label=label, edgecolor="black",
+                            linewidth=0.6, **kw)
+        ax.bar_label(bars_drawn, labels=[f"{m:.2f}" for m in means], fontsize=6, padding=2)
+
     if "vanilla" in ds["method"].values:
-        vals = [_acc(np.asarray(_cell(ds, task=t, length=n, method="vanilla", **sel).values))
-                for t, n in groups]
-        ax.bar(x, [v[0] for v in vals], width, yerr=np.nan_to_num([[v[0] - v[1] for v in vals],
-                                                                   [v[2] - v[0] for v in vals]]),
-               capsize=2, label="vanilla", color="lightgrey")
+        draw(0.0, [_acc(np.asarray(_cell(ds, task=t, length=n, method="vanilla", **sel).values))
+                   for t, n in groups], "vanilla", color="lightgrey")
     for b, (m, h) in enumerate(bars, start=1):
-        vals = [_acc(np.asarray(_cell(ds, task=t, length=n, method=m, heads=h, **rest).values))
-                for t, n in groups]
-        ax.bar(x + b * width, [v[0] for v in vals], width,
-               yerr=np.nan_to_num([[v[0] - v[1] for v in vals], [v[2] - v[0] for v in vals]]), capsize=2,
-               label=f"{m} ({h})" if m != "random-heads" else f"random-heads (n of {h})")
+        draw(b * width, [_acc(np.asarray(_cell(ds, task=t, length=n, method=m, heads=h, **rest).values))
+                         for t, n in groups], f"{m} ({h})" if m != "random-heads" else f"random-heads (n of {h})")
     ax.set_xticks(x + 0.4 - width / 2, [f"{t}\n{int(n)}" for t, n in groups])
-    ax.set_ylabel("accuracy")
-    ax.set_ylim(0, 1.05)
-    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: bars reach the top
-    ax.set_title("head-set ablation")
+    ax.set_ylabel(f"accuracy ({CI_NOTE})")
+    ax.set_ylim(-0.03, 1.12)  # below 0: a zero bar's outline stays off the axis line
+    _legend_outside(ax, fontsize=6)
+    ax.set_title("head-set ablation: which heads DySCO reads")
+    fig.suptitle(setting_text(ds, {**sel, "heads": "as labelled"}), fontsize="small")
     return fig
 
 
@@ -186,16 +220,20 @@ def zoom_in_figure(trace: Any, *, window: int | None = None) -> Any:
 
     ``trace`` is the ``record=True`` trace of :func:`headscope.dysco.generate` (the report reads
     ``OUT/trace.nc``). Answer spans in ``trace.attrs["answer_spans"]`` are outlined; ``window``
-    crops the position axis around them (default: the whole prompt).
+    crops the position axis around them (default: the whole prompt). A dashed line marks where
+    the context warm-up reads end and DySCO starts rescaling.
     """
+    from matplotlib.ticker import MaxNLocator
+
     imp = np.asarray(trace["importance"].values, dtype=float)
     sel = np.asarray(trace["selected"].values, dtype=bool)
     spans = json.loads(trace.attrs.get("answer_spans", "[]") or "[]")
     lo, hi = 0, imp.shape[1]
-    if window and spans:
+    cropped = bool(window and spans)
+    if cropped:
         mid = (spans[0][0] + spans[0][1]) // 2
-        lo, hi = max(0, mid - window // 2), min(imp.shape[1], mid + window // 2)
-    fig = _figure(9, 4.8)
+        lo, hi = max(0, mid - int(window or 0) // 2), min(imp.shape[1], mid + int(window or 0) // 2)
+    fig = _figure(9, 5.0)
     axes = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
     shown = np.log10(np.clip(imp[:, lo:hi], 1e-6, None))
     im = axes[0].imshow(shown, aspect="auto", interpolation="nearest", cmap="magma",
@@ -205,16 +243,39 @@ def zoom_in_figure(trace: Any, *, window: int | None = None) -> Any:
         for ax in axes:
             ax.axvspan(a - 0.5, b - 0.5, fill=False, edgecolor="cyan", linewidth=1.2)
     axes[0].set_ylabel("step")
-    phases = list(trace["phase"].values) if "phase" in trace.coords else []
-    title = "DySCO importance per step"
-    if phases:
-        title += f" ({phases.count('context_warmup')} warm-up reads, then intervened steps)"
-    axes[0].set_title(title)
+    axes[0].yaxis.set_major_locator(MaxNLocator(integer=True))
+    phases = [str(p) for p in trace["phase"].values] if "phase" in trace.coords else []
+    warm = phases.count("context_warmup")
+    if 0 < warm < len(phases):
+        axes[0].axhline(warm - 0.5, color="white", linestyle="--", linewidth=1.0)
+        # On a dark box: past each step's length the heat map is blank (white).
+        axes[0].text(lo + 0.01 * (hi - lo), warm - 0.5, f"warm-up reads end; DySCO rescales from step {warm}",
+                     color="white", fontsize=7, ha="left", va="center",
+                     bbox={"facecolor": "black", "alpha": 0.6, "edgecolor": "none", "pad": 1.5})
+    axes[0].set_title(_zoom_title(trace, warm, (lo, hi) if cropped else None), fontsize="medium")
     frac = sel[:, lo:hi].mean(axis=0)
     axes[1].plot(np.arange(lo, hi), frac, linewidth=0.8)
     axes[1].set_ylabel("share of steps\nselected")
     axes[1].set_xlabel("prompt position (cyan: answer span)")
     return fig
+
+
+def _zoom_title(trace: Any, warm: int, window: tuple[int, int] | None) -> str:
+    """Which decode a zoom-in shows: model, method and strength, example, and the window if cropped."""
+    attrs = trace.attrs
+    try:
+        config = json.loads(attrs.get("config", "{}") or "{}")
+    except json.JSONDecodeError:
+        config = {}
+    what = [str(attrs.get("model") or ""), str(config.get("method") or attrs.get("method") or "dysco")]
+    if config.get("strength") is not None:
+        what.append(f"strength {float(config['strength']):g}")
+    if attrs.get("example_id"):
+        what.append(f"example {attrs['example_id']}")
+    head = ", ".join(w for w in what if w)
+    if window is not None:
+        return f"{head}\nimportance around the answer (positions {window[0]}-{window[1] - 1})"
+    return f"{head}\nimportance per step over the whole prompt ({warm} warm-up reads, then intervened steps)"
 
 
 def _summary_rows(ds: Any, sel: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
@@ -235,16 +296,63 @@ def _summary_rows(ds: Any, sel: dict[str, Any]) -> tuple[list[str], list[list[An
                 if base is not None and method != "vanilla":
                     c = paired_comparison(v, base, n_boot=2000, seed=0)
                     row += [f"{c['diff']:+.2f} [{c['diff_lo']:+.2f}, {c['diff_hi']:+.2f}]" if count else "–",
-                            f"{c['wins']}/{c['losses']}", _fmt(c["p_value"], 3), _fmt(c["relative_gain"])]
+                            f"{c['wins']}/{c['losses']}", _fmt_p(c["p_value"]), _fmt(c["relative_gain"])]
                 else:
                     row += ["–", "–", "–", "–"]
                 rows.append(row)
     return header, rows
 
 
+# Variants whose difference from DySCO with the headline heads is the head-choice question.
+_HEAD_VARIANTS = ("random-heads", "dysco-static", "dysco-onepass")
+
+
+def _head_choice_rows(ds: Any, sel: dict[str, Any]) -> tuple[list[str], list[list[Any]]] | None:
+    """DySCO with the headline heads against each other head set and variant, paired by example."""
+    from .stats import paired_comparison
+
+    methods = [str(m) for m in ds["method"].values]
+    if "dysco" not in methods:
+        return None
+    rest = {k: v for k, v in sel.items() if k != "heads"}
+    others = [("method", m) for m in methods if m in _HEAD_VARIANTS]
+    others += [("heads", h) for h in ds["heads"].values if str(h) != str(sel["heads"])]
+    if not others:
+        return None
+    header = ["task", "length", f"DySCO ({sel['heads']}) vs", "n", "DySCO", "other", "difference [95% CI]",
+              "wins/losses", "McNemar p"]
+    rows = []
+    for task in ds["task"].values:
+        for n in ds["length"].values:
+            ref = np.asarray(_cell(ds, task=task, length=n, method="dysco", **sel).values)
+            for kind, value in others:
+                if kind == "method":
+                    other = _cell(ds, task=task, length=n, method=value, **sel)
+                    label = f"{value} ({sel['heads']})" if value != "random-heads" else "random heads (as many)"
+                else:
+                    other = _cell(ds, task=task, length=n, method="dysco", heads=value, **rest)
+                    label = f"dysco ({value})"
+                o = np.asarray(other.values)
+                c = paired_comparison(ref, o, n_boot=2000, seed=0)
+                count = int(np.isfinite(ref).sum())
+                rows.append([task, int(n), label, count, _fmt(float(np.nanmean(ref)) if count else None),
+                             _fmt(float(np.nanmean(o)) if count else None),
+                             f"{c['diff']:+.2f} [{c['diff_lo']:+.2f}, {c['diff_hi']:+.2f}]" if count else "–",
+                             f"{c['wins']}/{c['losses']}", _fmt_p(c["p_value"])])
+    return header, rows
+
+
+def _min_discordant(alpha: float = 0.05) -> int:
+    """Fewest discordant pairs, all one way, for which the two-sided exact McNemar p is below ``alpha``."""
+    d = 1
+    while 2 * 0.5 ** d >= alpha:
+        d += 1
+    return d
+
+
 def write_report(out_dir: str | Path) -> Path:
     """Write ``OUT/report.md`` and ``OUT/figures/`` from an ablation run in ``OUT``; return the path."""
-    from .ablate.results import load_results, summary_table
+    from .ablate.results import SUMMARY_FLOAT_FORMAT, load_results, summary_table
     from .plots import save_figure
 
     out = Path(out_dir)
@@ -274,19 +382,44 @@ def write_report(out_dir: str | Path) -> Path:
     if fig is not None:
         save_figure(fig, figs / "heads_ablation")
         parts += ["## Head-set ablation", "", "![head-set ablation](figures/heads_ablation.png)", ""]
+    choice = _head_choice_rows(ds, sel)
+    if choice is not None:
+        parts += ["## Head choice", "", "DySCO with the headline heads against the other head sets and variants, on "
+                  "the same examples: wins/losses count the examples only DySCO with the headline heads got right / "
+                  f"only the other got right. With {ds.sizes['example']} examples per cell, the exact McNemar test "
+                  f"reaches p < 0.05 only with at least {_min_discordant()} discordant examples, all one way.", "",
+                  _md_table(*choice), ""]
     if (figs / "qrscore.png").is_file():
         parts += ["## Heads", "", "QRScore of every head on the calibration prompts; outlined: the heads used.", "",
                   "![QRScore of every head](figures/qrscore.png)", ""]
     parts += _auto_section(run)
     parts += _trace_section(out, figs)
+    parts += _notes_section(run)
     summary = summary_table(ds)
-    summary.to_csv(out / "summary.csv", index=False)
+    summary.to_csv(out / "summary.csv", index=False, float_format=SUMMARY_FLOAT_FORMAT)
     parts += ["## All cells", "", "Every cell of the grid, with the same statistics: `summary.csv`; every result: "
               "`results.csv` (tidy) and `results.nc` (xarray).", ""]
     parts += _provenance(ds, run)
     path = out / "report.md"
     path.write_text("\n".join(parts) + "\n")
     return path
+
+
+def _trace_choice(tr: Any) -> str:
+    """Why this example (``headscope.ablate.run._trace_job`` picks it), so the figure is not read as typical."""
+    answer, output = str(tr.attrs.get("answer", "")), str(tr.attrs.get("output", ""))
+    if answer and answer in output:
+        return ("It is the first example this setting answered correctly: the figure shows how DySCO reaches an "
+                "answer, not how often it does (the tables say that).")
+    return "No example was answered correctly at this setting; this is the first one."
+
+
+def _notes_section(run: dict[str, Any]) -> list[str]:
+    """Text a caller stored in ``run.json`` under ``notes`` (``headscope demo``: what it does not show)."""
+    notes = run.get("notes") or []
+    if not notes:
+        return []
+    return [str(line) for line in notes] + [""]
 
 
 def _auto_section(run: dict[str, Any]) -> list[str]:
@@ -317,7 +450,8 @@ def _trace_section(out: Path, figs: Path) -> list[str]:
              f"Example `{tr.attrs.get('example_id')}` (answer {tr.attrs.get('answer')!r}; output "
              f"{str(tr.attrs.get('output', '')).strip()!r}), cell {tr.attrs.get('cell')}. Each row is one decoding "
              "step; colour is the importance DySCO accumulates from the selected heads; the lower panel shows how "
-             "often each position was selected for rescaling.", "", "![zoom-in](figures/zoom_in.png)", ""]
+             "often each position was selected for rescaling. " + _trace_choice(tr), "",
+             "![zoom-in](figures/zoom_in.png)", ""]
     spans = json.loads(tr.attrs.get("answer_spans", "[]") or "[]")
     if spans:
         fig = zoom_in_figure(tr, window=160)

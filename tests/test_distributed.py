@@ -88,10 +88,11 @@ def test_two_process_calibrate_equals_a_single_process_run(tmp_path):
     from headscope.models import prepare_bundled
 
     prepare_bundled("smollm2-135m")  # converted once here, not raced by two ranks on a cold cache
-    args = ["--model", "smollm2-135m", "--device", "cpu", "--task", "passkey", "--lengths", "512",
-            "--examples", "4", "--decode-steps", "4", "--seed", "0", "--quiet"]
+    # 3 examples: rank 0 takes two, rank 1 one (an uneven split); 256 tokens keep it cheap.
+    args = ["--model", "smollm2-135m", "--device", "cpu", "--task", "passkey", "--lengths", "256",
+            "--examples", "3", "--decode-steps", "2", "--seed", "0", "--quiet"]
     multi, _ = _multi_and_single("calibrate", args, tmp_path)
-    assert multi.stdout.count("Captured 4 examples") == 1  # one summary, from rank 0
+    assert multi.stdout.count("Captured 3 examples") == 1  # one summary, from rank 0
     merged = _drop_volatile(headscope.open_capture(tmp_path / "multi"))
     xr.testing.assert_identical(merged, _drop_volatile(headscope.open_capture(tmp_path / "single")))
     # No stray files (each rank's lock file stays, hidden: see headscope/_outputs.py).
@@ -122,7 +123,7 @@ def test_two_process_ablate_equals_a_single_process_run(tmp_path):
     from headscope.models import prepare_bundled
 
     prepare_bundled("smollm2-135m")
-    args = ["--model", "smollm2-135m", "--device", "cpu", "--tasks", "passkey", "--lengths", "512", "--examples", "3",
+    args = ["--model", "smollm2-135m", "--device", "cpu", "--tasks", "passkey", "--lengths", "256", "--examples", "3",
             "--methods", "vanilla,dysco", "--heads", "random:2", "--strengths", "3", "--max-new-tokens", "3",
             "--seed", "0", "--quiet", "--no-report"]
     multi, _ = _multi_and_single("ablate", args, tmp_path)

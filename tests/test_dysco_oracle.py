@@ -205,7 +205,7 @@ def test_smollm_dysco_equals_naive_oracle(smollm2):
     from headscope.dysco.templates import detect_templates, generation_prompt_length
     from headscope.tasks import make_examples
 
-    ex = make_examples("passkey-filler", smollm2.tokenizer, [300], 1, seed=11)[0]
+    ex = make_examples("passkey-filler", smollm2.tokenizer, [200], 1, seed=11)[0]
     templates = detect_templates(smollm2.tokenizer)
     w = generation_prompt_length(smollm2.tokenizer)
     _compare(smollm2, list(ex.input_ids), [(7, 7), (21, 8), (17, 3), (15, 6)], templates,

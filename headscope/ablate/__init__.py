@@ -3,6 +3,7 @@
 - :mod:`.config`: :class:`AblationConfig` (YAML, validated before any model loads);
 - :mod:`.headsets`: head-set labels (``qrscore:8``, ``published:NAME``, ``random:8``, files) to
   :class:`headscope.heads.HeadSet`, calibrating on held-out examples when needed;
+- :mod:`.plan`: what a grid will run, counted from its config before any model loads;
 - :mod:`.run`: :func:`run_ablation` (durable per-result cache, resume, ``auto`` settings);
 - :mod:`.results`: the xarray Dataset, tidy CSV and summary statistics.
 
@@ -10,7 +11,7 @@ Example
 -------
 >>> from headscope.ablate import AblationConfig, run_ablation
 >>> cfg = AblationConfig.from_yaml("configs/demo.yaml")        # doctest: +SKIP
->>> ds = run_ablation(cfg, "reports/demo")                     # doctest: +SKIP
+>>> ds = run_ablation(cfg, "runs/demo")                        # doctest: +SKIP
 """
 
 from __future__ import annotations

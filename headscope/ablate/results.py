@@ -24,9 +24,11 @@ import xarray as xr
 from ..stats import accuracy, paired_comparison
 from .config import GRID_AXES, AblationConfig
 
-__all__ = ["build_dataset", "load_results", "summary_table", "tidy_frame", "write_outputs"]
+__all__ = ["SUMMARY_FLOAT_FORMAT", "build_dataset", "load_results", "summary_table", "tidy_frame", "write_outputs"]
 
 CELL_DIMS = GRID_AXES
+# summary.csv: 10 significant digits, so 0.6 / 0.1 prints as 6 and not 5.999999999999999.
+SUMMARY_FLOAT_FORMAT = "%.10g"
 
 
 def build_dataset(config: AblationConfig, jobs: list[Any], cache: Any,
@@ -116,10 +118,11 @@ def write_outputs(ds: xr.Dataset, out: str | Path, summary: Any = None) -> None:
     tmp = out / "results.tmp.nc"
     ds.to_netcdf(tmp, engine="scipy")
     tmp.replace(out / "results.nc")
-    tables = {"results.csv": tidy_frame(ds), **({"summary.csv": summary} if summary is not None else {})}
-    for name, table in tables.items():
+    tables = {"results.csv": (tidy_frame(ds), None),
+              **({"summary.csv": (summary, SUMMARY_FLOAT_FORMAT)} if summary is not None else {})}
+    for name, (table, float_format) in tables.items():
         tmp = out / f"{name}.tmp"
-        table.to_csv(tmp, index=False)
+        table.to_csv(tmp, index=False, float_format=float_format)
         tmp.replace(out / name)
 
 

@@ -353,6 +353,8 @@ def _run_locked(config: AblationConfig, out: Path, *, lm: Any, progress: bool, c
             models_info[model_name] = minfo
             runner = _Runner(model_lm, cache, progress, on_result, (k, n), batch_size)
             runner.run(model_jobs, f"ablate {model_name}" + (f" [shard {k}/{n}]" if n > 1 else ""), "eval")
+            if first is not None:  # now that the results are in, the zoom-in can show a correct answer
+                first = _trace_job(model_jobs, config, cache)
             if record_trace and not traced and first is not None and k == 0:
                 _write_trace(out, model_lm, first)  # now, while this model is loaded
                 traced = True

@@ -25,6 +25,13 @@ def build_config(config_path: str | None, **overrides: Any) -> Any:
     return AblationConfig().override(**overrides)
 
 
+def _calibration(config_path: str | None, examples: int | None) -> dict[str, Any] | None:
+    """The config's calibration section with ``examples`` replaced (None: keep the file's)."""
+    if examples is None:
+        return None
+    return {**build_config(config_path).to_dict()["calibration"], "examples": examples}
+
+
 @click.command("ablate")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="ABLATION.yaml (see configs/smollm2-study.yaml for every key). Flags override it.")
@@ -40,10 +47,15 @@ def build_config(config_path: str | None, **overrides: Any) -> Any:
 @click.option("--top-k", "top_k", default=None, help="Top-k values, comma-separated (none or 0 = off, auto).")
 @click.option("--top-p", "top_p", default=None, help="Top-p values, comma-separated (none or 0 = off).")
 @click.option("--decay", default=None, help="Decay values, comma-separated.")
-@click.option("--max-new-tokens", type=click.IntRange(min=1), default=None)
+@click.option("--max-new-tokens", type=click.IntRange(min=1), default=None,
+              help="New tokens per decode (key 'max_new_tokens'; default: per task, e.g. passkey 12, kv 48).")
 @click.option("--seed", type=int, default=None, help="Evaluation seed (key 'seed').")
 @click.option("--device", default=None, help="auto, cpu, cuda, cuda:N (key 'device').")
-@click.option("--dtype", default=None, type=click.Choice(["auto", "float32", "bfloat16", "float16"]))
+@click.option("--dtype", default=None, type=click.Choice(["auto", "float32", "bfloat16", "float16"]),
+              help="Weights dtype (key 'dtype'); auto = bfloat16 on GPU, float32 on CPU.")
+@click.option("--calibration-examples", type=click.IntRange(min=1), default=None,
+              help="Calibration prompts per length for qrscore:K / retrieval:K heads (key 'calibration.examples'); "
+                   "fewer is faster and the ranking shakier. Or skip calibration: --heads FILE.")
 @click.option("--shard", default=None, metavar="K/N",
               help="Decode only shard K of N (N independent processes, e.g. sharing one GPU); run once more "
                    "without --shard to assemble the outputs. Under torchrun no flag is needed.")
@@ -55,32 +67,42 @@ def ablate_command(config_path: str | None, out_dir: str, models: str | None, ta
                    lengths: str | None, examples: int | None, methods: str | None, heads: str | None,
                    strengths: str | None, top_k: str | None, top_p: str | None, decay: str | None,
                    max_new_tokens: int | None, seed: int | None, device: str | None, dtype: str | None,
-                   shard: str | None, batch_size: int, report: bool, quiet: bool) -> None:
+                   calibration_examples: int | None, shard: str | None, batch_size: int, report: bool,
+                   quiet: bool) -> None:
     """Run an ablation grid (model x task x length x method x heads x strength x top-k x top-p x decay).
 
-    Every result is cached in OUT/results.jsonl as it finishes: an interrupted or extended grid
-    recomputes nothing already done. Results: OUT/results.nc (xarray), results.csv (tidy),
-    summary.csv (accuracy with CIs, paired comparison with vanilla), report.md.
+    Prints its plan (cells x examples -> decodes, calibration) before loading the model, and a
+    rough time estimate after the first decodes. Every result is cached in OUT/results.jsonl as
+    it finishes: an interrupted or extended grid recomputes nothing already done. Results:
+    OUT/results.nc (xarray), results.csv (tidy), summary.csv (accuracy with CIs, paired
+    comparison with vanilla), report.md.
 
     \b
     Example:
-      headscope ablate --config configs/smollm2-study.yaml --out reports/smollm2-135m
-      headscope ablate --tasks passkey --lengths 1024,2048 --examples 20 \\
-          --methods vanilla,dysco,random-heads --heads qrscore:8 --strengths 2,3 --out runs/abl
+      headscope ablate --tasks passkey --lengths 1024 --examples 20 \\
+          --methods vanilla,dysco,random-heads --heads qrscore:8 --strengths 3 --out runs/abl
+      headscope ablate --config configs/smollm2-study.yaml --out runs/study   # 4,800 decodes: a GPU job
+      headscope ablate --config configs/smollm2-study.yaml --lengths 1024 --examples 10 \\
+          --heads reports/smollm2-135m/heads-qrscore8-gpu.json --out runs/study-small
       for k in 0 1 2 3; do headscope ablate --config study.yaml --out runs/s --shard $k/4 & done; wait
       headscope ablate --config study.yaml --out runs/s      # assembles: every result is cached
       torchrun --nproc_per_node 2 -m headscope ablate --config study.yaml --out runs/s
     """
+    from ..ablate.plan import TimeEstimate, plan
     from ..ablate.run import parse_shard, run_ablation
 
     config = run_user_errors(lambda: build_config(
         config_path, models=_list(models), tasks=_list(tasks), lengths=_list(lengths), examples=examples,
         methods=_list(methods), heads=_list(heads), strengths=_list(strengths), top_k=_list(top_k),
         top_p=_list(top_p), decay=_list(decay), max_new_tokens=max_new_tokens, seed=seed, device=device,
-        dtype=dtype))
+        dtype=dtype, calibration=_calibration(config_path, calibration_examples)))
     where = run_user_errors(lambda: parse_shard(shard)) if shard else None
+    the_plan = plan(config)
+    click.echo(the_plan.describe(), err=True)
     command = "headscope " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    estimate = TimeEstimate(the_plan, lambda text: click.echo(text, err=True))
     ds = run_user_errors(lambda: run_ablation(config, out_dir, progress=not quiet, command=command, shard=where,
+                                              on_result=estimate,
                                               batch_size=batch_size))
     if ds is None:  # a shard (or a non-zero torchrun rank): results cached, outputs assembled elsewhere
         if where is not None:
@@ -102,7 +124,7 @@ def report_command(out_dir: str) -> None:
 
     \b
     Example:
-      headscope report reports/demo
+      headscope report runs/demo
     """
     from ..report import write_report
 

@@ -62,6 +62,14 @@ def _causal_per_example(ds: xr.Dataset, *, device: str = "auto", dtype: str = "a
     return da.assign_coords(example=ds["example"].values[kept])
 
 
+def _what(ds: xr.Dataset) -> str:
+    """Model and calibration data of a capture, for figure titles: "smollm2-135m, 8 passkey prompts of 1024 tokens"."""
+    lengths = sorted({int(n) for n in ds["target_length"].values}) if "target_length" in ds else []
+    tasks = sorted({str(t) for t in ds["task"].values}) if "task" in ds else [str(ds.attrs.get("task", ""))]
+    where = f" of {'/'.join(map(str, lengths))} tokens" if lengths else ""
+    return f"{ds.attrs.get('model', '?')}, {ds.sizes.get('example', 0)} {'+'.join(tasks)} prompts{where}"
+
+
 def _source(name: str, captures: tuple[str, ...], **opts: Any) -> str:
     flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in opts.items() if v is not None)
     return f"headscope {name} {' '.join(captures)} {flags}".strip()
@@ -161,7 +169,8 @@ def _save_heads(out: str, heads: list[tuple[int, int]], scores: list[float], mod
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output directory.")
 @click.option("--k", "k", type=click.IntRange(min=2), default=None,
               help="Number of clusters (default: best silhouette over 2..8).")
-@click.option("--algorithm", type=click.Choice(["kmeans", "agglomerative"]), default="kmeans", show_default=True)
+@click.option("--algorithm", type=click.Choice(["kmeans", "agglomerative"]), default="kmeans", show_default=True,
+              help="k-means on the standardised features, or agglomerative (Ward) clustering.")
 @seed_option
 def cluster_command(captures: tuple[str, ...], out_dir: str, k: int | None, algorithm: str, seed: int) -> None:
     """Cluster heads by their attention features (retrieval, local/streaming, sink, mixed).
@@ -246,7 +255,8 @@ def plot_score(captures: tuple[str, ...], out_dir: str, method: str, top: int) -
     ds = _open(captures, out_dir, "dir")
     s = run_user_errors(lambda: score(ds, method))
     mark = run_user_errors(lambda: top_heads(s, min(top, s.size))) if top else []
-    fig = score_heatmap(s, title=f"{method} - {ds.attrs.get('model', '')}", mark=mark)
+    title = f"{method} of every head, {_what(ds)}" + (f"; outlined: top {len(mark)}" if mark else "")
+    fig = score_heatmap(s, title=title, mark=mark)
     _done(save_figure(fig, Path(out_dir) / f"score-{method}"))
 
 
@@ -254,7 +264,8 @@ def plot_score(captures: tuple[str, ...], out_dir: str, method: str, top: int) -
 @_plot_options
 @_method_option
 @click.option("--top", default=16, show_default=True, type=click.IntRange(min=1), help="K of top-K inclusion.")
-@click.option("--bootstrap", "n_boot", default=1000, show_default=True, type=click.IntRange(min=1))
+@click.option("--bootstrap", "n_boot", default=1000, show_default=True, type=click.IntRange(min=1),
+              help="Bootstrap resamples over the examples (for the 95% CIs and the inclusion probabilities).")
 @seed_option
 def plot_stability(captures: tuple[str, ...], out_dir: str, method: str, top: int, n_boot: int, seed: int) -> None:
     """Top heads' scores with bootstrap CIs, and their top-K inclusion probability.
@@ -270,7 +281,8 @@ def plot_stability(captures: tuple[str, ...], out_dir: str, method: str, top: in
     per_ex = run_user_errors(lambda: score(ds, method, per_example=True))
     k = min(top, per_ex.sizes["layer"] * per_ex.sizes["head"])
     boot = run_user_errors(lambda: bootstrap(per_ex, n_boot, k=k, seed=seed))
-    _done(save_figure(stability_plot(boot, top=max(top, 20)), Path(out_dir) / f"stability-{method}"))
+    title = f"Stability of the {method} ranking, {_what(ds)}: {n_boot} bootstrap resamples"
+    _done(save_figure(stability_plot(boot, top=max(top, 20), title=title), Path(out_dir) / f"stability-{method}"))
 
 
 @plot_group.command("clusters")

@@ -14,7 +14,9 @@ from ..dysco.config import TEMPLATE_MODES, WARMUP_COUNTINGS, DyscoConfig
 from ._options import model_options, run_user_errors, seed_option
 
 METHOD_CHOICES = ["dysco", "vanilla", "dysco-static", "random-heads", "sharpen", "dysco-onepass"]
-# The options below that mirror a DyscoConfig field take its default from the dataclass (one place).
+# The options below that mirror a DyscoConfig field take its default from the dataclass (one place):
+# the DySCO authors' reference values (tuned on 7-8B models); the README says why its SmolLM2
+# commands pass --strength 3 --top-k 256.
 CONFIG_DEFAULTS = {f.name: f.default for f in fields(DyscoConfig)}
 
 
@@ -66,21 +68,25 @@ def _heads(spec: str | None, method: str, geometry: Any, allow_other_model: bool
 @click.option("--heads", "heads_spec", default=None, metavar="HEADS",
               help="Head set (file in any format `headscope heads` reads, or published:NAME). "
                    "Needed by dysco, dysco-static and random-heads.")
-@click.option("--prompts", "prompts_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help='JSONL of {"id", "prompt", "assistant_prefix"?}; the prompt is the user message.')
+@click.option("--prompts", "prompts_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help='JSONL, one object a line: {"id", "prompt", "assistant_prefix"?}; the prompt is '
+                                 'the user message (e.g. examples/prompts.jsonl).')
 @click.option("--prompt", "prompt_text", default=None, help="One prompt; the generation is printed.")
 @click.option("--out", "out_path", type=click.Path(path_type=Path), default=None,
               help="Output JSONL (appended; ids already there are skipped; its settings go to OUT.config.json, "
                    "and a rerun with other settings is refused). Missing parent folders are created.")
 @click.option("--method", type=click.Choice(METHOD_CHOICES), default="dysco", show_default=True)
-@click.option("--strength", type=float, default=2.0, show_default=True,
-              help="Attention multiplier of selected tokens; >= 99 keeps only them.")
-@click.option("--top-k", type=int, default=4096, show_default=True,
+@click.option("--strength", type=float, default=CONFIG_DEFAULTS["strength"], show_default=True,
+              help="Attention multiplier of selected tokens; >= 99 keeps only them. The default is the DySCO "
+                   "authors'; on SmolLM2-135M strength 3 with --top-k 256 does much better (README).")
+@click.option("--top-k", type=int, default=CONFIG_DEFAULTS["top_k"], show_default=True,
               help="Top-k selection (0 = off, as 'none' in ablate).")
-@click.option("--top-p", type=float, default=0.975, show_default=True,
+@click.option("--top-p", type=float, default=CONFIG_DEFAULTS["top_p"], show_default=True,
               help="Nucleus selection (0 = off, as 'none' in ablate).")
-@click.option("--decay", type=float, default=0.75, show_default=True, help="Importance decay g.")
-@click.option("--context-warmup", type=int, default=8, show_default=True)
+@click.option("--decay", type=float, default=CONFIG_DEFAULTS["decay"], show_default=True, help="Importance decay g.")
+@click.option("--context-warmup", type=int, default=CONFIG_DEFAULTS["context_warmup"], show_default=True,
+              help="Prompt tokens read one at a time, without intervention, to build DySCO's importance "
+                   "before it starts rescaling.")
 @click.option("--intervention-warmup", default="auto", show_default=True,
               help="Integer, or auto = the chat template's generation-prompt length.")
 @click.option("--templates", type=click.Choice(TEMPLATE_MODES), default=CONFIG_DEFAULTS["templates"],
@@ -94,7 +100,8 @@ def _heads(spec: str | None, method: str, geometry: Any, allow_other_model: bool
                    "w+1 intervened prompt tokens); spec: ALGORITHMS.md's text (c reads, then w). See docs/parity.md.")
 @click.option("--temperature", type=float, default=None,
               help="Attention-logit temperature for --method sharpen (< 1 sharpens).")
-@click.option("--max-new-tokens", type=int, default=256, show_default=True)
+@click.option("--max-new-tokens", type=int, default=CONFIG_DEFAULTS["max_new_tokens"], show_default=True,
+              help="Stop after this many new tokens, if the model has not ended its turn before.")
 @click.option("--allow-other-model", is_flag=True, help="Use a head set recorded for another model.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True,
               help="Prompts decoded together (left-padded; each keeps its own importance, selection and EOS; "
@@ -107,11 +114,17 @@ def generate_command(model_name: str, device: str, dtype: str, revision: str | N
                      max_new_tokens: int, allow_other_model: bool, batch_size: int, seed: int) -> None:
     """Generate with DySCO (or vanilla / static / random-heads / sharpening) from a head set.
 
+    Decoding stops at the model's end of turn (its EOS, or the chat template's end-of-turn
+    token) or after --max-new-tokens. --prompt streams the answer as it is decoded; --prompts
+    shows a progress bar and appends one JSON line per prompt to --out.
+
     \b
     Example:
-      headscope generate --model smollm2-135m --heads heads.json --prompts p.jsonl --out g.jsonl
-      headscope generate --method vanilla --prompt "Who wrote Dracula?"
-      headscope generate --heads heads.json --prompts p.jsonl --out g.jsonl --batch-size 8
+      headscope generate --heads runs/study/heads.json --prompts examples/prompts.jsonl \
+          --out runs/study/generations.jsonl --strength 3 --top-k 256
+      headscope generate --method vanilla --prompt "Who wrote Dracula?" --max-new-tokens 40
+      headscope generate --heads runs/study/heads.json --prompts examples/prompts.jsonl \
+          --out runs/study/generations.jsonl --strength 3 --top-k 256 --batch-size 8
     """
     if (prompts_path is None) == (prompt_text is None):
         raise click.UsageError("Give exactly one of --prompts FILE or --prompt TEXT.")
@@ -195,26 +208,62 @@ def generate_command(model_name: str, device: str, dtype: str, revision: str | N
     run_user_errors(write)
 
 
+class _Echo:
+    """Streams a decode to stdout: each new token's text as soon as it is chosen."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+        self.ids: list[int] = []
+        self.shown = ""
+
+    def __call__(self, token: int) -> None:
+        self.ids.append(token)
+        # Decode the whole answer each time: a multi-byte character can span tokens.
+        text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
+        if text.startswith(self.shown) and not text.endswith("\ufffd"):
+            click.echo(text[len(self.shown):], nl=False)
+            self.shown = text
+
+
+def _describe(lm: Any, cfg: Any) -> str:
+    what = cfg.method
+    if cfg.uses_heads:
+        what += f" ({len(cfg.heads)} heads, strength {cfg.strength:g}, top-k {cfg.top_k}, top-p {cfg.top_p})"
+    return f"{lm.name}, {what}, up to {cfg.max_new_tokens} new tokens"
+
+
 def _run(lm: Any, cfg: Any, todo: list[dict[str, Any]], sink: Any, batch_size: int = 1) -> None:
-    """Decode ``todo``; print each output, or append it to ``sink`` (a GenerationsFile)."""
+    """Decode ``todo``: stream each answer to stdout, or append each output to ``sink`` (a GenerationsFile)."""
     from tqdm import tqdm
 
-    from ..dysco.decode import generate_batch
+    from ..dysco.decode import generate, generate_batch
     from ..dysco.templates import chat_prompt_ids
 
     if lm.tokenizer is None:
         raise ValueError("This model has no tokenizer; `headscope generate` needs one to read text prompts.")
-    with tqdm(total=len(todo), desc="generate", unit="prompt", disable=None if sink else True) as bar:
+    click.echo(_describe(lm, cfg) + (":" if sink is None else f" -> {sink.path}"), err=True)
+    if sink is None:
+        for row in todo:
+            echo = _Echo(lm.tokenizer)
+            generate(lm, chat_prompt_ids(lm.tokenizer, row["prompt"], row.get("assistant_prefix", "")), cfg,
+                     on_token=echo)
+            click.echo(lm.tokenizer.decode(echo.ids, skip_special_tokens=True)[len(echo.shown):])
+        return
+    with tqdm(total=len(todo), desc="generate", unit="prompt", dynamic_ncols=True) as bar:
         for first in range(0, len(todo), batch_size):
             rows = todo[first:first + batch_size]
             ids = [chat_prompt_ids(lm.tokenizer, row["prompt"], row.get("assistant_prefix", "")) for row in rows]
+            label = str(rows[0]["id"]) if len(rows) == 1 else f"{len(rows)} prompts"
+            count = [0]
+
+            def progress(_tokens: list[int], count: list[int] = count, label: str = label) -> None:
+                count[0] += 1
+                bar.set_postfix_str(f"{label}: {count[0]} tokens", refresh=True)
+
             start = time.perf_counter()
-            results = generate_batch(lm, ids, cfg, batch_size=batch_size)
+            results = generate_batch(lm, ids, cfg, batch_size=batch_size, on_step=progress)
             seconds = (time.perf_counter() - start) / len(rows)  # a batch's time, shared by its prompts
             for row, res in zip(rows, results):
-                if sink is None:
-                    click.echo(res.text)
-                    continue
                 record = {
                     "id": row["id"], "output": res.text, "n_prompt_tokens": res.n_prompt,
                     "n_new_tokens": len(res.tokens), "method": cfg.method, "model": lm.name,

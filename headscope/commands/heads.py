@@ -47,8 +47,8 @@ def heads_group() -> None:
     Examples:
       headscope heads list
       headscope heads show published:qwen3-8b --top 8
-      headscope heads compare heads.json published:llama-3.1-8b-instruct
-      headscope heads convert heads.json --to dysco --out dysco_heads.yaml
+      headscope heads compare runs/study/heads.json published:llama-3.1-8b-instruct
+      headscope heads convert runs/study/heads.json --to dysco --out runs/study/dysco_heads.yaml
     """
 
 
@@ -60,6 +60,11 @@ def show_command(heads: str, fmt: str | None, threshold: float, top: int | None)
 
     HEADS is a head-set file (headscope, DySCO, QRHead, Retrieval_Head or duo-attention
     format) or published:NAME.
+
+    \b
+    Example:
+      headscope heads show published:llama-3.1-8b-instruct --top 8
+      headscope heads show reports/smollm2-135m/heads-qrscore8-gpu.json
     """
     hs = _read(heads, fmt, threshold, top)
     click.echo(f"model: {hs.model or '?'}   method: {hs.method or '?'}   granularity: {hs.granularity}   "
@@ -82,6 +87,12 @@ def compare_command(heads: tuple[str, ...], fmt: str | None, threshold: float, t
 
     Each HEADS is a head-set file (headscope, DySCO, QRHead, Retrieval_Head or duo-attention
     format) or published:NAME.
+
+    \b
+    Example:
+      headscope heads compare reports/smollm2-135m/heads-qrscore8-gpu.json \\
+          reports/smollm2-135m/heads-qrscore8-kv.json
+      headscope heads compare published:qwen3-8b published:qwen3-4b --top 16
     """
     from ..heads import compare
 
@@ -100,7 +111,12 @@ def compare_command(heads: tuple[str, ...], fmt: str | None, threshold: float, t
 
 @heads_group.command("list")
 def list_command() -> None:
-    """List the head sets published with papers that ship with headscope (use as published:NAME)."""
+    """List the head sets published with papers that ship with headscope (use as published:NAME).
+
+    \b
+    Example:
+      headscope heads list
+    """
     from ..heads import list_published, published
 
     rows = [(name, published(name)) for name in run_user_errors(list_published)]
@@ -124,6 +140,12 @@ def convert_command(heads: str, fmt: str | None, threshold: float, top: int | No
 
     HEADS is a head-set file (headscope, DySCO, QRHead, Retrieval_Head or duo-attention
     format) or published:NAME.
+
+    \b
+    Example:
+      headscope heads convert published:llama-3.1-8b-instruct --to dysco --out runs/llama31_heads.yaml
+      headscope heads convert Llama-2-13b-64k.json --from retrieval_head --top 20 --to headscope \\
+          --model llama-2-13b --out runs/llama2_13b_heads.json
     """
     from pathlib import Path
 

@@ -224,7 +224,7 @@ def _engine_for(lm: Any, engine: str, batch: int) -> str:
 
 
 def generate(lm: Any, input_ids: Any, config: DyscoConfig, *, record: bool = False, engine: str = "auto",
-             cuda_graphs: bool = True, on_token: Callable[[], None] | None = None) -> GenerationResult:
+             cuda_graphs: bool = True, on_token: Callable[[int], None] | None = None) -> GenerationResult:
     """Decode one prompt with DySCO or a baseline; see the module docstring for the schedule.
 
     ``lm`` is a :class:`headscope.models.LoadedModel`; ``input_ids`` a 1-D (or ``[1, n]``)
@@ -237,14 +237,15 @@ def generate(lm: Any, input_ids: Any, config: DyscoConfig, *, record: bool = Fal
     steps, CUDA graphs on a GPU unless ``cuda_graphs=False``), ``"dynamic"`` (the loop below:
     a growing cache, the stock attention kernel whenever no bias or rows are needed), or
     ``"auto"`` (fixed when the model allows it: one device, full/sliding attention layers).
-    Both give the same tokens up to floating-point rounding. ``on_token`` (no arguments) is
-    called each time a token has been chosen (benchmarks record a CUDA event there).
+    Both give the same tokens up to floating-point rounding. ``on_token`` is called with each
+    new token id as soon as it is chosen (streaming, progress; benchmarks record a CUDA event there).
     """
     ids = _as_ids(input_ids)
     if _engine_for(lm, engine, 1) == "fixed":
         from .engine import generate_fixed
 
-        results, facts = generate_fixed(lm, [ids], config, record=record, cuda_graphs=cuda_graphs, on_token=on_token)
+        on_step = None if on_token is None else (lambda tokens: on_token(tokens[0]))
+        results, facts = generate_fixed(lm, [ids], config, record=record, cuda_graphs=cuda_graphs, on_step=on_step)
         results[0].info["engine"] = facts
         return results[0]
     return _generate_dynamic(lm, ids, config, record=record, on_token=on_token)
@@ -252,13 +253,15 @@ def generate(lm: Any, input_ids: Any, config: DyscoConfig, *, record: bool = Fal
 
 def generate_batch(lm: Any, prompts: Sequence[Any], config: DyscoConfig, *, batch_size: int | None = None,
                    record: bool = False, engine: str = "auto", cuda_graphs: bool = True,
-                   progress: bool = False, on_token: Callable[[], None] | None = None) -> list[GenerationResult]:
+                   progress: bool = False, on_step: Callable[[list[int]], None] | None = None
+                   ) -> list[GenerationResult]:
     """Decode several prompts (each a 1-D sequence of token ids), ``batch_size`` at a time.
 
     Each prompt has its own importance, selection, templates and EOS; the results (in the
     order of ``prompts``) are those of decoding each prompt alone (:func:`generate`), up to
     floating-point rounding. Prompts are batched in order of length, so each batch pads little.
-    ``batch_size`` None decodes all at once; 1 decodes one at a time (any engine).
+    ``batch_size`` None decodes all at once; 1 decodes one at a time (any engine). ``on_step`` is
+    called once per decode step with the tokens that step chose (one per prompt of the batch).
     """
     ids = [_as_ids(p) for p in prompts]
     size = len(ids) if batch_size is None else int(batch_size)
@@ -272,12 +275,13 @@ def generate_batch(lm: Any, prompts: Sequence[Any], config: DyscoConfig, *, batc
 
     for group in tqdm(groups, desc="generate", unit="batch", disable=not progress):
         if kind == "dynamic":
+            on_token = None if on_step is None else (lambda token: on_step([token]))
             out[group[0]] = _generate_dynamic(lm, ids[group[0]], config, record=record, on_token=on_token)
             continue
         from .engine import generate_fixed
 
         results, facts = generate_fixed(lm, [ids[i] for i in group], config, record=record, cuda_graphs=cuda_graphs,
-                                        on_token=on_token)
+                                        on_step=on_step)
         for i, res in zip(group, results):
             res.info["engine"] = facts
             out[i] = res
@@ -285,7 +289,7 @@ def generate_batch(lm: Any, prompts: Sequence[Any], config: DyscoConfig, *, batc
 
 
 def _generate_dynamic(lm: Any, ids: torch.Tensor, config: DyscoConfig, *, record: bool,
-                      on_token: Callable[[], None] | None = None) -> GenerationResult:
+                      on_token: Callable[[int], None] | None = None) -> GenerationResult:
     model, tokenizer, geometry = lm.model, lm.tokenizer, lm.geometry
     n = ids.numel()
     heads = resolve_heads_for(config, geometry)
@@ -338,7 +342,7 @@ def _generate_dynamic(lm: Any, ids: torch.Tensor, config: DyscoConfig, *, record
                 nxt = int(nxt_t)  # the step's one host sync: the stop test needs the token
                 generated.append(nxt)
                 if on_token is not None:
-                    on_token()
+                    on_token(nxt)
                 if trace is not None:
                     trace.add("generate", len(tokens) - 1, tokens[-1], None, None)
                     trace.rows[-1]["next_token"] = nxt
@@ -356,13 +360,13 @@ def _generate_dynamic(lm: Any, ids: torch.Tensor, config: DyscoConfig, *, record
         attrs = {"config": config.to_json(), "model": lm.name, "n_prompt": n, "method": config.method,
                  "resolved": json.dumps(info), "note": "the current token is always boosted; 'selected' excludes it"}
         ds = trace.dataset(tokenizer, attrs)
-    return GenerationResult(tokens=generated, text=text, n_prompt=n, steps=steps, trace=ds, info=info)
+    return GenerationResult(tokens=list(generated), text=text, n_prompt=n, steps=steps, trace=ds, info=info)
 
 
 def _dysco_loop(model: Any, ctl: Controller, forward: Any, cache: Any, ids: torch.Tensor, prefill: int, n: int, w: int,
                 templates: list[list[int]], heads: Sequence[tuple[int, int]], config: DyscoConfig,
                 sampler: _Sampler, eos: set[int], generated: list[int], trace: _Trace | None,
-                on_token: Callable[[], None] | None = None) -> int:
+                on_token: Callable[[int], None] | None = None) -> int:
     r_device = _layer_device(model, heads[0][0])
     r = torch.zeros(prefill, device=r_device)
     s = config.strength
@@ -431,7 +435,7 @@ def _dysco_loop(model: Any, ctl: Controller, forward: Any, cache: Any, ids: torc
         nxt = int(fed_next)  # the step's one host sync: the stop test needs the token
         generated.append(nxt)
         if on_token is not None:
-            on_token()
+            on_token(nxt)
         if trace is not None:
             trace.rows[-1]["next_token"] = nxt
         if nxt in eos or len(generated) >= config.max_new_tokens:

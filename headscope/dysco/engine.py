@@ -338,10 +338,11 @@ def _pad(prompts: list[torch.Tensor], pad_id: int) -> tuple[torch.Tensor, list[i
 
 def generate_fixed(lm: Any, prompts: Sequence[torch.Tensor], config: DyscoConfig, *, record: bool = False,
                    cuda_graphs: bool = True, chunk: int | None = None,
-                   on_token: Callable[[], None] | None = None) -> tuple[list[GenerationResult], dict[str, Any]]:
+                   on_step: Callable[[list[int]], None] | None = None) -> tuple[list[GenerationResult], dict[str, Any]]:
     """Decode ``prompts`` (1-D long tensors) together; see the module docstring. Returns the
     results in order and engine facts (capacity, chunk, graph captures and fallbacks).
-    ``on_token`` is called each time the next tokens are known (benchmarks time it)."""
+    ``on_step`` is called each time the next tokens are known, with one token per prompt
+    (streaming; benchmarks time it)."""
     model, tokenizer, geometry = lm.model, lm.tokenizer, lm.geometry
     prompts = [p.to(torch.long).view(-1) for p in prompts]
     heads = resolve_heads_for(config, geometry)
@@ -397,8 +398,8 @@ def generate_fixed(lm: Any, prompts: Sequence[torch.Tensor], config: DyscoConfig
                             traces[row].rows[-1]["next_token"] = t
                         if t in eos or len(generated[row]) >= config.max_new_tokens:
                             done[row] = True
-                    if on_token is not None:
-                        on_token()
+                    if on_step is not None:
+                        on_step(tokens)
                     return all(done)
 
                 j = schedule.prefill
