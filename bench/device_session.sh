@@ -13,6 +13,7 @@
 #   bash bench/device_session.sh bench [GPU]           # daemon: bench/dysco_decode.py --gpu on GPU (0)
 #   bash bench/device_session.sh smollm2               # carry .gpu/smollm2/slices/{manifest.json,<slice>}; converts when complete
 #   bash bench/device_session.sh format GPUS SHARDS    # daemon: bench/passkey_format_study_gpu.sh on GPUS ("1")
+#   bash bench/device_session.sh stop NAME             # kill a daemon's process group (bench, format)
 #   bash bench/device_session.sh status                # what each job has done so far
 #   bash bench/device_session.sh collect               # $OUT/session.tgz: every job's results and logs
 #
@@ -37,6 +38,7 @@ snapshot() {
 daemon() {  # daemon NAME COMMAND...: run in its own session, log to $ROOT/logs/NAME.log
   local name=$1; shift
   setsid nohup bash -c "$*; echo \"exit \$?\" >> $ROOT/logs/$name.done" > "$ROOT/logs/$name.log" 2>&1 < /dev/null &
+  echo $! > "$ROOT/logs/$name.pid"
   echo "started $name (pid $!)"
 }
 
@@ -58,8 +60,9 @@ bench)
   src=$(snapshot bench)
   ref=""
   [ -d "$ROOT/dysco-ref" ] && ref="--reference-dysco $ROOT/dysco-ref --reference-path $ROOT/tf457"
-  daemon bench "cd $src && CUDA_VISIBLE_DEVICES=$gpu python3 bench/dysco_decode.py --gpu --out $ROOT/out/dysco_decode.json \
-    --budget-s ${BUDGET:-420} $ref"
+  # BENCH_NAME / BENCH_ARGS: a second run (e.g. --lengths 131072) writes its own file.
+  daemon "${BENCH_NAME:-bench}" "cd $src && CUDA_VISIBLE_DEVICES=$gpu python3 bench/dysco_decode.py --gpu \
+    --out $ROOT/out/${BENCH_NAME:-dysco_decode}.json --budget-s ${BUDGET:-420} $ref ${BENCH_ARGS:-}"
   ;;
 smollm2)
   have=$(python3 bench/qwen_slices.py stash .gpu/smollm2/slices "$ROOT/smollm2-slices") || exit 1
@@ -80,6 +83,14 @@ format)
   src=$(snapshot format)
   daemon format "cd $src && CUDA_VISIBLE_DEVICES=$gpus DEVICE=${DEVICE:-cuda} BATCH=${BATCH:-32} \
     bash bench/passkey_format_study_gpu.sh $ROOT/format $shards ${FORMAT_SECONDS:-1500}"
+  ;;
+stop)
+  # A daemon is its own session (setsid, whose pid is the session id); `timeout` puts children in
+  # their own process groups, so the whole session goes.
+  sid=$(cat "$ROOT/logs/${2:?stop NAME}.pid" 2>/dev/null) || { echo "no daemon $2"; exit 0; }
+  [ "$sid" = "$(ps -o sid= -p $$ | tr -d ' ')" ] && { echo "refusing to stop this shell's own session"; exit 1; }
+  pkill -s "$sid" && echo "stopped $2 (session $sid)"; sleep 3
+  pgrep -fa "headscope ablate|dysco_decode.py" | head -5
   ;;
 status)
   for f in "$ROOT"/logs/*.log; do

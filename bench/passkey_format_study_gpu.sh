@@ -20,6 +20,10 @@ set -u
 WORK=$1; N=${2:-16}; T=${3:-540}
 DEVICE=${DEVICE:-cuda}
 NGPU=$(python3 -c 'import torch; print(max(torch.cuda.device_count(), 1))')
+# Shard k runs on the (k mod NGPU)-th GPU this script may use: an index into an outer
+# CUDA_VISIBLE_DEVICES when one is set (CUDA_VISIBLE_DEVICES names physical GPUs, not visible ones).
+read -r -a VISIBLE <<< "${CUDA_VISIBLE_DEVICES:+${CUDA_VISIBLE_DEVICES//,/ }}"
+gpu_of() { if [ ${#VISIBLE[@]} -gt 0 ]; then echo "${VISIBLE[$(($1 % ${#VISIBLE[@]}))]}"; else echo $(($1 % NGPU)); fi; }
 F=configs/passkey-format-study.yaml
 R=configs/passkey-format-study-random.yaml
 X=configs/passkey-format-study-factors.yaml
@@ -33,7 +37,7 @@ fi
 mkdir -p "$WORK/logs"
 start=$(date +%s)
 for k in $(seq 0 $((N - 1))); do
-  CUDA_VISIBLE_DEVICES=$((k % NGPU)) timeout "$T" bash -c "
+  CUDA_VISIBLE_DEVICES=$(gpu_of $k) timeout "$T" bash -c "
     for p in $(echo $PHASES); do
       IFS=: read -r c l <<< \"\$p\"
       [ -n \"${LENGTHS:-}\" ] && l=${LENGTHS:-}

@@ -112,7 +112,14 @@ if [ "$DEVICE" = cuda ]; then
   fi
 fi
 NSHARDS=${NSHARDS:-$((12 * NGPU))}
-gpu_of() { [ "$DEVICE" = cuda ] && echo "CUDA_VISIBLE_DEVICES=$(($1 % NGPU))" || echo "CUDA_VISIBLE_DEVICES="; }
+# Shard k runs on the (k mod NGPU)-th GPU this script may use: an index into an outer
+# CUDA_VISIBLE_DEVICES when one is set (CUDA_VISIBLE_DEVICES names physical GPUs, not visible ones).
+read -r -a VISIBLE <<< "${CUDA_VISIBLE_DEVICES:+${CUDA_VISIBLE_DEVICES//,/ }}"
+gpu_of() {
+  if [ "$DEVICE" != cuda ]; then echo "CUDA_VISIBLE_DEVICES="
+  elif [ ${#VISIBLE[@]} -gt 0 ]; then echo "CUDA_VISIBLE_DEVICES=${VISIBLE[$(($1 % ${#VISIBLE[@]}))]}"
+  else echo "CUDA_VISIBLE_DEVICES=$(($1 % NGPU))"; fi
+}
 run_dev() { [ "$DEVICE" = cuda ] && echo cuda || echo cpu; }
 EX_OPT=${EXAMPLES:+--examples $EXAMPLES}
 E=${EXAMPLES:-$(python3 -c "import yaml; print(yaml.safe_load(open('$P1'))['examples'])")}
