@@ -30,11 +30,11 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from ..dysco.methods import HEAD_METHODS, METHODS
+
 __all__ = ["GRID_AXES", "HEAD_METHODS", "METHODS", "AblationConfig", "CalibrationSpec", "HeadSpec", "TuningSpec",
            "parse_head_spec"]
 
-METHODS = ("vanilla", "dysco", "dysco-static", "random-heads", "sharpen", "dysco-onepass")
-HEAD_METHODS = ("dysco", "dysco-static", "random-heads", "dysco-onepass")
 GRID_AXES = ("model", "task", "length", "method", "heads", "strength", "top_k", "top_p", "decay", "temperature")
 HEAD_KINDS = ("qrscore", "retrieval", "published", "random", "file")
 _DYSCO_KEYS = ("context_warmup", "intervention_warmup", "templates", "warmup_counting")

@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .._jsonl import read_input_records
 from .examples import EvalExample
 
 __all__ = ["FILE_FORMATS", "LONGBENCH_TEMPLATE", "load_task_file", "parse_task", "read_records"]
@@ -41,24 +42,7 @@ def parse_task(task: str) -> tuple[str, str]:
 
 def read_records(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
     """(line number, object) pairs of a JSONL file, or of a JSON file holding a list."""
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"No evaluation file at {str(p)!r}.")
-    text = p.read_text(encoding="utf-8")
-    if text.lstrip().startswith("["):
-        data = json.loads(text)
-        return [(i + 1, row) for i, row in enumerate(data)]
-    rows = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            rows.append((number, json.loads(line)))
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{p}, line {number}: not valid JSON ({err.msg}).") from None
-    if not rows:
-        raise ValueError(f"{p} holds no records.")
-    return rows
+    return read_input_records(path, missing="No evaluation file at {path!r}.", allow_list=True)
 
 
 def _need(row: Any, key: str, where: str, kind: type | tuple[type, ...] = str) -> Any:
