@@ -29,6 +29,8 @@ from ._arch import attention_path, decoder_layers_path, resolve
 from ._cache import cache_kwargs, new_cache, restored_after
 from .attention import attention_rows
 from .models import eos_ids
+from .tasks.base import SPAN_KINDS
+from .tasks.registry import TASK_TABLE
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -38,9 +40,8 @@ if TYPE_CHECKING:
 
 __all__ = ["AttentionRecorder", "ExampleCapture", "NEEDLE_TASKS", "SPAN_KINDS"]
 
-SPAN_KINDS = ("needle", "gold", "distractor", "query", "template", "sink")
 # Tasks whose capture includes greedy decoding for the retrieval score (Wu et al. decode 50 tokens).
-NEEDLE_TASKS = ("needle", "passkey", "passkey-filler")
+NEEDLE_TASKS = tuple(t.name for t in TASK_TABLE.values() if t.decodes)
 
 
 @dataclass

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from .dysco.methods import HEAD_METHODS
+
 __all__ = ["headline_selection", "setting_text", "write_report", "zoom_in_figure"]
 
 _AXES = ("heads", "strength", "top_k", "top_p", "decay", "temperature")
@@ -146,7 +148,7 @@ def _sweep(ds: Any, sel: dict[str, Any], axis: str) -> Any | None:
     numeric = [v for v in ds[axis].values if isinstance(_label(v), float)]
     if len(numeric) < 2:
         return None
-    methods = [m for m in ds["method"].values if m in ("dysco", "dysco-static", "random-heads", "dysco-onepass")]
+    methods = [m for m in ds["method"].values if m in HEAD_METHODS]
     if not methods:
         return None
     tasks = list(ds["task"].values)
@@ -179,7 +181,7 @@ def _sweep(ds: Any, sel: dict[str, Any], axis: str) -> Any | None:
 
 
 def _heads_bars(ds: Any, sel: dict[str, Any]) -> Any | None:
-    methods = [m for m in ds["method"].values if m in ("dysco", "dysco-static", "random-heads", "dysco-onepass")]
+    methods = [m for m in ds["method"].values if m in HEAD_METHODS]
     heads = list(ds["heads"].values)
     if not methods or (len(heads) < 2 and "random-heads" not in methods):
         return None
@@ -304,7 +306,7 @@ def _summary_rows(ds: Any, sel: dict[str, Any]) -> tuple[list[str], list[list[An
 
 
 # Variants whose difference from DySCO with the headline heads is the head-choice question.
-_HEAD_VARIANTS = ("random-heads", "dysco-static", "dysco-onepass")
+_HEAD_VARIANTS = tuple(m for m in HEAD_METHODS if m != "dysco")
 
 
 def _head_choice_rows(ds: Any, sel: dict[str, Any]) -> tuple[list[str], list[list[Any]]] | None:

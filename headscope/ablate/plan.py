@@ -25,6 +25,7 @@ import itertools
 from dataclasses import dataclass
 from typing import Any
 
+from ..dysco.methods import method_spec
 from .config import HEAD_METHODS, AblationConfig, parse_head_spec
 
 __all__ = ["Plan", "TimeEstimate", "plan"]
@@ -68,15 +69,11 @@ class Plan:
 
 def _decode_key(cell: dict[str, Any]) -> tuple[Any, ...]:
     """What decides a cell's tokens, as the cache key sees it (see the module docstring)."""
-    method = cell["method"]
-    if method == "vanilla":
-        return ("vanilla",)
-    if method == "sharpen":
-        return ("sharpen", cell["temperature"])
-    heads = cell["heads"]
-    if method == "random-heads":  # only the number of heads matters: they are drawn at random
-        heads = parse_head_spec(heads).k or heads
-    return (method, heads, cell["strength"], cell["top_k"], cell["top_p"], cell["decay"])
+    spec = method_spec(cell["method"])
+    knobs = {knob: cell[knob] for knob in spec.knobs}
+    if spec.heads_by_count:  # only the number of heads matters: they are drawn at random
+        knobs["heads"] = parse_head_spec(knobs["heads"]).k or knobs["heads"]
+    return (spec.name, *knobs.values())
 
 
 def plan(config: AblationConfig) -> Plan:

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from .._outputs import check_output, output_lock, remove_temporaries
+from ..dysco.methods import method_spec
 from ._cache import ResultCache, stable_key
 from .config import HEAD_METHODS, AblationConfig, parse_head_spec
 
@@ -56,10 +57,9 @@ def _effective(cfg: Any, lm: Any) -> dict[str, Any]:
     from ..dysco.decode import resolve_heads_for
     from ..dysco.templates import resolve_templates
 
-    if cfg.method == "vanilla":
-        return {"method": "vanilla"}
-    if cfg.method == "sharpen":
-        return {"method": "sharpen", "temperature": cfg.temperature}
+    spec = method_spec(cfg.method)
+    if not spec.needs_heads:  # its own knobs decide its tokens (vanilla: none, sharpen: the temperature)
+        return {"method": spec.cache_as, **{knob: getattr(cfg, knob) for knob in spec.knobs}}
     d = cfg.to_dict()
     d["heads"] = [list(h) for h in resolve_heads_for(cfg, lm.geometry)]
     # "auto" names a rule that may change between versions, so the key holds the sequences it
@@ -69,7 +69,7 @@ def _effective(cfg: Any, lm: Any) -> dict[str, Any]:
         d["templates"] = "auto"
     elif cfg.templates == "auto":
         d["templates"] = resolve_templates("auto", lm.tokenizer)
-    d["method"] = cfg.method if cfg.method in ("dysco-static", "dysco-onepass") else "dysco"
+    d["method"] = spec.cache_as
     for k in ("seed", "temperature", "do_sample", "sampling_temperature", "sampling_top_p", "max_new_tokens"):
         d.pop(k, None)
     return d
@@ -81,13 +81,9 @@ def _key(lm: Any, ex: Any, cfg: Any) -> str:
 
 
 def _max_new(config: AblationConfig, task: str) -> int:
-    from ..evaluate import DEFAULT_MAX_NEW_TOKENS
+    from ..evaluate import default_max_new_tokens
 
-    if config.max_new_tokens is not None:
-        return config.max_new_tokens
-    from ..tasks import task_base
-
-    return DEFAULT_MAX_NEW_TOKENS.get(task_base(task).split(":", 1)[0], 64)
+    return config.max_new_tokens if config.max_new_tokens is not None else default_max_new_tokens(task)
 
 
 def _decode_config(config: AblationConfig, cell: dict[str, Any], heads: Any, strength: float | None,
@@ -96,10 +92,9 @@ def _decode_config(config: AblationConfig, cell: dict[str, Any], heads: Any, str
 
     base = {"max_new_tokens": _max_new(config, cell["task"]), "seed": config.seed}
     method = cell["method"]
-    if method == "vanilla":
-        return DyscoConfig(method="vanilla", **base)
-    if method == "sharpen":
-        return DyscoConfig(method="sharpen", temperature=float(cell["temperature"]), **base)
+    spec = method_spec(method)
+    if not spec.needs_heads:
+        return DyscoConfig(method=method, **{knob: float(cell[knob]) for knob in spec.knobs}, **base)
     return DyscoConfig(heads=heads.heads, method=method, strength=float(strength or 1.0), top_k=top_k,
                        top_p=cell["top_p_value"], decay=float(cell["decay"]), **dict(config.dysco), **base)
 

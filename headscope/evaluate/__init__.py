@@ -15,8 +15,8 @@ Example
 
 from __future__ import annotations
 
-from .examples import DEFAULT_MAX_NEW_TOKENS, SYNTHETIC_TASKS, EvalExample, from_calibration, make_eval_examples
-from .files import FILE_FORMATS, load_task_file, parse_task
+from .examples import SYNTHETIC_TASKS, EvalExample, from_calibration, make_eval_examples
+from .files import DEFAULT_MAX_NEW_TOKENS, FILE_FORMATS, default_max_new_tokens, load_task_file, parse_task
 from .metrics import (
     METRICS,
     choice_accuracy,
@@ -37,6 +37,7 @@ __all__ = [
     "EvalExample",
     "choice_accuracy",
     "contains_answer",
+    "default_max_new_tokens",
     "exact_match",
     "from_calibration",
     "load_task_file",
