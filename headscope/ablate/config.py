@@ -31,12 +31,12 @@ from pathlib import Path
 from typing import Any
 
 from ..dysco.methods import HEAD_METHODS, METHODS
+from ..score_table import HEAD_LABEL_SCORES
 
 __all__ = ["GRID_AXES", "HEAD_METHODS", "METHODS", "AblationConfig", "CalibrationSpec", "HeadSpec", "TuningSpec",
            "parse_head_spec"]
 
 GRID_AXES = ("model", "task", "length", "method", "heads", "strength", "top_k", "top_p", "decay", "temperature")
-HEAD_KINDS = ("qrscore", "retrieval", "published", "random", "file")
 _DYSCO_KEYS = ("context_warmup", "intervention_warmup", "templates", "warmup_counting")
 _CAL_KEYS = ("capture", "task", "lengths", "examples", "seed", "decode_steps")
 _TUNE_KEYS = ("examples", "seed", "strengths", "top_k")
@@ -102,7 +102,7 @@ def parse_head_spec(label: str) -> HeadSpec:
     """Parse a head-set label (no file is read; ValueError naming the ``heads`` key on bad input)."""
     text = str(label).strip()
     kind, sep, rest = text.partition(":")
-    if sep and kind in ("qrscore", "retrieval", "random"):
+    if sep and kind in (*HEAD_LABEL_SCORES, "random"):
         if not rest.isdigit() or int(rest) < 1:
             raise _bad("heads", f"'{kind}:K' with K a positive integer", label)
         return HeadSpec(text, kind, k=int(rest))
@@ -345,7 +345,7 @@ class AblationConfig:
                              "head set (e.g. qrscore:8, published:NAME, random:8 or a file).")
         specs = [parse_head_spec(h) for h in self.heads]
         cal = self.calibration
-        if any(s.kind in ("qrscore", "retrieval") for s in specs):
+        if any(s.kind in HEAD_LABEL_SCORES for s in specs):
             if cal.capture is None:
                 if cal.examples < 1:
                     raise _bad("calibration.examples", "an integer >= 1", cal.examples)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..dysco.methods import method_spec
+from ..score_table import HEAD_LABEL_SCORES, score_spec
 from .config import HEAD_METHODS, AblationConfig, parse_head_spec
 
 __all__ = ["Plan", "TimeEstimate", "plan"]
@@ -90,10 +91,10 @@ def plan(config: AblationConfig) -> Plan:
     tuning = _tuning_decodes(config, cells)
     specs = [parse_head_spec(h) for h in config.heads] if any(m in HEAD_METHODS for m in config.methods) else []
     cal = config.calibration
-    ranked = [s for s in specs if s.kind in ("qrscore", "retrieval")]
+    ranked = [s for s in specs if s.kind in HEAD_LABEL_SCORES]
     captures = cal.examples * len(cal.lengths) if ranked and cal.capture is None else 0
     steps = cal.decode_steps if cal.decode_steps is not None else (
-        50 if any(s.kind == "retrieval" for s in ranked) else 0)
+        50 if any(score_spec(s.kind).needs_decode for s in ranked) else 0)
     return Plan(models=len(config.models), cells=len(cells), examples=config.examples, decodes_per_length=per_length,
                 tuning_decodes=tuning, captures=captures, capture_lengths=tuple(cal.lengths) if captures else (),
                 capture_steps=steps if captures else 0)

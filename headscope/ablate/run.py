@@ -33,6 +33,7 @@ from typing import Any
 
 from .._outputs import check_output, output_lock, remove_temporaries
 from ..dysco.methods import method_spec
+from ..score_table import HEAD_LABEL_SCORES
 from ._cache import ResultCache, stable_key
 from .config import HEAD_METHODS, AblationConfig, parse_head_spec
 
@@ -304,7 +305,7 @@ def check_models(config: AblationConfig, lm: Any = None) -> None:
                 raise ValueError(f"The 'heads' key holds {spec.label!r}, but {model} has only {n_heads} heads "
                                  f"({g.n_layers} layers x {g.n_heads}).")
         lengths = [("lengths", n) for n in config.lengths]
-        if any(s.kind in ("qrscore", "retrieval") for s in specs) and config.calibration.capture is None:
+        if any(s.kind in HEAD_LABEL_SCORES for s in specs) and config.calibration.capture is None:
             lengths += [("calibration.lengths", n) for n in config.calibration.lengths]
         for key, n in lengths:
             if g.max_context and n > g.max_context:

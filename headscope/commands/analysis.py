@@ -7,13 +7,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from ..score_table import PLOT_SCORES, RANK_SCORES
 from ._options import run_user_errors, seed_option
 
 if TYPE_CHECKING:
     import xarray as xr
 
-RANK_METHODS = ("qrscore", "retrieval", "longrange", "causal")
-PLOT_METHODS = ("qrscore", "retrieval", "longrange", "sink", "local", "entropy")
+RANK_METHODS = RANK_SCORES
+PLOT_METHODS = PLOT_SCORES
 
 captures_argument = click.argument("captures", nargs=-1, required=True, type=click.Path())
 
