@@ -39,6 +39,7 @@ __all__ = [
     "READ_FORMATS",
     "WRITE_FORMATS",
     "HeadSet",
+    "check_head_range",
     "compare",
     "data_dir",
     "list_published",
@@ -80,6 +81,22 @@ def _as_int(value: Any, what: str) -> int:
             return int(value)
         raise ValueError(f"{what} must be an integer. Got {value!r} instead.")
     return value
+
+
+def check_head_range(heads: Iterable[tuple[int, int]], geometry: GeometryLike, granularity: str = "query") -> None:
+    """Raise ``ValueError`` naming the first (layer, head) pair outside the model's shape
+    (``granularity``: ``"query"`` or ``"kv"`` heads). The one range check of head sets and of
+    :class:`~headscope.dysco.DyscoConfig` heads at decode time."""
+    shape = (f"{geometry.name or 'the model'} has {geometry.n_layers} layers x {geometry.n_heads} query heads "
+             f"({geometry.n_kv_heads} KV heads)")
+    n_head = geometry.n_kv_heads if granularity == "kv" else geometry.n_heads
+    for layer, head in heads:
+        if not 0 <= layer < geometry.n_layers:
+            raise ValueError(f"Head ({layer}, {head}): layer {layer} is out of range; {shape}, "
+                             f"so layers run 0..{geometry.n_layers - 1}.")
+        if not 0 <= head < n_head:
+            raise ValueError(f"Head ({layer}, {head}): {granularity} head {head} is out of range; {shape}, "
+                             f"so {granularity} heads run 0..{n_head - 1}.")
 
 
 @dataclass(frozen=True)
@@ -201,8 +218,6 @@ class HeadSet:
         Refuses an empty set, duplicated pairs, a layer or head out of range, and a set made
         for another model (unless ``allow_other_model``).
         """
-        shape = (f"{geometry.name or 'the model'} has {geometry.n_layers} layers x {geometry.n_heads} query heads "
-                 f"({geometry.n_kv_heads} KV heads)")
         if not self.heads:
             raise ValueError(f"The head set is empty ({self._label()}); a head set needs at least one (layer, head).")
         if not allow_other_model and self.model and geometry.name and not same_model(self.model, geometry.name):
@@ -211,14 +226,7 @@ class HeadSet:
                 "Head indices do not transfer between models; pass allow_other_model=True "
                 "(CLI: --allow-other-model) if you mean it."
             )
-        n_head = geometry.n_kv_heads if self.granularity == "kv" else geometry.n_heads
-        for layer, head in self.heads:
-            if not 0 <= layer < geometry.n_layers:
-                raise ValueError(f"Head ({layer}, {head}): layer {layer} is out of range; {shape}, "
-                                 f"so layers run 0..{geometry.n_layers - 1}.")
-            if not 0 <= head < n_head:
-                raise ValueError(f"Head ({layer}, {head}): {self.granularity} head {head} is out of range; {shape}, "
-                                 f"so {self.granularity} heads run 0..{n_head - 1}.")
+        check_head_range(self.heads, geometry, self.granularity)
         seen: set[tuple[int, int]] = set()
         dups = [p for p in self.heads if p in seen or seen.add(p)]
         if dups:

@@ -91,14 +91,10 @@ class GenerationResult:
 
 
 def validate_heads(heads: Sequence[tuple[int, int]], geometry: Any) -> None:
-    """Raise ``ValueError`` if a (layer, head) pair is outside the model."""
-    for layer, head in heads:
-        if not 0 <= layer < geometry.n_layers or not 0 <= head < geometry.n_heads:
-            raise ValueError(
-                f"Head ({layer}, {head}) is out of range: {geometry.name or 'the model'} has "
-                f"{geometry.n_layers} layers x {geometry.n_heads} query heads, so layers run "
-                f"0..{geometry.n_layers - 1} and heads 0..{geometry.n_heads - 1}."
-            )
+    """Raise ``ValueError`` if a (layer, head) pair is outside the model (query heads)."""
+    from ..heads import check_head_range
+
+    check_head_range(heads, geometry)
 
 
 def resolve_heads_for(config: DyscoConfig, geometry: Any) -> tuple[tuple[int, int], ...]:
