@@ -48,6 +48,7 @@ __all__ = [
     "published",
     "random_heads",
     "resolve_heads",
+    "resolve_heads_for_model",
     "same_model",
 ]
 
@@ -581,3 +582,11 @@ def resolve_heads(spec: str, format: str | None = None, **load_kwargs: Any) -> H
             f"(published: {', '.join(list_published())})."
         )
     return HeadSet.load(path, format, **load_kwargs)
+
+
+def resolve_heads_for_model(spec: str, geometry: Any, *, allow_other_model: bool = False) -> HeadSet:
+    """:func:`resolve_heads`, at query granularity, validated against ``geometry`` (a model's shape)."""
+    hs = resolve_heads(spec)
+    if hs.granularity == "kv":
+        hs = hs.as_query(geometry.n_heads, geometry.n_kv_heads)
+    return hs.validate(geometry, allow_other_model=allow_other_model)

@@ -103,13 +103,9 @@ class GenerateRequest:
         """The head set, at query granularity, validated against the model's shape."""
         if not method_spec(self.method).needs_heads:
             return ()
-        from .heads import resolve_heads
+        from .heads import resolve_heads_for_model
 
-        hs = resolve_heads(str(self.heads))
-        if hs.granularity == "kv":
-            hs = hs.as_query(geometry.n_heads, geometry.n_kv_heads)
-        hs.validate(geometry, allow_other_model=self.allow_other_model)
-        return tuple(hs.heads)
+        return resolve_heads_for_model(str(self.heads), geometry, allow_other_model=self.allow_other_model).heads
 
 
 def run_prompts(request: GenerateRequest, prompts: list[Prompt] | str | Path, out: str | Path | None = None, *,

@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -431,9 +431,6 @@ class AblationConfig:
             "top_p": [label_of(p) for p in self.top_p], "decay": [float(g) for g in self.decay],
             "temperature": [float(t) for t in self.temperature],
         }
-
-    def with_models(self, models: tuple[str, ...]) -> AblationConfig:
-        return replace(self, models=models)
 
 
 # headline keys -> the config keys of their axes

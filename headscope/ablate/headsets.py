@@ -73,7 +73,7 @@ def _ranked(kind: str, k: int, capture: Path, lm: Any) -> HeadSet:
 def resolve_head_sets(config: AblationConfig, lm: Any, out_dir: str | Path, *,
                       progress: bool = True) -> dict[str, HeadSet]:
     """``label -> HeadSet`` (query granularity, validated against ``lm``) for every label in the grid."""
-    from ..heads import random_heads, resolve_heads
+    from ..heads import random_heads, resolve_heads_for_model
 
     out = Path(out_dir)
     specs = [parse_head_spec(h) for h in config.heads]
@@ -89,9 +89,7 @@ def resolve_head_sets(config: AblationConfig, lm: Any, out_dir: str | Path, *,
         elif spec.kind == "random":
             hs = random_heads(g, int(spec.k or 0), seed=config.seed)
         else:
-            hs = resolve_heads(spec.label)
-            if hs.granularity == "kv":
-                hs = hs.as_query(g.n_heads, g.n_kv_heads)
+            hs = resolve_heads_for_model(spec.label, g, allow_other_model=config.allow_other_model)
         hs.validate(g, allow_other_model=config.allow_other_model)
         sets[spec.label] = hs
         target = out / "heads" / _slug(lm.name) / f"{_slug(spec.label)}.json"

@@ -284,7 +284,7 @@ def check_models(config: AblationConfig, lm: Any = None) -> None:
     """Check what each model's shape decides (head-set ranges, ``random:K`` / ``qrscore:K`` sizes,
     lengths within the context) from its config files alone: no weights are loaded, so a grid
     that cannot run fails before anything is loaded or written. ``lm``: an already-loaded model."""
-    from ..heads import resolve_heads
+    from ..heads import resolve_heads_for_model
     from ..models import peek_model
 
     specs = [parse_head_spec(h) for h in config.heads] if any(m in HEAD_METHODS for m in config.methods) else []
@@ -293,11 +293,8 @@ def check_models(config: AblationConfig, lm: Any = None) -> None:
         n_heads = g.n_layers * g.n_heads
         for spec in specs:
             if spec.kind in ("published", "file"):
-                hs = resolve_heads(spec.label)
-                if hs.granularity == "kv":
-                    hs = hs.as_query(g.n_heads, g.n_kv_heads)
                 try:
-                    hs.validate(g, allow_other_model=config.allow_other_model)
+                    resolve_heads_for_model(spec.label, g, allow_other_model=config.allow_other_model)
                 except ValueError as err:
                     raise ValueError(f"The 'heads' key holds {spec.label!r}, which does not fit {model}: "
                                      f"{err}") from None
