@@ -24,7 +24,6 @@ from .dysco.methods import HEAD_METHODS
 
 __all__ = ["headline_selection", "setting_text", "write_report", "zoom_in_figure"]
 
-_AXES = ("heads", "strength", "top_k", "top_p", "decay", "temperature")
 # Every accuracy axis says what its error bars are (the intervals of stats.accuracy).
 CI_NOTE = "error bars: 95% bootstrap CI"
 
@@ -46,20 +45,19 @@ def _label(value: Any) -> Any:
 
 def headline_selection(ds: Any) -> dict[str, Any]:
     """The coordinates the main figures show: ``headline`` from the config, else first values."""
+    from .ablate.grid import HEADLINE_AXES, match
+
     config = json.loads(ds.attrs.get("config", "{}"))
     chosen = config.get("headline") or {}
     sel: dict[str, Any] = {}
-    for axis in _AXES:
+    for axis in HEADLINE_AXES:
         values = list(ds[axis].values)
         want = chosen.get(axis)
-        if want is None:
-            sel[axis] = values[0]
-            continue
-        match = [v for v in values if str(v) == str(want) or _label(v) == _label(want)]
-        if not match:
+        found = values[0] if want is None else match(want, values)
+        if found is None:
             raise ValueError(f"The 'headline.{axis}' key holds {want!r}, which is not on the grid's {axis} axis "
                              f"({[str(v) for v in values]}).")
-        sel[axis] = match[0]
+        sel[axis] = found
     return sel
 
 

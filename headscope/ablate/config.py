@@ -32,15 +32,14 @@ from typing import Any
 
 from ..dysco.methods import HEAD_METHODS, METHODS
 from ..score_table import HEAD_LABEL_SCORES
+from .grid import AXES, GRID_AXES, HEADLINE_AXES, axis_labels, match
 
 __all__ = ["GRID_AXES", "HEAD_METHODS", "METHODS", "AblationConfig", "CalibrationSpec", "HeadSpec", "TuningSpec",
            "parse_head_spec"]
 
-GRID_AXES = ("model", "task", "length", "method", "heads", "strength", "top_k", "top_p", "decay", "temperature")
 _DYSCO_KEYS = ("context_warmup", "intervention_warmup", "templates", "warmup_counting")
 _CAL_KEYS = ("capture", "task", "lengths", "examples", "seed", "decode_steps")
 _TUNE_KEYS = ("examples", "seed", "strengths", "top_k")
-_HEADLINE_KEYS = ("heads", "strength", "top_k", "top_p", "decay", "temperature")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
@@ -205,7 +204,7 @@ class AblationConfig:
                 raise _bad("allow_other_model", "true or false (a YAML boolean, unquoted)", d["allow_other_model"])
             kw["allow_other_model"] = d["allow_other_model"]
         kw["dysco"] = _section(d, "dysco", _DYSCO_KEYS)
-        kw["headline"] = _section(d, "headline", _HEADLINE_KEYS)
+        kw["headline"] = _section(d, "headline", HEADLINE_AXES)
         cal = _section(d, "calibration", _CAL_KEYS)
         for key in ("capture", "task"):
             if cal.get(key) is not None and not isinstance(cal[key], str):
@@ -271,14 +270,13 @@ class AblationConfig:
         published lists are read, to check which model they were made for)."""
         from ..evaluate.files import parse_task
 
-        for key in ("models", "tasks", "lengths", "methods", "strengths", "top_k", "top_p", "decay", "temperature"):
-            if not getattr(self, key):
+        for key in AXES.values():
+            if key != "heads" and not getattr(self, key):  # no heads: fine for grids without head methods
                 raise ValueError(f"The {key!r} key of the ablation config is empty: the grid would have no cell.")
         for m in self.methods:
             if m not in METHODS:
                 raise _bad("methods", f"a list of methods from {list(METHODS)}", m)
-        for key in ("models", "tasks", "lengths", "methods", "heads", "strengths", "top_k", "top_p", "decay",
-                    "temperature"):
+        for key in AXES.values():
             values = getattr(self, key)
             if len(set(values)) != len(values):
                 raise _bad(key, "a list without repeats", list(values))
@@ -309,7 +307,7 @@ class AblationConfig:
                              "Give top-k, top-p, or both.")
         labels = self.axis_labels()
         for axis, want in self.headline.items():
-            if not _on_axis(want, labels[axis]):
+            if match(want, labels[axis]) is None:
                 raise _bad(f"headline.{axis}", f"one of the grid's {axis} values {labels[axis]}", want)
         for g in self.decay:
             if not (math.isfinite(g) and g >= 0):
@@ -423,19 +421,8 @@ class AblationConfig:
 
     # -- grid ---------------------------------------------------------------------------------
     def axis_labels(self) -> dict[str, list[Any]]:
-        """The coordinate labels of every grid axis (strings for axes that may hold 'auto'/'none')."""
-        return {
-            "model": list(self.models), "task": list(self.tasks), "length": [int(n) for n in self.lengths],
-            "method": list(self.methods), "heads": list(self.heads) or ["none"],
-            "strength": [label_of(s) for s in self.strengths], "top_k": [label_of(k) for k in self.top_k],
-            "top_p": [label_of(p) for p in self.top_p], "decay": [float(g) for g in self.decay],
-            "temperature": [float(t) for t in self.temperature],
-        }
-
-
-# headline keys -> the config keys of their axes
-_AXIS_KEY = {"heads": "heads", "strength": "strengths", "top_k": "top_k", "top_p": "top_p", "decay": "decay",
-             "temperature": "temperature"}
+        """The coordinate labels of every grid axis (see :func:`headscope.ablate.grid.axis_labels`)."""
+        return axis_labels(self)
 
 
 def _with_overrides(data: dict[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
@@ -448,29 +435,9 @@ def _with_overrides(data: dict[str, Any], changes: Mapping[str, Any]) -> dict[st
     if isinstance(headline, Mapping) and headline:
         labels = AblationConfig.from_dict({**d, "headline": {}}).axis_labels()
         d["headline"] = {axis: want for axis, want in headline.items()
-                         if axis not in _AXIS_KEY or changes.get(_AXIS_KEY[axis]) is None
-                         or _on_axis(want, labels[axis])}
+                         if axis not in AXES or changes.get(AXES[axis]) is None
+                         or match(want, labels[axis]) is not None}
     return d
-
-
-def _on_axis(want: Any, labels: list[Any]) -> bool:
-    """Whether a headline value names one of an axis's labels (``3``, ``3.0`` and ``"3"`` alike)."""
-    def norm(v: Any) -> str:
-        try:
-            return label_of(float(v))
-        except (TypeError, ValueError):
-            return label_of(v)
-
-    return any(norm(want) == norm(v) for v in labels)
-
-
-def label_of(value: Any) -> str:
-    """The coordinate label of an axis value: ``3.0 -> "3"``, ``None -> "none"``, ``"auto"``."""
-    if value is None:
-        return "none"
-    if isinstance(value, str):
-        return value
-    return f"{float(value):g}"
 
 
 def _section(d: Mapping[str, Any], key: str, allowed: tuple[str, ...]) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from typing import Any
 from ..dysco.methods import method_spec
 from ..score_table import HEAD_LABEL_SCORES, score_spec
 from .config import HEAD_METHODS, AblationConfig, parse_head_spec
+from .grid import cells as grid_cells
 
 __all__ = ["Plan", "TimeEstimate", "plan"]
 
@@ -80,10 +81,7 @@ def _decode_key(cell: dict[str, Any]) -> tuple[Any, ...]:
 def plan(config: AblationConfig) -> Plan:
     """Count the grid of ``config`` (validated; no model is loaded)."""
     labels = config.axis_labels()
-    axes = [labels[a] for a in ("task", "length", "method", "heads", "strength", "top_k", "top_p", "decay",
-                                "temperature")]
-    cells = [dict(zip(("task", "length", "method", "heads", "strength", "top_k", "top_p", "decay", "temperature"),
-                      combo)) for combo in itertools.product(*axes)]
+    cells = grid_cells(config, "")
     per_length: dict[int, int] = {}
     for task, length in itertools.product(labels["task"], labels["length"]):
         keys = {_decode_key(c) for c in cells if c["task"] == task and c["length"] == length}

@@ -22,7 +22,8 @@ import numpy as np
 import xarray as xr
 
 from ..stats import accuracy, paired_comparison
-from .config import GRID_AXES, AblationConfig
+from .config import AblationConfig
+from .grid import GRID_AXES
 
 __all__ = ["SUMMARY_FLOAT_FORMAT", "build_dataset", "load_results", "summary_table", "tidy_frame", "write_outputs"]
 

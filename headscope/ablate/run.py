@@ -36,6 +36,8 @@ from ..dysco.methods import method_spec
 from ..score_table import HEAD_LABEL_SCORES
 from ._cache import ResultCache, stable_key
 from .config import HEAD_METHODS, AblationConfig, parse_head_spec
+from .grid import cells as grid_cells
+from .grid import match
 
 __all__ = ["Job", "check_models", "parse_shard", "run_ablation"]
 
@@ -177,20 +179,6 @@ def _batches(jobs: list[Job], size: int) -> list[list[Job]]:
     for group in groups.values():
         group = sorted(group, key=lambda j: len(j.example.input_ids))
         out += [group[i:i + size] for i in range(0, len(group), size)]
-    return out
-
-
-def _cells(config: AblationConfig, model: str) -> list[dict[str, Any]]:
-    """Every grid cell (dense) of one model, as label coordinates plus parsed values."""
-    labels = config.axis_labels()
-    out = []
-    for combo in itertools.product(labels["task"], labels["length"], labels["method"], labels["heads"],
-                                   zip(labels["strength"], config.strengths), zip(labels["top_k"], config.top_k),
-                                   zip(labels["top_p"], config.top_p), labels["decay"], labels["temperature"]):
-        task, length, method, heads, (s_label, s), (k_label, k), (p_label, p), decay, temp = combo
-        out.append({"model": model, "task": task, "length": length, "method": method, "heads": heads,
-                    "strength": s_label, "top_k": k_label, "top_p": p_label, "decay": decay, "temperature": temp,
-                    "strength_value": s, "top_k_value": k, "top_p_value": p})
     return out
 
 
@@ -399,7 +387,7 @@ def _model_jobs(config: AblationConfig, lm: Any, model_name: str, out: Path, cac
     runner = _Runner(lm, cache, progress, on_result, batch_size=batch_size)
     auto_choices: list[dict[str, Any]] = []
     tuned: dict[tuple[Any, ...], tuple[float, int | None]] = {}
-    cells = _cells(config, model_name)
+    cells = grid_cells(config, model_name)
     for task in config.tasks:
         for length in config.lengths:
             examples[(model_name, task, length)] = _examples(config, lm, task, length, config.examples, config.seed)
@@ -473,10 +461,8 @@ def _trace_job(jobs: list[Job], config: AblationConfig, cache: ResultCache) -> J
     """The DySCO job the report's zoom-in figure traces: one at the headline setting if the
     grid has one, preferring the first example it answered correctly (per the cache), so the
     figure shows attention settling on the answer; else the first DySCO job."""
-    from .config import _on_axis
-
     dysco = [j for j in jobs if j.coords["method"] in ("dysco", "dysco-static")]
-    headline = [j for j in dysco if all(_on_axis(want, [j.coords[axis]]) for axis, want in config.headline.items()
+    headline = [j for j in dysco if all(match(want, [j.coords[axis]]) is not None for axis, want in config.headline.items()
                                         if axis in j.coords)]
     pool = headline or dysco
     for job in pool:
