@@ -278,25 +278,28 @@ def _zoom_title(trace: Any, warm: int, window: tuple[int, int] | None) -> str:
     return f"{head}\nimportance per step over the whole prompt ({warm} warm-up reads, then intervened steps)"
 
 
-def _summary_rows(ds: Any, sel: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
-    from .stats import paired_comparison
+def _summary_rows(ds: Any, sel: dict[str, Any], summary: Any) -> tuple[list[str], list[list[Any]]]:
+    """The headline cells of the first model, read from ``summary`` (:func:`~headscope.ablate.results.summary_table`:
+    the statistics are computed there, once)."""
+    from .ablate.grid import GRID_AXES
 
     header = ["task", "length", "method", "n", "accuracy [95% CI]", "vs vanilla [95% CI]", "wins/losses",
               "McNemar p", "relative gain"]
+    found = {tuple(str(row[axis]) for axis in GRID_AXES): row for row in summary.to_dict("records")}
+    empty = {"n": 0, "accuracy": math.nan, "ci_lo": math.nan, "ci_hi": math.nan, "wins": 0, "losses": 0,
+             "p_mcnemar": math.nan, "relative_gain": math.nan}  # a cell with no result yet
+    has_vanilla = "vanilla" in ds["method"].values
     rows = []
     for task in ds["task"].values:
         for n in ds["length"].values:
-            base = None
-            if "vanilla" in ds["method"].values:
-                base = np.asarray(_cell(ds, task=task, length=n, method="vanilla", **sel).values)
             for method in ds["method"].values:
-                v = np.asarray(_cell(ds, task=task, length=n, method=method, **sel).values)
-                m, lo, hi, count = _acc(v)
-                row = [task, int(n), method, count, f"{_fmt(m)} [{_fmt(lo)}, {_fmt(hi)}]"]
-                if base is not None and method != "vanilla":
-                    c = paired_comparison(v, base, n_boot=2000, seed=0)
-                    row += [f"{c['diff']:+.2f} [{c['diff_lo']:+.2f}, {c['diff_hi']:+.2f}]" if count else "–",
-                            f"{c['wins']}/{c['losses']}", _fmt_p(c["p_value"]), _fmt(c["relative_gain"])]
+                cell = {"model": ds["model"].values[0], "task": task, "length": n, "method": method, **sel}
+                r = found.get(tuple(str(cell[axis]) for axis in GRID_AXES), empty)
+                count = int(r["n"])
+                row = [task, int(n), method, count, f"{_fmt(r['accuracy'])} [{_fmt(r['ci_lo'])}, {_fmt(r['ci_hi'])}]"]
+                if has_vanilla and method != "vanilla":
+                    row += [f"{r['diff']:+.2f} [{r['diff_lo']:+.2f}, {r['diff_hi']:+.2f}]" if count else "–",
+                            f"{int(r['wins'])}/{int(r['losses'])}", _fmt_p(r["p_mcnemar"]), _fmt(r["relative_gain"])]
                 else:
                     row += ["–", "–", "–", "–"]
                 rows.append(row)
@@ -352,7 +355,7 @@ def _min_discordant(alpha: float = 0.05) -> int:
 
 def write_report(out_dir: str | Path) -> Path:
     """Write ``OUT/report.md`` and ``OUT/figures/`` from an ablation run in ``OUT``; return the path."""
-    from .ablate.results import SUMMARY_FLOAT_FORMAT, load_results, summary_table
+    from .ablate.results import load_results, summary_table, write_outputs
     from .plots import save_figure
 
     out = Path(out_dir)
@@ -366,7 +369,8 @@ def write_report(out_dir: str | Path) -> Path:
               f"{ds.sizes['example']}; evaluation seed {ds.attrs.get('seed')}.", ""]
     parts += ["Headline setting (the tables and the first figure): " +
               ", ".join(f"{k}={v}" for k, v in sel.items()) + ".", ""]
-    header, rows = _summary_rows(ds, sel)
+    summary = summary_table(ds)  # every statistic of the tables below, computed once
+    header, rows = _summary_rows(ds, sel, summary)
     parts += ["## Accuracy", "", "Accuracy with a 95% percentile-bootstrap interval (2000 resamples over examples, "
               "seed 0); the difference from vanilla on the same examples with a paired bootstrap interval; "
               "discordant pairs (method right and vanilla wrong / the reverse) and the exact McNemar p; relative "
@@ -395,8 +399,7 @@ def write_report(out_dir: str | Path) -> Path:
     parts += _auto_section(run)
     parts += _trace_section(out, figs)
     parts += _notes_section(run)
-    summary = summary_table(ds)
-    summary.to_csv(out / "summary.csv", index=False, float_format=SUMMARY_FLOAT_FORMAT)
+    write_outputs(ds, out, summary, results=False)
     parts += ["## All cells", "", "Every cell of the grid, with the same statistics: `summary.csv`; every result: "
               "`results.csv` (tidy) and `results.nc` (xarray).", ""]
     parts += _provenance(ds, run)
