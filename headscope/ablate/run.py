@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._outputs import check_output, output_lock, remove_temporaries
 from ..dysco.methods import method_spec
@@ -39,6 +39,20 @@ from .config import HEAD_METHODS, AblationConfig, parse_head_spec
 from .grid import cells as grid_cells
 from .grid import match
 
+if TYPE_CHECKING:
+    import xarray as xr
+
+    from ..distributed import RankInfo
+    from ..dysco.config import DyscoConfig
+    from ..evaluate import EvalExample
+    from ..heads import HeadSet
+    from ..models import LoadedModel
+
+# A grid cell: each axis's label, plus the parsed strength / top-k / top-p (see grid.cells).
+Cell = dict[str, Any]
+# Called with each new result record, once it is cached.
+OnResult = Callable[[dict[str, Any]], None]
+
 __all__ = ["Job", "check_models", "parse_shard", "run_ablation"]
 
 
@@ -46,16 +60,16 @@ __all__ = ["Job", "check_models", "parse_shard", "run_ablation"]
 class Job:
     """One grid cell on one example: its coordinates, decoding config and cache key."""
 
-    coords: dict[str, Any]
+    coords: Cell
     index: int
-    example: Any
-    config: Any
+    example: EvalExample
+    config: DyscoConfig
     key: str
     strength_used: float
     top_k_used: float
 
 
-def _effective(cfg: Any, lm: Any) -> dict[str, Any]:
+def _effective(cfg: DyscoConfig, lm: LoadedModel) -> dict[str, Any]:
     """The decoding settings that decide the tokens (see the module docstring)."""
     from ..dysco.decode import resolve_heads_for
     from ..dysco.templates import resolve_templates
@@ -78,7 +92,7 @@ def _effective(cfg: Any, lm: Any) -> dict[str, Any]:
     return d
 
 
-def _key(lm: Any, ex: Any, cfg: Any) -> str:
+def _key(lm: LoadedModel, ex: EvalExample, cfg: DyscoConfig) -> str:
     return stable_key({"model": lm.name, "revision": lm.revision, "example": ex.fingerprint,
                        "max_new_tokens": cfg.max_new_tokens, "decode": _effective(cfg, lm)})
 
@@ -89,20 +103,22 @@ def _max_new(config: AblationConfig, task: str) -> int:
     return config.max_new_tokens if config.max_new_tokens is not None else default_max_new_tokens(task)
 
 
-def _decode_config(config: AblationConfig, cell: dict[str, Any], heads: Any, strength: float | None,
-                   top_k: int | None) -> Any:
+def _decode_config(config: AblationConfig, cell: Cell, heads: HeadSet | None, strength: float | None,
+                   top_k: int | None) -> DyscoConfig:
     from ..dysco.config import DyscoConfig
 
-    base = {"max_new_tokens": _max_new(config, cell["task"]), "seed": config.seed}
+    base: dict[str, Any] = {"max_new_tokens": _max_new(config, cell["task"]), "seed": config.seed}
     method = cell["method"]
     spec = method_spec(method)
     if not spec.needs_heads:
-        return DyscoConfig(method=method, **{knob: float(cell[knob]) for knob in spec.knobs}, **base)
-    return DyscoConfig(heads=heads.heads, method=method, strength=float(strength or 1.0), top_k=top_k,
+        knobs: dict[str, Any] = {knob: float(cell[knob]) for knob in spec.knobs}
+        return DyscoConfig(method=method, **knobs, **base)
+    return DyscoConfig(heads=heads.heads if heads is not None else (), method=method, strength=float(strength or 1.0), top_k=top_k,
                        top_p=cell["top_p_value"], decay=float(cell["decay"]), **dict(config.dysco), **base)
 
 
-def _examples(config: AblationConfig, lm: Any, task: str, length: int, n: int, seed: int) -> list[Any]:
+def _examples(config: AblationConfig, lm: LoadedModel, task: str, length: int, n: int,
+              seed: int) -> list[EvalExample]:
     from ..evaluate import make_eval_examples
     from ..tasks import is_synthetic
 
@@ -116,8 +132,7 @@ class _Runner:
     """Decodes jobs not yet in the cache, with one progress bar; ``batch_size`` jobs of one
     decoding config at a time (their results are those of decoding each alone)."""
 
-    def __init__(self, lm: Any, cache: ResultCache, progress: bool,
-                 on_result: Callable[[dict[str, Any]], None] | None, shard: tuple[int, int] = (0, 1),
+    def __init__(self, lm: LoadedModel, cache: ResultCache, progress: bool, on_result: OnResult | None, shard: tuple[int, int] = (0, 1),
                  batch_size: int = 1) -> None:
         self.lm, self.cache, self.progress, self.on_result = lm, cache, progress, on_result
         self.shard = shard
@@ -182,8 +197,8 @@ def _batches(jobs: list[Job], size: int) -> list[list[Job]]:
     return out
 
 
-def _tune(config: AblationConfig, lm: Any, runner: _Runner, cell: dict[str, Any], heads: Any,
-          tuning_examples: list[Any]) -> tuple[float, int | None, list[dict[str, Any]]]:
+def _tune(config: AblationConfig, lm: LoadedModel, runner: _Runner, cell: Cell, heads: HeadSet | None,
+          tuning_examples: list[EvalExample]) -> tuple[float, int | None, list[dict[str, Any]]]:
     """Pick strength / top-k for an 'auto' cell on held-out examples: the best mean score, the
     first candidate in the listed order on ties."""
     tune = config.tuning
@@ -227,9 +242,9 @@ def _open_cache(out: Path, k: int, n: int) -> ResultCache:
     return ResultCache(_shard_file(out, k, n), read_also=others)
 
 
-def run_ablation(config: AblationConfig, out_dir: str | Path, *, lm: Any = None, progress: bool = True,
-                 command: str | None = None, on_result: Callable[[dict[str, Any]], None] | None = None,
-                 record_trace: bool = True, shard: tuple[int, int] | None = None, batch_size: int = 1) -> Any:
+def run_ablation(config: AblationConfig, out_dir: str | Path, *, lm: LoadedModel | None = None, progress: bool = True,
+                 command: str | None = None, on_result: OnResult | None = None, record_trace: bool = True,
+                 shard: tuple[int, int] | None = None, batch_size: int = 1) -> xr.Dataset | None:
     """Run (or resume, or extend) the grid of ``config`` into ``out_dir``; return the results Dataset.
 
     ``lm``: an already-loaded model (only when the grid has a single model; its name must match).
@@ -268,7 +283,7 @@ def run_ablation(config: AblationConfig, out_dir: str | Path, *, lm: Any = None,
                            record_trace=record_trace, shard=shard, info=info, k=k, n=n, batch_size=batch_size)
 
 
-def check_models(config: AblationConfig, lm: Any = None) -> None:
+def check_models(config: AblationConfig, lm: LoadedModel | None = None) -> None:
     """Check what each model's shape decides (head-set ranges, ``random:K`` / ``qrscore:K`` sizes,
     lengths within the context) from its config files alone: no weights are loaded, so a grid
     that cannot run fails before anything is loaded or written. ``lm``: an already-loaded model."""
@@ -298,9 +313,9 @@ def check_models(config: AblationConfig, lm: Any = None) -> None:
                                  "tokens.")
 
 
-def _run_locked(config: AblationConfig, out: Path, *, lm: Any, progress: bool, command: str | None,
-                on_result: Callable[[dict[str, Any]], None] | None, record_trace: bool,
-                shard: tuple[int, int] | None, info: Any, k: int, n: int, batch_size: int = 1) -> Any:
+def _run_locked(config: AblationConfig, out: Path, *, lm: LoadedModel | None, progress: bool, command: str | None,
+                on_result: OnResult | None, record_trace: bool, shard: tuple[int, int] | None, info: RankInfo,
+                k: int, n: int, batch_size: int = 1) -> xr.Dataset | None:
     from .. import __version__
     from ..calibrate import library_versions
     from ..distributed import barrier, process_group
@@ -316,7 +331,7 @@ def _run_locked(config: AblationConfig, out: Path, *, lm: Any, progress: bool, c
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     t0 = time.perf_counter()
     jobs: list[Job] = []
-    examples: dict[tuple[str, str, int], list[Any]] = {}
+    examples: dict[tuple[str, str, int], list[EvalExample]] = {}
     models_info: dict[str, Any] = {}
     traced = False
     with process_group(info):
@@ -372,15 +387,15 @@ def _write_atomic(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def _load(config: AblationConfig, name: str, info: Any) -> Any:
+def _load(config: AblationConfig, name: str, info: RankInfo) -> LoadedModel:
     from ..distributed import device_for
     from ..models import load_model
 
     return load_model(name, device=device_for(config.device, info), dtype=config.dtype, revision=config.revision)
 
 
-def _model_jobs(config: AblationConfig, lm: Any, model_name: str, out: Path, cache: ResultCache, progress: bool,
-                on_result: Any, examples: dict[tuple[str, str, int], list[Any]],
+def _model_jobs(config: AblationConfig, lm: LoadedModel, model_name: str, out: Path, cache: ResultCache,
+                progress: bool, on_result: OnResult | None, examples: dict[tuple[str, str, int], list[EvalExample]],
                 shard: tuple[int, int] | None, batch_size: int = 1) -> tuple[list[Job], dict[str, Any], Job | None]:
     head_sets = _head_sets(config, lm, model_name, out, progress, shard) if any(
         m in HEAD_METHODS for m in config.methods) else {}
@@ -393,7 +408,7 @@ def _model_jobs(config: AblationConfig, lm: Any, model_name: str, out: Path, cac
             examples[(model_name, task, length)] = _examples(config, lm, task, length, config.examples, config.seed)
     jobs: list[Job] = []
     # Example-major order: an interrupted grid holds complete, paired comparisons on its first examples.
-    per_cell: list[tuple[dict[str, Any], Any, float, float]] = []
+    per_cell: list[tuple[Cell, DyscoConfig, float, float]] = []
     for cell in cells:
         heads = head_sets.get(cell["heads"]) if cell["method"] in HEAD_METHODS else None
         s, k = cell["strength_value"], cell["top_k_value"]
@@ -433,8 +448,8 @@ def _model_jobs(config: AblationConfig, lm: Any, model_name: str, out: Path, cac
 HEADS_WAIT_SECONDS = 24 * 3600
 
 
-def _head_sets(config: AblationConfig, lm: Any, model_name: str, out: Path, progress: bool,
-               shard: tuple[int, int] | None) -> dict[str, Any]:
+def _head_sets(config: AblationConfig, lm: LoadedModel, model_name: str, out: Path, progress: bool,
+               shard: tuple[int, int] | None) -> dict[str, HeadSet]:
     """Resolve the head sets; with independent shards, shard 0 alone may calibrate, the others
     wait for its marker and then resolve from the finished calibration (nothing to redo)."""
     from .headsets import _slug, resolve_head_sets
@@ -472,7 +487,7 @@ def _trace_job(jobs: list[Job], config: AblationConfig, cache: ResultCache) -> J
     return pool[0] if pool else None
 
 
-def _write_trace(out: Path, lm: Any, job: Job) -> None:
+def _write_trace(out: Path, lm: LoadedModel, job: Job) -> None:
     """Record one DySCO decode step by step (importance, selection) for the report's zoom-in figure."""
     from ..dysco.decode import generate
 
@@ -495,7 +510,7 @@ def _write_trace(out: Path, lm: Any, job: Job) -> None:
     tmp.replace(target)
 
 
-def _spans_of(example: Any) -> list[tuple[int, int]]:
+def _spans_of(example: EvalExample) -> list[tuple[int, int]]:
     """Where the gold answer sits in the prompt (token spans), from the example's meta if known."""
     spans = dict(example.meta).get("answer_spans")
     if not spans:
