@@ -115,7 +115,7 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, *, examples: int | None = None, 
 
     ``echo`` receives one line per stage. Raises the user errors of each stage (ValueError, ...).
     """
-    from .ablate.headsets import calibration_dir
+    from .ablate.head_labels import calibration_dir
     from .ablate.plan import plan
     from .ablate.run import run_ablation
     from .calibrate import CalibrationConfig, run_calibration

@@ -220,7 +220,7 @@ class HeadSet:
         for another model (unless ``allow_other_model``).
         """
         if not self.heads:
-            raise ValueError(f"The head set is empty ({self._label()}); a head set needs at least one (layer, head).")
+            raise ValueError(f"The head set is empty ({self._provenance()}); a head set needs at least one (layer, head).")
         if not allow_other_model and self.model and geometry.name and not same_model(self.model, geometry.name):
             raise ValueError(
                 f"This head set was made for model {self.model!r}, but it is being used with {geometry.name!r}. "
@@ -235,7 +235,7 @@ class HeadSet:
                              f"{', '.join(map(str, dict.fromkeys(dups)))}.")
         return self
 
-    def _label(self) -> str:
+    def _provenance(self) -> str:
         return ", ".join(x for x in (self.model, self.method) if x) or "no provenance"
 
     # -- dict / file I/O --------------------------------------------------------------------
@@ -363,7 +363,7 @@ def compare(a: HeadSet, b: HeadSet) -> dict[str, Any]:
 # -- foreign formats ----------------------------------------------------------------------------
 
 
-def _pairs(pattern: str, text: str) -> tuple[tuple[int, int], ...]:
+def _parse_pairs(pattern: str, text: str) -> tuple[tuple[int, int], ...]:
     return tuple((int(a), int(b)) for a, b in re.findall(pattern, text))
 
 
@@ -372,14 +372,14 @@ def parse_dysco_string(text: str) -> tuple[tuple[int, int], ...]:
     if not isinstance(text, str) or not _DYSCO_RE.fullmatch(text):
         raise ValueError(f"Not a DySCO head list of integer pairs like \"[(17,24),(16,7)]\": {str(text)[:80]!r}. "
                          "headscope never evaluates head strings.")
-    return _pairs(_PAIR, text)
+    return _parse_pairs(_PAIR, text)
 
 
 def parse_qrhead_string(text: str) -> tuple[tuple[int, int], ...]:
     """Pairs from QRHead's ``"8-21,8-14"`` (layer-head, comma separated)."""
     if not isinstance(text, str) or not _QRHEAD_RE.fullmatch(text):
         raise ValueError(f"Not a QRHead head list like \"8-21,8-14\": {str(text)[:80]!r}.")
-    return _pairs(r"(\d+)\s*-\s*(\d+)", text)
+    return _parse_pairs(r"(\d+)\s*-\s*(\d+)", text)
 
 
 def _from_dysco(data: Any, where: str) -> HeadSet:

@@ -34,7 +34,7 @@ def _figure(width: float, height: float) -> Any:
     return Figure(figsize=(width, height), layout="constrained")
 
 
-def _label(value: Any) -> Any:
+def _as_number(value: Any) -> Any:
     if isinstance(value, float):
         return value
     try:
@@ -143,7 +143,7 @@ def _accuracy_vs_length(ds: Any, sel: dict[str, Any]) -> Any:
 
 
 def _sweep(ds: Any, sel: dict[str, Any], axis: str) -> Any | None:
-    numeric = [v for v in ds[axis].values if isinstance(_label(v), float)]
+    numeric = [v for v in ds[axis].values if isinstance(_as_number(v), float)]
     if len(numeric) < 2:
         return None
     methods = [m for m in ds["method"].values if m in HEAD_METHODS]
@@ -151,7 +151,7 @@ def _sweep(ds: Any, sel: dict[str, Any], axis: str) -> Any | None:
         return None
     tasks = list(ds["task"].values)
     fig = _figure(4.2 * len(tasks) + 2.2, 3.8)
-    xs = [_label(v) for v in numeric]
+    xs = [_as_number(v) for v in numeric]
     rest = {k: v for k, v in sel.items() if k != axis}
     for t, task in enumerate(tasks):
         ax = fig.add_subplot(1, len(tasks), t + 1)

@@ -95,8 +95,6 @@ def example_dataset(
     attrs: dict[str, Any],
 ) -> xr.Dataset:
     """Lay out one example's results as a Dataset with an ``example`` dimension of size 1."""
-    import xarray as xr
-
     n_layers, n_heads = capture.query_attention.shape[:2]
 
     def padded_rows(rows: np.ndarray) -> np.ndarray:

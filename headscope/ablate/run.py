@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from .._outputs import check_output, output_lock, remove_temporaries
 from ..dysco.methods import method_spec
 from ..score_table import HEAD_LABEL_SCORES
-from ._cache import ResultCache, stable_key
+from .result_cache import ResultCache, stable_key
 from .config import HEAD_METHODS, AblationConfig, parse_head_spec
 from .grid import cells as grid_cells
 from .grid import match
@@ -452,7 +452,7 @@ def _head_sets(config: AblationConfig, lm: LoadedModel, model_name: str, out: Pa
                shard: tuple[int, int] | None) -> dict[str, HeadSet]:
     """Resolve the head sets; with independent shards, shard 0 alone may calibrate, the others
     wait for its marker and then resolve from the finished calibration (nothing to redo)."""
-    from .headsets import _slug, resolve_head_sets
+    from .head_labels import _slug, resolve_head_sets
 
     if shard is None or shard[1] == 1:
         return resolve_head_sets(config, lm, out, progress=progress)

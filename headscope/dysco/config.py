@@ -39,11 +39,11 @@ TEMPLATE_MODES = ("auto", "auto-eot", "none")
 WARMUP_COUNTINGS = ("reference", "spec")
 
 
-def _bad(name: str, allowed: str, value: Any) -> ValueError:
+def _bad_parameter(name: str, allowed: str, value: Any) -> ValueError:
     return ValueError(f"The {name!r} parameter must be {allowed}. Got {value!r} instead.")
 
 
-def _pairs(heads: Any) -> tuple[tuple[int, int], ...]:
+def _head_pairs(heads: Any) -> tuple[tuple[int, int], ...]:
     if heads is None:
         return ()
     if hasattr(heads, "heads"):  # a HeadSet
@@ -52,9 +52,9 @@ def _pairs(heads: Any) -> tuple[tuple[int, int], ...]:
     for pair in heads:
         if (not isinstance(pair, (list, tuple)) or len(pair) != 2
                 or not all(isinstance(x, int) and not isinstance(x, bool) for x in pair)):
-            raise _bad("heads", "a list of (layer, head) integer pairs", pair)
+            raise _bad_parameter("heads", "a list of (layer, head) integer pairs", pair)
         if pair[0] < 0 or pair[1] < 0:
-            raise _bad("heads", "pairs of non-negative integers", tuple(pair))
+            raise _bad_parameter("heads", "pairs of non-negative integers", tuple(pair))
         out.append((int(pair[0]), int(pair[1])))
     return tuple(out)
 
@@ -63,14 +63,14 @@ def _templates(value: Any) -> str | tuple[tuple[int, ...], ...]:
     allowed = "'auto', 'auto-eot', 'none' or a list of token-id sequences"
     if isinstance(value, str):
         if value not in TEMPLATE_MODES:
-            raise _bad("templates", allowed, value)
+            raise _bad_parameter("templates", allowed, value)
         return value
     try:
         seqs = tuple(tuple(int(t) for t in seq) for seq in value)
     except (TypeError, ValueError):
-        raise _bad("templates", allowed, value) from None
+        raise _bad_parameter("templates", allowed, value) from None
     if any(len(s) == 0 for s in seqs):
-        raise _bad("templates", "a list of non-empty token-id sequences", value)
+        raise _bad_parameter("templates", "a list of non-empty token-id sequences", value)
     return seqs
 
 
@@ -139,22 +139,22 @@ class DyscoConfig:
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
-        set_(self, "heads", _pairs(self.heads))
+        set_(self, "heads", _head_pairs(self.heads))
         set_(self, "templates", _templates(self.templates))
         if self.method not in METHODS:
-            raise _bad("method", f"one of {list(METHODS)}", self.method)
+            raise _bad_parameter("method", f"one of {list(METHODS)}", self.method)
         if self.method in HEAD_METHODS and not METHOD_TABLE[self.method].dynamic:
             set_(self, "dynamic", False)  # a static method selects once, whatever the field said
         if self.method in HEAD_METHODS and not self.heads:
-            raise _bad("heads", f"a non-empty list of (layer, head) pairs for method {self.method!r}", self.heads)
+            raise _bad_parameter("heads", f"a non-empty list of (layer, head) pairs for method {self.method!r}", self.heads)
         if self.top_k is None and self.top_p is None:
             raise ValueError("The 'top_k' and 'top_p' parameters cannot both be None: give one (top-k or "
                              "nucleus selection) or both (hybrid). Got top_k=None, top_p=None.")
         for knob in KNOBS.values():
             if not knob.ok(getattr(self, knob.name)):
-                raise _bad(knob.name, knob.allowed, getattr(self, knob.name))
+                raise _bad_parameter(knob.name, knob.allowed, getattr(self, knob.name))
         if self.warmup_counting not in WARMUP_COUNTINGS:
-            raise _bad("warmup_counting", "'spec' or 'reference'", self.warmup_counting)
+            raise _bad_parameter("warmup_counting", "'spec' or 'reference'", self.warmup_counting)
 
     @property
     def selection(self) -> str:

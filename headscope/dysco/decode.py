@@ -62,7 +62,7 @@ from typing import Any
 
 import torch
 
-from .._cache import cache_kwargs, new_cache, updates_discarded
+from ..kv_cache import cache_kwargs, new_cache, updates_discarded
 from ..models import eos_ids
 from .attention_fn import Controller, StopForward, attention_control
 from .config import DyscoConfig

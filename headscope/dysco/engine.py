@@ -46,7 +46,7 @@ from typing import Any
 
 import torch
 
-from .._cache import cache_kwargs
+from ..kv_cache import cache_kwargs
 from ..models import eos_ids
 from .attention_fn import StopForward
 from .config import DyscoConfig

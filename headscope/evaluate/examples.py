@@ -1,7 +1,7 @@
 """Evaluation examples: a prompt's token ids, the gold answer(s), and how to score an output.
 
 Synthetic tasks reuse the calibration generators (:func:`headscope.tasks.make_examples`) at an
-*evaluation* seed; benchmark files are read by :mod:`headscope.evaluate.files`.
+*evaluation* seed; benchmark files are read by :mod:`headscope.evaluate.benchmarks`.
 
 Example
 -------
@@ -96,7 +96,7 @@ def make_eval_examples(task: str, tokenizer: Any, lengths: list[int] | tuple[int
 
     ``task`` is a synthetic task (:data:`SYNTHETIC_TASKS`, scored with its table's metric; format options
     as ``TASK+key=value``, see :mod:`headscope.tasks.options`) or a file
-    task ``FORMAT:PATH`` (see :func:`headscope.evaluate.files.load_task_file`). Synthetic
+    task ``FORMAT:PATH`` (see :func:`headscope.evaluate.benchmarks.load_task_file`). Synthetic
     examples come from the calibration generators: pick a ``seed`` that no calibration run
     uses. ``n_examples`` is per length (a cap for file tasks).
     """
@@ -106,7 +106,7 @@ def make_eval_examples(task: str, tokenizer: Any, lengths: list[int] | tuple[int
         exs = make_examples(task, tokenizer, lengths=list(lengths), n_examples=n_examples, seed=seed,
                             max_context=max_context)
         return [from_calibration(ex, metric=task_spec(task).metric) for ex in exs]
-    from .files import load_task_file, parse_task
+    from .benchmarks import load_task_file, parse_task
 
     fmt, path = parse_task(task)
     return load_task_file(fmt, path, tokenizer, n_examples=n_examples, max_prompt_tokens=max_prompt_tokens)

@@ -23,9 +23,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ._common import DepthArg
+from ._assembly import DepthArg
 from .base import SPAN_KINDS, CalibrationExample, Span
-from .files import QRHeadRecord, load_qrhead_jsonl, make_file_examples
+from .qrhead_files import QRHeadRecord, load_qrhead_jsonl, make_file_examples
 from .options import CLASSIC_PASSKEY, TASK_OPTIONS, canonical_task, parse_task_spec, task_base
 from .prompting import NULL_QUERY, require_fast
 from .registry import TASK_TABLE, TASKS, TaskSpec, task_spec

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..heads import HeadSet
 from ..score_table import HEAD_LABEL_SCORES, score_spec
-from ._cache import stable_key
+from .result_cache import stable_key
 from .config import AblationConfig, parse_head_spec
 
 __all__ = ["calibration_dir", "resolve_head_sets"]

@@ -139,7 +139,7 @@ def _ruler(number: int, row: Any, where: str, tokenizer: Any, stem: str,
 class FileFormat:
     """A benchmark-file format: the new tokens its answers need, and how one record becomes an
     example (``read(number, row, where, tokenizer, stem, max_prompt_tokens)``; ``None``: the
-    records are calibration QA records, read by :mod:`headscope.tasks.files`)."""
+    records are calibration QA records, read by :mod:`headscope.tasks.qrhead_files`)."""
 
     name: str
     max_new_tokens: int

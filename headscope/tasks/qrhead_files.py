@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .._jsonl import read_input_records
-from ._common import assemble
+from ._assembly import assemble
 from .base import CalibrationExample
 from .qa import Document, qa_spec
 
