@@ -16,6 +16,7 @@ Example
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any
 
 from ..score_table import SCORE_TABLE
@@ -50,7 +51,12 @@ __all__ = [
 
 # Capture-based scores by name (the CLI's --method), from the score table; causal needs a model,
 # see causal.py.
-SCORES = {spec.name: globals()[spec.function.split(":")[1]] for spec in SCORE_TABLE.values() if not spec.needs_model}
+def _function(path: str) -> Any:
+    module, name = path.split(":")
+    return getattr(import_module(f"{__name__}.{module}"), name)
+
+
+SCORES = {spec.name: _function(spec.function) for spec in SCORE_TABLE.values() if not spec.needs_model}
 
 
 def score(ds: Any, method: str, *, per_example: bool = False, **kwargs: Any) -> Any:
