@@ -88,15 +88,18 @@ def check_head_range(heads: Iterable[tuple[int, int]], geometry: GeometryLike, g
     """Raise ``ValueError`` naming the first (layer, head) pair outside the model's shape
     (``granularity``: ``"query"`` or ``"kv"`` heads). The one range check of head sets and of
     :class:`~headscope.dysco.DyscoConfig` heads at decode time."""
-    shape = (f"{geometry.name or 'the model'} has {geometry.n_layers} layers x {geometry.n_heads} query heads "
-             f"({geometry.n_kv_heads} KV heads)")
+    def shape() -> str:  # only on an error: decode-time geometries may not say their KV heads
+        kv = getattr(geometry, "n_kv_heads", None)
+        return (f"{geometry.name or 'the model'} has {geometry.n_layers} layers x {geometry.n_heads} query heads"
+                + (f" ({kv} KV heads)" if kv is not None else ""))
+
     n_head = geometry.n_kv_heads if granularity == "kv" else geometry.n_heads
     for layer, head in heads:
         if not 0 <= layer < geometry.n_layers:
-            raise ValueError(f"Head ({layer}, {head}): layer {layer} is out of range; {shape}, "
+            raise ValueError(f"Head ({layer}, {head}): layer {layer} is out of range; {shape()}, "
                              f"so layers run 0..{geometry.n_layers - 1}.")
         if not 0 <= head < n_head:
-            raise ValueError(f"Head ({layer}, {head}): {granularity} head {head} is out of range; {shape}, "
+            raise ValueError(f"Head ({layer}, {head}): {granularity} head {head} is out of range; {shape()}, "
                              f"so {granularity} heads run 0..{n_head - 1}.")
 
 

@@ -113,8 +113,8 @@ def _decode_config(config: AblationConfig, cell: Cell, heads: HeadSet | None, st
     if not spec.needs_heads:
         knobs: dict[str, Any] = {knob: float(cell[knob]) for knob in spec.knobs}
         return DyscoConfig(method=method, **knobs, **base)
-    return DyscoConfig(heads=heads.heads if heads is not None else (), method=method, strength=float(strength or 1.0), top_k=top_k,
-                       top_p=cell["top_p_value"], decay=float(cell["decay"]), **dict(config.dysco), **base)
+    return DyscoConfig(heads=heads.heads if heads is not None else (), method=method, strength=float(strength or 1.0),
+                       top_k=top_k, top_p=cell["top_p_value"], decay=float(cell["decay"]), **dict(config.dysco), **base)
 
 
 def _examples(config: AblationConfig, lm: LoadedModel, task: str, length: int, n: int,
@@ -132,7 +132,8 @@ class _Runner:
     """Decodes jobs not yet in the cache, with one progress bar; ``batch_size`` jobs of one
     decoding config at a time (their results are those of decoding each alone)."""
 
-    def __init__(self, lm: LoadedModel, cache: ResultCache, progress: bool, on_result: OnResult | None, shard: tuple[int, int] = (0, 1),
+    def __init__(self, lm: LoadedModel, cache: ResultCache, progress: bool, on_result: OnResult | None,
+                 shard: tuple[int, int] = (0, 1),
                  batch_size: int = 1) -> None:
         self.lm, self.cache, self.progress, self.on_result = lm, cache, progress, on_result
         self.shard = shard
@@ -477,7 +478,8 @@ def _trace_job(jobs: list[Job], config: AblationConfig, cache: ResultCache) -> J
     grid has one, preferring the first example it answered correctly (per the cache), so the
     figure shows attention settling on the answer; else the first DySCO job."""
     dysco = [j for j in jobs if j.coords["method"] in ("dysco", "dysco-static")]
-    headline = [j for j in dysco if all(match(want, [j.coords[axis]]) is not None for axis, want in config.headline.items()
+    headline = [j for j in dysco if all(match(want, [j.coords[axis]]) is not None
+                                        for axis, want in config.headline.items()
                                         if axis in j.coords)]
     pool = headline or dysco
     for job in pool:

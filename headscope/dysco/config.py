@@ -146,7 +146,8 @@ class DyscoConfig:
         if self.method in HEAD_METHODS and not METHOD_TABLE[self.method].dynamic:
             set_(self, "dynamic", False)  # a static method selects once, whatever the field said
         if self.method in HEAD_METHODS and not self.heads:
-            raise _bad_parameter("heads", f"a non-empty list of (layer, head) pairs for method {self.method!r}", self.heads)
+            raise _bad_parameter("heads", f"a non-empty list of (layer, head) pairs for method {self.method!r}",
+                                 self.heads)
         if self.top_k is None and self.top_p is None:
             raise ValueError("The 'top_k' and 'top_p' parameters cannot both be None: give one (top-k or "
                              "nucleus selection) or both (hybrid). Got top_k=None, top_p=None.")
