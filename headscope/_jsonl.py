@@ -1,7 +1,8 @@
 """JSON-lines files written one record at a time by runs that may be killed at any moment.
 
 One reader and one appender for every JSONL file headscope writes as it goes (``generate
---out``, the ablation result cache), so each gets the same crash rules:
+--out``, the ablation result cache), so each gets the same crash rules (files a user writes,
+prompts, benchmark and calibration files, are read by :func:`read_input_records`):
 
 * a record is one line, written with its newline in one ``write``, flushed and ``fsync``'d
   before :func:`append_jsonl` returns: a killed run keeps every record it finished;
@@ -30,7 +31,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-__all__ = ["append_jsonl", "cut_torn_tail", "read_jsonl"]
+__all__ = ["append_jsonl", "cut_torn_tail", "read_input_records", "read_jsonl"]
 
 
 def cut_torn_tail(path: str | Path) -> int:
@@ -114,3 +115,32 @@ def append_jsonl(path: str | Path, record: dict[str, Any], *, sort_keys: bool = 
         fh.write(line)
         fh.flush()
         os.fsync(fh.fileno())
+
+
+def read_input_records(path: str | Path, *, missing: str = "No file at {path!r}.",
+                       empty: str = "{path} holds no records.", allow_list: bool = False) -> list[tuple[int, Any]]:
+    """(line number, value) pairs of a JSONL file a user wrote (prompts, benchmark or calibration
+    records); blank lines are skipped. ``allow_list``: a JSON file holding a list is read too.
+
+    Errors are one line each: ``missing`` (FileNotFoundError) and ``empty`` (ValueError) are
+    formatted with ``path``; a line that is not JSON raises ValueError naming the file, the line
+    and the column. Whether each value is the right shape is the caller's check.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(missing.format(path=str(p)))
+    text = p.read_text(encoding="utf-8")
+    if allow_list and text.lstrip().startswith("["):
+        rows = list(enumerate(json.loads(text), start=1))
+    else:
+        rows = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                rows.append((number, json.loads(line)))
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{p}, line {number}: invalid JSON ({err.msg} at column {err.colno}).") from None
+    if not rows:
+        raise ValueError(empty.format(path=str(p)))
+    return rows

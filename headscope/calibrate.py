@@ -60,9 +60,7 @@ class CalibrationConfig:
             raise ValueError(f"The 'decode_steps' parameter must be >= 0. Got {self.decode_steps!r} instead.")
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["lengths"] = list(self.lengths)
-        return d
+        return {**asdict(self), "lengths": list(self.lengths)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CalibrationConfig:

@@ -5,7 +5,7 @@ For every calibration example headscope runs:
 1. a plain prefill of the prompt up to the query span (SDPA, KV cache kept, logits of the
    last position only);
 2. a traced continuation with the null query (``N/A``) on that cache, then the cache is
-   restored (:mod:`headscope._cache`), and a traced continuation with the real query span;
+   restored (:mod:`headscope.kv_cache`), and a traced continuation with the real query span;
 3. for needle-type tasks, greedy decoding for a few steps, each step traced.
 
 Inside each trace, nnsight exposes the inputs of every layer's attention-function call
@@ -26,9 +26,11 @@ import numpy as np
 import torch
 
 from ._arch import attention_path, decoder_layers_path, resolve
-from ._cache import cache_kwargs, new_cache, restored_after
+from .kv_cache import cache_kwargs, new_cache, restored_after
 from .attention import attention_rows
 from .models import eos_ids
+from .tasks.base import SPAN_KINDS
+from .tasks.registry import TASK_TABLE
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -38,9 +40,8 @@ if TYPE_CHECKING:
 
 __all__ = ["AttentionRecorder", "ExampleCapture", "NEEDLE_TASKS", "SPAN_KINDS"]
 
-SPAN_KINDS = ("needle", "gold", "distractor", "query", "template", "sink")
 # Tasks whose capture includes greedy decoding for the retrieval score (Wu et al. decode 50 tokens).
-NEEDLE_TASKS = ("needle", "passkey", "passkey-filler")
+NEEDLE_TASKS = tuple(t.name for t in TASK_TABLE.values() if t.decodes)
 
 
 @dataclass

@@ -39,6 +39,7 @@ __all__ = [
     "READ_FORMATS",
     "WRITE_FORMATS",
     "HeadSet",
+    "check_head_range",
     "compare",
     "data_dir",
     "list_published",
@@ -47,6 +48,7 @@ __all__ = [
     "published",
     "random_heads",
     "resolve_heads",
+    "resolve_heads_for_model",
     "same_model",
 ]
 
@@ -80,6 +82,25 @@ def _as_int(value: Any, what: str) -> int:
             return int(value)
         raise ValueError(f"{what} must be an integer. Got {value!r} instead.")
     return value
+
+
+def check_head_range(heads: Iterable[tuple[int, int]], geometry: GeometryLike, granularity: str = "query") -> None:
+    """Raise ``ValueError`` naming the first (layer, head) pair outside the model's shape
+    (``granularity``: ``"query"`` or ``"kv"`` heads). The one range check of head sets and of
+    :class:`~headscope.dysco.DyscoConfig` heads at decode time."""
+    def shape() -> str:  # only on an error: decode-time geometries may not say their KV heads
+        kv = getattr(geometry, "n_kv_heads", None)
+        return (f"{geometry.name or 'the model'} has {geometry.n_layers} layers x {geometry.n_heads} query heads"
+                + (f" ({kv} KV heads)" if kv is not None else ""))
+
+    n_head = geometry.n_kv_heads if granularity == "kv" else geometry.n_heads
+    for layer, head in heads:
+        if not 0 <= layer < geometry.n_layers:
+            raise ValueError(f"Head ({layer}, {head}): layer {layer} is out of range; {shape()}, "
+                             f"so layers run 0..{geometry.n_layers - 1}.")
+        if not 0 <= head < n_head:
+            raise ValueError(f"Head ({layer}, {head}): {granularity} head {head} is out of range; {shape()}, "
+                             f"so {granularity} heads run 0..{n_head - 1}.")
 
 
 @dataclass(frozen=True)
@@ -201,24 +222,15 @@ class HeadSet:
         Refuses an empty set, duplicated pairs, a layer or head out of range, and a set made
         for another model (unless ``allow_other_model``).
         """
-        shape = (f"{geometry.name or 'the model'} has {geometry.n_layers} layers x {geometry.n_heads} query heads "
-                 f"({geometry.n_kv_heads} KV heads)")
         if not self.heads:
-            raise ValueError(f"The head set is empty ({self._label()}); a head set needs at least one (layer, head).")
+            raise ValueError(f"The head set is empty ({self._provenance()}); a head set needs at least one (layer, head).")
         if not allow_other_model and self.model and geometry.name and not same_model(self.model, geometry.name):
             raise ValueError(
                 f"This head set was made for model {self.model!r}, but it is being used with {geometry.name!r}. "
                 "Head indices do not transfer between models; pass allow_other_model=True "
                 "(CLI: --allow-other-model) if you mean it."
             )
-        n_head = geometry.n_kv_heads if self.granularity == "kv" else geometry.n_heads
-        for layer, head in self.heads:
-            if not 0 <= layer < geometry.n_layers:
-                raise ValueError(f"Head ({layer}, {head}): layer {layer} is out of range; {shape}, "
-                                 f"so layers run 0..{geometry.n_layers - 1}.")
-            if not 0 <= head < n_head:
-                raise ValueError(f"Head ({layer}, {head}): {self.granularity} head {head} is out of range; {shape}, "
-                                 f"so {self.granularity} heads run 0..{n_head - 1}.")
+        check_head_range(self.heads, geometry, self.granularity)
         seen: set[tuple[int, int]] = set()
         dups = [p for p in self.heads if p in seen or seen.add(p)]
         if dups:
@@ -226,7 +238,7 @@ class HeadSet:
                              f"{', '.join(map(str, dict.fromkeys(dups)))}.")
         return self
 
-    def _label(self) -> str:
+    def _provenance(self) -> str:
         return ", ".join(x for x in (self.model, self.method) if x) or "no provenance"
 
     # -- dict / file I/O --------------------------------------------------------------------
@@ -354,7 +366,7 @@ def compare(a: HeadSet, b: HeadSet) -> dict[str, Any]:
 # -- foreign formats ----------------------------------------------------------------------------
 
 
-def _pairs(pattern: str, text: str) -> tuple[tuple[int, int], ...]:
+def _parse_pairs(pattern: str, text: str) -> tuple[tuple[int, int], ...]:
     return tuple((int(a), int(b)) for a, b in re.findall(pattern, text))
 
 
@@ -363,14 +375,14 @@ def parse_dysco_string(text: str) -> tuple[tuple[int, int], ...]:
     if not isinstance(text, str) or not _DYSCO_RE.fullmatch(text):
         raise ValueError(f"Not a DySCO head list of integer pairs like \"[(17,24),(16,7)]\": {str(text)[:80]!r}. "
                          "headscope never evaluates head strings.")
-    return _pairs(_PAIR, text)
+    return _parse_pairs(_PAIR, text)
 
 
 def parse_qrhead_string(text: str) -> tuple[tuple[int, int], ...]:
     """Pairs from QRHead's ``"8-21,8-14"`` (layer-head, comma separated)."""
     if not isinstance(text, str) or not _QRHEAD_RE.fullmatch(text):
         raise ValueError(f"Not a QRHead head list like \"8-21,8-14\": {str(text)[:80]!r}.")
-    return _pairs(r"(\d+)\s*-\s*(\d+)", text)
+    return _parse_pairs(r"(\d+)\s*-\s*(\d+)", text)
 
 
 def _from_dysco(data: Any, where: str) -> HeadSet:
@@ -573,3 +585,11 @@ def resolve_heads(spec: str, format: str | None = None, **load_kwargs: Any) -> H
             f"(published: {', '.join(list_published())})."
         )
     return HeadSet.load(path, format, **load_kwargs)
+
+
+def resolve_heads_for_model(spec: str, geometry: Any, *, allow_other_model: bool = False) -> HeadSet:
+    """:func:`resolve_heads`, at query granularity, validated against ``geometry`` (a model's shape)."""
+    hs = resolve_heads(spec)
+    if hs.granularity == "kv":
+        hs = hs.as_query(geometry.n_heads, geometry.n_kv_heads)
+    return hs.validate(geometry, allow_other_model=allow_other_model)

@@ -143,11 +143,6 @@ class Geometry:
     layer_types: tuple[str, ...]
     sliding_window: int | None
 
-    @property
-    def group_size(self) -> int:
-        """Query heads per KV head (GQA)."""
-        return self.n_heads // self.n_kv_heads
-
     def window_of(self, layer: int) -> int | None:
         """The sliding window of ``layer``, or None for a full-attention layer."""
         return self.sliding_window if self.layer_types[layer] == "sliding_attention" else None

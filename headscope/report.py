@@ -20,9 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from .dysco.methods import HEAD_METHODS
+
 __all__ = ["headline_selection", "setting_text", "write_report", "zoom_in_figure"]
 
-_AXES = ("heads", "strength", "top_k", "top_p", "decay", "temperature")
 # Every accuracy axis says what its error bars are (the intervals of stats.accuracy).
 CI_NOTE = "error bars: 95% bootstrap CI"
 
@@ -33,7 +34,7 @@ def _figure(width: float, height: float) -> Any:
     return Figure(figsize=(width, height), layout="constrained")
 
 
-def _label(value: Any) -> Any:
+def _as_number(value: Any) -> Any:
     if isinstance(value, float):
         return value
     try:
@@ -44,20 +45,19 @@ def _label(value: Any) -> Any:
 
 def headline_selection(ds: Any) -> dict[str, Any]:
     """The coordinates the main figures show: ``headline`` from the config, else first values."""
+    from .ablate.grid import HEADLINE_AXES, match
+
     config = json.loads(ds.attrs.get("config", "{}"))
     chosen = config.get("headline") or {}
     sel: dict[str, Any] = {}
-    for axis in _AXES:
+    for axis in HEADLINE_AXES:
         values = list(ds[axis].values)
         want = chosen.get(axis)
-        if want is None:
-            sel[axis] = values[0]
-            continue
-        match = [v for v in values if str(v) == str(want) or _label(v) == _label(want)]
-        if not match:
+        found = values[0] if want is None else match(want, values)
+        if found is None:
             raise ValueError(f"The 'headline.{axis}' key holds {want!r}, which is not on the grid's {axis} axis "
                              f"({[str(v) for v in values]}).")
-        sel[axis] = match[0]
+        sel[axis] = found
     return sel
 
 
@@ -143,15 +143,15 @@ def _accuracy_vs_length(ds: Any, sel: dict[str, Any]) -> Any:
 
 
 def _sweep(ds: Any, sel: dict[str, Any], axis: str) -> Any | None:
-    numeric = [v for v in ds[axis].values if isinstance(_label(v), float)]
+    numeric = [v for v in ds[axis].values if isinstance(_as_number(v), float)]
     if len(numeric) < 2:
         return None
-    methods = [m for m in ds["method"].values if m in ("dysco", "dysco-static", "random-heads", "dysco-onepass")]
+    methods = [m for m in ds["method"].values if m in HEAD_METHODS]
     if not methods:
         return None
     tasks = list(ds["task"].values)
     fig = _figure(4.2 * len(tasks) + 2.2, 3.8)
-    xs = [_label(v) for v in numeric]
+    xs = [_as_number(v) for v in numeric]
     rest = {k: v for k, v in sel.items() if k != axis}
     for t, task in enumerate(tasks):
         ax = fig.add_subplot(1, len(tasks), t + 1)
@@ -179,7 +179,7 @@ def _sweep(ds: Any, sel: dict[str, Any], axis: str) -> Any | None:
 
 
 def _heads_bars(ds: Any, sel: dict[str, Any]) -> Any | None:
-    methods = [m for m in ds["method"].values if m in ("dysco", "dysco-static", "random-heads", "dysco-onepass")]
+    methods = [m for m in ds["method"].values if m in HEAD_METHODS]
     heads = list(ds["heads"].values)
     if not methods or (len(heads) < 2 and "random-heads" not in methods):
         return None
@@ -278,25 +278,28 @@ def _zoom_title(trace: Any, warm: int, window: tuple[int, int] | None) -> str:
     return f"{head}\nimportance per step over the whole prompt ({warm} warm-up reads, then intervened steps)"
 
 
-def _summary_rows(ds: Any, sel: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
-    from .stats import paired_comparison
+def _summary_rows(ds: Any, sel: dict[str, Any], summary: Any) -> tuple[list[str], list[list[Any]]]:
+    """The headline cells of the first model, read from ``summary`` (:func:`~headscope.ablate.results.summary_table`:
+    the statistics are computed there, once)."""
+    from .ablate.grid import GRID_AXES
 
     header = ["task", "length", "method", "n", "accuracy [95% CI]", "vs vanilla [95% CI]", "wins/losses",
               "McNemar p", "relative gain"]
+    found = {tuple(str(row[axis]) for axis in GRID_AXES): row for row in summary.to_dict("records")}
+    empty = {"n": 0, "accuracy": math.nan, "ci_lo": math.nan, "ci_hi": math.nan, "wins": 0, "losses": 0,
+             "p_mcnemar": math.nan, "relative_gain": math.nan}  # a cell with no result yet
+    has_vanilla = "vanilla" in ds["method"].values
     rows = []
     for task in ds["task"].values:
         for n in ds["length"].values:
-            base = None
-            if "vanilla" in ds["method"].values:
-                base = np.asarray(_cell(ds, task=task, length=n, method="vanilla", **sel).values)
             for method in ds["method"].values:
-                v = np.asarray(_cell(ds, task=task, length=n, method=method, **sel).values)
-                m, lo, hi, count = _acc(v)
-                row = [task, int(n), method, count, f"{_fmt(m)} [{_fmt(lo)}, {_fmt(hi)}]"]
-                if base is not None and method != "vanilla":
-                    c = paired_comparison(v, base, n_boot=2000, seed=0)
-                    row += [f"{c['diff']:+.2f} [{c['diff_lo']:+.2f}, {c['diff_hi']:+.2f}]" if count else "–",
-                            f"{c['wins']}/{c['losses']}", _fmt_p(c["p_value"]), _fmt(c["relative_gain"])]
+                cell = {"model": ds["model"].values[0], "task": task, "length": n, "method": method, **sel}
+                r = found.get(tuple(str(cell[axis]) for axis in GRID_AXES), empty)
+                count = int(r["n"])
+                row = [task, int(n), method, count, f"{_fmt(r['accuracy'])} [{_fmt(r['ci_lo'])}, {_fmt(r['ci_hi'])}]"]
+                if has_vanilla and method != "vanilla":
+                    row += [f"{r['diff']:+.2f} [{r['diff_lo']:+.2f}, {r['diff_hi']:+.2f}]" if count else "–",
+                            f"{int(r['wins'])}/{int(r['losses'])}", _fmt_p(r["p_mcnemar"]), _fmt(r["relative_gain"])]
                 else:
                     row += ["–", "–", "–", "–"]
                 rows.append(row)
@@ -304,7 +307,7 @@ def _summary_rows(ds: Any, sel: dict[str, Any]) -> tuple[list[str], list[list[An
 
 
 # Variants whose difference from DySCO with the headline heads is the head-choice question.
-_HEAD_VARIANTS = ("random-heads", "dysco-static", "dysco-onepass")
+_HEAD_VARIANTS = tuple(m for m in HEAD_METHODS if m != "dysco")
 
 
 def _head_choice_rows(ds: Any, sel: dict[str, Any]) -> tuple[list[str], list[list[Any]]] | None:
@@ -352,7 +355,7 @@ def _min_discordant(alpha: float = 0.05) -> int:
 
 def write_report(out_dir: str | Path) -> Path:
     """Write ``OUT/report.md`` and ``OUT/figures/`` from an ablation run in ``OUT``; return the path."""
-    from .ablate.results import SUMMARY_FLOAT_FORMAT, load_results, summary_table
+    from .ablate.results import load_results, summary_table, write_outputs
     from .plots import save_figure
 
     out = Path(out_dir)
@@ -366,7 +369,8 @@ def write_report(out_dir: str | Path) -> Path:
               f"{ds.sizes['example']}; evaluation seed {ds.attrs.get('seed')}.", ""]
     parts += ["Headline setting (the tables and the first figure): " +
               ", ".join(f"{k}={v}" for k, v in sel.items()) + ".", ""]
-    header, rows = _summary_rows(ds, sel)
+    summary = summary_table(ds)  # every statistic of the tables below, computed once
+    header, rows = _summary_rows(ds, sel, summary)
     parts += ["## Accuracy", "", "Accuracy with a 95% percentile-bootstrap interval (2000 resamples over examples, "
               "seed 0); the difference from vanilla on the same examples with a paired bootstrap interval; "
               "discordant pairs (method right and vanilla wrong / the reverse) and the exact McNemar p; relative "
@@ -395,8 +399,7 @@ def write_report(out_dir: str | Path) -> Path:
     parts += _auto_section(run)
     parts += _trace_section(out, figs)
     parts += _notes_section(run)
-    summary = summary_table(ds)
-    summary.to_csv(out / "summary.csv", index=False, float_format=SUMMARY_FLOAT_FORMAT)
+    write_outputs(ds, out, summary, results=False)
     parts += ["## All cells", "", "Every cell of the grid, with the same statistics: `summary.csv`; every result: "
               "`results.csv` (tidy) and `results.nc` (xarray).", ""]
     parts += _provenance(ds, run)

@@ -29,6 +29,7 @@ import json
 import os
 import shutil
 import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,8 +41,8 @@ if TYPE_CHECKING:
     from .capture import ExampleCapture
     from .tasks import CalibrationExample
 
-__all__ = ["CAPTURE_FORMAT", "MANIFEST", "RUN_FILE", "CaptureError", "check_parts", "done_examples",
-           "example_dataset", "open_capture", "read_run_info", "stale_temporaries", "write_part", "write_run_info"]
+__all__ = ["CAPTURE_FORMAT", "CAPTURE_LAYOUT", "MANIFEST", "RUN_FILE", "CaptureError", "check_parts", "done_examples",
+           "example_dataset", "layout_dataset", "open_capture", "read_run_info", "stale_temporaries", "write_part", "write_run_info"]
 
 RUN_FILE = "run.json"
 PARTS = "parts"
@@ -49,6 +50,31 @@ PARTS = "parts"
 CAPTURE_FORMAT = "headscope.capture/2"
 MANIFEST = "headscope-part.json"
 PART_FORMAT = "headscope.part/1"
+
+
+# The capture layout (docs/capture-format.md): each variable's dims and dtype. Padding: NaN for
+# floats, -1 for ints, "" for strings. Written by calibration (example_dataset) and by the
+# synthetic captures of headscope.testing, both through layout_dataset.
+_EX, _ROWS = ("example",), ("example", "layer", "head", "position")
+CAPTURE_LAYOUT: dict[str, tuple[tuple[str, ...], Any]] = {
+    "query_attention": (_ROWS, np.float32),
+    "null_attention": (_ROWS, np.float32),
+    "input_ids": (("example", "position"), np.int32),
+    "prompt_length": (_EX, np.int32),
+    "null_prompt_length": (_EX, np.int32),
+    "query_start": (_EX, np.int32),
+    "span_start": (("example", "span"), np.int32),
+    "span_end": (("example", "span"), np.int32),
+    "span_kind": (("example", "span"), str),
+    "span_label": (("example", "span"), str),
+    "decode_argmax": (("example", "step", "layer", "head"), np.int32),
+    "decode_token": (("example", "step"), np.int32),
+    "answer": (_EX, str),
+    "output": (_EX, str),
+    "target_length": (_EX, np.int32),
+    "task": (_EX, str),
+    "depth": (_EX, np.float32),
+}
 
 
 class CaptureError(ValueError):
@@ -69,8 +95,6 @@ def example_dataset(
     attrs: dict[str, Any],
 ) -> xr.Dataset:
     """Lay out one example's results as a Dataset with an ``example`` dimension of size 1."""
-    import xarray as xr
-
     n_layers, n_heads = capture.query_attention.shape[:2]
 
     def padded_rows(rows: np.ndarray) -> np.ndarray:
@@ -89,29 +113,41 @@ def example_dataset(
     if len(spans) > n_spans:
         raise ValueError(f"Example {example.id} has {len(spans)} spans, more than the {n_spans} laid out.")
     pad = n_spans - len(spans)
-    one = {"example": [example.id]}
-    data = {
-        "query_attention": (("example", "layer", "head", "position"), padded_rows(capture.query_attention)[None]),
-        "null_attention": (("example", "layer", "head", "position"), padded_rows(capture.null_attention)[None]),
-        "input_ids": (("example", "position"), ids[None]),
-        "prompt_length": (("example",), np.array([len(example.input_ids)], dtype=np.int32)),
-        "null_prompt_length": (("example",), np.array([len(example.null_input_ids)], dtype=np.int32)),
-        "query_start": (("example",), np.array([example.query_start], dtype=np.int32)),
-        "span_start": (("example", "span"), np.array([[s.start for s in spans] + [-1] * pad], dtype=np.int32)),
-        "span_end": (("example", "span"), np.array([[s.end for s in spans] + [-1] * pad], dtype=np.int32)),
-        "span_kind": (("example", "span"), np.array([[s.kind for s in spans] + [""] * pad], dtype=str)),
-        "span_label": (("example", "span"), np.array([[s.label for s in spans] + [""] * pad], dtype=str)),
-        "decode_argmax": (("example", "step", "layer", "head"), argmax[None]),
-        "decode_token": (("example", "step"), tokens[None]),
-        "answer": (("example",), np.array([example.answer], dtype=str)),
-        "output": (("example",), np.array([capture.output], dtype=str)),
-        "target_length": (("example",), np.array([example.target_length], dtype=np.int32)),
-        "task": (("example",), np.array([example.task], dtype=str)),
-        "depth": (("example",), np.array([np.nan if example.depth is None else example.depth], dtype=np.float32)),
+    values = {
+        "query_attention": padded_rows(capture.query_attention)[None],
+        "null_attention": padded_rows(capture.null_attention)[None],
+        "input_ids": ids[None],
+        "prompt_length": [len(example.input_ids)],
+        "null_prompt_length": [len(example.null_input_ids)],
+        "query_start": [example.query_start],
+        "span_start": [[s.start for s in spans] + [-1] * pad],
+        "span_end": [[s.end for s in spans] + [-1] * pad],
+        "span_kind": [[s.kind for s in spans] + [""] * pad],
+        "span_label": [[s.label for s in spans] + [""] * pad],
+        "decode_argmax": argmax[None],
+        "decode_token": tokens[None],
+        "answer": [example.answer],
+        "output": [capture.output],
+        "target_length": [example.target_length],
+        "task": [example.task],
+        "depth": [np.nan if example.depth is None else example.depth],
     }
-    coords = {**one, "layer": np.arange(n_layers), "head": np.arange(n_heads), "position": np.arange(n_positions),
-              "span": np.arange(n_spans), "step": np.arange(n_steps)}
-    return xr.Dataset(data, coords=coords, attrs=attrs)
+    return layout_dataset(values, example=[example.id], n_layers=n_layers, n_heads=n_heads, n_positions=n_positions,
+                          n_spans=n_spans, n_steps=n_steps, attrs=attrs)
+
+
+def layout_dataset(values: Mapping[str, Any], *, example: Sequence[str], n_layers: int, n_heads: int,
+                   n_positions: int, n_spans: int, n_steps: int, attrs: Mapping[str, Any]) -> xr.Dataset:
+    """A capture Dataset from one array per variable of :data:`CAPTURE_LAYOUT` (dims and dtypes
+    from the table; a missing or unknown variable is a ValueError)."""
+    import xarray as xr
+
+    if set(values) != set(CAPTURE_LAYOUT):
+        raise ValueError(f"A capture holds the variables {sorted(CAPTURE_LAYOUT)}; got {sorted(values)}.")
+    data = {name: (dims, np.asarray(values[name], dtype=dtype)) for name, (dims, dtype) in CAPTURE_LAYOUT.items()}
+    coords = {"example": np.asarray(example, dtype=str), "layer": np.arange(n_layers), "head": np.arange(n_heads),
+              "position": np.arange(n_positions), "span": np.arange(n_spans), "step": np.arange(n_steps)}
+    return xr.Dataset(data, coords=coords, attrs=dict(attrs))
 
 
 def _fsync(path: Path) -> None:

@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from .store import layout_dataset
+
 __all__ = ["synthetic_capture", "write_capture"]
 
 
@@ -167,35 +169,14 @@ def synthetic_capture(
     depth = (np.array([sp_start[i, 0] / max(qstart[i], 1) for i in range(n_examples)], dtype=np.float32)
              if task == "needle" else np.full(n_examples, np.nan, dtype=np.float32))
     ex_ids = [f"{task}-{i:06d}" for i in range(n_examples)]
-    ds = xr.Dataset(
-        {
-            "query_attention": (("example", "layer", "head", "position"), qa),
-            "null_attention": (("example", "layer", "head", "position"), na),
-            "input_ids": (("example", "position"), ids),
-            "prompt_length": ("example", plen),
-            "null_prompt_length": ("example", nplen),
-            "query_start": ("example", qstart),
-            "span_start": (("example", "span"), sp_start),
-            "span_end": (("example", "span"), sp_end),
-            "span_kind": (("example", "span"), sp_kind.astype(str)),
-            "span_label": (("example", "span"), sp_label.astype(str)),
-            "decode_argmax": (("example", "step", "layer", "head"), arg),
-            "decode_token": (("example", "step"), tok),
-            "answer": ("example", np.array(answers, dtype=str)),
-            "output": ("example", np.array(outputs, dtype=str)),
-            "target_length": ("example", target),
-            "task": ("example", np.array([task] * n_examples, dtype=str)),
-            "depth": ("example", depth),
-        },
-        coords={
-            "example": np.array(ex_ids, dtype=str),
-            "layer": np.arange(L),
-            "head": np.arange(H),
-            "position": np.arange(P),
-            "step": np.arange(S),
-            "span": np.arange(max_spans),
-        },
-    )
+    values = {
+        "query_attention": qa, "null_attention": na, "input_ids": ids, "prompt_length": plen,
+        "null_prompt_length": nplen, "query_start": qstart, "span_start": sp_start, "span_end": sp_end,
+        "span_kind": sp_kind, "span_label": sp_label, "decode_argmax": arg, "decode_token": tok,
+        "answer": answers, "output": outputs, "target_length": target, "task": [task] * n_examples, "depth": depth,
+    }
+    ds = layout_dataset(values, example=ex_ids, n_layers=L, n_heads=H, n_positions=P, n_spans=max_spans, n_steps=S,
+                        attrs={})
     ds.attrs.update(
         model=model, model_source="synthetic", revision="", model_type="llama", n_layers=L, n_heads=H,
         n_kv_heads=n_kv_heads, head_dim=16, max_context=P, layer_types=["full_attention"] * L,

@@ -70,7 +70,7 @@ def test_ablate_prints_its_plan_and_shrinks_the_calibration(tmp_path, monkeypatc
 
 @pytest.mark.parametrize("quick", [False, True])
 def test_demo_config_fits_its_story(quick):
-    from headscope.commands.demo import BUILT_IN, demo_config, scope_notes
+    from headscope.demo import BUILT_IN, demo_config, scope_notes
 
     config = demo_config(quick)
     p = plan(config)

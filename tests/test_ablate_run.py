@@ -13,7 +13,7 @@ import pytest
 import xarray as xr
 
 from headscope.ablate import AblationConfig, load_results, run_ablation
-from headscope.ablate._cache import ResultCache
+from headscope.ablate.result_cache import ResultCache
 
 from conftest import tiny_llama
 

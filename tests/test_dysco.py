@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from conftest import tiny_qwen2
 from transformers import Gemma3ForCausalLM, Gemma3TextConfig, LlamaConfig, LlamaForCausalLM
 
-from headscope._cache import cache_kwargs, new_cache, restore, snapshot
+from headscope.kv_cache import cache_kwargs, new_cache, restore, snapshot
 from headscope.dysco import DyscoConfig, generate, generate_batch
 from headscope.dysco.attention_fn import StopForward, attention_control
 from headscope.dysco.selection import build_bias

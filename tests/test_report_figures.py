@@ -104,7 +104,7 @@ def test_report_compares_head_choice_and_rounds_the_summary(run):
 
 
 def test_demo_notes_state_what_the_run_found(run):
-    from headscope.commands.demo import demo_config, scope_notes
+    from headscope.demo import demo_config, scope_notes
 
     _, ds = run
     notes = scope_notes(demo_config(), False, ds.sel({"strength": "3"}))

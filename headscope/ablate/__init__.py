@@ -1,7 +1,7 @@
 """Ablation studies: a grid over model, task, length, method, head set and DySCO settings.
 
 - :mod:`.config`: :class:`AblationConfig` (YAML, validated before any model loads);
-- :mod:`.headsets`: head-set labels (``qrscore:8``, ``published:NAME``, ``random:8``, files) to
+- :mod:`.head_labels`: head-set labels (``qrscore:8``, ``published:NAME``, ``random:8``, files) to
   :class:`headscope.heads.HeadSet`, calibrating on held-out examples when needed;
 - :mod:`.plan`: what a grid will run, counted from its config before any model loads;
 - :mod:`.run`: :func:`run_ablation` (durable per-result cache, resume, ``auto`` settings);

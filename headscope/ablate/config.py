@@ -26,25 +26,24 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+from ..dysco.methods import HEAD_METHODS, METHODS
+from ..score_table import HEAD_LABEL_SCORES
+from .grid import AXES, GRID_AXES, HEADLINE_AXES, axis_labels, match
 
 __all__ = ["GRID_AXES", "HEAD_METHODS", "METHODS", "AblationConfig", "CalibrationSpec", "HeadSpec", "TuningSpec",
            "parse_head_spec"]
 
-METHODS = ("vanilla", "dysco", "dysco-static", "random-heads", "sharpen", "dysco-onepass")
-HEAD_METHODS = ("dysco", "dysco-static", "random-heads", "dysco-onepass")
-GRID_AXES = ("model", "task", "length", "method", "heads", "strength", "top_k", "top_p", "decay", "temperature")
-HEAD_KINDS = ("qrscore", "retrieval", "published", "random", "file")
 _DYSCO_KEYS = ("context_warmup", "intervention_warmup", "templates", "warmup_counting")
 _CAL_KEYS = ("capture", "task", "lengths", "examples", "seed", "decode_steps")
 _TUNE_KEYS = ("examples", "seed", "strengths", "top_k")
-_HEADLINE_KEYS = ("heads", "strength", "top_k", "top_p", "decay", "temperature")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
-def _bad(key: str, allowed: str, value: Any) -> ValueError:
+def _bad_key(key: str, allowed: str, value: Any) -> ValueError:
     return ValueError(f"The {key!r} key of the ablation config must be {allowed}. Got {value!r} instead.")
 
 
@@ -76,14 +75,14 @@ def _off(value: Any) -> bool:
 
 def _number(key: str, value: Any, *, integer: bool = False) -> float | int:
     if isinstance(value, bool):
-        raise _bad(key, "a list of numbers", value)
+        raise _bad_key(key, "a list of numbers", value)
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise _bad(key, "a list of numbers" + (" or 'auto'" if key in ("strengths", "top_k") else ""), value) from None
+        raise _bad_key(key, "a list of numbers" + (" or 'auto'" if key in ("strengths", "top_k") else ""), value) from None
     if integer:
         if not number.is_integer():
-            raise _bad(key, "a list of integers", value)
+            raise _bad_key(key, "a list of integers", value)
         return int(number)
     return number
 
@@ -102,16 +101,16 @@ def parse_head_spec(label: str) -> HeadSpec:
     """Parse a head-set label (no file is read; ValueError naming the ``heads`` key on bad input)."""
     text = str(label).strip()
     kind, sep, rest = text.partition(":")
-    if sep and kind in ("qrscore", "retrieval", "random"):
+    if sep and kind in (*HEAD_LABEL_SCORES, "random"):
         if not rest.isdigit() or int(rest) < 1:
-            raise _bad("heads", f"'{kind}:K' with K a positive integer", label)
+            raise _bad_key("heads", f"'{kind}:K' with K a positive integer", label)
         return HeadSpec(text, kind, k=int(rest))
     if sep and kind == "published":
         if not rest:
-            raise _bad("heads", "'published:NAME'", label)
+            raise _bad_key("heads", "'published:NAME'", label)
         return HeadSpec(text, "published", name=rest)
     if text in ("", "none"):
-        raise _bad("heads", "a head-set label (qrscore:K, retrieval:K, published:NAME, random:K or a file)", label)
+        raise _bad_key("heads", "a head-set label (qrscore:K, retrieval:K, published:NAME, random:K or a file)", label)
     return HeadSpec(text, "file", name=text)
 
 
@@ -198,20 +197,20 @@ class AblationConfig:
         for key in ("device", "dtype", "revision"):
             if key in d and d[key] is not None:
                 if not isinstance(d[key], str):
-                    raise _bad(key, "a string", d[key])
+                    raise _bad_key(key, "a string", d[key])
                 kw[key] = d[key]
         if "allow_other_model" in d:
             if not isinstance(d["allow_other_model"], bool):  # bool("no") is True: only real booleans
-                raise _bad("allow_other_model", "true or false (a YAML boolean, unquoted)", d["allow_other_model"])
+                raise _bad_key("allow_other_model", "true or false (a YAML boolean, unquoted)", d["allow_other_model"])
             kw["allow_other_model"] = d["allow_other_model"]
         kw["dysco"] = _section(d, "dysco", _DYSCO_KEYS)
-        kw["headline"] = _section(d, "headline", _HEADLINE_KEYS)
+        kw["headline"] = _section(d, "headline", HEADLINE_AXES)
         cal = _section(d, "calibration", _CAL_KEYS)
         for key in ("capture", "task"):
             if cal.get(key) is not None and not isinstance(cal[key], str):
                 what = "the path of a capture run (made by `headscope calibrate`)" if key == "capture" else \
                     "a task name or file"
-                raise _bad(f"calibration.{key}", what, cal[key])
+                raise _bad_key(f"calibration.{key}", what, cal[key])
         if "lengths" in cal:
             cal["lengths"] = tuple(_number("calibration.lengths", v, integer=True) for v in _as_list(cal["lengths"]))
         for key in ("examples", "seed", "decode_steps"):
@@ -269,19 +268,18 @@ class AblationConfig:
     def validate(self) -> None:
         """Raise ``ValueError`` naming the offending key; reads no model (head-set files and
         published lists are read, to check which model they were made for)."""
-        from ..evaluate.files import parse_task
+        from ..evaluate.benchmarks import parse_task
 
-        for key in ("models", "tasks", "lengths", "methods", "strengths", "top_k", "top_p", "decay", "temperature"):
-            if not getattr(self, key):
+        for key in AXES.values():
+            if key != "heads" and not getattr(self, key):  # no heads: fine for grids without head methods
                 raise ValueError(f"The {key!r} key of the ablation config is empty: the grid would have no cell.")
         for m in self.methods:
             if m not in METHODS:
-                raise _bad("methods", f"a list of methods from {list(METHODS)}", m)
-        for key in ("models", "tasks", "lengths", "methods", "heads", "strengths", "top_k", "top_p", "decay",
-                    "temperature"):
+                raise _bad_key("methods", f"a list of methods from {list(METHODS)}", m)
+        for key in AXES.values():
             values = getattr(self, key)
             if len(set(values)) != len(values):
-                raise _bad(key, "a list without repeats", list(values))
+                raise _bad_key(key, "a list without repeats", list(values))
         from ..tasks import is_synthetic, parse_task_spec
 
         for t in self.tasks:
@@ -289,43 +287,43 @@ class AblationConfig:
                 try:
                     parse_task_spec(t)
                 except ValueError as err:
-                    raise _bad("tasks", "a list of tasks (TASK, TASK+key=value or FORMAT:PATH)", t) from err
+                    raise _bad_key("tasks", "a list of tasks (TASK, TASK+key=value or FORMAT:PATH)", t) from err
             else:
                 parse_task(t)
         for n in self.lengths:
             if n < 1:
-                raise _bad("lengths", "a list of positive token counts", n)
+                raise _bad_key("lengths", "a list of positive token counts", n)
         for s in self.strengths:
             if s != "auto" and not (math.isfinite(s) and s > 0):
-                raise _bad("strengths", "a list of finite numbers > 0 (>= 99: hard mask) or 'auto'", s)
+                raise _bad_key("strengths", "a list of finite numbers > 0 (>= 99: hard mask) or 'auto'", s)
         for k in self.top_k:
             if k not in (None, "auto") and k < 1:
-                raise _bad("top_k", "a list of positive integers, 'none' or 'auto'", k)
+                raise _bad_key("top_k", "a list of positive integers, 'none' or 'auto'", k)
         for p in self.top_p:
             if p is not None and not 0 < p <= 1:
-                raise _bad("top_p", "a list of numbers in (0, 1] or 'none'", p)
+                raise _bad_key("top_p", "a list of numbers in (0, 1] or 'none'", p)
         if any(k is None for k in self.top_k) and any(p is None for p in self.top_p):
             raise ValueError("The 'top_k' and 'top_p' keys both hold 'none': some cells would select no token. "
                              "Give top-k, top-p, or both.")
         labels = self.axis_labels()
         for axis, want in self.headline.items():
-            if not _on_axis(want, labels[axis]):
-                raise _bad(f"headline.{axis}", f"one of the grid's {axis} values {labels[axis]}", want)
+            if match(want, labels[axis]) is None:
+                raise _bad_key(f"headline.{axis}", f"one of the grid's {axis} values {labels[axis]}", want)
         for g in self.decay:
             if not (math.isfinite(g) and g >= 0):
-                raise _bad("decay", "a list of finite numbers >= 0", g)
+                raise _bad_key("decay", "a list of finite numbers >= 0", g)
         for t in self.temperature:
             if not t > 0:
-                raise _bad("temperature", "a list of numbers > 0 (sharpen's attention temperature)", t)
+                raise _bad_key("temperature", "a list of numbers > 0 (sharpen's attention temperature)", t)
         from ..models import check_device
 
         check_device(self.device, what="The 'device' key of the ablation config", available=False)
         if self.dtype not in DTYPES:
-            raise _bad("dtype", f"one of {list(DTYPES)}", self.dtype)
+            raise _bad_key("dtype", f"one of {list(DTYPES)}", self.dtype)
         for key, low in (("examples", 1), ("max_new_tokens", 1)):
             value = getattr(self, key)
             if value is not None and value < low:
-                raise _bad(key, f"an integer >= {low}", value)
+                raise _bad_key(key, f"an integer >= {low}", value)
         self._validate_dysco()
         self._validate_heads()
         self._validate_tuning()
@@ -345,12 +343,12 @@ class AblationConfig:
                              "head set (e.g. qrscore:8, published:NAME, random:8 or a file).")
         specs = [parse_head_spec(h) for h in self.heads]
         cal = self.calibration
-        if any(s.kind in ("qrscore", "retrieval") for s in specs):
+        if any(s.kind in HEAD_LABEL_SCORES for s in specs):
             if cal.capture is None:
                 if cal.examples < 1:
-                    raise _bad("calibration.examples", "an integer >= 1", cal.examples)
+                    raise _bad_key("calibration.examples", "an integer >= 1", cal.examples)
                 if not cal.lengths or min(cal.lengths) < 1:
-                    raise _bad("calibration.lengths", "a list of positive token counts", list(cal.lengths))
+                    raise _bad_key("calibration.lengths", "a list of positive token counts", list(cal.lengths))
                 if cal.task in self.tasks and cal.seed == self.seed:
                     raise ValueError(
                         f"The 'calibration.seed' key equals the evaluation 'seed' ({self.seed}) for task {cal.task!r}: "
@@ -399,17 +397,17 @@ class AblationConfig:
     def _validate_tuning(self) -> None:
         tune = self.tuning
         if "auto" in self.strengths and not tune.strengths:
-            raise _bad("tuning.strengths", "a non-empty list of candidate strengths", [])
+            raise _bad_key("tuning.strengths", "a non-empty list of candidate strengths", [])
         if "auto" in self.top_k and not tune.top_k:
-            raise _bad("tuning.top_k", "a non-empty list of candidate top-k values", [])
+            raise _bad_key("tuning.top_k", "a non-empty list of candidate top-k values", [])
         for s in tune.strengths:
             if not (math.isfinite(s) and s > 0):
-                raise _bad("tuning.strengths", "a list of finite numbers > 0", s)
+                raise _bad_key("tuning.strengths", "a list of finite numbers > 0", s)
         for k in tune.top_k:
             if k < 1:
-                raise _bad("tuning.top_k", "a list of positive integers", k)
+                raise _bad_key("tuning.top_k", "a list of positive integers", k)
         if tune.examples < 1:
-            raise _bad("tuning.examples", "an integer >= 1", tune.examples)
+            raise _bad_key("tuning.examples", "an integer >= 1", tune.examples)
         from ..tasks import is_synthetic
 
         files = [t for t in self.tasks if not is_synthetic(t)]
@@ -423,22 +421,8 @@ class AblationConfig:
 
     # -- grid ---------------------------------------------------------------------------------
     def axis_labels(self) -> dict[str, list[Any]]:
-        """The coordinate labels of every grid axis (strings for axes that may hold 'auto'/'none')."""
-        return {
-            "model": list(self.models), "task": list(self.tasks), "length": [int(n) for n in self.lengths],
-            "method": list(self.methods), "heads": list(self.heads) or ["none"],
-            "strength": [label_of(s) for s in self.strengths], "top_k": [label_of(k) for k in self.top_k],
-            "top_p": [label_of(p) for p in self.top_p], "decay": [float(g) for g in self.decay],
-            "temperature": [float(t) for t in self.temperature],
-        }
-
-    def with_models(self, models: tuple[str, ...]) -> AblationConfig:
-        return replace(self, models=models)
-
-
-# headline keys -> the config keys of their axes
-_AXIS_KEY = {"heads": "heads", "strength": "strengths", "top_k": "top_k", "top_p": "top_p", "decay": "decay",
-             "temperature": "temperature"}
+        """The coordinate labels of every grid axis (see :func:`headscope.ablate.grid.axis_labels`)."""
+        return axis_labels(self)
 
 
 def _with_overrides(data: dict[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
@@ -451,35 +435,15 @@ def _with_overrides(data: dict[str, Any], changes: Mapping[str, Any]) -> dict[st
     if isinstance(headline, Mapping) and headline:
         labels = AblationConfig.from_dict({**d, "headline": {}}).axis_labels()
         d["headline"] = {axis: want for axis, want in headline.items()
-                         if axis not in _AXIS_KEY or changes.get(_AXIS_KEY[axis]) is None
-                         or _on_axis(want, labels[axis])}
+                         if axis not in AXES or changes.get(AXES[axis]) is None
+                         or match(want, labels[axis]) is not None}
     return d
-
-
-def _on_axis(want: Any, labels: list[Any]) -> bool:
-    """Whether a headline value names one of an axis's labels (``3``, ``3.0`` and ``"3"`` alike)."""
-    def norm(v: Any) -> str:
-        try:
-            return label_of(float(v))
-        except (TypeError, ValueError):
-            return label_of(v)
-
-    return any(norm(want) == norm(v) for v in labels)
-
-
-def label_of(value: Any) -> str:
-    """The coordinate label of an axis value: ``3.0 -> "3"``, ``None -> "none"``, ``"auto"``."""
-    if value is None:
-        return "none"
-    if isinstance(value, str):
-        return value
-    return f"{float(value):g}"
 
 
 def _section(d: Mapping[str, Any], key: str, allowed: tuple[str, ...]) -> dict[str, Any]:
     sec = d.get(key) or {}
     if not isinstance(sec, Mapping):
-        raise _bad(key, f"a mapping with keys from {list(allowed)}", sec)
+        raise _bad_key(key, f"a mapping with keys from {list(allowed)}", sec)
     for k in sec:
         if k not in allowed:
             raise ValueError(f"Unknown key {key}.{k} in the ablation config. Known keys of {key!r}: "

@@ -25,7 +25,10 @@ import itertools
 from dataclasses import dataclass
 from typing import Any
 
+from ..dysco.methods import method_spec
+from ..score_table import HEAD_LABEL_SCORES, score_spec
 from .config import HEAD_METHODS, AblationConfig, parse_head_spec
+from .grid import cells as grid_cells
 
 __all__ = ["Plan", "TimeEstimate", "plan"]
 
@@ -68,24 +71,17 @@ class Plan:
 
 def _decode_key(cell: dict[str, Any]) -> tuple[Any, ...]:
     """What decides a cell's tokens, as the cache key sees it (see the module docstring)."""
-    method = cell["method"]
-    if method == "vanilla":
-        return ("vanilla",)
-    if method == "sharpen":
-        return ("sharpen", cell["temperature"])
-    heads = cell["heads"]
-    if method == "random-heads":  # only the number of heads matters: they are drawn at random
-        heads = parse_head_spec(heads).k or heads
-    return (method, heads, cell["strength"], cell["top_k"], cell["top_p"], cell["decay"])
+    spec = method_spec(cell["method"])
+    knobs = {knob: cell[knob] for knob in spec.knobs}
+    if spec.heads_by_count:  # only the number of heads matters: they are drawn at random
+        knobs["heads"] = parse_head_spec(knobs["heads"]).k or knobs["heads"]
+    return (spec.name, *knobs.values())
 
 
 def plan(config: AblationConfig) -> Plan:
     """Count the grid of ``config`` (validated; no model is loaded)."""
     labels = config.axis_labels()
-    axes = [labels[a] for a in ("task", "length", "method", "heads", "strength", "top_k", "top_p", "decay",
-                                "temperature")]
-    cells = [dict(zip(("task", "length", "method", "heads", "strength", "top_k", "top_p", "decay", "temperature"),
-                      combo)) for combo in itertools.product(*axes)]
+    cells = grid_cells(config, "")
     per_length: dict[int, int] = {}
     for task, length in itertools.product(labels["task"], labels["length"]):
         keys = {_decode_key(c) for c in cells if c["task"] == task and c["length"] == length}
@@ -93,10 +89,10 @@ def plan(config: AblationConfig) -> Plan:
     tuning = _tuning_decodes(config, cells)
     specs = [parse_head_spec(h) for h in config.heads] if any(m in HEAD_METHODS for m in config.methods) else []
     cal = config.calibration
-    ranked = [s for s in specs if s.kind in ("qrscore", "retrieval")]
+    ranked = [s for s in specs if s.kind in HEAD_LABEL_SCORES]
     captures = cal.examples * len(cal.lengths) if ranked and cal.capture is None else 0
     steps = cal.decode_steps if cal.decode_steps is not None else (
-        50 if any(s.kind == "retrieval" for s in ranked) else 0)
+        50 if any(score_spec(s.kind).needs_decode for s in ranked) else 0)
     return Plan(models=len(config.models), cells=len(cells), examples=config.examples, decodes_per_length=per_length,
                 tuning_decodes=tuning, captures=captures, capture_lengths=tuple(cal.lengths) if captures else (),
                 capture_steps=steps if captures else 0)

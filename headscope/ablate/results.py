@@ -22,7 +22,8 @@ import numpy as np
 import xarray as xr
 
 from ..stats import accuracy, paired_comparison
-from .config import GRID_AXES, AblationConfig
+from .config import AblationConfig
+from .grid import GRID_AXES
 
 __all__ = ["SUMMARY_FLOAT_FORMAT", "build_dataset", "load_results", "summary_table", "tidy_frame", "write_outputs"]
 
@@ -112,14 +113,18 @@ def summary_table(ds: xr.Dataset, *, n_boot: int = 2000, seed: int = 0) -> Any:
     return pd.DataFrame(rows)
 
 
-def write_outputs(ds: xr.Dataset, out: str | Path, summary: Any = None) -> None:
-    """Write ``results.nc``, ``results.csv`` and (given a summary) ``summary.csv`` atomically."""
+def write_outputs(ds: xr.Dataset, out: str | Path, summary: Any = None, *, results: bool = True) -> None:
+    """Write ``results.nc``, ``results.csv`` (unless not ``results``) and (given a summary)
+    ``summary.csv``, each atomically."""
     out = Path(out)
-    tmp = out / "results.tmp.nc"
-    ds.to_netcdf(tmp, engine="scipy")
-    tmp.replace(out / "results.nc")
-    tables = {"results.csv": (tidy_frame(ds), None),
-              **({"summary.csv": (summary, SUMMARY_FLOAT_FORMAT)} if summary is not None else {})}
+    tables = {}
+    if results:
+        tmp = out / "results.tmp.nc"
+        ds.to_netcdf(tmp, engine="scipy")
+        tmp.replace(out / "results.nc")
+        tables["results.csv"] = (tidy_frame(ds), None)
+    if summary is not None:
+        tables["summary.csv"] = (summary, SUMMARY_FLOAT_FORMAT)
     for name, (table, float_format) in tables.items():
         tmp = out / f"{name}.tmp"
         table.to_csv(tmp, index=False, float_format=float_format)

@@ -29,11 +29,29 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._outputs import check_output, output_lock, remove_temporaries
-from ._cache import ResultCache, stable_key
+from ..dysco.methods import method_spec
+from ..score_table import HEAD_LABEL_SCORES
+from .result_cache import ResultCache, stable_key
 from .config import HEAD_METHODS, AblationConfig, parse_head_spec
+from .grid import cells as grid_cells
+from .grid import match
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+    from ..distributed import RankInfo
+    from ..dysco.config import DyscoConfig
+    from ..evaluate import EvalExample
+    from ..heads import HeadSet
+    from ..models import LoadedModel
+
+# A grid cell: each axis's label, plus the parsed strength / top-k / top-p (see grid.cells).
+Cell = dict[str, Any]
+# Called with each new result record, once it is cached.
+OnResult = Callable[[dict[str, Any]], None]
 
 __all__ = ["Job", "check_models", "parse_shard", "run_ablation"]
 
@@ -42,24 +60,23 @@ __all__ = ["Job", "check_models", "parse_shard", "run_ablation"]
 class Job:
     """One grid cell on one example: its coordinates, decoding config and cache key."""
 
-    coords: dict[str, Any]
+    coords: Cell
     index: int
-    example: Any
-    config: Any
+    example: EvalExample
+    config: DyscoConfig
     key: str
     strength_used: float
     top_k_used: float
 
 
-def _effective(cfg: Any, lm: Any) -> dict[str, Any]:
+def _effective(cfg: DyscoConfig, lm: LoadedModel) -> dict[str, Any]:
     """The decoding settings that decide the tokens (see the module docstring)."""
     from ..dysco.decode import resolve_heads_for
     from ..dysco.templates import resolve_templates
 
-    if cfg.method == "vanilla":
-        return {"method": "vanilla"}
-    if cfg.method == "sharpen":
-        return {"method": "sharpen", "temperature": cfg.temperature}
+    spec = method_spec(cfg.method)
+    if not spec.needs_heads:  # its own knobs decide its tokens (vanilla: none, sharpen: the temperature)
+        return {"method": spec.cache_as, **{knob: getattr(cfg, knob) for knob in spec.knobs}}
     d = cfg.to_dict()
     d["heads"] = [list(h) for h in resolve_heads_for(cfg, lm.geometry)]
     # "auto" names a rule that may change between versions, so the key holds the sequences it
@@ -69,42 +86,39 @@ def _effective(cfg: Any, lm: Any) -> dict[str, Any]:
         d["templates"] = "auto"
     elif cfg.templates == "auto":
         d["templates"] = resolve_templates("auto", lm.tokenizer)
-    d["method"] = cfg.method if cfg.method in ("dysco-static", "dysco-onepass") else "dysco"
+    d["method"] = spec.cache_as
     for k in ("seed", "temperature", "do_sample", "sampling_temperature", "sampling_top_p", "max_new_tokens"):
         d.pop(k, None)
     return d
 
 
-def _key(lm: Any, ex: Any, cfg: Any) -> str:
+def _key(lm: LoadedModel, ex: EvalExample, cfg: DyscoConfig) -> str:
     return stable_key({"model": lm.name, "revision": lm.revision, "example": ex.fingerprint,
                        "max_new_tokens": cfg.max_new_tokens, "decode": _effective(cfg, lm)})
 
 
 def _max_new(config: AblationConfig, task: str) -> int:
-    from ..evaluate import DEFAULT_MAX_NEW_TOKENS
+    from ..evaluate import default_max_new_tokens
 
-    if config.max_new_tokens is not None:
-        return config.max_new_tokens
-    from ..tasks import task_base
-
-    return DEFAULT_MAX_NEW_TOKENS.get(task_base(task).split(":", 1)[0], 64)
+    return config.max_new_tokens if config.max_new_tokens is not None else default_max_new_tokens(task)
 
 
-def _decode_config(config: AblationConfig, cell: dict[str, Any], heads: Any, strength: float | None,
-                   top_k: int | None) -> Any:
+def _decode_config(config: AblationConfig, cell: Cell, heads: HeadSet | None, strength: float | None,
+                   top_k: int | None) -> DyscoConfig:
     from ..dysco.config import DyscoConfig
 
-    base = {"max_new_tokens": _max_new(config, cell["task"]), "seed": config.seed}
+    base: dict[str, Any] = {"max_new_tokens": _max_new(config, cell["task"]), "seed": config.seed}
     method = cell["method"]
-    if method == "vanilla":
-        return DyscoConfig(method="vanilla", **base)
-    if method == "sharpen":
-        return DyscoConfig(method="sharpen", temperature=float(cell["temperature"]), **base)
-    return DyscoConfig(heads=heads.heads, method=method, strength=float(strength or 1.0), top_k=top_k,
-                       top_p=cell["top_p_value"], decay=float(cell["decay"]), **dict(config.dysco), **base)
+    spec = method_spec(method)
+    if not spec.needs_heads:
+        knobs: dict[str, Any] = {knob: float(cell[knob]) for knob in spec.knobs}
+        return DyscoConfig(method=method, **knobs, **base)
+    return DyscoConfig(heads=heads.heads if heads is not None else (), method=method, strength=float(strength or 1.0),
+                       top_k=top_k, top_p=cell["top_p_value"], decay=float(cell["decay"]), **dict(config.dysco), **base)
 
 
-def _examples(config: AblationConfig, lm: Any, task: str, length: int, n: int, seed: int) -> list[Any]:
+def _examples(config: AblationConfig, lm: LoadedModel, task: str, length: int, n: int,
+              seed: int) -> list[EvalExample]:
     from ..evaluate import make_eval_examples
     from ..tasks import is_synthetic
 
@@ -118,8 +132,8 @@ class _Runner:
     """Decodes jobs not yet in the cache, with one progress bar; ``batch_size`` jobs of one
     decoding config at a time (their results are those of decoding each alone)."""
 
-    def __init__(self, lm: Any, cache: ResultCache, progress: bool,
-                 on_result: Callable[[dict[str, Any]], None] | None, shard: tuple[int, int] = (0, 1),
+    def __init__(self, lm: LoadedModel, cache: ResultCache, progress: bool, on_result: OnResult | None,
+                 shard: tuple[int, int] = (0, 1),
                  batch_size: int = 1) -> None:
         self.lm, self.cache, self.progress, self.on_result = lm, cache, progress, on_result
         self.shard = shard
@@ -184,22 +198,8 @@ def _batches(jobs: list[Job], size: int) -> list[list[Job]]:
     return out
 
 
-def _cells(config: AblationConfig, model: str) -> list[dict[str, Any]]:
-    """Every grid cell (dense) of one model, as label coordinates plus parsed values."""
-    labels = config.axis_labels()
-    out = []
-    for combo in itertools.product(labels["task"], labels["length"], labels["method"], labels["heads"],
-                                   zip(labels["strength"], config.strengths), zip(labels["top_k"], config.top_k),
-                                   zip(labels["top_p"], config.top_p), labels["decay"], labels["temperature"]):
-        task, length, method, heads, (s_label, s), (k_label, k), (p_label, p), decay, temp = combo
-        out.append({"model": model, "task": task, "length": length, "method": method, "heads": heads,
-                    "strength": s_label, "top_k": k_label, "top_p": p_label, "decay": decay, "temperature": temp,
-                    "strength_value": s, "top_k_value": k, "top_p_value": p})
-    return out
-
-
-def _tune(config: AblationConfig, lm: Any, runner: _Runner, cell: dict[str, Any], heads: Any,
-          tuning_examples: list[Any]) -> tuple[float, int | None, list[dict[str, Any]]]:
+def _tune(config: AblationConfig, lm: LoadedModel, runner: _Runner, cell: Cell, heads: HeadSet | None,
+          tuning_examples: list[EvalExample]) -> tuple[float, int | None, list[dict[str, Any]]]:
     """Pick strength / top-k for an 'auto' cell on held-out examples: the best mean score, the
     first candidate in the listed order on ties."""
     tune = config.tuning
@@ -243,9 +243,9 @@ def _open_cache(out: Path, k: int, n: int) -> ResultCache:
     return ResultCache(_shard_file(out, k, n), read_also=others)
 
 
-def run_ablation(config: AblationConfig, out_dir: str | Path, *, lm: Any = None, progress: bool = True,
-                 command: str | None = None, on_result: Callable[[dict[str, Any]], None] | None = None,
-                 record_trace: bool = True, shard: tuple[int, int] | None = None, batch_size: int = 1) -> Any:
+def run_ablation(config: AblationConfig, out_dir: str | Path, *, lm: LoadedModel | None = None, progress: bool = True,
+                 command: str | None = None, on_result: OnResult | None = None, record_trace: bool = True,
+                 shard: tuple[int, int] | None = None, batch_size: int = 1) -> xr.Dataset | None:
     """Run (or resume, or extend) the grid of ``config`` into ``out_dir``; return the results Dataset.
 
     ``lm``: an already-loaded model (only when the grid has a single model; its name must match).
@@ -284,11 +284,11 @@ def run_ablation(config: AblationConfig, out_dir: str | Path, *, lm: Any = None,
                            record_trace=record_trace, shard=shard, info=info, k=k, n=n, batch_size=batch_size)
 
 
-def check_models(config: AblationConfig, lm: Any = None) -> None:
+def check_models(config: AblationConfig, lm: LoadedModel | None = None) -> None:
     """Check what each model's shape decides (head-set ranges, ``random:K`` / ``qrscore:K`` sizes,
     lengths within the context) from its config files alone: no weights are loaded, so a grid
     that cannot run fails before anything is loaded or written. ``lm``: an already-loaded model."""
-    from ..heads import resolve_heads
+    from ..heads import resolve_heads_for_model
     from ..models import peek_model
 
     specs = [parse_head_spec(h) for h in config.heads] if any(m in HEAD_METHODS for m in config.methods) else []
@@ -297,11 +297,8 @@ def check_models(config: AblationConfig, lm: Any = None) -> None:
         n_heads = g.n_layers * g.n_heads
         for spec in specs:
             if spec.kind in ("published", "file"):
-                hs = resolve_heads(spec.label)
-                if hs.granularity == "kv":
-                    hs = hs.as_query(g.n_heads, g.n_kv_heads)
                 try:
-                    hs.validate(g, allow_other_model=config.allow_other_model)
+                    resolve_heads_for_model(spec.label, g, allow_other_model=config.allow_other_model)
                 except ValueError as err:
                     raise ValueError(f"The 'heads' key holds {spec.label!r}, which does not fit {model}: "
                                      f"{err}") from None
@@ -309,7 +306,7 @@ def check_models(config: AblationConfig, lm: Any = None) -> None:
                 raise ValueError(f"The 'heads' key holds {spec.label!r}, but {model} has only {n_heads} heads "
                                  f"({g.n_layers} layers x {g.n_heads}).")
         lengths = [("lengths", n) for n in config.lengths]
-        if any(s.kind in ("qrscore", "retrieval") for s in specs) and config.calibration.capture is None:
+        if any(s.kind in HEAD_LABEL_SCORES for s in specs) and config.calibration.capture is None:
             lengths += [("calibration.lengths", n) for n in config.calibration.lengths]
         for key, n in lengths:
             if g.max_context and n > g.max_context:
@@ -317,9 +314,9 @@ def check_models(config: AblationConfig, lm: Any = None) -> None:
                                  "tokens.")
 
 
-def _run_locked(config: AblationConfig, out: Path, *, lm: Any, progress: bool, command: str | None,
-                on_result: Callable[[dict[str, Any]], None] | None, record_trace: bool,
-                shard: tuple[int, int] | None, info: Any, k: int, n: int, batch_size: int = 1) -> Any:
+def _run_locked(config: AblationConfig, out: Path, *, lm: LoadedModel | None, progress: bool, command: str | None,
+                on_result: OnResult | None, record_trace: bool, shard: tuple[int, int] | None, info: RankInfo,
+                k: int, n: int, batch_size: int = 1) -> xr.Dataset | None:
     from .. import __version__
     from ..calibrate import library_versions
     from ..distributed import barrier, process_group
@@ -335,7 +332,7 @@ def _run_locked(config: AblationConfig, out: Path, *, lm: Any, progress: bool, c
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     t0 = time.perf_counter()
     jobs: list[Job] = []
-    examples: dict[tuple[str, str, int], list[Any]] = {}
+    examples: dict[tuple[str, str, int], list[EvalExample]] = {}
     models_info: dict[str, Any] = {}
     traced = False
     with process_group(info):
@@ -391,28 +388,28 @@ def _write_atomic(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def _load(config: AblationConfig, name: str, info: Any) -> Any:
+def _load(config: AblationConfig, name: str, info: RankInfo) -> LoadedModel:
     from ..distributed import device_for
     from ..models import load_model
 
     return load_model(name, device=device_for(config.device, info), dtype=config.dtype, revision=config.revision)
 
 
-def _model_jobs(config: AblationConfig, lm: Any, model_name: str, out: Path, cache: ResultCache, progress: bool,
-                on_result: Any, examples: dict[tuple[str, str, int], list[Any]],
+def _model_jobs(config: AblationConfig, lm: LoadedModel, model_name: str, out: Path, cache: ResultCache,
+                progress: bool, on_result: OnResult | None, examples: dict[tuple[str, str, int], list[EvalExample]],
                 shard: tuple[int, int] | None, batch_size: int = 1) -> tuple[list[Job], dict[str, Any], Job | None]:
     head_sets = _head_sets(config, lm, model_name, out, progress, shard) if any(
         m in HEAD_METHODS for m in config.methods) else {}
     runner = _Runner(lm, cache, progress, on_result, batch_size=batch_size)
     auto_choices: list[dict[str, Any]] = []
     tuned: dict[tuple[Any, ...], tuple[float, int | None]] = {}
-    cells = _cells(config, model_name)
+    cells = grid_cells(config, model_name)
     for task in config.tasks:
         for length in config.lengths:
             examples[(model_name, task, length)] = _examples(config, lm, task, length, config.examples, config.seed)
     jobs: list[Job] = []
     # Example-major order: an interrupted grid holds complete, paired comparisons on its first examples.
-    per_cell: list[tuple[dict[str, Any], Any, float, float]] = []
+    per_cell: list[tuple[Cell, DyscoConfig, float, float]] = []
     for cell in cells:
         heads = head_sets.get(cell["heads"]) if cell["method"] in HEAD_METHODS else None
         s, k = cell["strength_value"], cell["top_k_value"]
@@ -452,11 +449,11 @@ def _model_jobs(config: AblationConfig, lm: Any, model_name: str, out: Path, cac
 HEADS_WAIT_SECONDS = 24 * 3600
 
 
-def _head_sets(config: AblationConfig, lm: Any, model_name: str, out: Path, progress: bool,
-               shard: tuple[int, int] | None) -> dict[str, Any]:
+def _head_sets(config: AblationConfig, lm: LoadedModel, model_name: str, out: Path, progress: bool,
+               shard: tuple[int, int] | None) -> dict[str, HeadSet]:
     """Resolve the head sets; with independent shards, shard 0 alone may calibrate, the others
     wait for its marker and then resolve from the finished calibration (nothing to redo)."""
-    from .headsets import _slug, resolve_head_sets
+    from .head_labels import _slug, resolve_head_sets
 
     if shard is None or shard[1] == 1:
         return resolve_head_sets(config, lm, out, progress=progress)
@@ -480,10 +477,9 @@ def _trace_job(jobs: list[Job], config: AblationConfig, cache: ResultCache) -> J
     """The DySCO job the report's zoom-in figure traces: one at the headline setting if the
     grid has one, preferring the first example it answered correctly (per the cache), so the
     figure shows attention settling on the answer; else the first DySCO job."""
-    from .config import _on_axis
-
     dysco = [j for j in jobs if j.coords["method"] in ("dysco", "dysco-static")]
-    headline = [j for j in dysco if all(_on_axis(want, [j.coords[axis]]) for axis, want in config.headline.items()
+    headline = [j for j in dysco if all(match(want, [j.coords[axis]]) is not None
+                                        for axis, want in config.headline.items()
                                         if axis in j.coords)]
     pool = headline or dysco
     for job in pool:
@@ -493,7 +489,7 @@ def _trace_job(jobs: list[Job], config: AblationConfig, cache: ResultCache) -> J
     return pool[0] if pool else None
 
 
-def _write_trace(out: Path, lm: Any, job: Job) -> None:
+def _write_trace(out: Path, lm: LoadedModel, job: Job) -> None:
     """Record one DySCO decode step by step (importance, selection) for the report's zoom-in figure."""
     from ..dysco.decode import generate
 
@@ -516,7 +512,7 @@ def _write_trace(out: Path, lm: Any, job: Job) -> None:
     tmp.replace(target)
 
 
-def _spans_of(example: Any) -> list[tuple[int, int]]:
+def _spans_of(example: EvalExample) -> list[tuple[int, int]]:
     """Where the gold answer sits in the prompt (token spans), from the example's meta if known."""
     spans = dict(example.meta).get("answer_spans")
     if not spans:

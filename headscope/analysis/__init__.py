@@ -16,8 +16,10 @@ Example
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any
 
+from ..score_table import SCORE_TABLE
 from ._io import open_captures
 from .cluster import HeadClusterer, head_features
 from .mass import attention_entropy, local_mass, long_range_mass, sink_mass, span_mass
@@ -47,22 +49,20 @@ __all__ = [
     "top_heads",
 ]
 
-# Capture-based scores by method name (the CLI's --method); causal needs a model, see causal.py.
-SCORES = {
-    "qrscore": qr_score,
-    "retrieval": retrieval_score,
-    "longrange": long_range_mass,
-    "sink": sink_mass,
-    "local": local_mass,
-    "entropy": attention_entropy,
-    "span": span_mass,
-}
+# Capture-based scores by name (the CLI's --method), from the score table; causal needs a model,
+# see causal.py.
+def _function(path: str) -> Any:
+    module, name = path.split(":")
+    return getattr(import_module(f"{__name__}.{module}"), name)
+
+
+SCORES = {spec.name: _function(spec.function) for spec in SCORE_TABLE.values() if not spec.needs_model}
 
 
 def score(ds: Any, method: str, *, per_example: bool = False, **kwargs: Any) -> Any:
     """Compute the capture-based score ``method`` (a key of :data:`SCORES`)."""
     if method not in SCORES:
-        raise ValueError(f"method must be one of {sorted(SCORES)}; got {method!r}")
+        raise ValueError(f"method must be one of {sorted(SCORES)}; got {method!r}")  # score_spec's table, less causal
     return SCORES[method](ds, per_example=per_example, **kwargs)
 
 

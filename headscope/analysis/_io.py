@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,28 +11,11 @@ __all__ = ["open_captures"]
 
 
 def _open_one(path: Path) -> xr.Dataset:
+    from ..store import open_capture
+
     if not path.exists():
         raise FileNotFoundError(f"capture {str(path)!r} does not exist")
-    try:
-        from ..store import open_capture
-    except ImportError:
-        return _open_parts(path)
     return open_capture(path)
-
-
-def _open_parts(path: Path) -> xr.Dataset:
-    # Fallback while headscope.store is not available: the documented on-disk layout.
-    parts = sorted(path.glob("parts/*.zarr"))
-    if not parts:
-        raise ValueError(f"{str(path)!r} is not a capture run: no parts/*.zarr inside")
-    ds = xr.open_mfdataset(parts, engine="zarr", combine="nested", concat_dim="example", consolidated=False,
-                           data_vars="minimal", coords="minimal", compat="override")
-    run = path / "run.json"
-    if run.exists():
-        meta = json.loads(run.read_text())
-        meta = meta.get("attrs", meta)
-        ds.attrs.update({k: v for k, v in meta.items() if isinstance(v, (str, int, float, list))})
-    return ds
 
 
 def open_captures(paths: Sequence[str | Path]) -> xr.Dataset:

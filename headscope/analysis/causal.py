@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-__all__ = ["answer_logprob", "causal_influence", "o_proj_paths"]
+__all__ = ["answer_logprob", "capture_examples", "causal_influence", "causal_per_example", "o_proj_paths"]
 
 _OUT_PROJ_NAMES = ("o_proj", "out_proj", "dense", "c_proj", "wo")
 
@@ -173,3 +173,34 @@ def causal_influence(
     mean = da.mean("example", skipna=True)
     mean.attrs.update(da.attrs, n_examples=len(data))
     return mean
+
+
+def capture_examples(ds: xr.Dataset, tokenizer: Any,
+                     max_examples: int | None = None) -> tuple[list[tuple[Any, list[int]]], list[int]]:
+    """(prompt ids, answer ids) of a capture's examples that have an answer, and their indices."""
+    n = ds.sizes["example"] if max_examples is None else min(max_examples, ds.sizes["example"])
+    examples, kept = [], []
+    for i in range(n):
+        ex = ds.isel(example=i)
+        answer = str(ex["answer"].values)
+        if not answer.strip():
+            continue
+        prompt = np.asarray(ex["input_ids"].values)[: int(ex["prompt_length"].values)]
+        answer_ids = tokenizer(answer, add_special_tokens=False)["input_ids"]
+        if len(answer_ids):
+            examples.append((prompt, answer_ids))
+            kept.append(i)
+    if not examples:
+        raise ValueError("method 'causal' needs examples with a non-empty 'answer'; this capture has none.")
+    return examples, kept
+
+
+def causal_per_example(ds: xr.Dataset, *, device: str = "auto", dtype: str = "auto", max_examples: int | None = None,
+                       mode: str = "zero", progress: bool = True) -> xr.DataArray:
+    """The causal score of every head on a capture's examples (loads the capture's model)."""
+    from ..models import load_model
+
+    lm = load_model(str(ds.attrs["model"]), device=device, dtype=dtype)
+    examples, kept = capture_examples(ds, lm.tokenizer, max_examples)
+    da = causal_influence(lm, examples, mode=mode, per_example=True, progress=progress)
+    return da.assign_coords(example=ds["example"].values[kept])

@@ -33,7 +33,7 @@ import numbers
 import numpy as np
 import xarray as xr
 
-from ._common import attach_example_coords, int_values, position_mask, reduce_examples, require, spans_mask
+from ._score_helpers import attach_example_coords, int_values, position_mask, reduce_examples, require, spans_mask
 
 __all__ = ["attention_entropy", "local_mass", "long_range_mass", "sink_mass", "span_mass"]
 

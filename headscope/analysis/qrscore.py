@@ -35,7 +35,7 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
-from ._common import example_frame, int_values, reduce_examples, require, span_table
+from ._score_helpers import example_frame, int_values, reduce_examples, require, span_table
 
 __all__ = ["qr_doc_score", "qr_score"]
 

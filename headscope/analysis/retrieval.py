@@ -33,7 +33,7 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
-from ._common import example_frame, reduce_examples, require, span_table
+from ._score_helpers import example_frame, reduce_examples, require, span_table
 
 __all__ = ["retrieval_score", "rouge1_recall"]
 

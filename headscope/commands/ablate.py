@@ -9,6 +9,8 @@ from typing import Any
 
 import click
 
+from ..dysco.methods import METHODS
+from ..tasks.registry import TASKS
 from ._options import run_user_errors
 
 
@@ -38,10 +40,10 @@ def _calibration(config_path: str | None, examples: int | None) -> dict[str, Any
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Output directory; re-running resumes, and a grown grid computes only the new cells.")
 @click.option("--model", "models", default=None, help="Model(s), comma-separated (key 'models').")
-@click.option("--tasks", default=None, help="passkey, needle, kv, qa, or FORMAT:PATH files; comma-separated.")
+@click.option("--tasks", default=None, help=f"{', '.join(TASKS)}, or FORMAT:PATH files; comma-separated.")
 @click.option("--lengths", default=None, help="Context lengths in tokens, comma-separated.")
 @click.option("--examples", type=click.IntRange(min=1), default=None, help="Evaluation examples per task and length.")
-@click.option("--methods", default=None, help="vanilla, dysco, dysco-static, random-heads, sharpen, dysco-onepass; comma-separated.")
+@click.option("--methods", default=None, help=f"{', '.join(METHODS)}; comma-separated.")
 @click.option("--heads", default=None, help="Head sets: qrscore:K, retrieval:K, published:NAME, random:K, FILE.")
 @click.option("--strengths", default=None, help="Strengths, comma-separated, or auto.")
 @click.option("--top-k", "top_k", default=None, help="Top-k values, comma-separated (none or 0 = off, auto).")

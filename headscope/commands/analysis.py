@@ -7,13 +7,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from ..score_table import PLOT_SCORES, RANK_SCORES, score_spec
 from ._options import run_user_errors, seed_option
 
 if TYPE_CHECKING:
     import xarray as xr
 
-RANK_METHODS = ("qrscore", "retrieval", "longrange", "causal")
-PLOT_METHODS = ("qrscore", "retrieval", "longrange", "sink", "local", "entropy")
+RANK_METHODS = RANK_SCORES
+PLOT_METHODS = PLOT_SCORES
 
 captures_argument = click.argument("captures", nargs=-1, required=True, type=click.Path())
 
@@ -27,39 +28,15 @@ def _open(captures: tuple[str, ...], out: str, kind: str) -> xr.Dataset:
     return run_user_errors(lambda: open_captures(list(captures)))
 
 
-def _per_example(ds: xr.Dataset, method: str, **causal: Any) -> xr.DataArray:
+def _per_example(ds: xr.Dataset, method: str, *, quiet: bool = False, **causal: Any) -> xr.DataArray:
     """Per-example scores for ``method``; ``causal`` loads the capture's model."""
-    if method == "causal":
-        return _causal_per_example(ds, **causal)
+    if score_spec(method).needs_model:
+        from ..analysis.causal import causal_per_example
+
+        return causal_per_example(ds, progress=not quiet, **causal)
     from ..analysis import score
 
     return score(ds, method, per_example=True)
-
-
-def _causal_per_example(ds: xr.Dataset, *, device: str = "auto", dtype: str = "auto",
-                        max_examples: int | None = None, mode: str = "zero", quiet: bool = False) -> xr.DataArray:
-    import numpy as np
-
-    from ..analysis.causal import causal_influence
-    from ..models import load_model
-
-    lm = load_model(str(ds.attrs["model"]), device=device, dtype=dtype)
-    n = ds.sizes["example"] if max_examples is None else min(max_examples, ds.sizes["example"])
-    examples, kept = [], []
-    for i in range(n):
-        ex = ds.isel(example=i)
-        answer = str(ex["answer"].values)
-        if not answer.strip():
-            continue
-        prompt = np.asarray(ex["input_ids"].values)[: int(ex["prompt_length"].values)]
-        answer_ids = lm.tokenizer(answer, add_special_tokens=False)["input_ids"]
-        if len(answer_ids):
-            examples.append((prompt, answer_ids))
-            kept.append(i)
-    if not examples:
-        raise ValueError("method 'causal' needs examples with a non-empty 'answer'; this capture has none.")
-    da = causal_influence(lm, examples, mode=mode, per_example=True, progress=not quiet)
-    return da.assign_coords(example=ds["example"].values[kept])
 
 
 def _what(ds: xr.Dataset) -> str:

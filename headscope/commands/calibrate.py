@@ -9,6 +9,7 @@ import click
 if TYPE_CHECKING:
     import xarray as xr
 
+from ..tasks.registry import TASKS
 from ._options import model_options, run_user_errors, seed_option
 
 
@@ -24,7 +25,7 @@ def _parse_lengths(_ctx: click.Context, _param: click.Parameter, value: str) -> 
 
 @click.command("calibrate")
 @model_options
-@click.option("--task", default="needle", show_default=True, metavar="{needle,passkey,passkey-filler,qa,kv,FILE}",
+@click.option("--task", default="needle", show_default=True, metavar="{" + ",".join((*TASKS, "FILE")) + "}",
               help="Calibration task, or a JSONL file of your own in the QRHead shape "
                    "(question, paragraphs[idx,title,paragraph_text], gt_docs).")
 @click.option("--lengths", default="1024", show_default=True, callback=_parse_lengths,

@@ -2,101 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import time
-from pathlib import Path
-from typing import Any
-
 import click
 
+from ..demo import DEFAULT_OUT
 from ._options import run_user_errors
-
-DEMO_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
-# The demo's settings when configs/demo.yaml is not at hand (headscope installed without its checkout).
-BUILT_IN = {"tasks": ["passkey"], "lengths": [1024], "examples": 30, "seed": 100,
-            "methods": ["vanilla", "dysco", "random-heads"], "heads": ["qrscore:8"], "strengths": [3],
-            "top_k": [256], "top_p": [0.975], "decay": [0.75], "device": "cpu", "dtype": "float32",
-            "calibration": {"task": "passkey", "lengths": [1024], "examples": 4, "seed": 0, "decode_steps": 0}}
-# --quick: a smoke run that exercises every stage (256-token prompts, 2 examples).
-QUICK = {"lengths": [256], "examples": 2, "max_new_tokens": 8,
-         "calibration": {"task": "passkey", "lengths": [256], "examples": 2, "seed": 0, "decode_steps": 0}}
-DEFAULT_OUT = "runs/demo"
-
-# What the demo's report says about its own reach. Static on purpose: these are limits of the
-# design (and measured facts of the committed full study), true whatever this run finds.
-SCOPE_NOTES = [
-    "## What this demo shows, and what it does not",
-    "",
-    "It runs each stage once, small: heads calibrated on {cal_examples} prompts, then {examples} held-out pass-key "
-    "prompts of {lengths} tokens per method, decoded greedily. The tables above give every number with its "
-    "interval and paired test; with this few prompts, read the wins/losses and McNemar p, not the accuracies "
-    "alone.",
-    "",
-    "* One small model (SmolLM2-135M-Instruct), one task and one length. In the full study "
-    "(`reports/smollm2-135m/report.md`, 100 prompts per cell) the same setting gave vanilla 0.05, DySCO with "
-    "QRScore heads 0.73 and DySCO with random heads 0.40 at 1k tokens (QRScore heads won 33 discordant prompts "
-    "against random heads, lost 0), and the gain shrank with length (+68 points at 1k, +10 at 6k).",
-    "* It does not show that DySCO helps every task: in the full study it did not help key-value retrieval on "
-    "this model at any strength, and sharpening did nothing for the pass key.",
-    "* It does not show how stable the head ranking is on {cal_examples} calibration prompts (`headscope rank "
-    "--bootstrap` does), nor the static and single-pass variants (they are in the full study).",
-]
-QUICK_NOTES = [
-    "## What this demo shows, and what it does not",
-    "",
-    "`--quick` is a smoke run: {examples} prompts of {lengths} tokens per method, heads calibrated on "
-    "{cal_examples} prompts. It shows that every stage runs and what each output looks like; its numbers show "
-    "nothing about DySCO. Run `headscope demo` without `--quick` for a setting where DySCO and head choice matter.",
-]
-
-
-def demo_config(quick: bool = False, examples: int | None = None) -> Any:
-    """The demo's AblationConfig (``configs/demo.yaml``, or the built-in copy when the file is absent)."""
-    from ..ablate import AblationConfig
-
-    if DEMO_CONFIG.is_file():
-        config = AblationConfig.from_yaml(DEMO_CONFIG)
-    else:
-        config = AblationConfig.from_dict(BUILT_IN)
-    if quick:
-        config = config.override(**QUICK)
-    if examples is not None:
-        config = config.override(examples=examples)
-    return config
-
-
-def scope_notes(config: Any, quick: bool, ds: Any = None) -> list[str]:
-    """The report's closing section on what the demo does not show, filled in with its sizes
-    (and, given the results ``ds``, one line on what this run found)."""
-    cal = config.calibration
-    values = {"examples": config.examples, "lengths": "/".join(str(n) for n in config.lengths),
-              "cal_examples": cal.examples * len(cal.lengths)}
-    lines = [line.format(**values) for line in (QUICK_NOTES if quick else SCOPE_NOTES)]
-    found = findings(ds) if ds is not None else ""
-    return lines[:3] + ["", found] + lines[3:] if found else lines
-
-
-def findings(ds: Any) -> str:
-    """What this run found, per length: correct answers per method and the two paired comparisons."""
-    import numpy as np
-
-    from ..stats import paired_comparison
-
-    def scores(method: str, length: Any) -> Any:
-        return np.asarray(ds["score"].sel({"method": method, "length": length}).values, dtype=float).ravel()
-
-    out = []
-    for length in ds["length"].values:
-        v, d, r = (scores(m, length) for m in ("vanilla", "dysco", "random-heads"))
-        dv = paired_comparison(d, v, n_boot=200, seed=0)
-        dr = paired_comparison(d, r, n_boot=200, seed=0)
-        n = int(np.isfinite(d).sum())
-        out.append(f"Here, at {int(length)} tokens: {int(np.nansum(v))} of {n} prompts answered by vanilla decoding, "
-                   f"{int(np.nansum(d))} by DySCO with the QRScore heads, {int(np.nansum(r))} by DySCO with random "
-                   f"heads. DySCO against vanilla: {dv['wins']}/{dv['losses']} discordant prompts (McNemar p "
-                   f"{dv['p_value']:.2g}); QRScore heads against random heads: {dr['wins']}/{dr['losses']} (p "
-                   f"{dr['p_value']:.2g}).")
-    return " ".join(out)
 
 
 @click.command("demo")
@@ -123,58 +32,9 @@ def demo_command(out_dir: str, examples: int | None, quick: bool, quiet: bool) -
       headscope demo                       # -> runs/demo/report.md
       headscope demo --quick --out runs/demo-quick
     """
-    from ..ablate.headsets import calibration_dir
-    from ..ablate.plan import plan
-    from ..ablate.run import run_ablation
-    from ..calibrate import CalibrationConfig, run_calibration
-    from ..models import load_model
-    from ..report import write_report
+    from ..demo import run_demo
 
-    start, cpu = time.perf_counter(), time.process_time()
-    out = Path(out_dir)
-    config = run_user_errors(lambda: demo_config(quick, examples))
-    click.echo(plan(config).describe())
-    lm = run_user_errors(lambda: load_model(config.models[0], device=config.device, dtype=config.dtype))
-    cal = config.calibration
-    where = calibration_dir(config, lm.name, out, cal.decode_steps or 0)
-    click.echo(f"[1/4] calibrate: {cal.task}, lengths {list(cal.lengths)}, {cal.examples} examples each -> {where}")
-    run_user_errors(lambda: run_calibration(
-        CalibrationConfig(model=lm.name, task=cal.task, lengths=tuple(cal.lengths), n_examples=cal.examples,
-                          seed=cal.seed, decode_steps=cal.decode_steps or 0), where, lm=lm, progress=not quiet))
-    click.echo(f"[2/4] rank: {', '.join(config.heads)} from the capture ({time.perf_counter() - start:.0f} s so far)")
-    _rank_figure(where, out, config.heads[0], lm.name)
-    click.echo(f"[3/4] ablate: {', '.join(config.methods)} on {', '.join(config.tasks)} at {list(config.lengths)} "
-               f"tokens, {config.examples} examples each")
-    command = "headscope demo --out " + out_dir + (" --quick" if quick else "") + (
-        f" --examples {examples}" if examples else "")
-    ds = run_user_errors(lambda: run_ablation(config, out, lm=lm, progress=not quiet, command=command))
-    click.echo(f"[4/4] report ({time.perf_counter() - start:.0f} s so far)")
-    info_path = out / "run.json"
-    info = json.loads(info_path.read_text())
-    # The report's own rendering takes seconds; record the timing first so the report can state it.
-    info["demo"] = {"seconds": round(time.perf_counter() - start, 1), "cpu_seconds": round(time.process_time() - cpu, 1),
-                    "command": command}
-    info["notes"] = scope_notes(config, quick, ds)
-    info_path.write_text(json.dumps(info, indent=2, sort_keys=True))
-    path = run_user_errors(lambda: write_report(out))
-    click.echo(f"Done in {time.perf_counter() - start:.0f} s: {path}")
-
-
-def _rank_figure(capture: Path, out: Path, label: str, model: str) -> None:
-    """QRScore heat map of the calibration, the chosen heads outlined."""
-    from ..ablate.config import parse_head_spec
-    from ..analysis import open_captures, qr_score, top_heads
-    from ..plots import save_figure, score_heatmap
-
-    spec = parse_head_spec(label)
-    ds = open_captures([capture])
-    score = qr_score(ds).load()
-    chosen = top_heads(score, spec.k or 8)
-    click.echo("      top heads (layer, head): " + ", ".join(f"({l},{h})" for l, h in chosen))
-    lengths = sorted({int(n) for n in ds["target_length"].values})
-    title = (f"QRScore of every head, {model}: {ds.sizes['example']} {ds.attrs.get('task', '')} prompts of "
-             f"{'/'.join(map(str, lengths))} tokens; outlined: top {len(chosen)}")
-    save_figure(score_heatmap(score, title=title, mark=chosen), out / "figures" / "qrscore")
+    run_user_errors(lambda: run_demo(out_dir, examples=examples, quick=quick, quiet=quiet, echo=click.echo))
 
 
 COMMANDS = [demo_command]

@@ -33,12 +33,13 @@ import torch
 
 from ..attention import attention_rows
 
-__all__ = ["ATTN_NAME", "Controller", "StopForward", "attention_control", "headscope_attention", "register"]
+__all__ = ["ATTN_NAME", "Controller", "StopForward", "attention_control", "headscope_attention", "layer_windows",
+           "register", "register_as", "switched"]
 
 ATTN_NAME = "headscope_dysco"
 
 _ACTIVE: ContextVar[Controller | None] = ContextVar("headscope_dysco_controller", default=None)
-_registered = False
+_REGISTERED: set[str] = set()  # attention names registered with transformers
 
 
 class StopForward(Exception):
@@ -188,17 +189,28 @@ def _biased_mask(ctl: Controller, attention_mask: torch.Tensor | None, query: to
     return mask.to(bias.dtype) + bias
 
 
-def register() -> str:
-    """Register the attention and mask functions under :data:`ATTN_NAME` (idempotent)."""
-    global _registered
-    if not _registered:
+def register_as(name: str, function: Any) -> str:
+    """Register ``function`` (and the stock SDPA mask, for the prefill) as transformers attention
+    ``name`` (idempotent); return ``name``."""
+    if name not in _REGISTERED:
         from transformers import AttentionInterface
         from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
-        AttentionInterface.register(ATTN_NAME, headscope_attention)
-        AttentionMaskInterface.register(ATTN_NAME, sdpa_mask)
-        _registered = True
-    return ATTN_NAME
+        AttentionInterface.register(name, function)
+        AttentionMaskInterface.register(name, sdpa_mask)
+        _REGISTERED.add(name)
+    return name
+
+
+def register() -> str:
+    """Register the attention and mask functions under :data:`ATTN_NAME` (idempotent)."""
+    return register_as(ATTN_NAME, headscope_attention)
+
+
+def layer_windows(model: Any) -> list[int | None]:
+    """Each decoder layer's sliding window (None: full attention)."""
+    cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    return _windows(model, int(cfg.num_hidden_layers))
 
 
 def _windows(model: Any, n_layers: int) -> list[int | None]:
@@ -219,15 +231,21 @@ def attention_control(model: Any, heads: Sequence[tuple[int, int]] = (), *,
     The previous attention implementation is restored on exit, even after an exception.
     ``logit_scale`` multiplies every attention logit (1/T for attention sharpening).
     """
-    register()
-    cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
-    ctl = Controller(heads, _windows(model, int(cfg.num_hidden_layers)))
+    ctl = Controller(heads, layer_windows(model))
     ctl.logit_scale = float(logit_scale)
-    previous = model.config._attn_implementation
-    model.set_attn_implementation(ATTN_NAME)
-    token = _ACTIVE.set(ctl)
-    try:
+    with switched(model, register(), _ACTIVE, ctl):
         yield ctl
+
+
+@contextmanager
+def switched(model: Any, name: str, active: ContextVar[Any], ctl: Any) -> Iterator[None]:
+    """Run ``model`` with the registered attention ``name``, its controller ``ctl`` set in ``active``;
+    the previous implementation and controller come back on exit, even after an exception."""
+    previous = model.config._attn_implementation
+    model.set_attn_implementation(name)
+    token = active.set(ctl)
+    try:
+        yield
     finally:
-        _ACTIVE.reset(token)
+        active.reset(token)
         model.set_attn_implementation(previous)

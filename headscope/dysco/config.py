@@ -24,27 +24,26 @@ ValueError: The 'method' parameter must be one of ['dysco', 'vanilla', 'dysco-st
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
-__all__ = ["METHODS", "TEMPLATE_MODES", "WARMUP_COUNTINGS", "DyscoConfig"]
+from .methods import HEAD_METHODS, KNOBS, METHOD_TABLE, METHODS
 
-METHODS = ("dysco", "vanilla", "dysco-static", "random-heads", "sharpen", "dysco-onepass")
-Method = Literal["dysco", "vanilla", "dysco-static", "random-heads", "sharpen", "dysco-onepass"]
-# Methods that read attention from selected heads (and so need a head list).
-HEAD_METHODS = ("dysco", "dysco-static", "random-heads", "dysco-onepass")
+__all__ = ["HEAD_METHODS", "METHODS", "TEMPLATE_MODES", "WARMUP_COUNTINGS", "DyscoConfig"]
+
+# A method name: one of METHODS (the table in .methods); str, so that a new row needs no edit here.
+Method = str
 # The named template lists (explicit token-id sequences are the other choice) and warm-up countings.
 TEMPLATE_MODES = ("auto", "auto-eot", "none")
 WARMUP_COUNTINGS = ("reference", "spec")
 
 
-def _bad(name: str, allowed: str, value: Any) -> ValueError:
+def _bad_parameter(name: str, allowed: str, value: Any) -> ValueError:
     return ValueError(f"The {name!r} parameter must be {allowed}. Got {value!r} instead.")
 
 
-def _pairs(heads: Any) -> tuple[tuple[int, int], ...]:
+def _head_pairs(heads: Any) -> tuple[tuple[int, int], ...]:
     if heads is None:
         return ()
     if hasattr(heads, "heads"):  # a HeadSet
@@ -53,9 +52,9 @@ def _pairs(heads: Any) -> tuple[tuple[int, int], ...]:
     for pair in heads:
         if (not isinstance(pair, (list, tuple)) or len(pair) != 2
                 or not all(isinstance(x, int) and not isinstance(x, bool) for x in pair)):
-            raise _bad("heads", "a list of (layer, head) integer pairs", pair)
+            raise _bad_parameter("heads", "a list of (layer, head) integer pairs", pair)
         if pair[0] < 0 or pair[1] < 0:
-            raise _bad("heads", "pairs of non-negative integers", tuple(pair))
+            raise _bad_parameter("heads", "pairs of non-negative integers", tuple(pair))
         out.append((int(pair[0]), int(pair[1])))
     return tuple(out)
 
@@ -64,14 +63,14 @@ def _templates(value: Any) -> str | tuple[tuple[int, ...], ...]:
     allowed = "'auto', 'auto-eot', 'none' or a list of token-id sequences"
     if isinstance(value, str):
         if value not in TEMPLATE_MODES:
-            raise _bad("templates", allowed, value)
+            raise _bad_parameter("templates", allowed, value)
         return value
     try:
         seqs = tuple(tuple(int(t) for t in seq) for seq in value)
     except (TypeError, ValueError):
-        raise _bad("templates", allowed, value) from None
+        raise _bad_parameter("templates", allowed, value) from None
     if any(len(s) == 0 for s in seqs):
-        raise _bad("templates", "a list of non-empty token-id sequences", value)
+        raise _bad_parameter("templates", "a list of non-empty token-id sequences", value)
     return seqs
 
 
@@ -121,61 +120,42 @@ class DyscoConfig:
     """
 
     heads: tuple[tuple[int, int], ...] = ()
-    top_k: int | None = 4096
-    top_p: float | None = 0.975
-    strength: float = 2.0
-    decay: float = 0.75
-    context_warmup: int = 8
-    intervention_warmup: int | Literal["auto"] = "auto"
+    top_k: int | None = KNOBS["top_k"].default
+    top_p: float | None = KNOBS["top_p"].default
+    strength: float = KNOBS["strength"].default
+    decay: float = KNOBS["decay"].default
+    context_warmup: int = KNOBS["context_warmup"].default
+    intervention_warmup: int | Literal["auto"] = KNOBS["intervention_warmup"].default
     templates: Literal["auto", "auto-eot", "none"] | tuple[tuple[int, ...], ...] = "auto"
     dynamic: bool = True
     warmup_counting: Literal["spec", "reference"] = "reference"
     method: Method = "dysco"
-    temperature: float = 1.0
-    seed: int = 0
+    temperature: float = KNOBS["temperature"].default
+    seed: int = KNOBS["seed"].default
     do_sample: bool = False
-    sampling_temperature: float = 1.0
-    sampling_top_p: float = 1.0
-    max_new_tokens: int = 256
+    sampling_temperature: float = KNOBS["sampling_temperature"].default
+    sampling_top_p: float = KNOBS["sampling_top_p"].default
+    max_new_tokens: int = KNOBS["max_new_tokens"].default
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
-        set_(self, "heads", _pairs(self.heads))
+        set_(self, "heads", _head_pairs(self.heads))
         set_(self, "templates", _templates(self.templates))
         if self.method not in METHODS:
-            raise _bad("method", f"one of {list(METHODS)}", self.method)
-        if self.method == "dysco-static":
-            set_(self, "dynamic", False)
+            raise _bad_parameter("method", f"one of {list(METHODS)}", self.method)
+        if self.method in HEAD_METHODS and not METHOD_TABLE[self.method].dynamic:
+            set_(self, "dynamic", False)  # a static method selects once, whatever the field said
         if self.method in HEAD_METHODS and not self.heads:
-            raise _bad("heads", f"a non-empty list of (layer, head) pairs for method {self.method!r}", self.heads)
+            raise _bad_parameter("heads", f"a non-empty list of (layer, head) pairs for method {self.method!r}",
+                                 self.heads)
         if self.top_k is None and self.top_p is None:
             raise ValueError("The 'top_k' and 'top_p' parameters cannot both be None: give one (top-k or "
                              "nucleus selection) or both (hybrid). Got top_k=None, top_p=None.")
-        if self.top_k is not None and (isinstance(self.top_k, bool) or not isinstance(self.top_k, int)
-                                       or self.top_k < 1):
-            raise _bad("top_k", "a positive integer or None", self.top_k)
-        if self.top_p is not None and not (isinstance(self.top_p, (int, float)) and 0 < self.top_p <= 1):
-            raise _bad("top_p", "a float in (0, 1] or None", self.top_p)
-        if not (isinstance(self.strength, (int, float)) and math.isfinite(self.strength) and self.strength > 0):
-            raise _bad("strength", "a finite float > 0 (>= 99 means hard mask)", self.strength)
-        if not (isinstance(self.decay, (int, float)) and math.isfinite(self.decay) and 0 <= self.decay):
-            raise _bad("decay", "a finite float >= 0", self.decay)
-        for name in ("context_warmup", "max_new_tokens", "seed"):
-            v = getattr(self, name)
-            low = 1 if name == "max_new_tokens" else 0
-            if isinstance(v, bool) or not isinstance(v, int) or v < low:
-                raise _bad(name, f"an integer >= {low}", v)
+        for knob in KNOBS.values():
+            if not knob.ok(getattr(self, knob.name)):
+                raise _bad_parameter(knob.name, knob.allowed, getattr(self, knob.name))
         if self.warmup_counting not in WARMUP_COUNTINGS:
-            raise _bad("warmup_counting", "'spec' or 'reference'", self.warmup_counting)
-        w = self.intervention_warmup
-        if w != "auto" and (isinstance(w, bool) or not isinstance(w, int) or w < 0):
-            raise _bad("intervention_warmup", "'auto' or an integer >= 0", w)
-        if not (isinstance(self.temperature, (int, float)) and self.temperature > 0):
-            raise _bad("temperature", "a float > 0", self.temperature)
-        if not (isinstance(self.sampling_temperature, (int, float)) and self.sampling_temperature > 0):
-            raise _bad("sampling_temperature", "a float > 0", self.sampling_temperature)
-        if not (isinstance(self.sampling_top_p, (int, float)) and 0 < self.sampling_top_p <= 1):
-            raise _bad("sampling_top_p", "a float in (0, 1]", self.sampling_top_p)
+            raise _bad_parameter("warmup_counting", "'spec' or 'reference'", self.warmup_counting)
 
     @property
     def selection(self) -> str:
@@ -213,9 +193,4 @@ class DyscoConfig:
         if unknown:
             raise ValueError(f"Unknown DyscoConfig keys {unknown}; known keys: {sorted(known)}.")
         return cls(**dict(d))
-
-
-def heads_of(spec: Iterable[Any] | Any) -> tuple[tuple[int, int], ...]:
-    """(layer, head) pairs from a list of pairs or a HeadSet."""
-    return _pairs(spec)
 

@@ -62,7 +62,7 @@ from typing import Any
 
 import torch
 
-from .._cache import cache_kwargs, new_cache, updates_discarded
+from ..kv_cache import cache_kwargs, new_cache, updates_discarded
 from ..models import eos_ids
 from .attention_fn import Controller, StopForward, attention_control
 from .config import DyscoConfig
@@ -91,14 +91,10 @@ class GenerationResult:
 
 
 def validate_heads(heads: Sequence[tuple[int, int]], geometry: Any) -> None:
-    """Raise ``ValueError`` if a (layer, head) pair is outside the model."""
-    for layer, head in heads:
-        if not 0 <= layer < geometry.n_layers or not 0 <= head < geometry.n_heads:
-            raise ValueError(
-                f"Head ({layer}, {head}) is out of range: {geometry.name or 'the model'} has "
-                f"{geometry.n_layers} layers x {geometry.n_heads} query heads, so layers run "
-                f"0..{geometry.n_layers - 1} and heads 0..{geometry.n_heads - 1}."
-            )
+    """Raise ``ValueError`` if a (layer, head) pair is outside the model (query heads)."""
+    from ..heads import check_head_range
+
+    check_head_range(heads, geometry)
 
 
 def resolve_heads_for(config: DyscoConfig, geometry: Any) -> tuple[tuple[int, int], ...]:
@@ -288,6 +284,31 @@ def generate_batch(lm: Any, prompts: Sequence[Any], config: DyscoConfig, *, batc
     return [r for r in out if r is not None]
 
 
+def check_warmups(config: DyscoConfig, n: int, c: int, w: int) -> None:
+    """Refuse a prompt of ``n`` tokens too short for ``c`` context and ``w`` intervention warm-up
+    tokens, and a static or single-pass run left without a warm-up read."""
+    if n < c + w + 1:
+        raise ValueError(
+            f"The prompt has {n} tokens; DySCO needs at least context_warmup + intervention_warmup + 1 = "
+            f"{c} + {w} + 1 = {c + w + 1} (lower --context-warmup or --intervention-warmup)."
+        )
+    reads = c - (1 if config.warmup_counting == "reference" else 0)
+    if (not config.dynamic or config.method == "dysco-onepass") and reads < 1:
+        raise ValueError(
+            f"The 'context_warmup' parameter must leave at least one warm-up read for {config.method} "
+            f"(>= 1, or >= 2 with warmup_counting='reference'). Got {c} instead."
+        )
+
+
+def _take(token: torch.Tensor, generated: list[int], on_token: Callable[[int], None] | None) -> int:
+    """Record a chosen token (the step's one host sync: the stop test needs it) and stream it."""
+    nxt = int(token)
+    generated.append(nxt)
+    if on_token is not None:
+        on_token(nxt)
+    return nxt
+
+
 def _generate_dynamic(lm: Any, ids: torch.Tensor, config: DyscoConfig, *, record: bool,
                       on_token: Callable[[int], None] | None = None) -> GenerationResult:
     model, tokenizer, geometry = lm.model, lm.tokenizer, lm.geometry
@@ -297,17 +318,7 @@ def _generate_dynamic(lm: Any, ids: torch.Tensor, config: DyscoConfig, *, record
     w, templates = _resolve_warmups(config, tokenizer) if dysco else (0, [])
     c = config.context_warmup if dysco else 0
     if dysco:
-        if n < c + w + 1:
-            raise ValueError(
-                f"The prompt has {n} tokens; DySCO needs at least context_warmup + intervention_warmup + 1 = "
-                f"{c} + {w} + 1 = {c + w + 1} (lower --context-warmup or --intervention-warmup)."
-            )
-        reads = c - (1 if config.warmup_counting == "reference" else 0)
-        if (not config.dynamic or config.method == "dysco-onepass") and reads < 1:
-            raise ValueError(
-                f"The 'context_warmup' parameter must leave at least one warm-up read for {config.method} "
-                f"(>= 1, or >= 2 with warmup_counting='reference'). Got {c} instead."
-            )
+        check_warmups(config, n, c, w)
         prefill = min(n - c - w, n - 1)
     else:
         prefill = n
@@ -339,10 +350,7 @@ def _generate_dynamic(lm: Any, ids: torch.Tensor, config: DyscoConfig, *, record
             tokens = ids.tolist()
             while True:
                 nxt_t = sampler(logits)
-                nxt = int(nxt_t)  # the step's one host sync: the stop test needs the token
-                generated.append(nxt)
-                if on_token is not None:
-                    on_token(nxt)
+                nxt = _take(nxt_t, generated, on_token)
                 if trace is not None:
                     trace.add("generate", len(tokens) - 1, tokens[-1], None, None)
                     trace.rows[-1]["next_token"] = nxt
@@ -432,10 +440,7 @@ def _dysco_loop(model: Any, ctl: Controller, forward: Any, cache: Any, ids: torc
                 trace.rows[-1]["next_token"] = tokens[j]
             continue
         fed_next = sampler(logits)
-        nxt = int(fed_next)  # the step's one host sync: the stop test needs the token
-        generated.append(nxt)
-        if on_token is not None:
-            on_token(nxt)
+        nxt = _take(fed_next, generated, on_token)
         if trace is not None:
             trace.rows[-1]["next_token"] = nxt
         if nxt in eos or len(generated) >= config.max_new_tokens:

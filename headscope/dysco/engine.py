@@ -46,11 +46,11 @@ from typing import Any
 
 import torch
 
-from .._cache import cache_kwargs
+from ..kv_cache import cache_kwargs
 from ..models import eos_ids
 from .attention_fn import StopForward
 from .config import DyscoConfig
-from .decode import GenerationResult, _resolve_warmups, _Sampler, _Trace, resolve_heads_for
+from .decode import GenerationResult, _resolve_warmups, _Sampler, _Trace, check_warmups, resolve_heads_for
 from .fixed_cache import FixedCache
 from .graphs import StepGraphs
 from .selection import HARD_MASK_STRENGTH, bias_rows, select_rows, template_positions, update_importance_
@@ -350,18 +350,7 @@ def generate_fixed(lm: Any, prompts: Sequence[torch.Tensor], config: DyscoConfig
     c = config.context_warmup if config.uses_heads else 0
     lengths = [p.numel() for p in prompts]
     if config.uses_heads:
-        short = min(lengths)
-        if short < c + w + 1:
-            raise ValueError(
-                f"The prompt has {short} tokens; DySCO needs at least context_warmup + intervention_warmup + 1 = "
-                f"{c} + {w} + 1 = {c + w + 1} (lower --context-warmup or --intervention-warmup)."
-            )
-        reads = c - (1 if config.warmup_counting == "reference" else 0)
-        if (not config.dynamic or config.method == "dysco-onepass") and reads < 1:
-            raise ValueError(
-                f"The 'context_warmup' parameter must leave at least one warm-up read for {config.method} "
-                f"(>= 1, or >= 2 with warmup_counting='reference'). Got {c} instead."
-            )
+        check_warmups(config, min(lengths), c, w)
     ids, pads = _pad(prompts, pad_id=0)
     n = ids.shape[1]
     capacity, chunk = capacity_for(n, config.max_new_tokens, chunk)

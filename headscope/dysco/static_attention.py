@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 
-from .attention_fn import StopForward, _windows
+from .attention_fn import StopForward, layer_windows, register_as, switched
 
 __all__ = ["ATTN_NAME", "StepControl", "decode_attention", "heads_layout", "layer_windows", "matmul_f32", "record_rows",
            "register", "static_attention", "static_control"]
@@ -42,7 +42,6 @@ __all__ = ["ATTN_NAME", "StepControl", "decode_attention", "heads_layout", "laye
 ATTN_NAME = "headscope_static"
 
 _ACTIVE: ContextVar[StepControl | None] = ContextVar("headscope_static_controller", default=None)
-_registered = False
 _OUT_DTYPE_OK: dict[tuple[str, torch.dtype], bool] = {}
 
 
@@ -173,35 +172,14 @@ def static_attention(module: torch.nn.Module, query: torch.Tensor, key: torch.Te
 
 def register() -> str:
     """Register the attention function (and the stock SDPA mask for the prefill) under :data:`ATTN_NAME`."""
-    global _registered
-    if not _registered:
-        from transformers import AttentionInterface
-        from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
-
-        AttentionInterface.register(ATTN_NAME, static_attention)
-        AttentionMaskInterface.register(ATTN_NAME, sdpa_mask)
-        _registered = True
-    return ATTN_NAME
-
-
-def layer_windows(model: Any) -> list[int | None]:
-    """Each decoder layer's sliding window (None: full attention)."""
-    cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
-    return _windows(model, int(cfg.num_hidden_layers))
+    return register_as(ATTN_NAME, static_attention)
 
 
 @contextmanager
 def static_control(model: Any, ctl: StepControl) -> Iterator[StepControl]:
     """Switch ``model`` to :func:`static_attention` with ``ctl``; restore the previous implementation."""
-    register()
-    previous = model.config._attn_implementation
-    model.set_attn_implementation(ATTN_NAME)
-    token = _ACTIVE.set(ctl)
-    try:
+    with switched(model, register(), _ACTIVE, ctl):
         yield ctl
-    finally:
-        _ACTIVE.reset(token)
-        model.set_attn_implementation(previous)
 
 
 def heads_layout(heads: Sequence[tuple[int, int]], n_heads: int, n_kv_heads: int,

@@ -4,7 +4,7 @@
   RULER string match (pure functions, no model).
 - :mod:`.examples`: :class:`EvalExample` and :func:`make_eval_examples` (synthetic tasks at an
   evaluation seed, or ``FORMAT:PATH`` benchmark files).
-- :mod:`.files`: the benchmark-file loaders (formats in ``docs/eval-formats.md``).
+- :mod:`.benchmarks`: the benchmark-file loaders (formats in ``docs/eval-formats.md``).
 
 Example
 -------
@@ -15,8 +15,8 @@ Example
 
 from __future__ import annotations
 
-from .examples import DEFAULT_MAX_NEW_TOKENS, SYNTHETIC_TASKS, EvalExample, from_calibration, make_eval_examples
-from .files import FILE_FORMATS, load_task_file, parse_task
+from .examples import SYNTHETIC_TASKS, EvalExample, from_calibration, make_eval_examples
+from .benchmarks import DEFAULT_MAX_NEW_TOKENS, FILE_FORMATS, default_max_new_tokens, load_task_file, parse_task
 from .metrics import (
     METRICS,
     choice_accuracy,
@@ -37,6 +37,7 @@ __all__ = [
     "EvalExample",
     "choice_accuracy",
     "contains_answer",
+    "default_max_new_tokens",
     "exact_match",
     "from_calibration",
     "load_task_file",

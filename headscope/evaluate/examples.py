@@ -1,7 +1,7 @@
 """Evaluation examples: a prompt's token ids, the gold answer(s), and how to score an output.
 
 Synthetic tasks reuse the calibration generators (:func:`headscope.tasks.make_examples`) at an
-*evaluation* seed; benchmark files are read by :mod:`headscope.evaluate.files`.
+*evaluation* seed; benchmark files are read by :mod:`headscope.evaluate.benchmarks`.
 
 Example
 -------
@@ -17,16 +17,13 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..tasks import TASKS, is_synthetic
+from ..tasks import TASKS, is_synthetic, task_spec
 from .metrics import METRICS
 
-__all__ = ["DEFAULT_MAX_NEW_TOKENS", "SYNTHETIC_TASKS", "EvalExample", "from_calibration", "make_eval_examples"]
+__all__ = ["SYNTHETIC_TASKS", "EvalExample", "from_calibration", "make_eval_examples"]
 
 # Every calibration generator doubles as an evaluation task (at an evaluation seed).
 SYNTHETIC_TASKS = tuple(TASKS)
-# Enough new tokens for each task's answer (SmolLM2 writes one digit per token).
-DEFAULT_MAX_NEW_TOKENS = {"passkey": 12, "passkey-filler": 12, "needle": 40, "kv": 48, "qa": 24, "mrcr": 512,
-                          "longbench-v2": 8, "ruler": 64, "qrhead": 24}
 
 
 @dataclass(frozen=True)
@@ -97,9 +94,9 @@ def make_eval_examples(task: str, tokenizer: Any, lengths: list[int] | tuple[int
                        max_prompt_tokens: int | None = None) -> list[EvalExample]:
     """Evaluation examples of ``task``, ordered by length then index.
 
-    ``task`` is a synthetic task (:data:`SYNTHETIC_TASKS`, scored with ``contains``; format options
+    ``task`` is a synthetic task (:data:`SYNTHETIC_TASKS`, scored with its table's metric; format options
     as ``TASK+key=value``, see :mod:`headscope.tasks.options`) or a file
-    task ``FORMAT:PATH`` (see :func:`headscope.evaluate.files.load_task_file`). Synthetic
+    task ``FORMAT:PATH`` (see :func:`headscope.evaluate.benchmarks.load_task_file`). Synthetic
     examples come from the calibration generators: pick a ``seed`` that no calibration run
     uses. ``n_examples`` is per length (a cap for file tasks).
     """
@@ -108,8 +105,8 @@ def make_eval_examples(task: str, tokenizer: Any, lengths: list[int] | tuple[int
 
         exs = make_examples(task, tokenizer, lengths=list(lengths), n_examples=n_examples, seed=seed,
                             max_context=max_context)
-        return [from_calibration(ex) for ex in exs]
-    from .files import load_task_file, parse_task
+        return [from_calibration(ex, metric=task_spec(task).metric) for ex in exs]
+    from .benchmarks import load_task_file, parse_task
 
     fmt, path = parse_task(task)
     return load_task_file(fmt, path, tokenizer, n_examples=n_examples, max_prompt_tokens=max_prompt_tokens)

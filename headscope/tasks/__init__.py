@@ -23,14 +23,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ._common import DepthArg
+from ._assembly import DepthArg
 from .base import SPAN_KINDS, CalibrationExample, Span
-from .files import QRHeadRecord, load_qrhead_jsonl, make_file_examples
-from .kv import make_kv_examples
-from .needle import make_needle_examples
+from .qrhead_files import QRHeadRecord, load_qrhead_jsonl, make_file_examples
 from .options import CLASSIC_PASSKEY, TASK_OPTIONS, canonical_task, parse_task_spec, task_base
 from .prompting import NULL_QUERY, require_fast
-from .qa import make_qa_examples
+from .registry import TASK_TABLE, TASKS, TaskSpec, task_spec
 
 __all__ = [
     "CLASSIC_PASSKEY",
@@ -38,19 +36,21 @@ __all__ = [
     "SPAN_KINDS",
     "TASKS",
     "TASK_OPTIONS",
+    "TASK_TABLE",
     "CalibrationExample",
     "QRHeadRecord",
     "Span",
     "TaskConfig",
+    "TaskSpec",
     "canonical_task",
     "is_synthetic",
     "load_qrhead_jsonl",
     "make_examples",
     "parse_task_spec",
     "task_base",
+    "task_spec",
 ]
 
-TASKS = ("needle", "passkey", "passkey-filler", "qa", "kv")
 # Tokenizers without a real limit report a huge sentinel (int(1e30)) as model_max_length.
 _NO_LIMIT = 10**9
 
@@ -136,9 +136,4 @@ def make_examples(task: str | os.PathLike[str], tokenizer: Any,
             raise ValueError(f"lengths must be positive ints, got {length!r}")
         if limit is not None and length > limit:
             raise ValueError(f"length {length} is above the model's max context ({limit} tokens)")
-    if task in ("needle", "passkey", "passkey-filler"):
-        return make_needle_examples(tokenizer, length_list, n_examples, seed, kind=task,
-                                    depth=depth, options=options)
-    if task == "qa":
-        return make_qa_examples(tokenizer, length_list, n_examples, seed, depth=depth)
-    return make_kv_examples(tokenizer, length_list, n_examples, seed, depth=depth)
+    return TASK_TABLE[task].make(tokenizer, length_list, n_examples, seed, depth=depth, options=options)

@@ -29,7 +29,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from ._common import DepthArg, assemble, depth_schedule, example_id, example_rng, fit_count
+from ._assembly import DepthArg, assemble, depth_schedule, example_id, example_rng, fit_count
 from .base import CalibrationExample
 from .prompting import Piece, PromptSpec
 

@@ -27,7 +27,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from ._common import DepthArg, assemble, depth_schedule, example_id, example_rng, fit_spec
+from ._assembly import DepthArg, assemble, depth_schedule, example_id, example_rng, fit_spec
 from .base import CalibrationExample
 from .haystack import Haystack, data_dir, insert_at_depth
 from .options import canonical_task, parse_task_spec

@@ -91,8 +91,8 @@ class PromptSpec:
 class Rendered:
     """A tokenised prompt: final text, ids, spans (pieces, template, sink) and query start."""
 
-    text: str
     input_ids: tuple[int, ...]
+    text: str
     spans: tuple[Span, ...]
     query_start: int
 

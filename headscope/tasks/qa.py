@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ._common import DepthArg, assemble, depth_schedule, example_id, example_rng, fit_spec
+from ._assembly import DepthArg, assemble, depth_schedule, example_id, example_rng, fit_spec
 from .base import CalibrationExample
 from .haystack import data_dir
 from .prompting import Piece, PromptSpec

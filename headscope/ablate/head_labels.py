@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from ..heads import HeadSet
-from ._cache import stable_key
+from ..score_table import HEAD_LABEL_SCORES, score_spec
+from .result_cache import stable_key
 from .config import AblationConfig, parse_head_spec
 
 __all__ = ["calibration_dir", "resolve_head_sets"]
@@ -50,8 +51,8 @@ def _ranked(kind: str, k: int, capture: Path, lm: Any) -> HeadSet:
     from ..analysis import open_captures, score, top_heads
 
     ds = open_captures([capture])
-    if kind == "retrieval" and int(ds.attrs.get("decode_steps", 0) or 0) == 0:
-        raise ValueError(f"retrieval:{k} needs a needle/passkey capture with decode steps; {capture} has none "
+    if score_spec(kind).needs_decode and int(ds.attrs.get("decode_steps", 0) or 0) == 0:
+        raise ValueError(f"{kind}:{k} needs a needle/passkey capture with decode steps; {capture} has none "
                          "(set calibration.decode_steps, or calibrate on a needle or passkey task).")
     try:
         per_example = score(ds, kind, per_example=True)
@@ -72,25 +73,23 @@ def _ranked(kind: str, k: int, capture: Path, lm: Any) -> HeadSet:
 def resolve_head_sets(config: AblationConfig, lm: Any, out_dir: str | Path, *,
                       progress: bool = True) -> dict[str, HeadSet]:
     """``label -> HeadSet`` (query granularity, validated against ``lm``) for every label in the grid."""
-    from ..heads import random_heads, resolve_heads
+    from ..heads import random_heads, resolve_heads_for_model
 
     out = Path(out_dir)
     specs = [parse_head_spec(h) for h in config.heads]
     capture: Path | None = None
-    need_retrieval = any(s.kind == "retrieval" for s in specs)
+    need_retrieval = any(score_spec(s.kind).needs_decode for s in specs if s.kind in HEAD_LABEL_SCORES)
     sets: dict[str, HeadSet] = {}
     g = lm.geometry
     for spec in specs:
-        if spec.kind in ("qrscore", "retrieval"):
+        if spec.kind in HEAD_LABEL_SCORES:
             if capture is None:
                 capture = _capture(config, lm, out, need_retrieval, progress)
             hs = _ranked(spec.kind, int(spec.k or 0), capture, lm)
         elif spec.kind == "random":
             hs = random_heads(g, int(spec.k or 0), seed=config.seed)
         else:
-            hs = resolve_heads(spec.label)
-            if hs.granularity == "kv":
-                hs = hs.as_query(g.n_heads, g.n_kv_heads)
+            hs = resolve_heads_for_model(spec.label, g, allow_other_model=config.allow_other_model)
         hs.validate(g, allow_other_model=config.allow_other_model)
         sets[spec.label] = hs
         target = out / "heads" / _slug(lm.name) / f"{_slug(spec.label)}.json"

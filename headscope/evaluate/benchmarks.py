@@ -12,14 +12,17 @@ Example
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._jsonl import read_input_records
+from ..tasks import TASK_TABLE, TASKS, is_synthetic, task_spec
 from .examples import EvalExample
 
-__all__ = ["FILE_FORMATS", "LONGBENCH_TEMPLATE", "load_task_file", "parse_task", "read_records"]
-
-FILE_FORMATS = ("mrcr", "longbench-v2", "ruler", "qrhead")
+__all__ = ["DEFAULT_MAX_NEW_TOKENS", "FILE_FORMATS", "FILE_FORMAT_TABLE", "LONGBENCH_TEMPLATE", "FileFormat",
+           "default_max_new_tokens", "load_task_file", "parse_task", "read_records"]
 
 # LongBench v2's 0-shot prompt (prompts/0shot.txt in THUDM/LongBench).
 LONGBENCH_TEMPLATE = (
@@ -34,31 +37,21 @@ def parse_task(task: str) -> tuple[str, str]:
     """Split ``FORMAT:PATH``; ValueError naming the formats when the form is wrong."""
     fmt, sep, path = str(task).partition(":")
     if not sep or fmt not in FILE_FORMATS or not path:
-        raise ValueError(f"The task {task!r} is neither a synthetic task (passkey, passkey-filler, needle, kv, qa) nor a file task "
+        raise ValueError(f"The task {task!r} is neither a synthetic task ({', '.join(TASKS)}) nor a file task "
                          f"FORMAT:PATH with FORMAT one of {list(FILE_FORMATS)}.")
     return fmt, path
 
 
+def default_max_new_tokens(task: str) -> int:
+    """The new tokens an answer of ``task`` needs (a synthetic task, with options, or ``FORMAT:PATH``)."""
+    if is_synthetic(task):
+        return task_spec(task).max_new_tokens
+    return FILE_FORMAT_TABLE[parse_task(task)[0]].max_new_tokens
+
+
 def read_records(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
     """(line number, object) pairs of a JSONL file, or of a JSON file holding a list."""
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"No evaluation file at {str(p)!r}.")
-    text = p.read_text(encoding="utf-8")
-    if text.lstrip().startswith("["):
-        data = json.loads(text)
-        return [(i + 1, row) for i, row in enumerate(data)]
-    rows = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            rows.append((number, json.loads(line)))
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{p}, line {number}: not valid JSON ({err.msg}).") from None
-    if not rows:
-        raise ValueError(f"{p} holds no records.")
-    return rows
+    return read_input_records(path, missing="No evaluation file at {path!r}.", allow_list=True)
 
 
 def _need(row: Any, key: str, where: str, kind: type | tuple[type, ...] = str) -> Any:
@@ -88,7 +81,8 @@ def _middle_truncate(tokenizer: Any, text: str, max_tokens: int) -> str:
                                                                                       skip_special_tokens=True)
 
 
-def _mrcr(number: int, row: Any, where: str, tokenizer: Any, stem: str) -> EvalExample:
+def _mrcr(number: int, row: Any, where: str, tokenizer: Any, stem: str,
+          max_prompt_tokens: int | None = None) -> EvalExample:
     raw = _need(row, "prompt", where, (str, list))
     messages = json.loads(raw) if isinstance(raw, str) else raw
     if not isinstance(messages, list) or not all(isinstance(m, dict) and "role" in m and "content" in m
@@ -123,7 +117,8 @@ def _longbench(number: int, row: Any, where: str, tokenizer: Any, stem: str,
                        assistant_prefix=LONGBENCH_PREFIX, meta=meta)
 
 
-def _ruler(number: int, row: Any, where: str, tokenizer: Any, stem: str) -> EvalExample:
+def _ruler(number: int, row: Any, where: str, tokenizer: Any, stem: str,
+           max_prompt_tokens: int | None = None) -> EvalExample:
     user = _need(row, "input", where)
     outputs = _need(row, "outputs", where, (list, str))
     golds = (outputs,) if isinstance(outputs, str) else tuple(str(o) for o in outputs)
@@ -140,6 +135,29 @@ def _ruler(number: int, row: Any, where: str, tokenizer: Any, stem: str) -> Eval
                        metric=f"ruler-{metric}", assistant_prefix=prefix, meta=meta)
 
 
+@dataclass(frozen=True)
+class FileFormat:
+    """A benchmark-file format: the new tokens its answers need, and how one record becomes an
+    example (``read(number, row, where, tokenizer, stem, max_prompt_tokens)``; ``None``: the
+    records are calibration QA records, read by :mod:`headscope.tasks.qrhead_files`)."""
+
+    name: str
+    max_new_tokens: int
+    read: Callable[..., EvalExample] | None
+
+
+FILE_FORMAT_TABLE: dict[str, FileFormat] = {f.name: f for f in (
+    FileFormat("mrcr", 512, _mrcr),
+    FileFormat("longbench-v2", 8, _longbench),
+    FileFormat("ruler", 64, _ruler),
+    FileFormat("qrhead", 24, None),
+)}
+FILE_FORMATS = tuple(FILE_FORMAT_TABLE)
+# Enough new tokens for each task's answer, synthetic or file (SmolLM2 writes one digit per token).
+DEFAULT_MAX_NEW_TOKENS = {**{t.name: t.max_new_tokens for t in TASK_TABLE.values()},
+                          **{f.name: f.max_new_tokens for f in FILE_FORMAT_TABLE.values()}}
+
+
 def load_task_file(fmt: str, path: str | Path, tokenizer: Any, *, n_examples: int | None = None,
                    max_prompt_tokens: int | None = None) -> list[EvalExample]:
     """Read a benchmark file as evaluation examples (the first ``n_examples`` usable ones).
@@ -149,7 +167,8 @@ def load_task_file(fmt: str, path: str | Path, tokenizer: Any, *, n_examples: in
     """
     if fmt not in FILE_FORMATS:
         raise ValueError(f"The 'format' parameter must be one of {list(FILE_FORMATS)}. Got {fmt!r} instead.")
-    if fmt == "qrhead":
+    read = FILE_FORMAT_TABLE[fmt].read
+    if read is None:
         from ..tasks import make_examples
         from .examples import from_calibration
 
@@ -157,16 +176,8 @@ def load_task_file(fmt: str, path: str | Path, tokenizer: Any, *, n_examples: in
         out = [from_calibration(e) for e in exs]
     else:
         stem = Path(path).stem
-        out = []
-        for number, row in read_records(path):
-            where = f"{path}, record {number}"
-            if fmt == "mrcr":
-                ex = _mrcr(number, row, where, tokenizer, stem)
-            elif fmt == "longbench-v2":
-                ex = _longbench(number, row, where, tokenizer, stem, max_prompt_tokens)
-            else:
-                ex = _ruler(number, row, where, tokenizer, stem)
-            out.append(ex)
+        out = [read(number, row, f"{path}, record {number}", tokenizer, stem, max_prompt_tokens)
+               for number, row in read_records(path)]
     if max_prompt_tokens:
         out = [e for e in out if e.n_prompt <= max_prompt_tokens]
     if n_examples is not None:

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._common import assemble
+from .._jsonl import read_input_records
+from ._assembly import assemble
 from .base import CalibrationExample
 from .qa import Document, qa_spec
 
@@ -94,23 +95,11 @@ def _parse(obj: Any, where: str) -> tuple[str, tuple[Document, ...], tuple[str, 
 def load_qrhead_jsonl(path: str | os.PathLike[str]) -> list[QRHeadRecord]:
     """Read and validate a QRHead-shape JSONL file; errors name the file and the line."""
     file = Path(path)
-    if not file.is_file():
-        raise FileNotFoundError(f"calibration file not found: {file}")
     records: list[QRHeadRecord] = []
-    with file.open(encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            where = f"{file}, line {line_no}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{where}: invalid JSON ({err.msg} at column {err.colno})"
-                                 ) from None
-            question, docs, gold_ids, answer = _parse(obj, where)
-            records.append(QRHeadRecord(question, docs, gold_ids, answer, str(file), line_no))
-    if not records:
-        raise ValueError(f"{file}: the file is empty (expected one JSON object per line)")
+    for line_no, obj in read_input_records(file, missing="calibration file not found: {path}",
+                                           empty="{path}: the file is empty (expected one JSON object per line)"):
+        question, docs, gold_ids, answer = _parse(obj, f"{file}, line {line_no}")
+        records.append(QRHeadRecord(question, docs, gold_ids, answer, str(file), line_no))
     return records
 
 
