@@ -537,12 +537,12 @@ def _dump(hs: HeadSet, path: Path, format: str) -> str:
 
 # Lists the README names whose source files could not be transcribed here (see the README).
 def data_dir() -> Path:
-    """``data/published_heads`` of the repository checkout (headscope is installed editable)."""
-    path = Path(__file__).resolve().parent.parent / "data" / "published_heads"
+    """``headscope/data/published_heads``: the lists ship inside the package (wheel or checkout)."""
+    path = Path(__file__).resolve().parent / "data" / "published_heads"
     if not path.is_dir():
         raise FileNotFoundError(
-            f"The published head lists are not at {str(path)!r}. They ship in the headscope repository's "
-            "data/ folder; install headscope from a checkout with `pip install -e .`."
+            f"The published head lists are not at {str(path)!r}. They ship as package data in "
+            "headscope/data/; reinstall headscope (`pip install --force-reinstall headscope`)."
         )
     return path
 
@@ -553,7 +553,7 @@ def list_published() -> list[str]:
 
 
 def published(name: str) -> HeadSet:
-    """A head set published with a paper, shipped in ``data/published_heads`` (see its README).
+    """A head set published with a paper, shipped in ``headscope/data/published_heads`` (see its README).
 
     Only the bundled names (:func:`list_published`) resolve: a name is never used as a path.
     """

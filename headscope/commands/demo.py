@@ -11,12 +11,8 @@ import click
 
 from ._options import run_user_errors
 
-DEMO_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
-# The demo's settings when configs/demo.yaml is not at hand (headscope installed without its checkout).
-BUILT_IN = {"tasks": ["passkey"], "lengths": [1024], "examples": 30, "seed": 100,
-            "methods": ["vanilla", "dysco", "random-heads"], "heads": ["qrscore:8"], "strengths": [3],
-            "top_k": [256], "top_p": [0.975], "decay": [0.75], "device": "cpu", "dtype": "float32",
-            "calibration": {"task": "passkey", "lengths": [1024], "examples": 4, "seed": 0, "decode_steps": 0}}
+# Package data, so the demo reads the same file from a wheel as from a checkout.
+DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
 # --quick: a smoke run that exercises every stage (256-token prompts, 2 examples).
 QUICK = {"lengths": [256], "examples": 2, "max_new_tokens": 8,
          "calibration": {"task": "passkey", "lengths": [256], "examples": 2, "seed": 0, "decode_steps": 0}}
@@ -51,13 +47,10 @@ QUICK_NOTES = [
 
 
 def demo_config(quick: bool = False, examples: int | None = None) -> Any:
-    """The demo's AblationConfig (``configs/demo.yaml``, or the built-in copy when the file is absent)."""
+    """The demo's AblationConfig (``headscope/configs/demo.yaml``)."""
     from ..ablate import AblationConfig
 
-    if DEMO_CONFIG.is_file():
-        config = AblationConfig.from_yaml(DEMO_CONFIG)
-    else:
-        config = AblationConfig.from_dict(BUILT_IN)
+    config = AblationConfig.from_yaml(DEMO_CONFIG)
     if quick:
         config = config.override(**QUICK)
     if examples is not None:
@@ -103,11 +96,11 @@ def findings(ds: Any) -> str:
 @click.option("--out", "out_dir", default=DEFAULT_OUT, show_default=True, type=click.Path(file_okay=False),
               help="Output folder (runs/ is git-ignored); re-running with the same folder resumes.")
 @click.option("--examples", type=click.IntRange(min=1), default=None,
-              help="Evaluation prompts per length (default: configs/demo.yaml's).")
+              help="Evaluation prompts per length (default: headscope/configs/demo.yaml's).")
 @click.option("--quick", is_flag=True, help="A smoke run of every stage (256-token prompts, 2 examples).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def demo_command(out_dir: str, examples: int | None, quick: bool, quiet: bool) -> None:
-    """Calibrate -> rank -> ablate -> report on the bundled SmolLM2-135M (configs/demo.yaml).
+    """Calibrate -> rank -> ablate -> report on the bundled SmolLM2-135M (headscope/configs/demo.yaml).
 
     \b
     1. calibrate: 4 pass-key prompts of 1024 tokens (seed 0), attention captured for QRScore;
