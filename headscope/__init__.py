@@ -47,14 +47,24 @@ _LAZY = {
 
 __all__ = ["__version__", *_LAZY]
 
-if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ imports on first use
-    from .ablate import AblationConfig, run_ablation
-    from .analysis import HeadClusterer, bootstrap, head_features, score, top_heads
-    from .calibrate import CalibrationConfig, run_calibration
-    from .dysco import DyscoConfig, generate, generate_batch
-    from .heads import HeadSet
-    from .models import load_model
-    from .store import open_capture
+# What type checkers and IDEs see (`X as X`: an explicit re-export); at run time __getattr__
+# imports each name on first use.
+if TYPE_CHECKING:
+    from .ablate import AblationConfig as AblationConfig
+    from .ablate import run_ablation as run_ablation
+    from .analysis import HeadClusterer as HeadClusterer
+    from .analysis import bootstrap as bootstrap
+    from .analysis import head_features as head_features
+    from .analysis import score as score
+    from .analysis import top_heads as top_heads
+    from .calibrate import CalibrationConfig as CalibrationConfig
+    from .calibrate import run_calibration as run_calibration
+    from .dysco import DyscoConfig as DyscoConfig
+    from .dysco import generate as generate
+    from .dysco import generate_batch as generate_batch
+    from .heads import HeadSet as HeadSet
+    from .models import load_model as load_model
+    from .store import open_capture as open_capture
 
 
 def __getattr__(name: str) -> Any:

@@ -31,7 +31,6 @@ from .attention import attention_rows
 from .models import eos_ids
 
 if TYPE_CHECKING:
-    import xarray as xr
 
     from .models import LoadedModel
     from .tasks import CalibrationExample

@@ -355,7 +355,8 @@ def test_generate_command(smollm, tmp_path):
     from headscope.cli import cli
 
     prompts = tmp_path / "p.jsonl"
-    prompts.write_text('{"id": 1, "prompt": "What is 2+2?"}\n{"id": "b", "prompt": "Say hi.", "assistant_prefix": "Hi"}\n')
+    prompts.write_text('{"id": 1, "prompt": "What is 2+2?"}\n'
+                       '{"id": "b", "prompt": "Say hi.", "assistant_prefix": "Hi"}\n')
     heads = tmp_path / "h.json"
     heads.write_text(json.dumps({"format": "headscope.heads/1", "heads": [[12, 3], [14, 0]], "model": "smollm2-135m"}))
     out = tmp_path / "g.jsonl"

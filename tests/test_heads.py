@@ -393,7 +393,8 @@ def test_wu_top10_equals_the_readme_recipe_on_the_raw_file(name: str) -> None:
 
 
 def test_unknown_published_names_say_why() -> None:
-    with pytest.raises(ValueError, match="Unknown published head list 'gpt-5'. Published: llama-2-13b-64k, llama-2-7b-80k"):
+    with pytest.raises(ValueError,
+                       match="Unknown published head list 'gpt-5'. Published: llama-2-13b-64k, llama-2-7b-80k"):
         published("gpt-5")
     with pytest.raises(FileNotFoundError, match="Give a file path or published:NAME"):
         resolve_heads("no/such/file.json")

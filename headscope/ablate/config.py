@@ -3,7 +3,8 @@
 Grid axes (each a list; a scalar means a list of one): ``models``, ``tasks``, ``lengths``,
 ``methods``, ``heads``, ``strengths``, ``top_k``, ``top_p``, ``decay``, ``temperature``.
 For file tasks (``FORMAT:PATH``) each length is a prompt budget: LongBench v2 contexts are cut in the
-middle to fit it, other files keep the records that fit. Settings: ``examples`` (per task and length), ``seed`` (evaluation seed), ``max_new_tokens``,
+middle to fit it, other files keep the records that fit. Settings: ``examples`` (per task and length),
+``seed`` (evaluation seed), ``max_new_tokens``,
 ``device``, ``dtype``, ``revision``, ``allow_other_model``, and the sections
 ``dysco`` (fixed DySCO options), ``calibration`` (how ``qrscore:K`` / ``retrieval:K`` heads are
 found) and ``tuning`` (how ``auto`` strength / top-k are chosen), ``headline`` (which setting the
@@ -18,7 +19,7 @@ Example
 >>> AblationConfig.from_dict({"strenghts": [2]})
 Traceback (most recent call last):
 ...
-ValueError: Unknown key 'strenghts' in the ablation config. Known keys: allow_other_model, calibration, decay, device, dtype, dysco, examples, headline, heads, lengths, max_new_tokens, methods, models, revision, seed, strengths, tasks, temperature, top_k, top_p, tuning.
+ValueError: Unknown key 'strenghts' in the ablation config. Known keys: allow_other_model, calibration, ...
 """
 
 from __future__ import annotations
@@ -183,7 +184,8 @@ class AblationConfig:
         if "lengths" in d:
             kw["lengths"] = tuple(_number("lengths", v, integer=True) for v in _as_list(d["lengths"]))
         if "strengths" in d:
-            kw["strengths"] = tuple("auto" if v == "auto" else _number("strengths", v) for v in _as_list(d["strengths"]))
+            kw["strengths"] = tuple("auto" if v == "auto" else _number("strengths", v)
+                                    for v in _as_list(d["strengths"]))
         if "top_k" in d:
             kw["top_k"] = tuple("auto" if v == "auto" else None if _off(v)
                                 else _number("top_k", v, integer=True) for v in _as_list(d["top_k"]))

@@ -320,12 +320,12 @@ def check_models(config: AblationConfig, lm: Any = None) -> None:
 def _run_locked(config: AblationConfig, out: Path, *, lm: Any, progress: bool, command: str | None,
                 on_result: Callable[[dict[str, Any]], None] | None, record_trace: bool,
                 shard: tuple[int, int] | None, info: Any, k: int, n: int, batch_size: int = 1) -> Any:
+    import yaml
+
     from .. import __version__
     from ..calibrate import library_versions
     from ..distributed import barrier, process_group
     from .results import build_dataset, summary_table, write_outputs
-
-    import yaml
 
     if k == 0:
         for name in _TEMPORARIES:  # files a killed run left half written
@@ -507,7 +507,8 @@ def _write_trace(out: Path, lm: Any, job: Job) -> None:
     res = generate(lm, job.example.input_ids, job.config, record=True)
     ds = res.trace
     spans = [list(s) for s in _spans_of(job.example)]
-    ds.attrs.update({"key": job.key, "example_id": job.example.id, "task": job.example.task, "answer": job.example.answers[0],
+    ds.attrs.update({"key": job.key, "example_id": job.example.id, "task": job.example.task,
+                     "answer": job.example.answers[0],
                      "output": res.text, "cell": json.dumps({k: v for k, v in job.coords.items()
                                                              if not k.endswith("_value")}, default=str),
                      "answer_spans": json.dumps(spans), "prompt_ids": json.dumps(list(job.example.input_ids))})

@@ -157,7 +157,8 @@ class HeadClusterer(ClusterMixin, BaseEstimator):
             raise ValueError(f"HeadClusterer needs at least 3 heads to choose k by silhouette; got {n_heads}")
 
     def _cluster(self, z: np.ndarray, k: int) -> np.ndarray:
-        from sklearn.cluster import AgglomerativeClustering, KMeans  # lazily: importing it draws from the global `random`
+        # lazily: importing it draws from the global `random`
+        from sklearn.cluster import AgglomerativeClustering, KMeans
 
         if self.method == "kmeans":
             return KMeans(n_clusters=k, n_init=10, random_state=self.random_state).fit_predict(z)

@@ -41,7 +41,8 @@ def _calibration(config_path: str | None, examples: int | None) -> dict[str, Any
 @click.option("--tasks", default=None, help="passkey, needle, kv, qa, or FORMAT:PATH files; comma-separated.")
 @click.option("--lengths", default=None, help="Context lengths in tokens, comma-separated.")
 @click.option("--examples", type=click.IntRange(min=1), default=None, help="Evaluation examples per task and length.")
-@click.option("--methods", default=None, help="vanilla, dysco, dysco-static, random-heads, sharpen, dysco-onepass; comma-separated.")
+@click.option("--methods", default=None,
+              help="vanilla, dysco, dysco-static, random-heads, sharpen, dysco-onepass; comma-separated.")
 @click.option("--heads", default=None, help="Head sets: qrscore:K, retrieval:K, published:NAME, random:K, FILE.")
 @click.option("--strengths", default=None, help="Strengths, comma-separated, or auto.")
 @click.option("--top-k", "top_k", default=None, help="Top-k values, comma-separated (none or 0 = off, auto).")

@@ -145,8 +145,8 @@ def demo_command(out_dir: str, examples: int | None, quick: bool, quiet: bool) -
     info_path = out / "run.json"
     info = json.loads(info_path.read_text())
     # The report's own rendering takes seconds; record the timing first so the report can state it.
-    info["demo"] = {"seconds": round(time.perf_counter() - start, 1), "cpu_seconds": round(time.process_time() - cpu, 1),
-                    "command": command}
+    info["demo"] = {"seconds": round(time.perf_counter() - start, 1),
+                    "cpu_seconds": round(time.process_time() - cpu, 1), "command": command}
     info["notes"] = scope_notes(config, quick, ds)
     info_path.write_text(json.dumps(info, indent=2, sort_keys=True))
     path = run_user_errors(lambda: write_report(out))

@@ -382,7 +382,7 @@ def _dysco_loop(model: Any, ctl: Controller, forward: Any, cache: Any, ids: torc
     intervention_start = n - w - (1 if config.warmup_counting == "reference" else 0)
     while True:
         # fed_next is set from the sampler before the first generated token is fed
-        tok = fed[j:j + 1] if j < n else fed_next
+        tok = fed[j:j + 1] if j < n else fed_next  # noqa: F821
         ctl.total = j + 1
         m = None
         if j < intervention_start:  # context warm-up read: plain pass, keep KV

@@ -43,7 +43,8 @@ class FixedLayer(DynamicLayer):
         self.filled = 0
         self.slot: torch.Tensor | None = None
 
-    def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any) -> None:
+    def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any,
+                            **kwargs: Any) -> None:
         self.device = key_states.device
         self.dtype = key_states.dtype
         b, h, _, d = key_states.shape

@@ -34,8 +34,8 @@ def parse_task(task: str) -> tuple[str, str]:
     """Split ``FORMAT:PATH``; ValueError naming the formats when the form is wrong."""
     fmt, sep, path = str(task).partition(":")
     if not sep or fmt not in FILE_FORMATS or not path:
-        raise ValueError(f"The task {task!r} is neither a synthetic task (passkey, passkey-filler, needle, kv, qa) nor a file task "
-                         f"FORMAT:PATH with FORMAT one of {list(FILE_FORMATS)}.")
+        raise ValueError(f"The task {task!r} is neither a synthetic task (passkey, passkey-filler, needle, kv, qa) "
+                         f"nor a file task FORMAT:PATH with FORMAT one of {list(FILE_FORMATS)}.")
     return fmt, path
 
 
