@@ -32,7 +32,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
 __all__ = [
     "FORMAT_ID",
@@ -220,7 +220,7 @@ class HeadSet:
                 raise ValueError(f"Head ({layer}, {head}): {self.granularity} head {head} is out of range; {shape}, "
                                  f"so {self.granularity} heads run 0..{n_head - 1}.")
         seen: set[tuple[int, int]] = set()
-        dups = [p for p in self.heads if p in seen or seen.add(p)]
+        dups = [p for p in self.heads if p in seen or seen.add(p)]  # type: ignore[func-returns-value]
         if dups:
             raise ValueError(f"The head set lists these (layer, head) pairs more than once: "
                              f"{', '.join(map(str, dict.fromkeys(dups)))}.")
@@ -470,7 +470,8 @@ def _parse(text: str, path: Path, format: str | None, *, threshold: float = 0.5)
     if fmt is None:
         raise ValueError(f"Could not tell which head-set format {where} is in; pass format= "
                          f"one of {list(READ_FORMATS)}.")
-    shapes = {"headscope": (Mapping, "a mapping with 'format' and 'heads'"),
+    shapes: dict[str, tuple[type | tuple[type, ...], str]] = {
+              "headscope": (Mapping, "a mapping with 'format' and 'heads'"),
               "dysco": ((Mapping, str), "a mapping with 'selected_heads', or the head string"),
               "qrhead": ((Mapping, str), "a mapping with 'attn_head_set', or the head string"),
               "retrieval_head": (Mapping, "a JSON object of 'layer-head' keys")}
@@ -511,7 +512,7 @@ def _dump(hs: HeadSet, path: Path, format: str) -> str:
         if suffix == ".json":
             return _json_text(hs.to_dict())
         if suffix in (".yaml", ".yml"):
-            return yaml.safe_dump(hs.to_dict(), sort_keys=False, default_flow_style=None)
+            return cast(str, yaml.safe_dump(hs.to_dict(), sort_keys=False, default_flow_style=None))
         raise ValueError(f"A headscope head set is saved as .json, .yaml or .yml. Got {path.name!r}.")
     if hs.granularity != "query":
         raise ValueError(f"The {format!r} format lists query heads; convert this KV-head set with as_query() first.")
@@ -522,12 +523,12 @@ def _dump(hs: HeadSet, path: Path, format: str) -> str:
         body = {"selected_heads": f"[{pairs}]"}
         if hs.model:
             body["model_name_or_path"] = hs.model
-        return header + yaml.safe_dump(body, sort_keys=False, width=10**6)
+        return header + cast(str, yaml.safe_dump(body, sort_keys=False, width=10**6))
     if format == "qrhead":
         body = {"attn_head_set": ",".join(f"{layer}-{head}" for layer, head in hs.heads)}
         if hs.model:
             body["model_name_or_path"] = hs.model
-        return header + yaml.safe_dump(body, sort_keys=False, width=10**6)
+        return header + cast(str, yaml.safe_dump(body, sort_keys=False, width=10**6))
     if hs.scores is None:
         raise ValueError("The retrieval_head format stores a score per head, and this head set has no scores.")
     return json.dumps({f"{layer}-{head}": [s] for (layer, head), s in zip(hs.heads, hs.scores)}) + "\n"

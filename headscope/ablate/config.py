@@ -298,10 +298,10 @@ class AblationConfig:
             if n < 1:
                 raise _bad("lengths", "a list of positive token counts", n)
         for s in self.strengths:
-            if s != "auto" and not (math.isfinite(s) and s > 0):
+            if s != "auto" and not (math.isfinite(s) and s > 0):  # type: ignore[arg-type,operator]
                 raise _bad("strengths", "a list of finite numbers > 0 (>= 99: hard mask) or 'auto'", s)
         for k in self.top_k:
-            if k not in (None, "auto") and k < 1:
+            if k not in (None, "auto") and k < 1:  # type: ignore[operator]
                 raise _bad("top_k", "a list of positive integers, 'none' or 'auto'", k)
         for p in self.top_p:
             if p is not None and not 0 < p <= 1:
@@ -316,8 +316,8 @@ class AblationConfig:
         for g in self.decay:
             if not (math.isfinite(g) and g >= 0):
                 raise _bad("decay", "a list of finite numbers >= 0", g)
-        for t in self.temperature:
-            if not t > 0:
+        for t in self.temperature:  # type: ignore[assignment]
+            if not t > 0:  # type: ignore[operator]
                 raise _bad("temperature", "a list of numbers > 0 (sharpen's attention temperature)", t)
         from ..models import check_device
 
@@ -336,7 +336,7 @@ class AblationConfig:
         from ..dysco.config import DyscoConfig
 
         try:
-            DyscoConfig(heads=[(0, 0)], **self.dysco)
+            DyscoConfig(heads=[(0, 0)], **self.dysco)  # type: ignore[arg-type]
         except (TypeError, ValueError) as err:
             raise ValueError(f"The 'dysco' section of the ablation config is invalid: {err}") from None
 

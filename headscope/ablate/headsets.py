@@ -65,7 +65,8 @@ def _ranked(kind: str, k: int, capture: Path, lm: Any) -> HeadSet:
         raise ValueError(f"{kind}:{k}: only {len(heads)} heads have a score on {capture} ({kept} of "
                          f"{per_example.sizes['example']} calibration examples usable; the retrieval score keeps "
                          "only examples the model answered). Calibrate on more or shorter prompts.")
-    return HeadSet(tuple(heads), model=lm.name, method=kind, scores=tuple(scores), source=str(capture),
+    return HeadSet(tuple(heads), model=lm.name,  # type: ignore[arg-type]
+                   method=kind, scores=tuple(scores), source=str(capture),
                    meta={"n_examples": int(per_example.sizes["example"]), "task": str(ds.attrs.get("task", ""))})
 
 

@@ -94,7 +94,7 @@ def _decode_config(config: AblationConfig, cell: dict[str, Any], heads: Any, str
                    top_k: int | None) -> Any:
     from ..dysco.config import DyscoConfig
 
-    base = {"max_new_tokens": _max_new(config, cell["task"]), "seed": config.seed}
+    base: dict[str, Any] = {"max_new_tokens": _max_new(config, cell["task"]), "seed": config.seed}
     method = cell["method"]
     if method == "vanilla":
         return DyscoConfig(method="vanilla", **base)
@@ -214,7 +214,7 @@ def _tune(config: AblationConfig, lm: Any, runner: _Runner, cell: dict[str, Any]
     runner.run(jobs, f"tune {cell['task']} {cell['method']} {cell['heads']}", "tune")
     best, best_score = None, -1.0
     for (s, k), cj in cand_jobs.items():
-        mean = sum(runner.cache.get(j.key)["score"] for j in cj) / len(cj)
+        mean = sum(runner.cache.get(j.key)["score"] for j in cj) / len(cj)  # type: ignore[index]
         table.append({"strength": s, "top_k": k, "score": mean, "n": len(cj)})
         if mean > best_score:
             best, best_score = (s, k), mean
@@ -301,7 +301,7 @@ def check_models(config: AblationConfig, lm: Any = None) -> None:
                 if hs.granularity == "kv":
                     hs = hs.as_query(g.n_heads, g.n_kv_heads)
                 try:
-                    hs.validate(g, allow_other_model=config.allow_other_model)
+                    hs.validate(g, allow_other_model=config.allow_other_model)  # type: ignore[arg-type]
                 except ValueError as err:
                     raise ValueError(f"The 'heads' key holds {spec.label!r}, which does not fit {model}: "
                                      f"{err}") from None

@@ -63,7 +63,7 @@ def score(ds: Any, method: str, *, per_example: bool = False, **kwargs: Any) -> 
     """Compute the capture-based score ``method`` (a key of :data:`SCORES`)."""
     if method not in SCORES:
         raise ValueError(f"method must be one of {sorted(SCORES)}; got {method!r}")
-    return SCORES[method](ds, per_example=per_example, **kwargs)
+    return SCORES[method](ds, per_example=per_example, **kwargs)  # type: ignore[operator]
 
 
 def __getattr__(name: str) -> Any:

@@ -25,7 +25,7 @@ Example
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import xarray as xr
@@ -172,4 +172,4 @@ def causal_influence(
         return da
     mean = da.mean("example", skipna=True)
     mean.attrs.update(da.attrs, n_examples=len(data))
-    return mean
+    return cast(xr.DataArray, mean)

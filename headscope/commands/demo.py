@@ -167,7 +167,7 @@ def _rank_figure(capture: Path, out: Path, label: str, model: str) -> None:
     lengths = sorted({int(n) for n in ds["target_length"].values})
     title = (f"QRScore of every head, {model}: {ds.sizes['example']} {ds.attrs.get('task', '')} prompts of "
              f"{'/'.join(map(str, lengths))} tokens; outlined: top {len(chosen)}")
-    save_figure(score_heatmap(score, title=title, mark=chosen), out / "figures" / "qrscore")
+    save_figure(score_heatmap(score, title=title, mark=chosen), out / "figures" / "qrscore")  # type: ignore[arg-type]
 
 
 COMMANDS = [demo_command]

@@ -146,10 +146,10 @@ def generate_command(model_name: str, device: str, dtype: str, revision: str | N
 
     def config(heads: Any) -> DyscoConfig:  # 0 = off for top-k / top-p, as 'none' in ablate
         return DyscoConfig(
-            heads=heads, method=method,
+            heads=heads, method=method,  # type: ignore[arg-type]
             strength=strength, top_k=top_k or None, top_p=top_p or None, decay=decay,
-            context_warmup=context_warmup, intervention_warmup=warm, templates=templates,
-            warmup_counting=warmup_counting,
+            context_warmup=context_warmup, intervention_warmup=warm, templates=templates,  # type: ignore[arg-type]
+            warmup_counting=warmup_counting,  # type: ignore[arg-type]
             temperature=temperature if temperature is not None else 1.0, seed=seed, max_new_tokens=max_new_tokens,
         )
 
@@ -173,7 +173,7 @@ def generate_command(model_name: str, device: str, dtype: str, revision: str | N
 
         geometry, tokenizer = peek_model(model_name, revision=revision)  # config and tokenizer; no weights
         cfg = config(_heads(heads_spec, method, geometry, allow_other_model))
-        check_prompt_lengths([(r["id"], chat_prompt_ids(tokenizer, r["prompt"], r.get("assistant_prefix", "")))
+        check_prompt_lengths([(r["id"], chat_prompt_ids(tokenizer, r["prompt"], r.get("assistant_prefix", "")))  # type: ignore[misc,arg-type]
                               for r in rows], geometry.max_context)
         settings = {"model": geometry.name, "revision": revision, "device": device, "dtype": dtype, **cfg.to_dict()}
         return cfg, GenerationsFile(out_path, settings) if out_path is not None else None

@@ -32,7 +32,7 @@ from transformers.cache_utils import Cache, DynamicLayer
 __all__ = ["FixedCache", "FixedLayer"]
 
 
-class FixedLayer(DynamicLayer):
+class FixedLayer(DynamicLayer):  # type: ignore[misc]  # transformers is untyped here (Any)
     """One layer's keys and values in a buffer of ``capacity`` positions."""
 
     def __init__(self, capacity: int) -> None:
@@ -83,7 +83,7 @@ class FixedLayer(DynamicLayer):
         return self.filled + query_length, 0
 
 
-class FixedCache(Cache):
+class FixedCache(Cache):  # type: ignore[misc]  # transformers is untyped here (Any)
     """``n_layers`` :class:`FixedLayer` of ``capacity`` positions (allocated at the first write)."""
 
     def __init__(self, n_layers: int, capacity: int) -> None:
