@@ -1,7 +1,7 @@
 # headscope: two commands for a newcomer.
 #   make demo   set everything up, then calibrate -> rank -> ablate -> report on the bundled model,
 #               into runs/demo/ (git-ignored)
-#   make test   set everything up, then run the test suite
+#   make test   set everything up, then lint, type-check and run the test suite and doctests
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -40,8 +40,12 @@ setup-qwen: setup
 demo: setup
 	$(VENV)/bin/headscope demo --out $(DEMO_OUT)
 
+# Lint (ruff, under a second) and type-check (mypy, about 15 s cold) first, then the tests and
+# the docstring examples (pyproject.toml's testpaths: tests/ and headscope/, --doctest-modules).
 test: setup
-	$(PY) -m pytest -q tests
+	$(PY) -m ruff check headscope tests
+	$(PY) -m mypy
+	$(PY) -m pytest -q
 
 # The real-model Qwen tests only (they skip in `make test` unless the model is prepared).
 test-qwen: setup-qwen

@@ -8,7 +8,8 @@ run refused by validation leaves nothing behind).
 
 Runs that write as they go (``calibrate``, ``generate``, ``ablate``) hold an exclusive lock on
 their output while they run (:func:`output_lock`), so two runs can never interleave their
-records or race on a part's rename. While a run holds the lock, ``LOCKFILE.owner`` names it. The lock is an OS file lock (``filelock``): the kernel
+records or race on a part's rename. While a run holds the lock, ``LOCKFILE.owner`` names it.
+The lock is an OS file lock (``filelock``): the kernel
 drops it when its process dies, so a killed run never leaves a stale lock. A run that finds the
 lock taken stops at once with a message naming the holder (pid, host, start time, command).
 

@@ -68,7 +68,7 @@ def attention_logits(
     else:
         heads_t = torch.as_tensor(heads, device=query.device, dtype=torch.long)
     q = query.index_select(0, heads_t).float() * scaling  # scale first: no overflow in half precision
-    k = keys.index_select(0, kv_head_of(heads_t, n_heads, n_kv)).float()
+    k = keys.index_select(0, kv_head_of(heads_t, n_heads, n_kv)).float()  # type: ignore[arg-type]
     logits = torch.matmul(q, k.transpose(-1, -2))
     if softcap is not None:
         logits = torch.tanh(logits / softcap) * softcap

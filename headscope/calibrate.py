@@ -19,11 +19,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
+from ._outputs import check_output, is_lock_file, output_lock
 from .capture import NEEDLE_TASKS, AttentionRecorder
 from .distributed import barrier, device_for, on_main, process_group, rank_info, shard
-from ._outputs import check_output, is_lock_file, output_lock
-from .store import (RUN_FILE, done_examples, example_dataset, open_capture, read_run_info, stale_temporaries,
-                    write_part, write_run_info)
+from .store import (
+    RUN_FILE,
+    done_examples,
+    example_dataset,
+    open_capture,
+    read_run_info,
+    stale_temporaries,
+    write_part,
+    write_run_info,
+)
 
 if TYPE_CHECKING:
     import xarray as xr

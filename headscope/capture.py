@@ -26,14 +26,13 @@ import numpy as np
 import torch
 
 from ._arch import attention_path, decoder_layers_path, resolve
-from .kv_cache import cache_kwargs, new_cache, restored_after
 from .attention import attention_rows
+from .kv_cache import cache_kwargs, new_cache, restored_after
 from .models import eos_ids
 from .tasks.base import SPAN_KINDS
 from .tasks.registry import TASK_TABLE
 
 if TYPE_CHECKING:
-    import xarray as xr
 
     from .models import LoadedModel
     from .tasks import CalibrationExample

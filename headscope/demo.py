@@ -1,7 +1,7 @@
 """The demo pipeline: calibrate -> rank -> ablate -> report on the bundled model, within minutes on a CPU.
 
-``headscope demo`` calls :func:`run_demo`; its settings are ``configs/demo.yaml`` (or the built-in
-copy), shrunk by ``quick`` to a smoke run of every stage.
+``headscope demo`` calls :func:`run_demo`; its settings are ``headscope/configs/demo.yaml``
+(package data), shrunk by ``quick`` to a smoke run of every stage.
 
 Example
 -------
@@ -14,19 +14,14 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from collections.abc import Callable
+__all__ = ["DEMO_CONFIG", "QUICK", "demo_config", "findings", "run_demo", "scope_notes"]
 
-__all__ = ["BUILT_IN", "DEMO_CONFIG", "QUICK", "demo_config", "findings", "run_demo", "scope_notes"]
-
-DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
-# The demo's settings when configs/demo.yaml is not at hand (headscope installed without its checkout).
-BUILT_IN = {"tasks": ["passkey"], "lengths": [1024], "examples": 30, "seed": 100,
-            "methods": ["vanilla", "dysco", "random-heads"], "heads": ["qrscore:8"], "strengths": [3],
-            "top_k": [256], "top_p": [0.975], "decay": [0.75], "device": "cpu", "dtype": "float32",
-            "calibration": {"task": "passkey", "lengths": [1024], "examples": 4, "seed": 0, "decode_steps": 0}}
+# Package data, so the demo reads the same file from a wheel as from a checkout.
+DEMO_CONFIG = Path(__file__).resolve().parent / "configs" / "demo.yaml"
 # --quick: a smoke run that exercises every stage (256-token prompts, 2 examples).
 QUICK = {"lengths": [256], "examples": 2, "max_new_tokens": 8,
          "calibration": {"task": "passkey", "lengths": [256], "examples": 2, "seed": 0, "decode_steps": 0}}
@@ -61,13 +56,10 @@ QUICK_NOTES = [
 
 
 def demo_config(quick: bool = False, examples: int | None = None) -> Any:
-    """The demo's AblationConfig (``configs/demo.yaml``, or the built-in copy when the file is absent)."""
+    """The demo's AblationConfig (``headscope/configs/demo.yaml``)."""
     from .ablate import AblationConfig
 
-    if DEMO_CONFIG.is_file():
-        config = AblationConfig.from_yaml(DEMO_CONFIG)
-    else:
-        config = AblationConfig.from_dict(BUILT_IN)
+    config = AblationConfig.from_yaml(DEMO_CONFIG)
     if quick:
         config = config.override(**QUICK)
     if examples is not None:
@@ -144,8 +136,8 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, *, examples: int | None = None, 
     info_path = out / "run.json"
     info = json.loads(info_path.read_text())
     # The report's own rendering takes seconds; record the timing first so the report can state it.
-    info["demo"] = {"seconds": round(time.perf_counter() - start, 1), "cpu_seconds": round(time.process_time() - cpu, 1),
-                    "command": command}
+    info["demo"] = {"seconds": round(time.perf_counter() - start, 1),
+                    "cpu_seconds": round(time.process_time() - cpu, 1), "command": command}
     info["notes"] = scope_notes(config, quick, ds)
     info_path.write_text(json.dumps(info, indent=2, sort_keys=True))
     path = write_report(out)
@@ -167,4 +159,4 @@ def _rank_figure(capture: Path, out: Path, label: str, model: str, echo: Callabl
     lengths = sorted({int(n) for n in ds["target_length"].values})
     title = (f"QRScore of every head, {model}: {ds.sizes['example']} {ds.attrs.get('task', '')} prompts of "
              f"{'/'.join(map(str, lengths))} tokens; outlined: top {len(chosen)}")
-    save_figure(score_heatmap(score, title=title, mark=chosen), out / "figures" / "qrscore")
+    save_figure(score_heatmap(score, title=title, mark=chosen), out / "figures" / "qrscore")  # type: ignore[arg-type]

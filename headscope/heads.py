@@ -32,7 +32,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
 __all__ = [
     "FORMAT_ID",
@@ -223,7 +223,8 @@ class HeadSet:
         for another model (unless ``allow_other_model``).
         """
         if not self.heads:
-            raise ValueError(f"The head set is empty ({self._provenance()}); a head set needs at least one (layer, head).")
+            raise ValueError(f"The head set is empty ({self._provenance()}); "
+                             "a head set needs at least one (layer, head).")
         if not allow_other_model and self.model and geometry.name and not same_model(self.model, geometry.name):
             raise ValueError(
                 f"This head set was made for model {self.model!r}, but it is being used with {geometry.name!r}. "
@@ -232,7 +233,7 @@ class HeadSet:
             )
         check_head_range(self.heads, geometry, self.granularity)
         seen: set[tuple[int, int]] = set()
-        dups = [p for p in self.heads if p in seen or seen.add(p)]
+        dups = [p for p in self.heads if p in seen or seen.add(p)]  # type: ignore[func-returns-value]
         if dups:
             raise ValueError(f"The head set lists these (layer, head) pairs more than once: "
                              f"{', '.join(map(str, dict.fromkeys(dups)))}.")
@@ -482,7 +483,8 @@ def _parse(text: str, path: Path, format: str | None, *, threshold: float = 0.5)
     if fmt is None:
         raise ValueError(f"Could not tell which head-set format {where} is in; pass format= "
                          f"one of {list(READ_FORMATS)}.")
-    shapes = {"headscope": (Mapping, "a mapping with 'format' and 'heads'"),
+    shapes: dict[str, tuple[type | tuple[type, ...], str]] = {
+              "headscope": (Mapping, "a mapping with 'format' and 'heads'"),
               "dysco": ((Mapping, str), "a mapping with 'selected_heads', or the head string"),
               "qrhead": ((Mapping, str), "a mapping with 'attn_head_set', or the head string"),
               "retrieval_head": (Mapping, "a JSON object of 'layer-head' keys")}
@@ -523,7 +525,7 @@ def _dump(hs: HeadSet, path: Path, format: str) -> str:
         if suffix == ".json":
             return _json_text(hs.to_dict())
         if suffix in (".yaml", ".yml"):
-            return yaml.safe_dump(hs.to_dict(), sort_keys=False, default_flow_style=None)
+            return cast(str, yaml.safe_dump(hs.to_dict(), sort_keys=False, default_flow_style=None))
         raise ValueError(f"A headscope head set is saved as .json, .yaml or .yml. Got {path.name!r}.")
     if hs.granularity != "query":
         raise ValueError(f"The {format!r} format lists query heads; convert this KV-head set with as_query() first.")
@@ -534,12 +536,12 @@ def _dump(hs: HeadSet, path: Path, format: str) -> str:
         body = {"selected_heads": f"[{pairs}]"}
         if hs.model:
             body["model_name_or_path"] = hs.model
-        return header + yaml.safe_dump(body, sort_keys=False, width=10**6)
+        return header + cast(str, yaml.safe_dump(body, sort_keys=False, width=10**6))
     if format == "qrhead":
         body = {"attn_head_set": ",".join(f"{layer}-{head}" for layer, head in hs.heads)}
         if hs.model:
             body["model_name_or_path"] = hs.model
-        return header + yaml.safe_dump(body, sort_keys=False, width=10**6)
+        return header + cast(str, yaml.safe_dump(body, sort_keys=False, width=10**6))
     if hs.scores is None:
         raise ValueError("The retrieval_head format stores a score per head, and this head set has no scores.")
     return json.dumps({f"{layer}-{head}": [s] for (layer, head), s in zip(hs.heads, hs.scores)}) + "\n"
@@ -549,12 +551,12 @@ def _dump(hs: HeadSet, path: Path, format: str) -> str:
 
 # Lists the README names whose source files could not be transcribed here (see the README).
 def data_dir() -> Path:
-    """``data/published_heads`` of the repository checkout (headscope is installed editable)."""
-    path = Path(__file__).resolve().parent.parent / "data" / "published_heads"
+    """``headscope/data/published_heads``: the lists ship inside the package (wheel or checkout)."""
+    path = Path(__file__).resolve().parent / "data" / "published_heads"
     if not path.is_dir():
         raise FileNotFoundError(
-            f"The published head lists are not at {str(path)!r}. They ship in the headscope repository's "
-            "data/ folder; install headscope from a checkout with `pip install -e .`."
+            f"The published head lists are not at {str(path)!r}. They ship as package data in "
+            "headscope/data/; reinstall headscope (`pip install --force-reinstall headscope`)."
         )
     return path
 
@@ -565,7 +567,7 @@ def list_published() -> list[str]:
 
 
 def published(name: str) -> HeadSet:
-    """A head set published with a paper, shipped in ``data/published_heads`` (see its README).
+    """A head set published with a paper, shipped in ``headscope/data/published_heads`` (see its README).
 
     Only the bundled names (:func:`list_published`) resolve: a name is never used as a path.
     """

@@ -10,8 +10,8 @@ continuations (QRScore's real and null query) and how DySCO's partial pass runs
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 __all__ = ["CacheSnapshot", "cache_kwargs", "new_cache", "restore", "restored_after", "snapshot", "updates_discarded"]

@@ -508,7 +508,6 @@ def load_model(
         Attention kernel for plain passes; headscope computes the attention rows it needs
         itself, so the fast ``sdpa`` default is right for capture and DySCO alike.
     """
-    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     torch_dtype = _parse_dtype(dtype, device)

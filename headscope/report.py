@@ -71,7 +71,7 @@ def _acc(values: np.ndarray, seed: int = 0) -> tuple[float, float, float, int]:
     from .stats import accuracy
 
     a = accuracy(values, n_boot=2000, seed=seed)
-    return a["mean"], a["lo"], a["hi"], a["n"]
+    return a["mean"], a["lo"], a["hi"], a["n"]  # type: ignore[return-value]
 
 
 def _fmt(x: Any, digits: int = 2) -> str:

@@ -42,7 +42,8 @@ if TYPE_CHECKING:
     from .tasks import CalibrationExample
 
 __all__ = ["CAPTURE_FORMAT", "CAPTURE_LAYOUT", "MANIFEST", "RUN_FILE", "CaptureError", "check_parts", "done_examples",
-           "example_dataset", "layout_dataset", "open_capture", "read_run_info", "stale_temporaries", "write_part", "write_run_info"]
+           "example_dataset", "layout_dataset", "open_capture", "read_run_info", "stale_temporaries", "write_part",
+           "write_run_info"]
 
 RUN_FILE = "run.json"
 PARTS = "parts"

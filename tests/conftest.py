@@ -99,7 +99,7 @@ def tiny_bpe_tokenizer():
 
     from headscope.models import load_tokenizer
 
-    data = Path(__file__).resolve().parent.parent / "data"
+    data = Path(__file__).resolve().parent.parent / "headscope" / "data"
     texts = [p.read_text() for p in sorted((data / "haystack").glob("*.txt"))]
     texts += [(data / "needles.json").read_text(), (data / "qa" / "vocab.json").read_text()]
     bpe = Tokenizer(models.BPE())

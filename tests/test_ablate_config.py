@@ -124,7 +124,7 @@ def test_study_configs_parse():
     assert set(study.strengths) == {1.5, 2, 3, 4} and 3 in baselines.strengths
     # the parts share their calibration (and so their heads and cached results)
     assert study.calibration == baselines.calibration and study.seed == baselines.seed
-    AblationConfig.from_yaml(root / "demo.yaml")
+    AblationConfig.from_yaml(root.parent / "headscope" / "configs" / "demo.yaml")
 
 
 def test_headline_off_the_grid_fails_fast_but_a_flag_that_replaces_the_axis_drops_it():

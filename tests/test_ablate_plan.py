@@ -70,15 +70,16 @@ def test_ablate_prints_its_plan_and_shrinks_the_calibration(tmp_path, monkeypatc
 
 @pytest.mark.parametrize("quick", [False, True])
 def test_demo_config_fits_its_story(quick):
-    from headscope.demo import BUILT_IN, demo_config, scope_notes
+    from headscope.demo import DEMO_CONFIG, demo_config, scope_notes
 
     config = demo_config(quick)
     p = plan(config)
     if quick:
         assert p.decodes == 6 and config.lengths == (256,)
     else:
-        # the shipped config and the built-in copy (used without the checkout) are the same study
-        assert config.to_dict() == AblationConfig.from_dict(BUILT_IN).to_dict()
+        # the config ships inside the package (read the same from a wheel as from a checkout)
+        assert DEMO_CONFIG.parent.parent.name == "headscope"
+        assert config.to_dict() == AblationConfig.from_yaml(DEMO_CONFIG).to_dict()
         assert config.lengths == (1024,) and set(config.methods) == {"vanilla", "dysco", "random-heads"}
         assert p.decodes == 3 * config.examples and p.captures == 4
     notes = "\n".join(scope_notes(config, quick))

@@ -11,11 +11,10 @@ import json
 import numpy as np
 import pytest
 import xarray as xr
+from conftest import tiny_llama
 
 from headscope.ablate import AblationConfig, load_results, run_ablation
 from headscope.ablate.result_cache import ResultCache
-
-from conftest import tiny_llama
 
 
 @pytest.fixture(scope="module")

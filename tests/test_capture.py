@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-import xarray as xr
 from conftest import ByteTokenizer, tiny_gemma3, tiny_llama, tiny_qwen2
 
 from headscope.capture import AttentionRecorder
@@ -59,7 +58,8 @@ def _check_against_eager(lm, ids: list[int], start: int, steps: int) -> None:
         np.testing.assert_array_equal(captured.decode_argmax[step], expected)
 
 
-@pytest.mark.parametrize("build", [tiny_llama, tiny_gemma3, tiny_qwen2], ids=["llama-gqa", "gemma3-sliding", "qwen2-bias"])
+@pytest.mark.parametrize("build", [tiny_llama, tiny_gemma3, tiny_qwen2],
+                         ids=["llama-gqa", "gemma3-sliding", "qwen2-bias"])
 def test_captured_rows_equal_eager_attention_on_tiny_models(build):
     lm = wrap_model(build(), ByteTokenizer(), "tiny")
     ids = torch.randint(2, 250, (48,), generator=torch.Generator().manual_seed(1)).tolist()

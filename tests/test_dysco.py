@@ -11,10 +11,10 @@ from click.testing import CliRunner
 from conftest import tiny_qwen2
 from transformers import Gemma3ForCausalLM, Gemma3TextConfig, LlamaConfig, LlamaForCausalLM
 
-from headscope.kv_cache import cache_kwargs, new_cache, restore, snapshot
 from headscope.dysco import DyscoConfig, generate, generate_batch
 from headscope.dysco.attention_fn import StopForward, attention_control
 from headscope.dysco.selection import build_bias
+from headscope.kv_cache import cache_kwargs, new_cache, restore, snapshot
 from headscope.models import wrap_model
 
 HEADS = [(1, 0), (2, 3), (1, 2)]
@@ -355,7 +355,8 @@ def test_generate_command(smollm, tmp_path):
     from headscope.cli import cli
 
     prompts = tmp_path / "p.jsonl"
-    prompts.write_text('{"id": 1, "prompt": "What is 2+2?"}\n{"id": "b", "prompt": "Say hi.", "assistant_prefix": "Hi"}\n')
+    prompts.write_text('{"id": 1, "prompt": "What is 2+2?"}\n'
+                       '{"id": "b", "prompt": "Say hi.", "assistant_prefix": "Hi"}\n')
     heads = tmp_path / "h.json"
     heads.write_text(json.dumps({"format": "headscope.heads/1", "heads": [[12, 3], [14, 0]], "model": "smollm2-135m"}))
     out = tmp_path / "g.jsonl"

@@ -150,9 +150,9 @@ def _tiny(arch: str):
 def _compare(lm, ids: list[int], heads, templates: list[list[int]], engine: str = "auto",
              counting: str = "reference", **knobs) -> list[int]:
     method = "dysco-onepass" if knobs.get("onepass") else "dysco"
-    cfg = DyscoConfig(heads=heads, method=method, context_warmup=knobs["c"], intervention_warmup=knobs["w"], top_k=knobs["k"],
-                      top_p=knobs["p"], strength=knobs["s"], decay=knobs["g"], max_new_tokens=knobs["n_new"],
-                      templates=templates, warmup_counting=counting)
+    cfg = DyscoConfig(heads=heads, method=method, context_warmup=knobs["c"], intervention_warmup=knobs["w"],
+                      top_k=knobs["k"], top_p=knobs["p"], strength=knobs["s"], decay=knobs["g"],
+                      max_new_tokens=knobs["n_new"], templates=templates, warmup_counting=counting)
     ours = generate(lm, ids, cfg, record=True, engine=engine)
     if counting == "reference":
         # The authors' counting is the spec's schedule with one read fewer and one more intervened

@@ -47,7 +47,8 @@ def test_mrcr_matches_openai_grader():
     prefix = "xK29aQ"
     answer = prefix + "Poem about tapirs, second version."
     out = prefix + "Poem about tapirs, 2nd version."
-    want = difflib.SequenceMatcher(None, "Poem about tapirs, 2nd version.", "Poem about tapirs, second version.").ratio()
+    want = difflib.SequenceMatcher(None, "Poem about tapirs, 2nd version.",
+                                   "Poem about tapirs, second version.").ratio()
     assert mrcr_score(out, answer, prefix) == pytest.approx(want)
     assert mrcr_score(answer, answer, prefix) == 1.0
     assert mrcr_score("Poem about tapirs, second version.", answer, prefix) == 0.0  # no prefix: 0

@@ -7,12 +7,11 @@ import json
 
 import pytest
 from click.testing import CliRunner
+from conftest import tiny_llama
 
 from headscope.dysco import DyscoConfig, generate
 from headscope.dysco.templates import chat_prompt_ids
 from headscope.models import end_of_turn_ids, eos_ids, load_tokenizer, wrap_model
-
-from conftest import tiny_llama
 
 
 @pytest.fixture(scope="module")
@@ -104,8 +103,9 @@ def test_generate_defaults_are_dyscoconfigs(tiny):
 
 
 def test_an_unreachable_hub_fails_at_once_with_the_hf_command(monkeypatch):
-    import headscope.models as models
     from huggingface_hub import constants, utils
+
+    import headscope.models as models
 
     class Offline:
         def head(self, *args, **kwargs):

@@ -345,8 +345,8 @@ def test_compare_overlap_and_rank_correlation() -> None:
 
 # -- published lists ----------------------------------------------------------------------------
 
-def test_published_data_are_found_in_the_checkout() -> None:
-    assert data_dir() == Path(__file__).resolve().parent.parent / "data" / "published_heads"
+def test_published_data_ship_inside_the_package() -> None:
+    assert data_dir() == Path(__file__).resolve().parent.parent / "headscope" / "data" / "published_heads"
     assert (data_dir() / "README.md").is_file()
     assert {"llama-3.1-8b-instruct", "qwen3-8b", "qwen3-4b", "llama-2-7b-80k"} <= set(list_published())
 
@@ -393,7 +393,8 @@ def test_wu_top10_equals_the_readme_recipe_on_the_raw_file(name: str) -> None:
 
 
 def test_unknown_published_names_say_why() -> None:
-    with pytest.raises(ValueError, match="Unknown published head list 'gpt-5'. Published: llama-2-13b-64k, llama-2-7b-80k"):
+    with pytest.raises(ValueError,
+                       match="Unknown published head list 'gpt-5'. Published: llama-2-13b-64k, llama-2-7b-80k"):
         published("gpt-5")
     with pytest.raises(FileNotFoundError, match="Give a file path or published:NAME"):
         resolve_heads("no/such/file.json")

@@ -31,6 +31,19 @@ def test_heatmap_outlines_the_marked_heads(ds):
     assert all(float(t).is_integer() for t in ax.get_xticks())
 
 
+def test_heatmap_shows_the_scores_with_their_own_colour_limits(ds):
+    import numpy as np
+
+    score = qr_score(ds)
+    fig = score_heatmap(score)
+    ax, bar = fig.axes  # the map and its colour bar
+    shown = np.asarray(ax.images[0].get_array(), dtype=float)
+    np.testing.assert_array_equal(shown, score.transpose("layer", "head").values)  # layer rows, head columns
+    assert ax.images[0].get_clim() == pytest.approx((np.nanmin(shown), np.nanmax(shown)))
+    assert bar.get_ylabel() == ax.get_title() == str(score.name)
+    assert ax.images[0].origin == "lower"  # layer 0 at the bottom
+
+
 def test_stability_labels_its_intervals(ds):
     boot = bootstrap(qr_score(ds, per_example=True), 100, k=2)
     fig = stability_plot(boot, top=5, title="Stability of the qrscore ranking, tiny")

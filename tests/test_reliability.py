@@ -417,7 +417,7 @@ def test_out_under_a_regular_file_is_one_line_for_every_command(tmp_path, captur
         "plot": ["plot", "score", capture, "--out", blocker / "figs"],
         "calibrate": ["calibrate", "--model", tiny_model_dir, "--lengths", 200, "--out", blocker / "run"],
     }
-    for name, args in cases.items():
+    for args in cases.values():
         one_line_error(invoke(*args), "blocker is a file")
 
 

@@ -11,7 +11,6 @@ import json
 import numpy as np
 import pytest
 import xarray as xr
-
 from conftest import tiny_llama
 
 
@@ -68,6 +67,25 @@ def test_head_bars_show_zero_bars_and_their_values(run):
     assert ax.get_legend().get_window_extent().x0 >= ax.get_window_extent().x1
 
 
+def test_strength_sweep_has_one_series_per_method_and_length_and_a_vanilla_line(run):
+    from headscope.report import _sweep, headline_selection
+
+    _, ds = run
+    fig = _drawn(_sweep(ds, headline_selection(ds), "strength"))
+    ax = fig.axes[0]
+    # dysco and random-heads at 200 and 256 tokens, each over the two strengths
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "dysco @ 200", "dysco @ 256", "random-heads @ 200", "random-heads @ 256"]
+    assert len(ax.containers) == 4 and all(len(c.lines[0].get_xdata()) == 2 for c in ax.containers)
+    dashed = [line for line in ax.get_lines() if line.get_linestyle() == "--"]
+    assert len(dashed) == 2  # vanilla, one per length
+    assert ax.get_xlabel() == "strength" and "95% bootstrap CI" in ax.get_ylabel()
+    assert ax.get_ylim() == pytest.approx((-0.05, 1.05))
+    assert ax.get_title() == "passkey: strength sweep (dashed: vanilla)"
+    assert fig.get_suptitle().startswith("tiny, 3 prompts per cell")
+    assert _sweep(ds, headline_selection(ds), "top_k") is None  # one top-k value: nothing to sweep
+
+
 def test_zoom_in_has_integer_steps_a_warmup_mark_and_distinct_titles(run):
     from headscope.report import zoom_in_figure
 
@@ -85,6 +103,12 @@ def test_zoom_in_has_integer_steps_a_warmup_mark_and_distinct_titles(run):
     assert len(marks) == 1 and any("warm-up" in t.get_text() for t in ax.texts)
     assert "tiny" in ax.get_title() and str(trace.attrs["example_id"]) in ax.get_title()
     assert ax.get_title() != window.axes[0].get_title()
+    # the heat map is log10 importance over the whole prompt, one row per step; the window crops it
+    image = ax.images[0]
+    assert image.get_array().shape == trace["importance"].shape
+    assert full.axes[-1].get_ylabel() == "log10 importance" and image.get_clim()[0] >= -6
+    assert window.axes[0].images[0].get_array().shape == (trace.sizes["step"], 40)
+    assert full.axes[1].get_xlabel() == "prompt position (cyan: answer span)"
     assert "around the answer (positions 85-124)" in window.axes[0].get_title()
 
 

@@ -10,7 +10,7 @@
 Example
 -------
 >>> from headscope.ablate import AblationConfig, run_ablation
->>> cfg = AblationConfig.from_yaml("configs/demo.yaml")        # doctest: +SKIP
+>>> cfg = AblationConfig.from_yaml("headscope/configs/demo.yaml")        # doctest: +SKIP
 >>> ds = run_ablation(cfg, "runs/demo")                        # doctest: +SKIP
 """
 

@@ -3,7 +3,8 @@
 Grid axes (each a list; a scalar means a list of one): ``models``, ``tasks``, ``lengths``,
 ``methods``, ``heads``, ``strengths``, ``top_k``, ``top_p``, ``decay``, ``temperature``.
 For file tasks (``FORMAT:PATH``) each length is a prompt budget: LongBench v2 contexts are cut in the
-middle to fit it, other files keep the records that fit. Settings: ``examples`` (per task and length), ``seed`` (evaluation seed), ``max_new_tokens``,
+middle to fit it, other files keep the records that fit. Settings: ``examples`` (per task and length),
+``seed`` (evaluation seed), ``max_new_tokens``,
 ``device``, ``dtype``, ``revision``, ``allow_other_model``, and the sections
 ``dysco`` (fixed DySCO options), ``calibration`` (how ``qrscore:K`` / ``retrieval:K`` heads are
 found) and ``tuning`` (how ``auto`` strength / top-k are chosen), ``headline`` (which setting the
@@ -18,7 +19,7 @@ Example
 >>> AblationConfig.from_dict({"strenghts": [2]})
 Traceback (most recent call last):
 ...
-ValueError: Unknown key 'strenghts' in the ablation config. Known keys: allow_other_model, calibration, decay, device, dtype, dysco, examples, headline, heads, lengths, max_new_tokens, methods, models, revision, seed, strengths, tasks, temperature, top_k, top_p, tuning.
+ValueError: Unknown key 'strenghts' in the ablation config. Known keys: allow_other_model, calibration, ...
 """
 
 from __future__ import annotations
@@ -79,7 +80,8 @@ def _number(key: str, value: Any, *, integer: bool = False) -> float | int:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise _bad_key(key, "a list of numbers" + (" or 'auto'" if key in ("strengths", "top_k") else ""), value) from None
+        expected = "a list of numbers" + (" or 'auto'" if key in ("strengths", "top_k") else "")
+        raise _bad_key(key, expected, value) from None
     if integer:
         if not number.is_integer():
             raise _bad_key(key, "a list of integers", value)
@@ -182,7 +184,8 @@ class AblationConfig:
         if "lengths" in d:
             kw["lengths"] = tuple(_number("lengths", v, integer=True) for v in _as_list(d["lengths"]))
         if "strengths" in d:
-            kw["strengths"] = tuple("auto" if v == "auto" else _number("strengths", v) for v in _as_list(d["strengths"]))
+            kw["strengths"] = tuple("auto" if v == "auto" else _number("strengths", v)
+                                    for v in _as_list(d["strengths"]))
         if "top_k" in d:
             kw["top_k"] = tuple("auto" if v == "auto" else None if _off(v)
                                 else _number("top_k", v, integer=True) for v in _as_list(d["top_k"]))
@@ -294,10 +297,10 @@ class AblationConfig:
             if n < 1:
                 raise _bad_key("lengths", "a list of positive token counts", n)
         for s in self.strengths:
-            if s != "auto" and not (math.isfinite(s) and s > 0):
+            if s != "auto" and not (math.isfinite(s) and s > 0):  # type: ignore[arg-type,operator]
                 raise _bad_key("strengths", "a list of finite numbers > 0 (>= 99: hard mask) or 'auto'", s)
         for k in self.top_k:
-            if k not in (None, "auto") and k < 1:
+            if k not in (None, "auto") and k < 1:  # type: ignore[operator]
                 raise _bad_key("top_k", "a list of positive integers, 'none' or 'auto'", k)
         for p in self.top_p:
             if p is not None and not 0 < p <= 1:
@@ -312,8 +315,8 @@ class AblationConfig:
         for g in self.decay:
             if not (math.isfinite(g) and g >= 0):
                 raise _bad_key("decay", "a list of finite numbers >= 0", g)
-        for t in self.temperature:
-            if not t > 0:
+        for t in self.temperature:  # type: ignore[assignment]
+            if not t > 0:  # type: ignore[operator]
                 raise _bad_key("temperature", "a list of numbers > 0 (sharpen's attention temperature)", t)
         from ..models import check_device
 
@@ -332,7 +335,7 @@ class AblationConfig:
         from ..dysco.config import DyscoConfig
 
         try:
-            DyscoConfig(heads=[(0, 0)], **self.dysco)
+            DyscoConfig(heads=[(0, 0)], **self.dysco)  # type: ignore[arg-type]
         except (TypeError, ValueError) as err:
             raise ValueError(f"The 'dysco' section of the ablation config is invalid: {err}") from None
 

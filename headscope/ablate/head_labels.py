@@ -16,8 +16,8 @@ from typing import Any
 
 from ..heads import HeadSet
 from ..score_table import HEAD_LABEL_SCORES, score_spec
-from .result_cache import stable_key
 from .config import AblationConfig, parse_head_spec
+from .result_cache import stable_key
 
 __all__ = ["calibration_dir", "resolve_head_sets"]
 
@@ -66,7 +66,8 @@ def _ranked(kind: str, k: int, capture: Path, lm: Any) -> HeadSet:
         raise ValueError(f"{kind}:{k}: only {len(heads)} heads have a score on {capture} ({kept} of "
                          f"{per_example.sizes['example']} calibration examples usable; the retrieval score keeps "
                          "only examples the model answered). Calibrate on more or shorter prompts.")
-    return HeadSet(tuple(heads), model=lm.name, method=kind, scores=tuple(scores), source=str(capture),
+    return HeadSet(tuple(heads), model=lm.name,  # type: ignore[arg-type]
+                   method=kind, scores=tuple(scores), source=str(capture),
                    meta={"n_examples": int(per_example.sizes["example"]), "task": str(ds.attrs.get("task", ""))})
 
 

@@ -2,7 +2,8 @@
 
 Each result is one JSON line, flushed and ``fsync``'d as soon as it is written, so a run that is
 killed keeps everything it finished. A torn last line (a kill in the middle of a write) is cut
-off when the cache is opened again (the rules of :mod:`headscope._jsonl`). Sharded runs write one file per shard (no two processes
+off when the cache is opened again (the rules of :mod:`headscope._jsonl`). Sharded runs write one
+file per shard (no two processes
 append to one file) and every reader sees the union of the files it is given.
 """
 

@@ -117,7 +117,7 @@ def write_outputs(ds: xr.Dataset, out: str | Path, summary: Any = None, *, resul
     """Write ``results.nc``, ``results.csv`` (unless not ``results``) and (given a summary)
     ``summary.csv``, each atomically."""
     out = Path(out)
-    tables = {}
+    tables: dict[str, tuple[Any, str | None]] = {}
     if results:
         tmp = out / "results.tmp.nc"
         ds.to_netcdf(tmp, engine="scipy")

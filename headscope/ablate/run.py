@@ -34,10 +34,10 @@ from typing import TYPE_CHECKING, Any
 from .._outputs import check_output, output_lock, remove_temporaries
 from ..dysco.methods import method_spec
 from ..score_table import HEAD_LABEL_SCORES
-from .result_cache import ResultCache, stable_key
 from .config import HEAD_METHODS, AblationConfig, parse_head_spec
 from .grid import cells as grid_cells
 from .grid import match
+from .result_cache import ResultCache, stable_key
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -214,7 +214,7 @@ def _tune(config: AblationConfig, lm: LoadedModel, runner: _Runner, cell: Cell, 
     runner.run(jobs, f"tune {cell['task']} {cell['method']} {cell['heads']}", "tune")
     best, best_score = None, -1.0
     for (s, k), cj in cand_jobs.items():
-        mean = sum(runner.cache.get(j.key)["score"] for j in cj) / len(cj)
+        mean = sum(runner.cache.get(j.key)["score"] for j in cj) / len(cj)  # type: ignore[index]
         table.append({"strength": s, "top_k": k, "score": mean, "n": len(cj)})
         if mean > best_score:
             best, best_score = (s, k), mean
@@ -317,12 +317,12 @@ def check_models(config: AblationConfig, lm: LoadedModel | None = None) -> None:
 def _run_locked(config: AblationConfig, out: Path, *, lm: LoadedModel | None, progress: bool, command: str | None,
                 on_result: OnResult | None, record_trace: bool, shard: tuple[int, int] | None, info: RankInfo,
                 k: int, n: int, batch_size: int = 1) -> xr.Dataset | None:
+    import yaml
+
     from .. import __version__
     from ..calibrate import library_versions
     from ..distributed import barrier, process_group
     from .results import build_dataset, summary_table, write_outputs
-
-    import yaml
 
     if k == 0:
         for name in _TEMPORARIES:  # files a killed run left half written
@@ -503,7 +503,8 @@ def _write_trace(out: Path, lm: LoadedModel, job: Job) -> None:
     res = generate(lm, job.example.input_ids, job.config, record=True)
     ds = res.trace
     spans = [list(s) for s in _spans_of(job.example)]
-    ds.attrs.update({"key": job.key, "example_id": job.example.id, "task": job.example.task, "answer": job.example.answers[0],
+    ds.attrs.update({"key": job.key, "example_id": job.example.id, "task": job.example.task,
+                     "answer": job.example.answers[0],
                      "output": res.text, "cell": json.dumps({k: v for k, v in job.coords.items()
                                                              if not k.endswith("_value")}, default=str),
                      "answer_spans": json.dumps(spans), "prompt_ids": json.dumps(list(job.example.input_ids))})

@@ -37,7 +37,7 @@ def open_captures(paths: Sequence[str | Path]) -> xr.Dataset:
         except Exception as err:  # zarr/json errors from a damaged run: name the path
             raise ValueError(f"could not read capture {str(path)!r}: {type(err).__name__}: {err}") from err
     first = datasets[0]
-    for path, ds in zip(paths[1:], datasets[1:]):
+    for path, ds in zip(paths[1:], datasets[1:]):  # type: ignore[assignment]
         for key in ("model", "n_layers", "n_heads", "n_kv_heads"):
             if ds.attrs.get(key) != first.attrs.get(key):
                 raise ValueError(

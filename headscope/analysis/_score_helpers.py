@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import cast
 
 import numpy as np
 import xarray as xr
@@ -51,7 +52,7 @@ def reduce_examples(per_example: xr.DataArray) -> xr.DataArray:
     out = per_example.mean("example", skipna=True)
     out.attrs.update(per_example.attrs)
     out.attrs["n_examples"] = int(per_example.notnull().any(("layer", "head")).sum())
-    return out.drop_vars([c for c in out.coords if c not in ("layer", "head")])
+    return cast(xr.DataArray, out.drop_vars([c for c in out.coords if c not in ("layer", "head")]))
 
 
 def span_table(ds: xr.Dataset, kinds: Sequence[str]) -> list[list[tuple[int, int]]]:

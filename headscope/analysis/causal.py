@@ -25,7 +25,7 @@ Example
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import xarray as xr
@@ -172,7 +172,7 @@ def causal_influence(
         return da
     mean = da.mean("example", skipna=True)
     mean.attrs.update(da.attrs, n_examples=len(data))
-    return mean
+    return cast(xr.DataArray, mean)
 
 
 def capture_examples(ds: xr.Dataset, tokenizer: Any,
@@ -203,4 +203,4 @@ def causal_per_example(ds: xr.Dataset, *, device: str = "auto", dtype: str = "au
     lm = load_model(str(ds.attrs["model"]), device=device, dtype=dtype)
     examples, kept = capture_examples(ds, lm.tokenizer, max_examples)
     da = causal_influence(lm, examples, mode=mode, per_example=True, progress=progress)
-    return da.assign_coords(example=ds["example"].values[kept])
+    return cast(xr.DataArray, da.assign_coords(example=ds["example"].values[kept]))

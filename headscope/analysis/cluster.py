@@ -25,7 +25,7 @@ Example
 from __future__ import annotations
 
 import numbers
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import xarray as xr
@@ -52,7 +52,7 @@ def head_features(ds: xr.Dataset, *, window: int = 32, min_distance: float | int
     feats: dict[str, xr.DataArray] = {}
     for name, fn in (("qr_score", lambda: qr_score(ds)), ("retrieval_score", lambda: retrieval_score(ds))):
         try:
-            feats[name] = fn()
+            feats[name] = fn()  # type: ignore[no-untyped-call]
         except ValueError:
             pass  # the capture lacks what this score needs; cluster on the rest
     kinds = set(np.asarray(ds["span_kind"].values).astype(str).ravel()) if "span_kind" in ds else set()
@@ -113,7 +113,7 @@ def name_clusters(z_centroids: np.ndarray, names: list[str], threshold: float = 
     return out
 
 
-class HeadClusterer(ClusterMixin, BaseEstimator):
+class HeadClusterer(ClusterMixin, BaseEstimator):  # type: ignore[misc]  # sklearn is untyped (Any)
     """Cluster heads by their attention features (scikit-learn estimator contract).
 
     Parameters
@@ -157,11 +157,12 @@ class HeadClusterer(ClusterMixin, BaseEstimator):
             raise ValueError(f"HeadClusterer needs at least 3 heads to choose k by silhouette; got {n_heads}")
 
     def _cluster(self, z: np.ndarray, k: int) -> np.ndarray:
-        from sklearn.cluster import AgglomerativeClustering, KMeans  # lazily: importing it draws from the global `random`
+        # lazily: importing it draws from the global `random`
+        from sklearn.cluster import AgglomerativeClustering, KMeans
 
         if self.method == "kmeans":
-            return KMeans(n_clusters=k, n_init=10, random_state=self.random_state).fit_predict(z)
-        return AgglomerativeClustering(n_clusters=k).fit_predict(z)
+            return cast(np.ndarray, KMeans(n_clusters=k, n_init=10, random_state=self.random_state).fit_predict(z))
+        return cast(np.ndarray, AgglomerativeClustering(n_clusters=k).fit_predict(z))
 
     def fit(self, X: Any, y: None = None) -> HeadClusterer:
         """Fit on a Dataset of ``(layer, head)`` features (see :func:`head_features`) or a 2-D array."""
@@ -200,9 +201,10 @@ class HeadClusterer(ClusterMixin, BaseEstimator):
             name="centroid",
         )
         if template is not None:
-            self.labels_ = xr.DataArray(labels.reshape(template.shape), dims=("layer", "head"),
-                                        coords={"layer": template["layer"].values, "head": template["head"].values},
-                                        name="cluster", attrs={"names": list(self.cluster_names_)})
+            self.labels_: xr.DataArray | np.ndarray = xr.DataArray(
+                labels.reshape(template.shape), dims=("layer", "head"),
+                coords={"layer": template["layer"].values, "head": template["head"].values},
+                name="cluster", attrs={"names": list(self.cluster_names_)})
         else:
             self.labels_ = labels
         self.embedding_ = z

@@ -119,7 +119,7 @@ def attention_entropy(ds: xr.Dataset, *, normalized: bool = False, per_example: 
     a, _ = _rows(ds, "attention_entropy")
     ctx = a.where(position_mask(ds, np.zeros_like(q0), q0), 0.0)
     p = ctx / ctx.sum("position")
-    h = -xr.where(p > 0, p * np.log(p.where(p > 0, 1.0)), 0.0).sum("position")
+    h = -xr.where(p > 0, p * np.log(p.where(p > 0, 1.0)), 0.0).sum("position")  # type: ignore[no-untyped-call]
     if normalized:
         scale = xr.DataArray(np.log(np.maximum(q0, 2)), dims="example", coords={"example": ds["example"].values})
         h = h / scale

@@ -31,6 +31,7 @@ Example
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 import xarray as xr
@@ -50,7 +51,7 @@ def qr_doc_score(c: np.ndarray) -> np.ndarray:
     if c.shape[-1] < 2:
         return np.zeros(c.shape[:-1])
     tau = c.mean(axis=-1, keepdims=True) - 2.0 * c.std(axis=-1, ddof=1, keepdims=True)
-    return np.where(c > tau, c, 0.0).sum(axis=-1)
+    return cast(np.ndarray, np.where(c > tau, c, 0.0).sum(axis=-1))
 
 
 def qr_score(

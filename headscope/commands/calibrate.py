@@ -85,7 +85,7 @@ def _print_summary(ds: xr.Dataset, out_dir: str) -> None:
     if ds.sizes.get("step", 0):
         outputs = [str(o) for o in ds["output"].values]
         answers = [str(a) for a in ds["answer"].values]
-        hits = sum(a.strip() and a.strip() in o for a, o in zip(answers, outputs))
+        hits = sum(a.strip() and a.strip() in o for a, o in zip(answers, outputs))  # type: ignore[misc]
         click.echo(f"Greedy answers containing the needle's answer: {hits}/{len(answers)}")
     click.echo(f"Next: headscope rank {out_dir} --method qrscore --top 16 --out heads.json")
 

@@ -12,11 +12,11 @@ from ._options import run_user_errors
 @click.option("--out", "out_dir", default=DEFAULT_OUT, show_default=True, type=click.Path(file_okay=False),
               help="Output folder (runs/ is git-ignored); re-running with the same folder resumes.")
 @click.option("--examples", type=click.IntRange(min=1), default=None,
-              help="Evaluation prompts per length (default: configs/demo.yaml's).")
+              help="Evaluation prompts per length (default: headscope/configs/demo.yaml's).")
 @click.option("--quick", is_flag=True, help="A smoke run of every stage (256-token prompts, 2 examples).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def demo_command(out_dir: str, examples: int | None, quick: bool, quiet: bool) -> None:
-    """Calibrate -> rank -> ablate -> report on the bundled SmolLM2-135M (configs/demo.yaml).
+    """Calibrate -> rank -> ablate -> report on the bundled SmolLM2-135M (headscope/configs/demo.yaml).
 
     \b
     1. calibrate: 4 pass-key prompts of 1024 tokens (seed 0), attention captured for QRScore;

@@ -104,7 +104,7 @@ def compare_command(heads: tuple[str, ...], fmt: str | None, threshold: float, t
                f"{'spearman':>8}")
     for i in range(len(sets)):
         for j in range(i + 1, len(sets)):
-            r = run_user_errors(lambda: compare(sets[i], sets[j]))
+            r = run_user_errors(lambda: compare(sets[i], sets[j]))  # noqa: B023 (called at once)
             click.echo(f"{heads[i]:<{width}}  {heads[j]:<{width}}  {r['n_a']:>4}  {r['n_b']:>4}  {r['shared']:>6}  "
                        f"{r['jaccard']:>7.3f}  {_num(r['spearman']):>8}")
 

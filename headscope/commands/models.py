@@ -23,7 +23,7 @@ def models_command(prepare: tuple[str, ...]) -> None:
     for name in prepare:
         if name not in ALIASES:
             raise click.BadParameter(f"unknown alias {name!r}; known: {', '.join(ALIASES)}", param_hint="--prepare")
-        path = run_user_errors(lambda: prepare_bundled(name))
+        path = run_user_errors(lambda: prepare_bundled(name))  # noqa: B023 (called at once)
         click.echo(f"{name}: ready at {path}")
     if prepare:
         return

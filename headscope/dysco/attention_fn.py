@@ -24,10 +24,10 @@ Example
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -120,10 +120,10 @@ class Controller:
         return torch.stack(out)
 
 
-def _stock_sdpa() -> Any:
+def _stock_sdpa() -> Callable[..., tuple[torch.Tensor, None]]:
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-    return sdpa_attention_forward
+    return cast("Callable[..., tuple[torch.Tensor, None]]", sdpa_attention_forward)
 
 
 def headscope_attention(
@@ -142,7 +142,7 @@ def headscope_attention(
     if ctl is None or ctl.idle:
         return sdpa(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
     ctl.calls += 1
-    layer = int(module.layer_idx)
+    layer = int(cast(int, module.layer_idx))
     if scaling is None:
         scaling = query.shape[-1] ** -0.5
     window = kwargs["sliding_window"] if "sliding_window" in kwargs else ctl.windows[layer]

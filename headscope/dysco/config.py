@@ -18,7 +18,7 @@ True
 >>> DyscoConfig(heads=[(0, 0)], method="magic")
 Traceback (most recent call last):
 ...
-ValueError: The 'method' parameter must be one of ['dysco', 'vanilla', 'dysco-static', 'random-heads', 'sharpen', 'dysco-onepass']. Got 'magic' instead.
+ValueError: The 'method' parameter must be one of ['dysco', 'vanilla', ..., 'dysco-onepass']. Got 'magic' instead.
 """
 
 from __future__ import annotations

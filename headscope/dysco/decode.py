@@ -58,7 +58,7 @@ import json
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -336,7 +336,7 @@ def _generate_dynamic(lm: Any, ids: torch.Tensor, config: DyscoConfig, *, record
 
     def forward(tokens: torch.Tensor) -> torch.Tensor:
         out = model(input_ids=tokens.view(1, -1).to(device), logits_to_keep=1, **kw)
-        return out.logits[0, -1]
+        return cast(torch.Tensor, out.logits[0, -1])
 
     # Vanilla runs the model's own attention: no function of ours in the way.
     control = attention_control(model, heads, logit_scale=scale) if dysco or scale != 1.0 else nullcontext(None)
@@ -360,8 +360,8 @@ def _generate_dynamic(lm: Any, ids: torch.Tensor, config: DyscoConfig, *, record
                 logits = forward(nxt_t)
                 steps += 1
         else:
-            steps = _dysco_loop(model, ctl, forward, cache, ids, prefill, n, w, templates, heads, config,
-                                sampler, eos, generated, trace, on_token)
+            steps = _dysco_loop(model, cast(Controller, ctl), forward, cache, ids, prefill, n, w, templates, heads,
+                                config, sampler, eos, generated, trace, on_token)
     text = tokenizer.decode(generated, skip_special_tokens=True) if tokenizer is not None else ""
     ds = None
     if trace is not None:
@@ -388,9 +388,9 @@ def _dysco_loop(model: Any, ctl: Controller, forward: Any, cache: Any, ids: torc
     steps = 0
     # ALGORITHMS.md 3: the last w prompt tokens are intervened on; the authors' code one more.
     intervention_start = n - w - (1 if config.warmup_counting == "reference" else 0)
+    fed_next: torch.Tensor  # set from the sampler before the first generated token is fed
     while True:
-        # fed_next is set from the sampler before the first generated token is fed
-        tok = fed[j:j + 1] if j < n else fed_next
+        tok = fed[j:j + 1] if j < n else fed_next  # noqa: F821 (annotated above)
         ctl.total = j + 1
         m = None
         if j < intervention_start:  # context warm-up read: plain pass, keep KV
@@ -454,4 +454,4 @@ def _layer_device(model: Any, layer: int) -> torch.device:
     from .._arch import decoder_layers_path, resolve
 
     layer_module = resolve(model, decoder_layers_path(model))[layer]
-    return next(layer_module.parameters()).device
+    return cast(torch.device, next(layer_module.parameters()).device)

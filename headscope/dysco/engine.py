@@ -173,7 +173,8 @@ class _FixedStep:
     def _type_of(self, layer: int) -> str:
         if self.mask_types == ["all"]:
             return "all"
-        cfg = self.model.config.get_text_config() if hasattr(self.model.config, "get_text_config") else self.model.config
+        config = self.model.config
+        cfg = config.get_text_config() if hasattr(config, "get_text_config") else config
         return str(cfg.layer_types[layer])
 
     def _window_of(self, kind: str) -> int | None:
@@ -446,8 +447,8 @@ def generate_fixed(lm: Any, prompts: Sequence[torch.Tensor], config: DyscoConfig
     return results, engine
 
 
-def _trace_rows(traces: list[_Trace], active: list[bool], fs: _FixedStep, schedule: _Schedule, j: int, kind: str, r_len: int,
-                host_ids: list[list[int]], generated: list[list[int]], pads: list[int]) -> None:
+def _trace_rows(traces: list[_Trace], active: list[bool], fs: _FixedStep, schedule: _Schedule, j: int, kind: str,
+                r_len: int, host_ids: list[list[int]], generated: list[list[int]], pads: list[int]) -> None:
     """Per-sequence trace rows of the step at slot ``j`` (host copies: tracing is for inspection)."""
     n = schedule.n
     # copy=True: on CPU .cpu() would alias the live buffers, which the next step overwrites

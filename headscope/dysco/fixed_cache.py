@@ -32,7 +32,7 @@ from transformers.cache_utils import Cache, DynamicLayer
 __all__ = ["FixedCache", "FixedLayer"]
 
 
-class FixedLayer(DynamicLayer):
+class FixedLayer(DynamicLayer):  # type: ignore[misc]  # transformers is untyped here (Any)
     """One layer's keys and values in a buffer of ``capacity`` positions."""
 
     def __init__(self, capacity: int) -> None:
@@ -43,7 +43,8 @@ class FixedLayer(DynamicLayer):
         self.filled = 0
         self.slot: torch.Tensor | None = None
 
-    def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any) -> None:
+    def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any,
+                            **kwargs: Any) -> None:
         self.device = key_states.device
         self.dtype = key_states.dtype
         b, h, _, d = key_states.shape
@@ -82,7 +83,7 @@ class FixedLayer(DynamicLayer):
         return self.filled + query_length, 0
 
 
-class FixedCache(Cache):
+class FixedCache(Cache):  # type: ignore[misc]  # transformers is untyped here (Any)
     """``n_layers`` :class:`FixedLayer` of ``capacity`` positions (allocated at the first write)."""
 
     def __init__(self, n_layers: int, capacity: int) -> None:

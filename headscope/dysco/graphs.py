@@ -24,6 +24,7 @@ On CPU, or with ``enabled=False``, every call is an eager call.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -36,7 +37,7 @@ def side_stream() -> torch.cuda.Stream:
     """The process's warm-up stream of the current CUDA device (created once)."""
     device = torch.cuda.current_device()
     if device not in _SIDE:
-        _SIDE[device] = torch.cuda.Stream(device)
+        _SIDE[device] = torch.cuda.Stream(device)  # type: ignore[no-untyped-call]
     return _SIDE[device]
 
 
@@ -49,7 +50,7 @@ class StepGraphs:
         self.fallbacks: dict[str, str] = {}
         self.captures = 0
         self.replays = 0
-        self._pool = None
+        self._pool: Any = None
 
     def run(self, kind: str, fn: Callable[[], None]) -> None:
         """Do one step of ``kind`` (``fn`` must only touch persistent tensors)."""

@@ -26,11 +26,11 @@ the prefill runs the stock kernels.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -138,10 +138,10 @@ def record_rows(s: torch.Tensor, base_mask: torch.Tensor, kv_index: torch.Tensor
     return torch.softmax(picked.reshape(b, picked.shape[1], -1) + base_mask.view(b, 1, -1), dim=-1)
 
 
-def _stock_sdpa() -> Any:
+def _stock_sdpa() -> Callable[..., tuple[torch.Tensor, None]]:
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-    return sdpa_attention_forward
+    return cast("Callable[..., tuple[torch.Tensor, None]]", sdpa_attention_forward)
 
 
 def static_attention(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
@@ -157,7 +157,7 @@ def static_attention(module: torch.nn.Module, query: torch.Tensor, key: torch.Te
                              scaling=scaling * scale if scale != 1.0 else scaling, **kwargs)
     if query.shape[2] != 1 or attention_mask is None:
         raise ValueError("The fixed-shape step attends one query token with a prepared mask.")
-    layer = int(module.layer_idx)
+    layer = int(cast(int, module.layer_idx))
     softcap = kwargs.get("softcap")
     s = _scores(query, key, scaling * ctl.logit_scale, softcap, ctl.chunk)
     if ctl.record and layer in ctl.layer_heads:

@@ -39,7 +39,7 @@ Example
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 __all__ = ["TEMPLATE_MODES", "chat_prompt_ids", "detect_templates", "generation_prompt_length", "has_chat_template",
            "resolve_templates"]
@@ -56,7 +56,8 @@ def has_chat_template(tokenizer: Any) -> bool:
 
 
 def _render(tokenizer: Any, messages: list[dict[str, str]], add_generation_prompt: bool) -> str:
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+    return cast(str, tokenizer.apply_chat_template(messages, tokenize=False,
+                                                   add_generation_prompt=add_generation_prompt))
 
 
 def _ids(tokenizer: Any, text: str) -> list[int]:

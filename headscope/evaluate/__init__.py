@@ -15,8 +15,8 @@ Example
 
 from __future__ import annotations
 
-from .examples import SYNTHETIC_TASKS, EvalExample, from_calibration, make_eval_examples
 from .benchmarks import DEFAULT_MAX_NEW_TOKENS, FILE_FORMATS, default_max_new_tokens, load_task_file, parse_task
+from .examples import SYNTHETIC_TASKS, EvalExample, from_calibration, make_eval_examples
 from .metrics import (
     METRICS,
     choice_accuracy,

@@ -25,9 +25,9 @@ from typing import Any
 
 from ._assembly import DepthArg
 from .base import SPAN_KINDS, CalibrationExample, Span
-from .qrhead_files import QRHeadRecord, load_qrhead_jsonl, make_file_examples
 from .options import CLASSIC_PASSKEY, TASK_OPTIONS, canonical_task, parse_task_spec, task_base
 from .prompting import NULL_QUERY, require_fast
+from .qrhead_files import QRHeadRecord, load_qrhead_jsonl, make_file_examples
 from .registry import TASK_TABLE, TASKS, TaskSpec, task_spec
 
 __all__ = [
@@ -125,7 +125,7 @@ def make_examples(task: str | os.PathLike[str], tokenizer: Any,
         return make_file_examples(task, tokenizer, n_examples, max_context=limit)
     if not is_synthetic(task):
         raise ValueError(f"task must be one of {TASKS} or a path to a JSONL file, got {task!r}")
-    task, options = parse_task_spec(task)
+    task, options = parse_task_spec(task)  # type: ignore[arg-type]
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise ValueError(f"seed must be an int, got {seed!r}")
     length_list = [lengths] if isinstance(lengths, int) else list(lengths)

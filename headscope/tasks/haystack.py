@@ -1,13 +1,15 @@
 """Haystack prose: the shipped paragraphs, laid out in a seeded order and cut to any length.
 
-The text lives in ``data/haystack/*.txt`` (original prose, CC0; see the README there). Set
+The text lives in ``headscope/data/haystack/*.txt`` (original prose, CC0; see the README there). Set
 ``HEADSCOPE_DATA_DIR`` to use another data folder with the same layout.
 
 Example
 -------
 >>> import random
->>> hay = Haystack(random.Random(0), min_words=500)             # doctest: +SKIP
+>>> hay = Haystack(random.Random(0), min_words=500)
 >>> text, ends = hay.cut(120)                                   # first 120 words, sentence ends
+>>> len(text.split())
+120
 """
 
 from __future__ import annotations
@@ -28,8 +30,8 @@ _WORD = re.compile(r"\S+")
 def data_dir() -> Path:
     """The folder holding ``haystack/``, ``qa/`` and ``needles.json``."""
     env = os.environ.get("HEADSCOPE_DATA_DIR")
-    # The data ships next to the package in the source tree (editable installs read it there).
-    path = Path(env) if env else Path(__file__).resolve().parents[2] / "data"
+    # The data ships inside the package (package data), so wheels and checkouts read the same files.
+    path = Path(env) if env else Path(__file__).resolve().parents[1] / "data"
     if not path.is_dir():
         raise FileNotFoundError(f"headscope data folder not found at {path}; set "
                                 "HEADSCOPE_DATA_DIR to a folder with haystack/, qa/, needles.json")

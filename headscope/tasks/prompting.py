@@ -13,7 +13,7 @@ Example
 >>> spec = PromptSpec((Piece("Some text. "), Piece("Q: "), Piece("why?", question=True)),
 ...                   query_piece=1)                              # doctest: +SKIP
 >>> r = render(tokenizer, spec)                                   # doctest: +SKIP
->>> r.input_ids[r.query_start:]                                   # the query span's tokens
+>>> r.input_ids[r.query_start:]                  # the query span's tokens  # doctest: +SKIP
 """
 
 from __future__ import annotations

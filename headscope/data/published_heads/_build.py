@@ -1,6 +1,6 @@
 """Rebuild the published head lists in this folder from their sources.
 
-Run from the repository root: ``python data/published_heads/_build.py``. The DySCO head strings
+Run from the repository root: ``python headscope/data/published_heads/_build.py``. The DySCO head strings
 below are copied verbatim from the files named next to them; the Retrieval_Head lists are computed
 from that repository's ``head_score/*.json``, read from a stored copy (``WU_MIRROR``, a bare git
 directory), and only the derived facts (mean score and rank per head) are written (see README.md).
