@@ -13,6 +13,13 @@
 #   bash bench/qwen_study_gpu.sh stash          # copies and verifies; prints what is still missing
 # Then one or more calls of at most 10 minutes (each resumes where the last stopped):
 #   bash bench/qwen_study_gpu.sh run [SECONDS]  # default 570: ends itself, bundle included, before the call's limit
+# Resuming: the device tool replaces the repo copy on every call, so whatever marks a step done
+# lives under $WORK (the finished head sets $WORK/heads-*8.json, $WORK/no-retrieval, the shard
+# caches $WORK/abl); the head sets are copied to the repo paths the configs name before ablating.
+# FROM_REPO=1 (to finish the grid on a new machine): a $WORK without head sets takes the committed
+# reports/qwen2.5-coder-0.5b/heads-{qrscore8,retrieval8}.json and skips calibration, and the
+# committed shard caches reports/qwen2.5-coder-0.5b/gpu/abl/*.jsonl are copied into $WORK/abl
+# (their keys name model, example and decode settings, not the machine), so only missing decodes run.
 #
 # What `run` does, each step skipped when already done:
 #   1. install the carried wheels into $QWEN_HOME/site; reassemble the GGUF from the slices (every
@@ -21,24 +28,30 @@
 #   2. calibrate (parallel processes, seeds 0..CAL_PROCS-1): qa (QRScore) and needle with
 #      CAL_STEPS greedy steps (QRScore and the retrieval score) at CAL_LENGTHS, CAL_N examples per
 #      length and process; meanwhile vanilla decodes of the whole grid (they need no heads).
-#   3. rank: QRScore top 8 over qa + needle -> reports/qwen2.5-coder-0.5b/heads-qrscore8.json,
-#      retrieval-score top 8 over needle -> heads-retrieval8.json (the configs name these paths).
+#   3. rank: QRScore top 8 over qa + needle -> $WORK/heads-qrscore8.json, retrieval-score top 8
+#      over needle -> $WORK/heads-retrieval8.json; both copied to reports/qwen2.5-coder-0.5b/ (the
+#      paths the configs name).
 #   4. ablate configs/qwen-study.yaml and configs/qwen-study-heads.yaml in N shards spread over
 #      the GPUs, phase by phase (16k, then 32k, then 8k), example-major, until the deadline.
 #   5. assemble each part on the examples every cell finished (headscope ablate without --shard:
 #      report.md, summary.csv, results.nc, figures), the paired tables of bench/qwen_study_tables.py,
 #      and bundle everything into $OUT/qwen-study.tgz (+ $OUT/qwen-summary.md).
-# Afterwards, here: tar xzf qwen-study.tgz -C reports/qwen2.5-coder-0.5b/gpu  (see that README).
+# Afterwards, here: unpack it elsewhere and copy the compact part into reports/qwen2.5-coder-0.5b/gpu/
+# (that README says which files).
 #
-# Knobs (environment): DEVICE (cuda), DTYPE (bfloat16), NSHARDS (12 per GPU), MPS (1: start CUDA
-# MPS if present), LENGTHS (priority order, "16000 32000 8000"), EXAMPLES (config's 40),
-# CAL_LENGTHS (4096,8192), CAL_N (5), CAL_PROCS (4), CAL_STEPS (32), WORK ($QWEN_HOME/work).
-# CPU dry run (tiny settings; python3 must be the venv's; reports/qwen2.5-coder-0.5b/README.md has
-# the runs and their times):
+# Knobs (environment): FROM_REPO (0), DEVICE (cuda), DTYPE (bfloat16), NSHARDS (12
+# per GPU), MPS (1: start CUDA MPS if present), LENGTHS (priority order, "16000 32000 8000"),
+# EXAMPLES (config's 40), CAL_LENGTHS (4096,8192), CAL_N (5), CAL_PROCS (4), CAL_STEPS (32),
+# WORK ($QWEN_HOME/work).
+# CPU dry run, in a copy of the repo (the run writes the head sets into reports/; tiny settings;
+# python3 must be the venv's; reports/qwen2.5-coder-0.5b/README.md has the runs and their times).
+# A second call with the same QWEN_HOME skips calibration and resumes at the ablation:
 #   PATH=.venv/bin:$PATH DEVICE=cpu DTYPE=float32 NSHARDS=2 MPS=0 LENGTHS=300 EXAMPLES=1 CAL_LENGTHS=512 \
 #   CAL_N=2 CAL_PROCS=1 CAL_STEPS=12 QWEN_HOME=/tmp/qwen-dry/home HEADSCOPE_HOME=/tmp/qwen-dry/hs \
 #   OUT=/tmp/qwen-dry/out bash bench/qwen_study_gpu.sh run 2600
 set -u
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT" || exit 1                  # the configs and the report paths are relative to the repo
 MODE=${1:?usage: bench/qwen_study_gpu.sh stash|run [SECONDS]}
 QWEN_HOME=${QWEN_HOME:-/root/qwen-gpu}
 CARRY=${CARRY:-.gpu/qwen}
@@ -55,7 +68,7 @@ fi
 
 T=${2:-570}
 START=$(date +%s)
-DEADLINE=$((START + T - 60))          # leave a minute for assembling and bundling
+DEADLINE=$((START + T - 90))          # leave time to assemble and bundle (76 s for one 16k part on the H200)
 left() { echo $((DEADLINE - $(date +%s))); }
 budget() { local s; s=$(left); echo $(( s > 1 ? s : 1 )); }   # timeout 0 would mean no limit
 DEVICE=${DEVICE:-cuda}
@@ -71,6 +84,9 @@ WORK=${WORK:-$QWEN_HOME/work}
 REP=reports/qwen2.5-coder-0.5b
 QR=$REP/heads-qrscore8.json
 RET=$REP/heads-retrieval8.json
+QR_DONE=$WORK/heads-qrscore8.json     # what survives the next call: the markers of a finished calibration
+RET_DONE=$WORK/heads-retrieval8.json
+NO_RET=$WORK/no-retrieval
 P1=configs/qwen-study.yaml
 P2=configs/qwen-study-heads.yaml
 export HEADSCOPE_HOME=${HEADSCOPE_HOME:-$QWEN_HOME/hs}
@@ -84,7 +100,8 @@ step() { echo "+ $*" >> "$LOG"; }
 stamp() { echo -e "$1\t$2\t$(date -u +%FT%TZ)" >> "$TIMES"; echo "[$(date +%T)] $1: $2 s"; }
 
 # -- 1. environment and model ---------------------------------------------------------------------
-export PYTHONPATH="$QWEN_HOME/site${PYTHONPATH:+:$PYTHONPATH}"   # the wheels, once installed
+# The repository first (bench/*.py import headscope; scripts get no cwd on sys.path), then the wheels.
+export PYTHONPATH="$ROOT:$QWEN_HOME/site${PYTHONPATH:+:$PYTHONPATH}"
 if [ -d "$QWEN_HOME/whl" ] && ! python3 -c "import gguf, nnsight, zarr, dask" 2>/dev/null; then
   t=$(date +%s)
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$QWEN_HOME/site" \
@@ -142,7 +159,20 @@ launch_shards() {
 
 # -- 2. calibration, with the heads-free vanilla decodes alongside ---------------------------------
 VANILLA="$P1@vanilla@random:8@$LEN_CSV"      # one invocation: every shard loads the model once
-if [ ! -f "$QR" ] || { [ ! -f "$RET" ] && [ ! -f "$WORK/no-retrieval" ]; }; then
+calibrated() { [ -f "$QR_DONE" ] && { [ -f "$RET_DONE" ] || [ -f "$NO_RET" ]; }; }
+if [ "${FROM_REPO:-0}" = 1 ]; then
+  if ! calibrated && [ -f "$QR" ]; then
+    cp "$QR" "$QR_DONE"; if [ -f "$RET" ]; then cp "$RET" "$RET_DONE"; else touch "$NO_RET"; fi
+    step "head sets from the repository: $QR $([ -f "$RET" ] && echo "$RET")"
+  fi
+  if ls "$REP"/gpu/abl/results*.jsonl > /dev/null 2>&1; then
+    cp -n "$REP"/gpu/abl/results*.jsonl "$WORK/abl/"
+    step "shard caches from the repository: $REP/gpu/abl ($(cat "$REP"/gpu/abl/results*.jsonl | wc -l) results)"
+  fi
+fi
+if calibrated; then
+  echo "calibration done before (head sets in $WORK): skipped"
+else
   t=$(date +%s)
   i=0
   for s in $(seq 0 $((CAL_PROCS - 1))); do
@@ -162,13 +192,14 @@ if [ ! -f "$QR" ] || { [ ! -f "$RET" ] && [ ! -f "$WORK/no-retrieval" ]; }; then
   stamp calibrate+vanilla $(( $(date +%s) - t ))
   t=$(date +%s)
   NEEDLE=$(ls -d "$WORK"/cal/needle-s*); QA=$(ls -d "$WORK"/cal/qa-s*)
-  step "$HS rank (qa + needle) --method qrscore --top 8 --out $QR"
-  $HS rank $NEEDLE $QA --method qrscore --top 8 --bootstrap 1000 --out "$QR" --quiet > "$WORK/rank-qrscore.txt" || exit 1
-  step "$HS rank (needle) --method retrieval --top 8 --out $RET"
+  rm -f "$QR_DONE" "$RET_DONE" "$NO_RET"
+  step "$HS rank (qa + needle) --method qrscore --top 8 --out $QR_DONE"
+  $HS rank $NEEDLE $QA --method qrscore --top 8 --bootstrap 1000 --out "$QR_DONE" --quiet > "$WORK/rank-qrscore.txt" || exit 1
+  step "$HS rank (needle) --method retrieval --top 8 --out $RET_DONE"
   # The retrieval score keeps only the needles the model copied; too few and there is no head set:
   # then part 2 compares QRScore with random heads only (the log says so).
-  $HS rank $NEEDLE --method retrieval --top 8 --bootstrap 1000 --out "$RET" --quiet > "$WORK/rank-retrieval.txt" 2>&1 \
-    || { echo "retrieval-score heads: none ($(tail -1 "$WORK/rank-retrieval.txt"))"; rm -f "$RET"; touch "$WORK/no-retrieval"; }
+  $HS rank $NEEDLE --method retrieval --top 8 --bootstrap 1000 --out "$RET_DONE" --quiet > "$WORK/rank-retrieval.txt" 2>&1 \
+    || { echo "retrieval-score heads: none ($(tail -1 "$WORK/rank-retrieval.txt"))"; rm -f "$RET_DONE"; touch "$NO_RET"; }
   $HS rank $QA --method qrscore --top 8 --bootstrap 1000 --out "$WORK/heads-qrscore8-qa.json" --quiet > "$WORK/rank-qrscore-qa.txt"
   $HS rank $NEEDLE --method qrscore --top 8 --bootstrap 1000 --out "$WORK/heads-qrscore8-needle.json" --quiet > "$WORK/rank-qrscore-needle.txt"
   for task in needle qa; do
@@ -180,7 +211,9 @@ if [ ! -f "$QR" ] || { [ ! -f "$RET" ] && [ ! -f "$WORK/no-retrieval" ]; }; then
 fi
 
 # -- 3. the grid, most wanted first ---------------------------------------------------------------
-[ -f "$QR" ] || { echo "no QRScore head set ($QR): calibration did not finish; run again"; exit 1; }
+[ -f "$QR_DONE" ] || { echo "no QRScore head set ($QR_DONE): calibration did not finish; run again"; exit 1; }
+cp "$QR_DONE" "$QR"                           # into the repo copy, at the paths the configs name
+rm -f "$RET"; [ -f "$RET_DONE" ] && cp "$RET_DONE" "$RET"
 HEADS2="$QR,random:8"; [ -f "$RET" ] && HEADS2="$QR,$RET,random:8"
 if [ "$(left)" -gt 30 ]; then
   t=$(date +%s)
@@ -227,7 +260,6 @@ cat "$WORK"/abl/results*.jsonl 2>/dev/null | wc -l | xargs echo "cached results:
   cat "$WORK/tables.md"
 } > "$WORK/summary.md"
 if [ -n "${OUT:-}" ]; then
-  cp "$QR" "$RET" "$WORK/" 2>/dev/null
   (cd "$WORK" && tar czf "$OUT/qwen-study.tgz" --exclude='*.partial*' abl/*.jsonl logs commands.log timings.tsv \
      summary.md tables.md rank-*.txt heads-*.json gpus.txt plots strengths heads cal/*/run.json 2>/dev/null)
   cp "$WORK/summary.md" "$OUT/qwen-summary.md"
