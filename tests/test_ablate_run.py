@@ -296,3 +296,23 @@ def test_batched_decoding_gives_the_same_results_and_keys(tmp_path, tiny):
     # one config per batch, shortest first; batch size 1 keeps the grid's order
     assert [[len(j.example.input_ids) for j in b] for b in _batches(jobs, 2)] == [[2, 5], [9], [3]]
     assert _batches(jobs, 1) == [[j] for j in jobs]
+
+
+def test_results_of_another_dtype_are_decoded_again_not_mixed_in(tmp_path, tiny):
+    cfg = _config()
+    first = []
+    run_ablation(cfg, tmp_path, lm=tiny, progress=False, on_result=first.append, record_trace=False)
+    assert first and {rec["dtype"] for rec in first} == {"float32"}
+    path = tmp_path / "results.jsonl"
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    # as if the first half had been decoded in bfloat16 on a GPU, the rest before dtypes were recorded
+    half = len(lines) // 2
+    for i, rec in enumerate(lines):
+        if i < half:
+            rec["dtype"] = "bfloat16"
+        else:
+            rec.pop("dtype")
+    path.write_text("".join(json.dumps(rec) + "\n" for rec in lines))
+    redone = []
+    run_ablation(cfg, tmp_path, lm=tiny, progress=False, on_result=redone.append, record_trace=False)
+    assert sorted(rec["key"] for rec in redone) == sorted(rec["key"] for rec in lines[:half])

@@ -92,6 +92,11 @@ def _effective(cfg: DyscoConfig, lm: LoadedModel) -> dict[str, Any]:
     return d
 
 
+def weights_dtype(lm: LoadedModel) -> str:
+    """The dtype the model computes in, as a short name (``"float32"``, ``"bfloat16"``)."""
+    return str(next(lm.model.parameters()).dtype).removeprefix("torch.")
+
+
 def _key(lm: LoadedModel, ex: EvalExample, cfg: DyscoConfig) -> str:
     return stable_key({"model": lm.name, "revision": lm.revision, "example": ex.fingerprint,
                        "max_new_tokens": cfg.max_new_tokens, "decode": _effective(cfg, lm)})
@@ -138,6 +143,15 @@ class _Runner:
         self.lm, self.cache, self.progress, self.on_result = lm, cache, progress, on_result
         self.shard = shard
         self.batch_size = batch_size
+        self.dtype = weights_dtype(lm)
+
+    def cached(self, key: str) -> bool:
+        """Whether ``key`` has a result decoded with these weights' dtype. A result recorded
+        under another dtype (bfloat16 on a GPU, float32 on the CPU: different numbers, often
+        different tokens) is decoded again rather than mixed in; results written before the
+        dtype was recorded are taken as they are."""
+        record = self.cache.get(key)
+        return record is not None and record.get("dtype", self.dtype) == self.dtype
 
     def mine(self, key: str) -> bool:
         """Whether this shard decodes ``key``: by the key's own hash, so the split stays the same
@@ -154,7 +168,7 @@ class _Runner:
             # held-out examples); evaluation jobs are split between the shards.
             if purpose == "eval" and not self.mine(job.key):
                 continue
-            if job.key not in self.cache and job.key not in pending:
+            if not self.cached(job.key) and job.key not in pending:
                 pending[job.key] = job
         if not pending:
             return
@@ -177,6 +191,7 @@ class _Runner:
                 "score": job.example.score(res.text), "n_prompt_tokens": res.n_prompt,
                 "n_new_tokens": len(res.tokens), "seconds": round(seconds, 4),
                 "decode": _effective(job.config, self.lm), "max_new_tokens": job.config.max_new_tokens,
+                "dtype": self.dtype,
             }
             self.cache.add(record)
             if self.on_result is not None:
