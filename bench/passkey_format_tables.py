@@ -10,11 +10,14 @@ study{,-factors}.yaml: complete or not) and prints, as Markdown:
      depth, so they pair);
   4. DySCO's gain over vanilla in each format minus its gain in the paragraph format, per prompt
      (a paired difference of differences, bootstrap CI).
+With ``--figure PNG`` it also draws accuracy [95% CI] per format for vanilla and DySCO at strength
+3, one panel per length, each bar labelled with its number of prompts.
 Cells that are not complete (fewer than 100 prompts) are compared on the prompts they have.
 A record's device is its ``device`` field (the committed cache has one; a record without it is
 counted as ``?``).
 
-    python bench/passkey_format_tables.py reports/passkey-format/cache/results.jsonl
+    python bench/passkey_format_tables.py reports/passkey-format/cache/results.jsonl \
+        --figure reports/passkey-format/factors.png
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import numpy as np
 
 from headscope.stats import accuracy, bootstrap_ci, paired_comparison
 
-__all__ = ["load", "main"]
+__all__ = ["figure", "load", "main"]
 
 PARAGRAPH = "passkey-filler"
 CLASSIC = "passkey-filler+join=space+cut=unit+label=no"
@@ -151,7 +154,49 @@ def gain_table(table: Table) -> str:
     return "\n".join(rows)
 
 
-def main(files: list[str]) -> None:
+SHORT = {PARAGRAPH: "paragraph\n(passkey-filler)", "passkey-filler+join=space": "+join=space",
+         "passkey-filler+cut=unit": "+cut=unit", "passkey-filler+label=no": "+label=no",
+         CLASSIC: "classic\n(all three)"}
+
+
+def figure(table: Table, path: str, methods: tuple[str, ...] = ("vanilla", "dysco s3")) -> None:
+    """Accuracy [95% CI] per format, ``methods`` side by side, one panel per length."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lengths = sorted({k[1] for k in table})
+    fmts = [f for f in ORDER if any(k[0] == f for k in table)]
+    fig, axes = plt.subplots(1, len(lengths), figsize=(5.5 * len(lengths), 4.2), sharey=True, squeeze=False)
+    width = 0.8 / len(methods)
+    for ax, n in zip(axes[0], lengths):
+        for j, m in enumerate(methods):
+            xs, ys, err, counts = [], [], [[], []], []
+            for i, f in enumerate(fmts):
+                if (f, n, m) not in table:
+                    continue
+                acc = accuracy(_scores(table[(f, n, m)]))
+                xs.append(i + (j - (len(methods) - 1) / 2) * width)
+                ys.append(acc["mean"])
+                err[0].append(acc["mean"] - acc["lo"])
+                err[1].append(acc["hi"] - acc["mean"])
+                counts.append(acc["n"])
+            ax.bar(xs, ys, width, yerr=err, capsize=3, label=m)
+            for x, y, hi, c in zip(xs, ys, err[1], counts):
+                ax.text(x, y + hi + 0.02, f"n={c}", ha="center", va="bottom", fontsize=7, rotation=90)
+        ax.set_xticks(range(len(fmts)), [SHORT.get(f, f) for f in fmts], fontsize=8)
+        ax.set_title(f"{n} tokens")
+        ax.set_ylim(0, 1.2)
+    axes[0][0].set_ylabel("accuracy (95% bootstrap CI)")
+    axes[0][-1].legend(loc="upper left", fontsize=8)
+    fig.suptitle("SmolLM2-135M pass key: prompt format, one factor at a time (n: prompts in the cell)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(files: list[str], figure_path: str | None = None) -> None:
     table = load(files)
     print("### Accuracy\n\n" + accuracy_table(table))
     print("\n### DySCO against vanilla (same prompts)\n\n" + vs_vanilla_table(table))
@@ -161,9 +206,17 @@ def main(files: list[str]) -> None:
           + between_formats_table(table, CLASSIC))
     print("\n### DySCO's gain over vanilla, each format minus the paragraph format (per prompt)\n\n"
           + gain_table(table))
+    if figure_path:
+        figure(table, figure_path)
 
 
 if __name__ == "__main__":
-    if not sys.argv[1:]:
+    args = sys.argv[1:]
+    fig_path = None
+    if "--figure" in args:
+        at = args.index("--figure")
+        fig_path = args[at + 1]
+        del args[at:at + 2]
+    if not args:
         sys.exit(__doc__)
-    main(sys.argv[1:])
+    main(args, fig_path)
