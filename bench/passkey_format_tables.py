@@ -38,13 +38,25 @@ PARAGRAPH = "passkey-filler"
 CLASSIC = "passkey-filler+join=space+cut=unit+label=no"
 ORDER = [PARAGRAPH, "passkey-filler+join=space", "passkey-filler+cut=unit", "passkey-filler+label=no", CLASSIC]
 N_EXAMPLES = 100
+# The factor formats were run with these only (configs/passkey-format-study-factors.yaml); a prompt
+# they share with the paragraph format has results at other strengths too, which are left out.
+FACTOR_METHODS = ("vanilla", "dysco s3")
 
 # (format, length, method label) -> example index -> (score, device)
 Table = dict[tuple[str, int, str], dict[int, tuple[float, str]]]
 
 
-def load(files: Iterable[str]) -> Table:
-    """The cached results of ``files`` (later files win on a repeated key), by cell and example."""
+def load(files: Iterable[str], model: str = "smollm2-135m", seed: int = 5000) -> Table:
+    """The cached results of ``files`` by cell and example (later files win on a repeated key).
+
+    Results are matched to prompts by the prompt's fingerprint, not by the ``example_id`` a record
+    was decoded under: where two formats produce the very same prompt (25 of the 100
+    ``passkey-filler+cut=unit`` prompts at 2048 tokens equal the ``passkey-filler`` ones) the cache
+    holds one result, under the first id, and it counts for both (as in ``headscope ablate``).
+    Needs the model's tokenizer (no weights) to rebuild the prompts."""
+    from headscope.evaluate import make_eval_examples
+    from headscope.models import load_tokenizer
+
     records: dict[str, dict[str, Any]] = {}
     for path in files:
         with open(path) as fh:
@@ -52,14 +64,27 @@ def load(files: Iterable[str]) -> Table:
                 if line.strip():
                     rec = json.loads(line)
                     records[rec["key"]] = rec
-    table: Table = defaultdict(dict)
+    by_prompt: dict[tuple[str, str], tuple[float, str]] = {}
+    lengths: set[int] = set()
     for rec in records.values():
-        if rec.get("purpose", "eval") != "eval":
+        if rec.get("purpose", "eval") != "eval" or rec.get("model") != model:
             continue
-        fmt, length, _seed, index = rec["example_id"].rsplit("-", 3)
         d = rec["decode"]
         label = "vanilla" if d["method"] == "vanilla" else f"{d['method']} s{d['strength']:g}"
-        table[(fmt, int(length), label)][int(index)] = (float(rec["score"]), rec.get("device", "?"))
+        by_prompt[(rec["fingerprint"], label)] = (float(rec["score"]), rec.get("device", "?"))
+        lengths.add(int(rec["example_id"].rsplit("-", 3)[1]))
+    labels = {label for _fp, label in by_prompt}
+    tok = load_tokenizer(model)
+    table: Table = defaultdict(dict)
+    for fmt in ORDER:
+        for length in sorted(lengths):
+            for i, ex in enumerate(make_eval_examples(fmt, tok, [length], N_EXAMPLES, seed)):
+                for label in labels:
+                    if fmt not in (PARAGRAPH, CLASSIC) and label not in FACTOR_METHODS:
+                        continue
+                    hit = by_prompt.get((ex.fingerprint, label))
+                    if hit is not None:
+                        table[(fmt, length, label)][i] = hit
     return table
 
 
