@@ -1,0 +1,247 @@
+"""The tables of reports/passkey-format/README.md, from ablate cache files (no model, no decoding).
+
+Reads any number of ``results*.jsonl`` caches of the pass-key format study (configs/passkey-format-
+study{,-factors}.yaml: complete or not) and prints, as Markdown:
+  1. accuracy [95% CI] per (format, length, method, strength), with the devices that decoded it;
+  2. each DySCO cell against vanilla on the same prompts (paired: difference [CI], wins/losses,
+     exact McNemar p);
+  3. each format against the paragraph format and against the classic one, same method and
+     strength, on the prompts both have (example i of every format holds the same key at the same
+     depth, so they pair);
+  4. DySCO's gain over vanilla in each format minus its gain in the paragraph format, per prompt
+     (a paired difference of differences, bootstrap CI).
+With ``--figure PNG`` it also draws accuracy [95% CI] per format for vanilla and DySCO at strength
+3, one panel per length, each bar labelled with its number of prompts.
+Cells that are not complete (fewer than 100 prompts) are compared on the prompts they have.
+A record's device is its ``device`` field (the committed cache has one; a record without it is
+counted as ``?``).
+
+    python bench/passkey_format_tables.py reports/passkey-format/cache/results.jsonl \
+        --figure reports/passkey-format/factors.png
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from headscope.stats import accuracy, bootstrap_ci, paired_comparison
+
+__all__ = ["figure", "load", "main"]
+
+PARAGRAPH = "passkey-filler"
+CLASSIC = "passkey-filler+join=space+cut=unit+label=no"
+ORDER = [PARAGRAPH, "passkey-filler+join=space", "passkey-filler+cut=unit", "passkey-filler+label=no", CLASSIC]
+N_EXAMPLES = 100
+# The factor formats were run with these only (configs/passkey-format-study-factors.yaml); a prompt
+# they share with the paragraph format has results at other strengths too, which are left out.
+FACTOR_METHODS = ("vanilla", "dysco s3")
+
+# (format, length, method label) -> example index -> (score, device)
+Table = dict[tuple[str, int, str], dict[int, tuple[float, str]]]
+
+
+def load(files: Iterable[str], model: str = "smollm2-135m", seed: int = 5000) -> Table:
+    """The cached results of ``files`` by cell and example (later files win on a repeated key).
+
+    Results are matched to prompts by the prompt's fingerprint, not by the ``example_id`` a record
+    was decoded under: where two formats produce the very same prompt (25 of the 100
+    ``passkey-filler+cut=unit`` prompts at 2048 tokens equal the ``passkey-filler`` ones) the cache
+    holds one result, under the first id, and it counts for both (as in ``headscope ablate``).
+    Needs the model's tokenizer (no weights) to rebuild the prompts."""
+    from headscope.evaluate import make_eval_examples
+    from headscope.models import load_tokenizer
+
+    records: dict[str, dict[str, Any]] = {}
+    for path in files:
+        with open(path) as fh:
+            for line in fh:
+                if line.strip():
+                    rec = json.loads(line)
+                    records[rec["key"]] = rec
+    by_prompt: dict[tuple[str, str], tuple[float, str]] = {}
+    lengths: set[int] = set()
+    for rec in records.values():
+        if rec.get("purpose", "eval") != "eval" or rec.get("model") != model:
+            continue
+        d = rec["decode"]
+        label = "vanilla" if d["method"] == "vanilla" else f"{d['method']} s{d['strength']:g}"
+        by_prompt[(rec["fingerprint"], label)] = (float(rec["score"]), rec.get("device", "?"))
+        lengths.add(int(rec["example_id"].rsplit("-", 3)[1]))
+    labels = {label for _fp, label in by_prompt}
+    tok = load_tokenizer(model)
+    table: Table = defaultdict(dict)
+    for fmt in ORDER:
+        for length in sorted(lengths):
+            for i, ex in enumerate(make_eval_examples(fmt, tok, [length], N_EXAMPLES, seed)):
+                for label in labels:
+                    if fmt not in (PARAGRAPH, CLASSIC) and label not in FACTOR_METHODS:
+                        continue
+                    hit = by_prompt.get((ex.fingerprint, label))
+                    if hit is not None:
+                        table[(fmt, length, label)][i] = hit
+    return table
+
+
+def _scores(cell: dict[int, tuple[float, str]]) -> np.ndarray:
+    out = np.full(N_EXAMPLES, np.nan)
+    for i, (score, _device) in cell.items():
+        out[i] = score
+    return out
+
+
+def _ci(lo: float, hi: float, signed: bool = False) -> str:
+    f = "{:+.2f}" if signed else "{:.2f}"
+    return f"[{f.format(lo)}, {f.format(hi)}]"
+
+
+def _p(p: float) -> str:
+    return "–" if not np.isfinite(p) else f"{p:.2g}"
+
+
+def _labels(table: Table) -> list[str]:
+    labels = sorted({k[2] for k in table}, key=lambda s: (s != "vanilla", s))
+    return labels
+
+
+def _cells(table: Table) -> list[tuple[str, int, str]]:
+    fmts = [f for f in ORDER if any(k[0] == f for k in table)]
+    lengths = sorted({k[1] for k in table})
+    return [(f, n, m) for n in lengths for f in fmts for m in _labels(table) if (f, n, m) in table]
+
+
+def accuracy_table(table: Table) -> str:
+    rows = ["| format | length | method | n | accuracy [95% CI] | decoded on |", "|---|---|---|---|---|---|"]
+    for fmt, n, m in _cells(table):
+        cell = table[(fmt, n, m)]
+        acc = accuracy(_scores(cell))
+        devices = defaultdict(int)
+        for _score, device in cell.values():
+            devices[device] += 1
+        dev = " + ".join(f"{k} {v}" for k, v in sorted(devices.items()))
+        rows.append(f"| {fmt} | {n} | {m} | {acc['n']} | {acc['mean']:.2f} {_ci(acc['lo'], acc['hi'])} | {dev} |")
+    return "\n".join(rows)
+
+
+def _compare_row(a: np.ndarray, b: np.ndarray) -> str:
+    c = paired_comparison(a, b)
+    if c["n"] == 0:
+        return "0 | – | – | – | – | –"
+    return (f"{c['n']} | {c['mean']:.2f} | {c['baseline_mean']:.2f} | {c['diff']:+.2f} "
+            f"{_ci(c['diff_lo'], c['diff_hi'], True)} | {c['wins']}/{c['losses']} | {_p(c['p_value'])}")
+
+
+def vs_vanilla_table(table: Table) -> str:
+    rows = ["| format | length | method | pairs | method acc | vanilla acc | difference [95% CI] | wins/losses | "
+            "McNemar p |", "|---|---|---|---|---|---|---|---|---|"]
+    for fmt, n, m in _cells(table):
+        if m == "vanilla" or (fmt, n, "vanilla") not in table:
+            continue
+        a, b = _scores(table[(fmt, n, m)]), _scores(table[(fmt, n, "vanilla")])
+        rows.append(f"| {fmt} | {n} | {m} | {_compare_row(a, b)} |")
+    return "\n".join(rows)
+
+
+def between_formats_table(table: Table, base: str) -> str:
+    rows = [f"| format | length | method | pairs | format acc | {base} acc | difference [95% CI] | wins/losses | "
+            "McNemar p |", "|---|---|---|---|---|---|---|---|---|"]
+    for fmt, n, m in _cells(table):
+        if fmt == base or (base, n, m) not in table:
+            continue
+        a, b = _scores(table[(fmt, n, m)]), _scores(table[(base, n, m)])
+        rows.append(f"| {fmt} | {n} | {m} | {_compare_row(a, b)} |")
+    return "\n".join(rows)
+
+
+def gain_table(table: Table) -> str:
+    """Per prompt i: (dysco_i - vanilla_i) in the format minus the same in the paragraph format."""
+    rows = ["| format | length | method | prompts | gain in format | gain in paragraph | difference [95% CI] |",
+            "|---|---|---|---|---|---|---|"]
+    for fmt, n, m in _cells(table):
+        if m == "vanilla" or fmt == PARAGRAPH:
+            continue
+        parts = [(fmt, n, m), (fmt, n, "vanilla"), (PARAGRAPH, n, m), (PARAGRAPH, n, "vanilla")]
+        if any(p not in table for p in parts):
+            continue
+        d, v, pd_, pv = (_scores(table[p]) for p in parts)
+        keep = np.isfinite(d) & np.isfinite(v) & np.isfinite(pd_) & np.isfinite(pv)
+        if not keep.any():
+            continue
+        g, pg = (d - v)[keep], (pd_ - pv)[keep]
+        lo, hi = bootstrap_ci(g - pg)
+        rows.append(f"| {fmt} | {n} | {m} | {int(keep.sum())} | {g.mean():+.2f} | {pg.mean():+.2f} | "
+                    f"{(g - pg).mean():+.2f} {_ci(lo, hi, True)} |")
+    return "\n".join(rows)
+
+
+SHORT = {PARAGRAPH: "paragraph\n(passkey-filler)", "passkey-filler+join=space": "+join=space",
+         "passkey-filler+cut=unit": "+cut=unit", "passkey-filler+label=no": "+label=no",
+         CLASSIC: "classic\n(all three)"}
+
+
+def figure(table: Table, path: str, methods: tuple[str, ...] = ("vanilla", "dysco s3")) -> None:
+    """Accuracy [95% CI] per format, ``methods`` side by side, one panel per length."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lengths = sorted({k[1] for k in table})
+    fmts = [f for f in ORDER if any(k[0] == f for k in table)]
+    fig, axes = plt.subplots(1, len(lengths), figsize=(5.5 * len(lengths), 4.2), sharey=True, squeeze=False)
+    width = 0.8 / len(methods)
+    for ax, n in zip(axes[0], lengths):
+        for j, m in enumerate(methods):
+            xs, ys, err, counts = [], [], [[], []], []
+            for i, f in enumerate(fmts):
+                if (f, n, m) not in table:
+                    continue
+                acc = accuracy(_scores(table[(f, n, m)]))
+                xs.append(i + (j - (len(methods) - 1) / 2) * width)
+                ys.append(acc["mean"])
+                err[0].append(acc["mean"] - acc["lo"])
+                err[1].append(acc["hi"] - acc["mean"])
+                counts.append(acc["n"])
+            ax.bar(xs, ys, width, yerr=err, capsize=3, label=m)
+            for x, y, hi, c in zip(xs, ys, err[1], counts):
+                ax.text(x, y + hi + 0.02, f"n={c}", ha="center", va="bottom", fontsize=7, rotation=90)
+        ax.set_xticks(range(len(fmts)), [SHORT.get(f, f) for f in fmts], fontsize=8)
+        ax.set_title(f"{n} tokens")
+        ax.set_ylim(0, 1.2)
+    axes[0][0].set_ylabel("accuracy (95% bootstrap CI)")
+    axes[0][-1].legend(loc="upper left", fontsize=8)
+    fig.suptitle("SmolLM2-135M pass key: prompt format, one factor at a time (n: prompts in the cell)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(files: list[str], figure_path: str | None = None) -> None:
+    table = load(files)
+    print("### Accuracy\n\n" + accuracy_table(table))
+    print("\n### DySCO against vanilla (same prompts)\n\n" + vs_vanilla_table(table))
+    print(f"\n### Each format against the paragraph format ({PARAGRAPH}), same method\n\n"
+          + between_formats_table(table, PARAGRAPH))
+    print(f"\n### Each format against the classic format ({CLASSIC}), same method\n\n"
+          + between_formats_table(table, CLASSIC))
+    print("\n### DySCO's gain over vanilla, each format minus the paragraph format (per prompt)\n\n"
+          + gain_table(table))
+    if figure_path:
+        figure(table, figure_path)
+
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    fig_path = None
+    if "--figure" in args:
+        at = args.index("--figure")
+        fig_path = args[at + 1]
+        del args[at:at + 2]
+    if not args:
+        sys.exit(__doc__)
+    main(args, fig_path)
