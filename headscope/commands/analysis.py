@@ -138,7 +138,8 @@ def _save_heads(out: str, heads: list[tuple[int, int]], scores: list[float], mod
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         return hs.save(out)
 
-    return run_user_errors(save)
+    return run_user_errors(save, writing=out, rerun=f"it writes the head set again (an existing {out} is "
+                                                    "replaced only by a complete file, so it is unchanged).")
 
 
 @click.command("cluster")
@@ -180,7 +181,10 @@ def _write_cluster_files(out: Path, feats: xr.Dataset, hc: Any, captures: tuple[
 
     table = feats.assign(cluster=hc.labels_).to_dataframe().reset_index()
     table["cluster_name"] = [hc.cluster_names_[c] for c in table["cluster"]]
-    table.to_csv(out / "heads.csv", index=False)
+    from .._outputs import atomic_path, write_atomic
+
+    with atomic_path(out / "heads.csv") as tmp:
+        table.to_csv(tmp, index=False)
     summary = {
         "model": feats.attrs.get("model", ""), "captures": list(captures), "method": hc.method,
         "k": int(hc.n_clusters_), "silhouette": float(hc.silhouette_),
@@ -191,7 +195,7 @@ def _write_cluster_files(out: Path, feats: xr.Dataset, hc: Any, captures: tuple[
             for c, name in enumerate(hc.cluster_names_)
         ],
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    write_atomic(out / "summary.json", json.dumps(summary, indent=1))
 
 
 @click.group("plot")

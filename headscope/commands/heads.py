@@ -162,7 +162,7 @@ def convert_command(heads: str, fmt: str | None, threshold: float, top: int | No
         raise click.ClickException(f"{out} exists; pass --overwrite to replace it.")
     run_user_errors(lambda: check_output(path, kind="file"))
     path.parent.mkdir(parents=True, exist_ok=True)
-    run_user_errors(lambda: hs.save(path, to))
+    run_user_errors(lambda: hs.save(path, to), writing=path)
     click.echo(f"wrote {len(hs)} heads ({to}) to {out}")
 
 
