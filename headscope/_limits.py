@@ -9,10 +9,10 @@ Example
 -------
 >>> check_count("The 'n_examples' parameter", 8, MAX_EXAMPLES, "examples per length")
 8
->>> check_count("The 'n_examples' parameter", 10**20, MAX_EXAMPLES, "examples per length")
+>>> check_count("The 'n_examples' parameter", 10**5, MAX_EXAMPLES, "examples per length")
 Traceback (most recent call last):
 ...
-ValueError: The 'n_examples' parameter must be at most 10,000 examples per length (...). Got 100000000000000000000 instead.
+ValueError: The 'n_examples' parameter must be at most 10,000 examples per length (...). Got 100000 instead.
 """
 
 from __future__ import annotations

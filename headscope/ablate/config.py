@@ -278,8 +278,9 @@ class AblationConfig:
     # -- validation -------------------------------------------------------------------------
     def validate(self) -> None:
         """Raise ``ValueError`` naming the offending key; reads no model (head-set files and
-        published lists are read, to check which model they were made for)."""
-        from ..evaluate.benchmarks import parse_task
+        published lists are read, to check which model they were made for, and every record of
+        a file task, so a bad file fails before a model loads or the output is touched)."""
+        from ..evaluate.benchmarks import check_task_file, parse_task
 
         for key in AXES.values():
             if key != "heads" and not getattr(self, key):  # no heads: fine for grids without head methods
@@ -339,6 +340,9 @@ class AblationConfig:
         self._validate_dysco()
         self._validate_heads()
         self._validate_tuning()
+        for t in self.tasks:  # last: the cheap checks first, then every record of every file task
+            if not is_synthetic(t):
+                check_task_file(t)
 
     def _validate_sizes(self) -> None:
         """Refuse counts nothing could hold, before any example is built (headscope/_limits.py)."""
