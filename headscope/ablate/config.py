@@ -79,6 +79,8 @@ def _off(value: Any) -> bool:
 def _number(key: str, value: Any, *, integer: bool = False) -> float | int:
     if isinstance(value, bool):
         raise _bad_key(key, "a list of numbers", value)
+    if integer and (isinstance(value, int) or isinstance(value, str) and value.strip().lstrip("+-").isdigit()):
+        return int(value)  # exactly: through a float, 99999999999999999999 would read as 10**20
     try:
         number = float(value)
     except (TypeError, ValueError):
