@@ -73,15 +73,16 @@ def gold_section(out: Path, figs: Path) -> list[str]:
               f"{_ci(r, 'all')} |" for r in rows]
     agree = [float(r["replay_agreement"]) for r in records]
     same = sum(bool(r.get("same_output")) for r in records)
-    return ["## Attention on the gold span", "",
-            f"For the first {max(int(r['example_index']) for r in records) + 1} examples of each task and length: the fraction of attention on the gold span (where the answer "
-            "lives) at each decode step that chose a generated token, after DySCO's bias, averaged over the steps "
-            "of a decode and then over prompts; for the cell's heads (vanilla: the heads DySCO would read) and "
-            "for all heads; 95% percentile-bootstrap intervals over prompts. From `gold_attention.jsonl`, "
-            "recomputed by replaying each decode (`headscope.gold_attention`): the replay chose the decoded token "
-            f"at {np.mean(agree):.1%} of the steps; the re-decoded output equals the cached one for {same} of "
-            f"{len(records)} decodes.", "", *table, "", "![attention on the gold span](figures/gold_attention.png)",
-            ""]
+    first = max(int(r["example_index"]) for r in records) + 1
+    text = (f"For the first {first} examples of each task and length: the fraction of attention on the gold span "
+            "(where the answer lives) at each decode step that chose a generated token, after DySCO's bias, "
+            "averaged over the steps of a decode and then over prompts; for the cell's heads (vanilla: the heads "
+            "DySCO would read) and for all heads; 95% percentile-bootstrap intervals over prompts. From "
+            "`gold_attention.jsonl`, recomputed by replaying each decode (`headscope.gold_attention`): the replay "
+            f"chose the decoded token at {np.mean(agree):.1%} of the steps; the re-decoded output equals the cached "
+            f"one for {same} of {len(records)} decodes.")
+    return ["## Attention on the gold span", "", text, "", *table, "",
+            "![attention on the gold span](figures/gold_attention.png)", ""]
 
 
 def auto_vs_fixed_section(ds: Any) -> list[str]:
