@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from ..auto_strength import DEFAULT_GRID
 from ..dysco.methods import HEAD_METHODS, METHODS
 from ..score_table import HEAD_LABEL_SCORES
 from .grid import AXES, GRID_AXES, HEADLINE_AXES, axis_labels, match
@@ -139,7 +140,7 @@ class TuningSpec:
 
     examples: int = 8
     seed: int = 200
-    strengths: tuple[float, ...] = (1.5, 2.0, 3.0, 4.0)
+    strengths: tuple[float, ...] = DEFAULT_GRID
     top_k: tuple[int, ...] = (64, 256, 1024, 4096)
 
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 import sys
 import time
 from collections.abc import Callable
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._outputs import check_output, output_lock, remove_temporaries
+from ..auto_strength import preference
 from ..dysco.methods import method_spec
 from ..score_table import HEAD_LABEL_SCORES
 from .config import HEAD_METHODS, AblationConfig, parse_head_spec
@@ -237,7 +237,7 @@ def _tune(config: AblationConfig, lm: LoadedModel, runner: _Runner, cell: Cell, 
     for order, ((s, k), cj) in enumerate(cand_jobs.items()):
         mean = sum(runner.cache.get(j.key)["score"] for j in cj) / len(cj)  # type: ignore[index]
         table.append({"strength": s, "top_k": k, "score": mean, "n": len(cj)})
-        rank = (-mean, abs(math.log(float(s))), float(s), order)
+        rank = (-mean, *preference(s), order)
         if best_rank is None or rank < best_rank:
             best, best_rank = (s, k), rank
     s_best, k_best = best if best is not None else (strengths[0], top_ks[0])
