@@ -72,7 +72,7 @@ def record_gold_attention(out: Path, lm: LoadedModel, jobs: list[Job], n_example
     todo = [j for j in jobs if j.index < n_examples and _recorded(j.coords["method"]) and _spans_of(j.example)
             and cache.get(j.key) is not None]
     todo = [j for j in todo if _id({"key": j.key, "heads": j.coords["heads"]}) not in done]
-    replays: dict[str, tuple[Any, Any]] = {}
+    replays: dict[str, tuple[str, Any]] = {}
     new = 0
     with path.open("a") as fh, tqdm(total=len(todo), desc=f"gold attention {lm.name}", unit="gen",
                                     disable=not progress) as bar:
@@ -82,8 +82,8 @@ def record_gold_attention(out: Path, lm: LoadedModel, jobs: list[Job], n_example
                 strength = job.config.strength if job.config.uses_heads else 1.0
                 gm = gold_mass(lm, job.example.input_ids, res.tokens, _spans_of(job.example), trace=res.trace,
                                strength=strength)
-                replays[job.key] = (res, gm)
-            res, gm = replays[job.key]
+                replays[job.key] = (res.text, gm)  # not the trace: at 32k tokens it is megabytes a decode
+            text, gm = replays[job.key]
             if job.config.uses_heads:
                 heads = resolve_heads_for(job.config, lm.geometry)
             else:
@@ -93,8 +93,8 @@ def record_gold_attention(out: Path, lm: LoadedModel, jobs: list[Job], n_example
             record = cache.get(job.key) or {}
             line = {"key": job.key, **{axis: job.coords[axis] for axis in _CELL}, "example_id": job.example.id,
                     "example_index": job.index,
-                    "score": record.get("score"), "output": res.text,
-                    "same_output": res.text == record.get("output"), "replay_agreement": gm.replay_agreement,
+                    "score": record.get("score"), "output": text,
+                    "same_output": text == record.get("output"), "replay_agreement": gm.replay_agreement,
                     "n_steps": int(gm.mass.shape[0]), "gold_spans": [list(s) for s in _spans_of(job.example)],
                     "all_mass": [round(float(x), 6) for x in all_heads],
                     "selected_mass": None if selected is None else [round(float(x), 6) for x in selected],
