@@ -115,8 +115,11 @@ def test_the_bias_moves_mass_onto_the_selected_positions(llama):
     assert biased.mean_over(HEADS)[0] > unbiased.mean_over(HEADS)[0]
 
 
-def test_bad_spans_and_empty_decodes_are_refused(llama):
+def test_bad_spans_empty_decodes_and_sharpen_are_refused(llama):
     with pytest.raises(ValueError, match="inside the prompt"):
         gold_mass(llama, _prompt(), [5], [(30, 50)])
     with pytest.raises(ValueError, match="at least one"):
         gold_mass(llama, _prompt(), [], GOLD)
+    res = generate(llama, _prompt(), DyscoConfig(method="sharpen", temperature=0.5, max_new_tokens=2), record=True)
+    with pytest.raises(ValueError, match="rescales every attention logit"):
+        gold_mass(llama, _prompt(), res.tokens, GOLD, trace=res.trace)
