@@ -13,6 +13,9 @@ study{,-factors}.yaml: complete or not) and prints, as Markdown:
 With ``--figure PNG`` it also draws accuracy [95% CI] per format for vanilla and DySCO at strength
 3, one panel per length, each bar labelled with its number of prompts.
 Cells that are not complete (fewer than 100 prompts) are compared on the prompts they have.
+Every McNemar p of tables 2 and 3 (one family: all the paired tests the report reads) is printed
+with its Holm-adjusted value (headscope.multiple_comparisons.holm), and the number of tests is
+stated above the tables.
 A record's device is its ``device`` field (the committed cache has one; a record without it is
 counted as ``?``).
 
@@ -30,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from headscope.multiple_comparisons import holm
 from headscope.stats import accuracy, bootstrap_ci, paired_comparison
 
 __all__ = ["figure", "load", "main"]
@@ -128,34 +132,73 @@ def accuracy_table(table: Table) -> str:
     return "\n".join(rows)
 
 
-def _compare_row(a: np.ndarray, b: np.ndarray) -> str:
+# (comparison, format, length, method) -> Holm-adjusted McNemar p over every paired test printed
+Adjusted = dict[tuple[str, str, int, str], float]
+
+
+def _compare_row(a: np.ndarray, b: np.ndarray, adjusted: float = float("nan")) -> str:
     c = paired_comparison(a, b)
     if c["n"] == 0:
-        return "0 | – | – | – | – | –"
+        return "0 | – | – | – | – | – | –"
     return (f"{c['n']} | {c['mean']:.2f} | {c['baseline_mean']:.2f} | {c['diff']:+.2f} "
-            f"{_ci(c['diff_lo'], c['diff_hi'], True)} | {c['wins']}/{c['losses']} | {_p(c['p_value'])}")
+            f"{_ci(c['diff_lo'], c['diff_hi'], True)} | {c['wins']}/{c['losses']} | {_p(c['p_value'])} | "
+            f"{_p(adjusted)}")
 
 
-def vs_vanilla_table(table: Table) -> str:
+def _pairs(table: Table, base: str) -> list[tuple[str, int, str, np.ndarray, np.ndarray]]:
+    """The paired comparisons of one table: against vanilla (``base="vanilla"``) or against a format."""
+    out = []
+    for fmt, n, m in _cells(table):
+        if base == "vanilla":
+            if m == "vanilla" or (fmt, n, "vanilla") not in table:
+                continue
+            out.append((fmt, n, m, _scores(table[(fmt, n, m)]), _scores(table[(fmt, n, "vanilla")])))
+        elif fmt != base and (base, n, m) in table:
+            out.append((fmt, n, m, _scores(table[(fmt, n, m)]), _scores(table[(base, n, m)])))
+    return out
+
+
+FAMILY = ("vanilla", PARAGRAPH, CLASSIC)
+
+
+def holm_adjusted(table: Table) -> Adjusted:
+    """Holm-adjusted McNemar p of every paired test in the three comparison tables, as one family."""
+    keys, ps = [], []
+    for base in FAMILY:
+        for fmt, n, m, a, b in _pairs(table, base):
+            c = paired_comparison(a, b)
+            if c["n"]:
+                keys.append((base, fmt, n, m))
+                ps.append(c["p_value"])
+    return dict(zip(keys, holm(ps)))
+
+
+def vs_vanilla_table(table: Table, adjusted: Adjusted | None = None) -> str:
+    adjusted = adjusted if adjusted is not None else holm_adjusted(table)
     rows = ["| format | length | method | pairs | method acc | vanilla acc | difference [95% CI] | wins/losses | "
-            "McNemar p |", "|---|---|---|---|---|---|---|---|---|"]
-    for fmt, n, m in _cells(table):
-        if m == "vanilla" or (fmt, n, "vanilla") not in table:
-            continue
-        a, b = _scores(table[(fmt, n, m)]), _scores(table[(fmt, n, "vanilla")])
-        rows.append(f"| {fmt} | {n} | {m} | {_compare_row(a, b)} |")
+            "McNemar p | Holm p |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for fmt, n, m, a, b in _pairs(table, "vanilla"):
+        rows.append(f"| {fmt} | {n} | {m} | {_compare_row(a, b, adjusted.get(('vanilla', fmt, n, m), np.nan))} |")
     return "\n".join(rows)
 
 
-def between_formats_table(table: Table, base: str) -> str:
+def between_formats_table(table: Table, base: str, adjusted: Adjusted | None = None) -> str:
+    adjusted = adjusted if adjusted is not None else holm_adjusted(table)
     rows = [f"| format | length | method | pairs | format acc | {base} acc | difference [95% CI] | wins/losses | "
-            "McNemar p |", "|---|---|---|---|---|---|---|---|---|"]
-    for fmt, n, m in _cells(table):
-        if fmt == base or (base, n, m) not in table:
-            continue
-        a, b = _scores(table[(fmt, n, m)]), _scores(table[(base, n, m)])
-        rows.append(f"| {fmt} | {n} | {m} | {_compare_row(a, b)} |")
+            "McNemar p | Holm p |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for fmt, n, m, a, b in _pairs(table, base):
+        rows.append(f"| {fmt} | {n} | {m} | {_compare_row(a, b, adjusted.get((base, fmt, n, m), np.nan))} |")
     return "\n".join(rows)
+
+
+def family_note(adjusted: Adjusted) -> str:
+    """The multiple-comparisons statement printed above the comparison tables."""
+    m = len(adjusted)
+    survive = sum(p < 0.05 for p in adjusted.values())
+    return (f"The three comparison tables below hold {m} exact McNemar tests. Their p-values are uncorrected; "
+            f"the Holm p column adjusts each for all {m} (Holm 1979: family-wise error rate 0.05, "
+            f"`headscope.multiple_comparisons.holm`). {survive} of the {m} have Holm p < 0.05; a result with "
+            "uncorrected p < 0.05 but Holm p >= 0.05 is exploratory.")
 
 
 def gain_table(table: Table) -> str:
@@ -223,12 +266,14 @@ def figure(table: Table, path: str, methods: tuple[str, ...] = ("vanilla", "dysc
 
 def main(files: list[str], figure_path: str | None = None) -> None:
     table = load(files)
+    adjusted = holm_adjusted(table)
     print("### Accuracy\n\n" + accuracy_table(table))
-    print("\n### DySCO against vanilla (same prompts)\n\n" + vs_vanilla_table(table))
+    print("\n### Multiple comparisons\n\n" + family_note(adjusted))
+    print("\n### DySCO against vanilla (same prompts)\n\n" + vs_vanilla_table(table, adjusted))
     print(f"\n### Each format against the paragraph format ({PARAGRAPH}), same method\n\n"
-          + between_formats_table(table, PARAGRAPH))
+          + between_formats_table(table, PARAGRAPH, adjusted))
     print(f"\n### Each format against the classic format ({CLASSIC}), same method\n\n"
-          + between_formats_table(table, CLASSIC))
+          + between_formats_table(table, CLASSIC, adjusted))
     print("\n### DySCO's gain over vanilla, each format minus the paragraph format (per prompt)\n\n"
           + gain_table(table))
     if figure_path:

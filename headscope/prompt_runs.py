@@ -1,6 +1,8 @@
 """Decode a prompt file (or one prompt) with DySCO or a baseline: what ``headscope generate`` runs.
 
-A prompt file is JSONL, one object a line: ``{"id", "prompt", "assistant_prefix"?}``. With an
+A prompt file is JSONL, one object a line: ``{"id", "prompt", "assistant_prefix"?, "answer"?}``
+(``answer``, a string, or ``answers``, a list: then each output line gets its ``score``, and
+``--strength auto`` can choose on a dev split, :mod:`headscope.auto_strength`). With an
 output file, each finished prompt is appended as one JSON line (:class:`GenerationsFile`: a rerun
 with the same settings resumes after the ids already there, one with other settings is refused);
 without one, each answer is streamed to ``echo`` as it is decoded. Every number, the device, the
@@ -39,7 +41,9 @@ Prompt = dict[str, Any]
 
 
 def read_prompts(path: str | Path) -> list[Prompt]:
-    """Lines ``{"id", "prompt", "assistant_prefix"?}``; ValueError naming the bad line."""
+    """Lines ``{"id", "prompt", "assistant_prefix"?, "answer"? | "answers"?}``; ValueError naming the bad line."""
+    from .auto_strength import prompt_answers
+
     rows: list[Prompt] = []
     seen: set[str] = set()
     for number, row in read_input_records(path, missing="No prompt file at {path!r}.",
@@ -52,6 +56,10 @@ def read_prompts(path: str | Path) -> list[Prompt]:
             raise ValueError(f'{where}: "assistant_prefix" must be a string.')
         if not row["prompt"].strip():
             raise ValueError(f'{where}: the "prompt" is empty.')
+        try:
+            prompt_answers(row)
+        except ValueError as err:
+            raise ValueError(f"{where}: {err}") from None
         key = str(row["id"])
         if key in seen:
             raise ValueError(f"{where}: id {key!r} appears more than once.")
@@ -110,11 +118,12 @@ class GenerateRequest:
 
 def run_prompts(request: GenerateRequest, prompts: list[Prompt] | str | Path, out: str | Path | None = None, *,
                 echo: Callable[..., None] = print, note: Callable[[str], None] = print,
-                command: str | None = None) -> None:
+                command: str | None = None, lm: LoadedModel | None = None) -> None:
     """Decode ``prompts`` (rows, or a prompt file): stream each answer to ``echo``, or append each
     record to ``out`` (resumable).
 
-    ``note`` receives the one-line messages meant for stderr (what runs, a resume). Raises
+    ``note`` receives the one-line messages meant for stderr (what runs, a resume); ``lm``: the
+    model, already loaded (else it is loaded when there is something to decode). Raises
     ValueError / FileNotFoundError / OutputInUseError before any weights load when anything is off.
     """
     from .dysco.templates import chat_prompt_ids
@@ -133,7 +142,7 @@ def run_prompts(request: GenerateRequest, prompts: list[Prompt] | str | Path, ou
     check_prompt_lengths([(r["id"], chat_prompt_ids(tokenizer, r["prompt"], r.get("assistant_prefix", "")))
                           for r in rows], geometry.max_context)
     if out_path is None:
-        _decode(_load(request), cfg, rows, None, request.batch_size, echo, note)
+        _decode(lm or _load(request), cfg, rows, None, request.batch_size, echo, note)
         return
     settings = {"model": geometry.name, "revision": request.revision, "device": request.device,
                 "dtype": request.dtype, **cfg.to_dict()}
@@ -148,7 +157,7 @@ def run_prompts(request: GenerateRequest, prompts: list[Prompt] | str | Path, ou
     with output.writing(command) as done:  # the file's lock: a second run on it stops here
         rest = [r for r in todo if str(r["id"]) not in done]  # a run that ended meanwhile may have added ids
         if rest:
-            _decode(_load(request), cfg, rest, output, request.batch_size, echo, note)
+            _decode(lm or _load(request), cfg, rest, output, request.batch_size, echo, note)
 
 
 def _load(request: GenerateRequest) -> LoadedModel:
@@ -221,5 +230,14 @@ def _decode(lm: LoadedModel, cfg: DyscoConfig, todo: list[Prompt], sink: Generat
                     "strength": cfg.strength, "top_k": cfg.top_k, "top_p": cfg.top_p, "decay": cfg.decay,
                     "context_warmup": res.info["context_warmup"],
                     "intervention_warmup": res.info["intervention_warmup"], "seed": cfg.seed,
+                    **_scored(row, res.text),
                 })  # durable at once: a killed run keeps every finished line
             bar.update(len(rows))
+
+
+def _scored(row: Prompt, output: str) -> dict[str, float]:
+    """``{"score": ...}`` (the ``contains`` metric) for a prompt line that gives its answer(s), else nothing."""
+    from .auto_strength import prompt_answers, score
+
+    answers = prompt_answers(row)
+    return {"score": score(output, answers)} if answers else {}

@@ -358,6 +358,7 @@ def write_report(out_dir: str | Path) -> Path:
     """Write ``OUT/report.md`` and ``OUT/figures/`` from an ablation run in ``OUT``; return the path."""
     from .ablate.results import load_results, summary_table, write_outputs
     from .plots import save_figure
+    from .report_sections import auto_vs_fixed_section, gold_section
 
     out = Path(out_dir)
     ds = load_results(out)
@@ -398,7 +399,9 @@ def write_report(out_dir: str | Path) -> Path:
         parts += ["## Heads", "", "QRScore of every head on the calibration prompts; outlined: the heads used.", "",
                   "![QRScore of every head](figures/qrscore.png)", ""]
     parts += _auto_section(run)
+    parts += auto_vs_fixed_section(ds)
     parts += _trace_section(out, figs)
+    parts += gold_section(out, figs)
     parts += _notes_section(run)
     write_outputs(ds, out, summary, results=False)
     parts += ["## All cells", "", "Every cell of the grid, with the same statistics: `summary.csv`; every result: "
@@ -432,8 +435,9 @@ def _auto_section(run: dict[str, Any]) -> list[str]:
                          f"{a['tuning_examples']} (seed {a['tuning_seed']})"])
     if not rows:
         return []
-    return ["## Automatic settings", "", "Chosen on held-out examples (never the evaluation examples): the best "
-            "mean score over the candidates, the first listed on ties.", "",
+    return ["## Automatic settings", "", "Chosen on held-out dev examples (never the evaluation examples): the "
+            "best mean score over the candidates; on ties the strength closest to 1 (vanilla), then the first "
+            "listed top-k.", "",
             _md_table(["model", "task", "method", "heads", "strength", "top-k", "tuning examples"], rows), ""]
 
 

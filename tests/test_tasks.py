@@ -106,6 +106,25 @@ def test_spans_lie_inside_the_prompt(tok, task):
         assert [(s.start, s.end) for s in ex.spans] == sorted((s.start, s.end) for s in ex.spans)
 
 
+@pytest.mark.parametrize("task", TASKS)
+def test_every_task_marks_where_its_answer_lives(tok, task):
+    # The gold-span contract (tasks/base.py GOLD_SPAN_KINDS): every synthetic example has a gold
+    # span, and the answer text is read from one of them.
+    for ex in examples(tok, task):
+        gold = ex.gold_spans()
+        assert gold, ex.id
+        assert all(s.kind in ("needle", "gold") for s in gold)
+        assert any(ex.answer in decode(tok, ex, s) for s in gold), (ex.id, ex.answer)
+
+
+def test_gold_spans_are_the_needle_and_gold_spans_in_order():
+    ex = CalibrationExample(id="x", task="kv", input_ids=(1, 2, 3, 4, 5), null_input_ids=(1, 2, 3, 4, 6),
+                            query_start=4, spans=(Span("sink", 0, 1), Span("gold", 1, 2, "k"),
+                                                  Span("distractor", 2, 3), Span("needle", 3, 4)),
+                            answer="a", target_length=5)
+    assert ex.gold_spans() == (Span("gold", 1, 2, "k"), Span("needle", 3, 4))
+
+
 @pytest.mark.parametrize("task", ["needle", "passkey"])
 def test_needle_span_decodes_to_the_needle(tok, task):
     for ex in examples(tok, task):

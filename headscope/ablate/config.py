@@ -5,7 +5,9 @@ Grid axes (each a list; a scalar means a list of one): ``models``, ``tasks``, ``
 For file tasks (``FORMAT:PATH``) each length is a prompt budget: LongBench v2 contexts are cut in the
 middle to fit it, other files keep the records that fit. Settings: ``examples`` (per task and length),
 ``seed`` (evaluation seed), ``max_new_tokens``,
-``device``, ``dtype``, ``revision``, ``allow_other_model``, and the sections
+``device``, ``dtype``, ``revision``, ``allow_other_model``, ``gold_attention`` (prompts per task and
+length whose attention on the gold span is recorded for every vanilla and head-method cell:
+``OUT/gold_attention.jsonl``; 0 = off), and the sections
 ``dysco`` (fixed DySCO options), ``calibration`` (how ``qrscore:K`` / ``retrieval:K`` heads are
 found) and ``tuning`` (how ``auto`` strength / top-k are chosen), ``headline`` (which setting the
 report's main figures show). ``configs/smollm2-study.yaml`` shows every key.
@@ -33,6 +35,7 @@ from typing import Any
 
 from .._jsonl import read_user_text
 from .._limits import MAX_EXAMPLES, MAX_TOKENS, check_count
+from ..auto_strength import DEFAULT_GRID
 from ..dysco.methods import HEAD_METHODS, METHODS
 from ..score_table import HEAD_LABEL_SCORES
 from .grid import AXES, GRID_AXES, HEADLINE_AXES, axis_labels, match
@@ -141,7 +144,7 @@ class TuningSpec:
 
     examples: int = 8
     seed: int = 200
-    strengths: tuple[float, ...] = (1.5, 2.0, 3.0, 4.0)
+    strengths: tuple[float, ...] = DEFAULT_GRID
     top_k: tuple[int, ...] = (64, 256, 1024, 4096)
 
 
@@ -166,6 +169,7 @@ class AblationConfig:
     dtype: str = "auto"
     revision: str | None = None
     allow_other_model: bool = False
+    gold_attention: int = 0
     dysco: Mapping[str, Any] = field(default_factory=dict)
     calibration: CalibrationSpec = field(default_factory=CalibrationSpec)
     tuning: TuningSpec = field(default_factory=TuningSpec)
@@ -198,7 +202,7 @@ class AblationConfig:
         for key in ("decay", "temperature"):
             if key in d:
                 kw[key] = tuple(_number(key, v) for v in _as_list(d[key]))
-        for key in ("examples", "seed", "max_new_tokens"):
+        for key in ("examples", "seed", "max_new_tokens", "gold_attention"):
             if key in d and d[key] is not None:
                 kw[key] = _number(key, d[key], integer=True)
         for key in ("device", "dtype", "revision"):
@@ -307,6 +311,9 @@ class AblationConfig:
         for n in self.lengths:
             if n < 1:
                 raise _bad_key("lengths", "a list of positive token counts", n)
+        if self.gold_attention < 0:
+            raise _bad_key("gold_attention", "an integer >= 0 (prompts per task and length; 0 = off)",
+                           self.gold_attention)
         for s in self.strengths:
             if s != "auto" and not (math.isfinite(s) and s > 0):  # type: ignore[arg-type,operator]
                 raise _bad_key("strengths", "a list of finite numbers > 0 (>= 99: hard mask) or 'auto'", s)

@@ -8,7 +8,8 @@ interrupted, re-run or extended recomputes nothing already in ``OUT/results.json
 
 Outputs in ``OUT/``: ``ablation.yaml`` (the resolved config), ``results.jsonl`` (the cache),
 ``results.nc`` (xarray: dims = the grid axes + ``example``), ``results.csv`` (tidy),
-``summary.csv`` (accuracy with CIs, paired comparison with vanilla), ``run.json`` (command,
+``summary.csv`` (accuracy with CIs, paired comparison with vanilla), ``gold_attention.jsonl`` / ``.csv``
+(with ``gold_attention: N``, see :mod:`.gold`), ``run.json`` (command,
 versions, model, heads, ``auto`` choices), ``heads/``, ``calibration/``, ``trace.nc`` (one
 DySCO decode recorded step by step, for the report's zoom-in figure).
 
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._outputs import atomic_path, check_output, output_lock, remove_temporaries, write_atomic
+from ..auto_strength import preference
 from ..dysco.methods import method_spec
 from ..score_table import HEAD_LABEL_SCORES
 from .config import HEAD_METHODS, AblationConfig, parse_head_spec
@@ -215,9 +217,13 @@ def _batches(jobs: list[Job], size: int) -> list[list[Job]]:
 
 def _tune(config: AblationConfig, lm: LoadedModel, runner: _Runner, cell: Cell, heads: HeadSet | None,
           tuning_examples: list[EvalExample]) -> tuple[float, int | None, list[dict[str, Any]]]:
-    """Pick strength / top-k for an 'auto' cell on held-out examples: the best mean score, the
-    first candidate in the listed order on ties."""
+    """Pick strength / top-k for an 'auto' cell on held-out examples: the best mean score; on ties
+    the strength closest to 1 (the smallest change from vanilla; then the smaller one), then the
+    first top-k in the listed order."""
     tune = config.tuning
+    if not tuning_examples:
+        raise ValueError(f"No dev example of task {cell['task']!r} is left for 'auto' settings (each one equals an "
+                         "evaluation prompt). Choose another 'tuning.seed'.")
     strengths = list(tune.strengths) if cell["strength_value"] == "auto" else [cell["strength_value"]]
     top_ks = list(tune.top_k) if cell["top_k_value"] == "auto" else [cell["top_k_value"]]
     table, jobs, cand_jobs = [], [], {}
@@ -227,12 +233,13 @@ def _tune(config: AblationConfig, lm: LoadedModel, runner: _Runner, cell: Cell, 
         cand_jobs[(s, k)] = cj
         jobs += cj
     runner.run(jobs, f"tune {cell['task']} {cell['method']} {cell['heads']}", "tune")
-    best, best_score = None, -1.0
-    for (s, k), cj in cand_jobs.items():
+    best, best_rank = None, None
+    for order, ((s, k), cj) in enumerate(cand_jobs.items()):
         mean = sum(runner.cache.get(j.key)["score"] for j in cj) / len(cj)  # type: ignore[index]
         table.append({"strength": s, "top_k": k, "score": mean, "n": len(cj)})
-        if mean > best_score:
-            best, best_score = (s, k), mean
+        rank = (-mean, *preference(s), order)
+        if best_rank is None or rank < best_rank:
+            best, best_rank = (s, k), rank
     s_best, k_best = best if best is not None else (strengths[0], top_ks[0])
     return float(s_best), k_best, table
 
@@ -367,6 +374,11 @@ def _run_locked(config: AblationConfig, out: Path, *, lm: LoadedModel | None, pr
             runner.run(model_jobs, f"ablate {model_name}" + (f" [shard {k}/{n}]" if n > 1 else ""), "eval")
             if first is not None:  # now that the results are in, the zoom-in can show a correct answer
                 first = _trace_job(model_jobs, config, cache)
+            if config.gold_attention and n == 1:  # sharded runs record it when assembled
+                from .gold import record_gold_attention
+
+                record_gold_attention(out, model_lm, model_jobs, config.gold_attention, cache, minfo["heads"],
+                                      progress)
             if record_trace and not traced and first is not None and k == 0:
                 _write_trace(out, model_lm, first)  # now, while this model is loaded
                 traced = True
@@ -389,6 +401,10 @@ def _run_locked(config: AblationConfig, out: Path, *, lm: LoadedModel | None, pr
                 "n_results": len(cache)}
     _write_atomic(out / "run.json", json.dumps(run_info, indent=2, sort_keys=True))
     write_outputs(ds, out, summary_table(ds))
+    if config.gold_attention:
+        from .gold import write_gold_summary
+
+        write_gold_summary(out)
     return ds
 
 
@@ -430,13 +446,17 @@ def _model_jobs(config: AblationConfig, lm: LoadedModel, model_name: str, out: P
             tkey = (cell["task"], cell["method"], cell["heads"], cell["strength"], cell["top_k"], cell["top_p"],
                     cell["decay"])
             if tkey not in tuned:
+                # The dev split never holds an evaluation prompt (another seed; an identical prompt is dropped).
+                evaluated = {ex.fingerprint for n in config.lengths for ex in examples[(model_name, cell["task"], n)]}
                 tuning_examples = [ex for n in config.lengths for ex in _examples(
-                    config, lm, cell["task"], n, config.tuning.examples, config.tuning.seed)]
+                    config, lm, cell["task"], n, config.tuning.examples, config.tuning.seed)
+                    if ex.fingerprint not in evaluated]
                 s_best, k_best, table = _tune(config, lm, runner, cell, heads, tuning_examples)
                 tuned[tkey] = (s_best, k_best)
                 auto_choices.append({"task": cell["task"], "method": cell["method"], "heads": cell["heads"],
                                      "strength": s_best, "top_k": k_best, "candidates": table,
-                                     "tuning_seed": config.tuning.seed, "tuning_examples": len(tuning_examples)})
+                                     "tuning_seed": config.tuning.seed, "tuning_examples": len(tuning_examples),
+                                     "dev_ids": [ex.id for ex in tuning_examples]})
             s, k = tuned[tkey]
         cfg = _decode_config(config, cell, heads, s if s != "auto" else None, k if k != "auto" else None)
         used_s = float(s) if cell["method"] in HEAD_METHODS else float("nan")

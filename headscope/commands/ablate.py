@@ -36,6 +36,18 @@ def _calibration(config_path: str | None, examples: int | None) -> dict[str, Any
     return {**build_config(config_path).to_dict()["calibration"], "examples": examples}
 
 
+def _tuning(config_path: str | None, grid: str | None, examples: int | None) -> dict[str, Any] | None:
+    """The config's tuning section with the candidate strengths / dev examples replaced (None: keep)."""
+    if grid is None and examples is None:
+        return None
+    tuning = build_config(config_path).to_dict()["tuning"]
+    if grid is not None:
+        tuning["strengths"] = _list(grid)
+    if examples is not None:
+        tuning["examples"] = examples
+    return tuning
+
+
 @click.command("ablate")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="ABLATION.yaml (see configs/smollm2-study.yaml for every key). Flags override it.")
@@ -47,7 +59,17 @@ def _calibration(config_path: str | None, examples: int | None) -> dict[str, Any
 @click.option("--examples", type=click.IntRange(min=1), default=None, help="Evaluation examples per task and length.")
 @click.option("--methods", default=None, help=f"{', '.join(METHODS)}; comma-separated.")
 @click.option("--heads", default=None, help="Head sets: qrscore:K, retrieval:K, published:NAME, random:K, FILE.")
-@click.option("--strengths", default=None, help="Strengths, comma-separated, or auto.")
+@click.option("--strengths", default=None, help="Strengths, comma-separated, or auto (chosen per cell on held-out "
+              "dev examples from --strength-grid; e.g. --strengths 3,auto compares it with the fixed 3).")
+@click.option("--strength-grid", default=None,
+              help="Candidates for an auto strength, comma-separated (key 'tuning.strengths'; default 1.5,2,3,4).")
+@click.option("--dev-examples", type=click.IntRange(min=1), default=None,
+              help="Held-out dev examples per length that auto settings are chosen on (key 'tuning.examples'; "
+                   "generated with 'tuning.seed', never the evaluation seed).")
+@click.option("--gold-attention", type=click.IntRange(min=0), default=None,
+              help="Record, for the first N examples per task and length, how much attention the selected heads "
+                   "and all heads put on the gold span at each decode step, vanilla and DySCO "
+                   "(key 'gold_attention'; OUT/gold_attention.jsonl; 0 = off).")
 @click.option("--top-k", "top_k", default=None, help="Top-k values, comma-separated (none or 0 = off, auto).")
 @click.option("--top-p", "top_p", default=None, help="Top-p values, comma-separated (none or 0 = off).")
 @click.option("--decay", default=None, help="Decay values, comma-separated.")
@@ -69,7 +91,8 @@ def _calibration(config_path: str | None, examples: int | None) -> dict[str, Any
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def ablate_command(config_path: str | None, out_dir: str, models: str | None, tasks: str | None,
                    lengths: str | None, examples: int | None, methods: str | None, heads: str | None,
-                   strengths: str | None, top_k: str | None, top_p: str | None, decay: str | None,
+                   strengths: str | None, strength_grid: str | None, dev_examples: int | None,
+                   gold_attention: int | None, top_k: str | None, top_p: str | None, decay: str | None,
                    max_new_tokens: int | None, seed: int | None, device: str | None, dtype: str | None,
                    calibration_examples: int | None, shard: str | None, batch_size: int, report: bool,
                    quiet: bool) -> None:
@@ -99,7 +122,8 @@ def ablate_command(config_path: str | None, out_dir: str, models: str | None, ta
         config_path, models=_list(models), tasks=_list(tasks), lengths=_list(lengths), examples=examples,
         methods=_list(methods), heads=_list(heads), strengths=_list(strengths), top_k=_list(top_k),
         top_p=_list(top_p), decay=_list(decay), max_new_tokens=max_new_tokens, seed=seed, device=device,
-        dtype=dtype, calibration=_calibration(config_path, calibration_examples)))
+        dtype=dtype, calibration=_calibration(config_path, calibration_examples),
+        tuning=_tuning(config_path, strength_grid, dev_examples), gold_attention=gold_attention))
     where = run_user_errors(lambda: parse_shard(shard)) if shard else None
     the_plan = plan(config)
     click.echo(the_plan.describe(), err=True)

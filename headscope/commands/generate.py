@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from ..auto_strength import DEFAULT_DEV_FRACTION, DEFAULT_GRID
 from ..dysco.config import TEMPLATE_MODES, WARMUP_COUNTINGS, DyscoConfig
 from ..dysco.methods import KNOBS, METHODS, method_spec
 from ._options import model_options, run_user_errors, seed_option
@@ -19,7 +20,29 @@ from ._options import model_options, run_user_errors, seed_option
 CONFIG_DEFAULTS = {f.name: f.default for f in fields(DyscoConfig)}
 
 
-def _knob(name: str, kind: type, **extra: Any) -> Callable[[Any], Any]:
+class _Strength(click.ParamType):
+    """A strength > 0, or ``auto`` (chosen on a dev split of the prompt file)."""
+
+    name = "strength"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        if value == "auto" or isinstance(value, float):
+            return value
+        try:
+            return float(value)
+        except ValueError:
+            self.fail(f"must be a number or 'auto', got {value!r}", param, ctx)
+
+
+def _grid(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter(f"must be numbers, comma-separated (e.g. 1.5,2,3,4), got {text!r}",
+                                 param_hint="--strength-grid") from None
+
+
+def _knob(name: str, kind: Any, **extra: Any) -> Callable[[Any], Any]:
     """The option of a DySCO knob: its default and help from the knob table (dysco/methods.py)."""
     kw: dict[str, Any] = {"type": kind, "default": KNOBS[name].default, "show_default": True, "help": KNOBS[name].help}
     kw.update(extra)
@@ -39,7 +62,14 @@ def _knob(name: str, kind: type, **extra: Any) -> Callable[[Any], Any]:
               help="Output JSONL (appended; ids already there are skipped; its settings go to OUT.config.json, "
                    "and a rerun with other settings is refused). Missing parent folders are created.")
 @click.option("--method", type=click.Choice(METHODS), default="dysco", show_default=True)
-@_knob("strength", float)
+@_knob("strength", _Strength(), help=KNOBS["strength"].help + " Or auto: chosen on a dev split of --prompts "
+      "(lines need \"answer\"), among --strength-grid.")
+@click.option("--strength-grid", default=None, metavar="S,S,...",
+              help="Candidates for --strength auto (default " + ",".join(f"{s:g}" for s in DEFAULT_GRID) + ").")
+@click.option("--dev-examples", type=click.IntRange(min=1), default=None,
+              help="--strength auto: prompts drawn (with --seed) as the dev split; never written to --out.")
+@click.option("--dev-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
+              help=f"--strength auto: the dev split as a fraction of the prompts (default {DEFAULT_DEV_FRACTION}).")
 @_knob("top_k", int)
 @_knob("top_p", float)
 @_knob("decay", float)
@@ -63,7 +93,8 @@ def _knob(name: str, kind: type, **extra: Any) -> Callable[[Any], Any]:
 @seed_option
 def generate_command(model_name: str, device: str, dtype: str, revision: str | None, heads_spec: str | None,
                      prompts_path: Path | None, prompt_text: str | None, out_path: Path | None, method: str,
-                     allow_other_model: bool, batch_size: int, **knobs: Any) -> None:
+                     allow_other_model: bool, batch_size: int, strength_grid: str | None, dev_examples: int | None,
+                     dev_fraction: float | None, **knobs: Any) -> None:
     """Generate with DySCO (or vanilla / static / random-heads / sharpening) from a head set.
 
     Decoding stops at the model's end of turn (its EOS, or the chat template's end-of-turn
@@ -77,6 +108,12 @@ def generate_command(model_name: str, device: str, dtype: str, revision: str | N
       headscope generate --method vanilla --prompt "Who wrote Dracula?" --max-new-tokens 40
       headscope generate --heads runs/study/heads.json --prompts examples/prompts.jsonl \
           --out runs/study/generations.jsonl --strength 3 --top-k 256 --batch-size 8
+      headscope generate --heads runs/study/heads.json --prompts answered.jsonl \
+          --out runs/study/auto.jsonl --strength auto --strength-grid 1.5,2,3,4 --dev-examples 20
+
+    --strength auto decodes the dev prompts at each candidate, keeps the best mean score (the output
+    contains the line's "answer"; ties: the strength closest to 1), records the choice in
+    OUT.auto.json and decodes the other prompts at it.
     """
     from ..prompt_runs import GenerateRequest, run_prompts
 
@@ -97,10 +134,26 @@ def generate_command(model_name: str, device: str, dtype: str, revision: str | N
         knobs["intervention_warmup"] = int(warm)
     if prompt_text is not None and not prompt_text.strip():
         raise click.BadParameter("the prompt is empty", param_hint="--prompt")
+    auto = knobs["strength"] == "auto"
+    if not auto and (strength_grid or dev_examples or dev_fraction):
+        raise click.UsageError("--strength-grid, --dev-examples and --dev-fraction go with --strength auto.")
+    if auto and prompts_path is None:
+        raise click.UsageError("--strength auto chooses on a dev split of --prompts FILE (lines with \"answer\"); "
+                               "with one --prompt give a number, e.g. --strength 3.")
     request = GenerateRequest(model=model_name, device=device, dtype=dtype, revision=revision, method=method,
                               heads=heads_spec, allow_other_model=allow_other_model, knobs=knobs,
                               batch_size=batch_size)
     prompts: Any = prompts_path if prompts_path is not None else [{"id": "prompt", "prompt": prompt_text}]
+    if auto:
+        from ..auto_strength import run_prompts_auto
+        from ..prompt_runs import read_prompts
+
+        grid = _grid(strength_grid) if strength_grid else DEFAULT_GRID
+        assert out_path is not None  # --prompts needs --out (checked above)
+        run_user_errors(lambda: run_prompts_auto(request, read_prompts(prompts), out_path, grid=grid,
+                                                 dev_examples=dev_examples, dev_fraction=dev_fraction,
+                                                 echo=click.echo, note=lambda text: click.echo(text, err=True)))
+        return
     run_user_errors(lambda: run_prompts(request, prompts, out_path, echo=click.echo,
                                         note=lambda text: click.echo(text, err=True)),
                     writing=out_path, rerun="it keeps the records already written and decodes only the missing ids.")

@@ -81,8 +81,9 @@ class EvalExample:
 def from_calibration(ex: Any, metric: str = "contains") -> EvalExample:
     """An :class:`EvalExample` from a :class:`headscope.tasks.CalibrationExample`."""
     meta = ex.meta_dict
-    # Where the answer sits in the prompt, for figures that mark it (needle or gold spans).
-    spans = [[sp.start, sp.end] for sp in ex.spans if sp.kind in ("needle", "gold")]
+    # Where the answer sits in the prompt (the gold-span contract of tasks/base.py), for figures
+    # that mark it and for attention-on-gold.
+    spans = [[sp.start, sp.end] for sp in ex.gold_spans()]
     meta["answer_spans"] = json.dumps(spans)
     return EvalExample(id=ex.id, task=ex.task, input_ids=tuple(ex.input_ids), answers=(ex.answer,), metric=metric,
                        assistant_prefix=meta.get("assistant_prefix", ""), length=int(ex.target_length),

@@ -10,6 +10,8 @@ Example
 ...                         target_length=3)
 >>> ex.spans_of("query")
 (Span(kind='query', start=2, end=3, label=''),)
+>>> ex.gold_spans()          # no needle or gold span: the answer's place is not known
+()
 """
 
 from __future__ import annotations
@@ -18,9 +20,16 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["SPAN_KINDS", "CalibrationExample", "Span"]
+__all__ = ["GOLD_SPAN_KINDS", "SPAN_KINDS", "CalibrationExample", "Span"]
 
 SPAN_KINDS = ("needle", "gold", "distractor", "query", "template", "sink")
+# The gold-span contract: the tokens the answer is read from are the example's spans of these
+# kinds ("needle": the sentence holding a needle / pass key; "gold": a gold document, key-value
+# pair or any other unit holding the answer). A task generator marks every place the answer lives
+# with one of them (several spans for a multi-hop chain: one per hop it must read), and no
+# distractor with them. Attention-on-gold (``ablate --gold-attention``) and the report's zoom-in
+# read them through :meth:`CalibrationExample.gold_spans`; an example without them has no gold span.
+GOLD_SPAN_KINDS = ("needle", "gold")
 
 
 @dataclass(frozen=True)
@@ -81,6 +90,10 @@ class CalibrationExample:
     def spans_of(self, kind: str) -> tuple[Span, ...]:
         """The spans of one kind, in prompt order."""
         return tuple(s for s in self.spans if s.kind == kind)
+
+    def gold_spans(self) -> tuple[Span, ...]:
+        """Where the answer lives in the prompt: the spans of :data:`GOLD_SPAN_KINDS`, in prompt order."""
+        return tuple(s for s in self.spans if s.kind in GOLD_SPAN_KINDS)
 
     @property
     def meta_dict(self) -> dict[str, str]:

@@ -1,0 +1,64 @@
+"""Holm's step-down adjustment (headscope.multiple_comparisons) and its use in the pass-key format
+study's tables (bench/passkey_format_tables.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from headscope.multiple_comparisons import holm
+
+_spec = importlib.util.spec_from_file_location(
+    "passkey_format_tables", Path(__file__).parents[1] / "bench" / "passkey_format_tables.py")
+tables = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(tables)
+
+
+def test_holm_matches_the_step_down_definition():
+    # m = 4: 0.01*4, then max(prev, 0.03*3), max(prev, 0.04*2), 0.2*1
+    assert holm([0.01, 0.04, 0.03, 0.2]) == pytest.approx([0.04, 0.09, 0.09, 0.2])
+    assert holm([0.5, 0.9]) == [1.0, 1.0]  # capped at 1
+    assert holm([]) == []
+    out = holm([0.01, math.nan, 0.02])  # a test not run does not count in m
+    assert out[0] == pytest.approx(0.02) and math.isnan(out[1]) and out[2] == pytest.approx(0.02)
+
+
+def test_holm_is_never_below_the_raw_p_nor_above_bonferroni():
+    rng = np.random.default_rng(0)
+    ps = rng.uniform(0, 0.2, size=30).tolist()
+    adj = holm(ps)
+    assert all(p <= a <= min(1.0, p * len(ps)) + 1e-12 for p, a in zip(ps, adj))
+    # monotone in the raw p
+    order = np.argsort(ps)
+    assert all(np.diff(np.array(adj)[order]) >= 0)
+
+
+def test_holm_refuses_values_that_are_not_p_values():
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        holm([0.1, 1.5])
+
+
+def _cell(scores):
+    return {i: (float(s), "cpu") for i, s in enumerate(scores)}
+
+
+def test_format_tables_print_holm_over_every_paired_test():
+    # Two formats x two methods: 2 tests against vanilla + 2 between the formats, in both directions.
+    n = tables.N_EXAMPLES
+    ones, zeros = [1] * n, [0] * n
+    table = {(tables.PARAGRAPH, 2048, "vanilla"): _cell(zeros), (tables.PARAGRAPH, 2048, "dysco s3"): _cell(ones),
+             (tables.CLASSIC, 2048, "vanilla"): _cell(zeros),
+             (tables.CLASSIC, 2048, "dysco s3"): _cell([1] * 8 + [0] * (n - 8))}
+    adjusted = tables.holm_adjusted(table)
+    assert len(adjusted) == 2 + 2 + 2
+    text = tables.vs_vanilla_table(table, adjusted)
+    assert "| Holm p |" in text.splitlines()[0]
+    row = next(line for line in text.splitlines() if line.startswith(f"| {tables.CLASSIC} | 2048 | dysco s3"))
+    raw, adj = row.strip("| ").split(" | ")[-2:]
+    assert float(raw) == pytest.approx(2 * 0.5 ** 8, rel=0.01)  # 8/0 discordant: exact McNemar
+    assert float(adj) > float(raw)
+    assert "6 exact McNemar tests" in tables.family_note(adjusted)
