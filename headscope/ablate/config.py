@@ -238,11 +238,13 @@ class AblationConfig:
         """Read a YAML config; ``overrides`` (non-None values) replace its keys before validation."""
         import yaml
 
+        from .._yaml import load_yaml
+
         p = Path(path)
         if not p.is_file():
             raise FileNotFoundError(f"No ablation config at {str(p)!r}.")
         try:
-            data = yaml.safe_load(p.read_text()) or {}
+            data = load_yaml(p.read_text(), str(p)) or {}
         except yaml.YAMLError as err:
             raise ValueError(f"{p} is not valid YAML: {err}") from None
         if not isinstance(data, dict):
