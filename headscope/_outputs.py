@@ -9,6 +9,8 @@ run refused by validation leaves nothing behind).
 Runs that write as they go (``calibrate``, ``generate``, ``ablate``) hold an exclusive lock on
 their output while they run (:func:`output_lock`), so two runs can never interleave their
 records or race on a part's rename. While a run holds the lock, ``LOCKFILE.owner`` names it.
+The lock is taken on the resolved real path: an output reached through a symlink shares the
+lock of the file or folder it points to.
 The lock is an OS file lock (``filelock``): the kernel
 drops it when its process dies, so a killed run never leaves a stale lock. A run that finds the
 lock taken stops at once with a message naming the holder (pid, host, start time, command).
@@ -148,7 +150,9 @@ def output_lock(target: str | Path, *, kind: Kind, slot: tuple[int, int] = (0, 1
     """
     from filelock import FileLock, Timeout
 
-    target = Path(target)
+    # The lock belongs to the real place: a symlinked --out (or one reached through a symlinked
+    # folder) shares the lock of its target, so two runs cannot write one file under two names.
+    target = Path(target).resolve()
     created = kind == "dir" and not target.exists()
     (target if kind == "dir" else target.parent).mkdir(parents=True, exist_ok=True)
     lock_file = _lock_path(target, kind, slot)

@@ -113,3 +113,142 @@ def test_a_duplicate_key_in_a_yaml_head_file_is_refused(tmp_path):
     one_line_error(invoke("heads", "show", path), "heads.yaml", "'heads' appears twice")
     path.write_text("format: headscope.heads/1\nheads: [[1, 1]]\n")  # the same file without the repeat reads
     assert invoke("heads", "show", path).exit_code == 0
+
+
+# -- 3. generate --out resumed without its settings file ---------------------------------------------
+
+
+def write_prompts(path: Path, n: int = 4, text: str = "Tell me about number {i}.") -> Path:
+    path.write_text("".join(json.dumps({"id": f"p{i}", "prompt": text.format(i=i)}) + "\n" for i in range(n)))
+    return path
+
+
+def generate_args(model: Path, prompts: Path, out: Path, *extra: object) -> list[object]:
+    return ["generate", "--model", model, "--device", "cpu", "--method", "vanilla", "--prompts", prompts,
+            "--out", out, "--max-new-tokens", 3, *extra]
+
+
+def _with(args: list[object], flag: str, value: object) -> list[object]:
+    args = list(args)
+    args[args.index(flag) + 1] = value
+    return args
+
+
+def _keep_lines(path: Path, n: int) -> None:
+    """Keep the first ``n`` records and lose the settings file (a copy, a cleanup, a cut)."""
+    path.write_text("".join(path.read_text().splitlines(keepends=True)[:n]))
+    path.with_name(path.name + ".config.json").unlink()
+
+
+@pytest.fixture
+def head_file(tmp_path) -> Path:
+    path = tmp_path / "h.json"
+    path.write_text(json.dumps({"format": "headscope.heads/1", "heads": [[1, 0], [2, 1]]}))
+    return path
+
+
+def test_generate_without_its_settings_file_compares_every_record(tmp_path, tiny_model_dir, head_file):
+    prompts = write_prompts(tmp_path / "p.jsonl", n=6)
+    out = tmp_path / "g.jsonl"
+    base = _with(generate_args(tiny_model_dir, prompts, out, "--heads", head_file), "--method", "dysco")
+    assert invoke(*_with(base, "--max-new-tokens", 4)).exit_code == 0
+    _keep_lines(out, 3)
+    before = out.read_text()
+    one_line_error(invoke(*_with(base, "--max-new-tokens", 8)), "other settings", "max_new_tokens: 4 -> 8")
+    other_heads = tmp_path / "h2.json"
+    other_heads.write_text(json.dumps({"format": "headscope.heads/1", "heads": [[0, 0], [2, 1]]}))
+    one_line_error(invoke(*_with(_with(base, "--max-new-tokens", 4), "--heads", other_heads)), "other settings",
+                   "heads: [[1, 0], [2, 1]] -> [[0, 0], [2, 1]]")
+    # A setting no record states (here the warm-up counting) is caught by the records' fingerprint.
+    one_line_error(invoke(*_with(base, "--max-new-tokens", 4), "--warmup-counting", "spec"), "other settings",
+                   "fingerprint")
+    assert out.read_text() == before and not (tmp_path / "g.jsonl.config.json").exists()
+    same = invoke(*_with(base, "--max-new-tokens", 4))  # the same settings resume
+    assert same.exit_code == 0 and "Resuming: 3 of 6" in same.output, same.output
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["id"] for r in lines] == [f"p{i}" for i in range(6)]
+    assert {r["max_new_tokens"] for r in lines} == {4} and len({r["settings_sha256"] for r in lines}) == 1
+
+
+def test_generate_does_not_resume_old_records_without_their_settings_file(tmp_path, tiny_model_dir):
+    prompts = write_prompts(tmp_path / "p.jsonl", n=4)
+    out = tmp_path / "g.jsonl"
+    assert invoke(*generate_args(tiny_model_dir, prompts, out)).exit_code == 0
+    _keep_lines(out, 2)
+    old = [json.loads(line) for line in out.read_text().splitlines()]
+    for record in old:  # as an older headscope wrote them: no fingerprint, no max_new_tokens
+        del record["settings_sha256"], record["max_new_tokens"]
+    out.write_text("".join(json.dumps(r) + "\n" for r in old))
+    before = out.read_text()
+    one_line_error(invoke(*_with(generate_args(tiny_model_dir, prompts, out), "--max-new-tokens", 8)),
+                   "no settings file (g.jsonl.config.json)", "older headscope", "Restore g.jsonl.config.json")
+    assert out.read_text() == before
+
+
+# -- 4. a symlinked --out shares the lock of its target ------------------------------------------------
+
+
+HOLDER = """
+import sys, time
+from headscope._outputs import output_lock
+with output_lock(sys.argv[1], kind=sys.argv[2], command="headscope held-by-test"):
+    print("locked", flush=True)
+    time.sleep(60)
+"""
+
+
+@pytest.fixture
+def holder():
+    """Start a process that holds the lock of an output (as a running command would)."""
+    procs = []
+
+    def start(target: Path, kind: str) -> subprocess.Popen:
+        proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(target), kind], stdout=subprocess.PIPE, text=True,
+                                env=ENV)
+        procs.append(proc)
+        assert proc.stdout.readline().strip() == "locked"
+        return proc
+
+    yield start
+    for proc in procs:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_symlinked_generate_out_shares_the_lock_of_its_target(tmp_path, tiny_model_dir, holder, no_model_load):
+    real = tmp_path / "gs.jsonl"
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(real.name)
+    first = holder(real, "file")
+    one_line_error(invoke(*generate_args(tiny_model_dir, write_prompts(tmp_path / "p.jsonl"), link)),
+                   f"pid {first.pid}", "in use")
+    assert not real.exists() and not (tmp_path / ".link.jsonl.lock").exists()
+
+
+def test_generate_through_a_symlink_keeps_one_settings_file(tmp_path, tiny_model_dir):
+    prompts = write_prompts(tmp_path / "p.jsonl", n=2)
+    real, link = tmp_path / "gs.jsonl", tmp_path / "link.jsonl"
+    link.symlink_to(real.name)
+    assert invoke(*generate_args(tiny_model_dir, prompts, link)).exit_code == 0
+    assert (tmp_path / "gs.jsonl.config.json").exists() and not (tmp_path / "link.jsonl.config.json").exists()
+    one_line_error(invoke(*_with(generate_args(tiny_model_dir, prompts, real), "--max-new-tokens", 5)),
+                   "max_new_tokens: 3 -> 5")
+
+
+# -- 5. generate --out is the prompt file -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["same path", "symlink", "hard link", "other spelling"])
+def test_generate_refuses_out_equal_to_prompts(tmp_path, tiny_model_dir, no_model_load, how):
+    prompts = write_prompts(tmp_path / "same.jsonl", n=3)
+    before = prompts.read_text()
+    out = {"same path": prompts, "symlink": tmp_path / "ln.jsonl", "hard link": tmp_path / "hard.jsonl",
+           "other spelling": tmp_path / "sub" / ".." / "same.jsonl"}[how]
+    if how == "symlink":
+        out.symlink_to(prompts.name)
+    elif how == "hard link":
+        os.link(prompts, out)
+    elif how == "other spelling":
+        (tmp_path / "sub").mkdir()
+    one_line_error(invoke(*generate_args(tiny_model_dir, prompts, out)), "is the prompt file", "another --out")
+    assert prompts.read_text() == before
