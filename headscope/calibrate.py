@@ -165,7 +165,7 @@ def run_calibration(
                 # Nothing left to capture here and no model loaded: keep the attrs of the run on disk.
                 attrs = _run_attrs(config, lm, examples) if lm is not None else read_run_info(out)["attrs"]  # type: ignore
                 write_run_info(out, {"config": config.to_dict(), "attrs": attrs, "layout": layout,
-                                     "n_parts": len(examples)})
+                                     "n_parts": len(examples), **_identity(out, attrs, identity)})
             barrier(info)
             if not info.is_main:
                 attrs = read_run_info(out)["attrs"]  # type: ignore[index]  # rank 0's: every part alike
@@ -182,6 +182,17 @@ def run_calibration(
                         on_example(index, len(examples))
             barrier(info)  # every part is written before any rank opens the dataset
     return open_capture(out)
+
+
+def _identity(out: Path, attrs: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    """``{"identity": ...}`` for run.json: the identity every part carries. A resumed run keeps
+    its own; a run started before identities existed stays without one (its parts carry none)."""
+    from ._capture_identity import new_identity
+
+    previous = read_run_info(out)
+    if previous is not None:
+        return {"identity": previous["identity"]} if "identity" in previous else {}
+    return {"identity": new_identity(attrs, settings)}
 
 
 def _remove_stale(out: Path, mine: set[int] | None, is_main: bool) -> None:

@@ -193,14 +193,17 @@ def write_capture(ds: xr.Dataset, out: str | Path) -> Path:
     :mod:`headscope.store`): ``out/run.json`` and one zarr part per example."""
     from .store import write_part, write_run_info
 
+    from ._capture_identity import new_identity
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    attrs = json.loads(json.dumps(dict(ds.attrs), default=str))
+    # run.json first: each part's record carries the run's identity from it.
+    write_run_info(out, {"model": ds.attrs.get("model"), "seed": ds.attrs.get("seed"), "attrs": attrs,
+                         "n_parts": ds.sizes["example"], "identity": new_identity(attrs, {"config": attrs.get("config")})})
     with warnings.catch_warnings():
         # zarr v3 warns that consolidated metadata is not in its spec yet.
         warnings.simplefilter("ignore")
         for i in range(ds.sizes["example"]):
             write_part(out, i, ds.isel(example=[i]), durable=False)  # test data: no disk syncs
-    attrs = json.loads(json.dumps(dict(ds.attrs), default=str))
-    write_run_info(out, {"model": ds.attrs.get("model"), "seed": ds.attrs.get("seed"), "attrs": attrs,
-                         "n_parts": ds.sizes["example"]})
     return out

@@ -252,3 +252,128 @@ def test_generate_refuses_out_equal_to_prompts(tmp_path, tiny_model_dir, no_mode
         (tmp_path / "sub").mkdir()
     one_line_error(invoke(*generate_args(tiny_model_dir, prompts, out)), "is the prompt file", "another --out")
     assert prompts.read_text() == before
+
+
+# -- 1. a part of another run or another model -------------------------------------------------------
+
+
+def calibrate(model: Path, out: Path) -> Path:
+    result = invoke("calibrate", "--model", model, "--device", "cpu", "--task", "passkey", "--lengths", 200,
+                    "--examples", 3, "--decode-steps", 2, "--out", out, "--quiet")
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.fixture(scope="module")
+def other_model_dir(tmp_path_factory):
+    """Another tiny model: 2 layers of 8 query heads (the tiny Llama has 3 of 4), the same tokenizer."""
+    from conftest import tiny_bpe_tokenizer, tiny_llama
+
+    path = tmp_path_factory.mktemp("other-model")
+    tok = tiny_bpe_tokenizer()
+    tiny_llama(vocab_size=len(tok), num_hidden_layers=2, num_attention_heads=8, num_key_value_heads=2).save_pretrained(
+        path)
+    tok.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def captures(tmp_path_factory, tiny_model_dir, other_model_dir):
+    """Two runs of the same command on the tiny model, and one on the other model."""
+    root = tmp_path_factory.mktemp("captures")
+    return {name: calibrate(model, root / name)
+            for name, model in [("a", tiny_model_dir), ("b", tiny_model_dir), ("other", other_model_dir)]}
+
+
+def rank(*captures: Path, out: Path):
+    return invoke("rank", *captures, "--top", 3, "--bootstrap", 0, "--out", out)
+
+
+@pytest.mark.parametrize("case, needle", [
+    ("part of another run replaces one", "ex-000001.zarr belongs to another run"),
+    ("part of another run added", "ex-000003.zarr is beyond the 3 parts"),
+    ("part of another model replaces one", "ex-000001.zarr belongs to another run"),
+    ("own part copied over another", "ex-000002.zarr holds example 1 of this run"),
+])
+def test_rank_refuses_a_part_that_is_not_the_captures_own(captures, tmp_path, case, needle):
+    run = tmp_path / "run"
+    shutil.copytree(captures["a"], run)
+    parts = run / "parts"
+    if case == "part of another run replaces one":
+        shutil.rmtree(parts / "ex-000001.zarr")
+        shutil.copytree(captures["b"] / "parts/ex-000001.zarr", parts / "ex-000001.zarr")
+    elif case == "part of another run added":
+        shutil.copytree(captures["b"] / "parts/ex-000002.zarr", parts / "ex-000003.zarr")
+    elif case == "part of another model replaces one":
+        shutil.rmtree(parts / "ex-000001.zarr")
+        shutil.copytree(captures["other"] / "parts/ex-000001.zarr", parts / "ex-000001.zarr")
+    else:
+        shutil.rmtree(parts / "ex-000002.zarr")
+        shutil.copytree(parts / "ex-000001.zarr", parts / "ex-000002.zarr")
+    out = tmp_path / "h.json"
+    one_line_error(rank(run, out=out), needle)
+    assert not out.exists()
+    assert rank(captures["a"], out=out).exit_code == 0  # the capture as written ranks
+
+
+def _as_before_identities(run: Path) -> None:
+    """Make ``run`` look as a capture written before run identities existed."""
+    info = json.loads((run / "run.json").read_text())
+    del info["identity"]
+    (run / "run.json").write_text(json.dumps(info))
+    for path in run.glob("parts/*/headscope-part.json"):
+        record = json.loads(path.read_text())
+        del record["run"]
+        path.write_text(json.dumps(record))
+
+
+def test_captures_from_before_identities_open_and_still_refuse_another_models_part(captures, tmp_path):
+    from headscope.store import open_capture
+
+    run = tmp_path / "old"
+    shutil.copytree(captures["a"], run)
+    _as_before_identities(run)
+    assert open_capture(run).sizes["example"] == 3 and "run_id" not in open_capture(run).attrs
+    assert rank(run, out=tmp_path / "h.json").exit_code == 0
+    shutil.rmtree(run / "parts/ex-000001.zarr")
+    shutil.copytree(captures["other"] / "parts/ex-000001.zarr", run / "parts/ex-000001.zarr")
+    record = run / "parts/ex-000001.zarr/headscope-part.json"
+    record.write_text(json.dumps({k: v for k, v in json.loads(record.read_text()).items() if k != "run"}))
+    one_line_error(rank(run, out=tmp_path / "h2.json"), "ex-000001.zarr has model", "other-model")
+
+
+def test_a_resumed_calibration_keeps_its_identity(captures, tmp_path, tiny_model_dir):
+    run = tmp_path / "run"
+    shutil.copytree(captures["a"], run)
+    shutil.rmtree(run / "parts/ex-000002.zarr")
+    before = json.loads((run / "run.json").read_text())["identity"]
+    calibrate(tiny_model_dir, run)
+    assert json.loads((run / "run.json").read_text())["identity"] == before
+    record = json.loads((run / "parts/ex-000002.zarr/headscope-part.json").read_text())
+    assert record["run"] == {**before, "index": 2}
+
+
+# -- 2. the same capture twice ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["same path", "other spelling", "symlink", "copy"])
+def test_rank_refuses_one_capture_given_twice(captures, tmp_path, how):
+    a = captures["a"]
+    second = {"same path": a, "other spelling": a.parent / "b" / ".." / "a", "symlink": tmp_path / "link",
+              "copy": tmp_path / "copy"}[how]
+    if how == "symlink":
+        second.symlink_to(a, target_is_directory=True)
+    elif how == "copy":
+        shutil.copytree(a, second)
+    needle = "copies of one run (run id" if how == "copy" else "is given twice"
+    one_line_error(rank(a, second, out=tmp_path / "h.json"), needle)
+    assert not (tmp_path / "h.json").exists()
+
+
+def test_two_runs_pool_and_copies_from_before_identities_are_refused(captures, tmp_path):
+    assert rank(captures["a"], captures["b"], out=tmp_path / "h.json").exit_code == 0  # two runs pool
+    old, copy = tmp_path / "old", tmp_path / "copy"
+    shutil.copytree(captures["a"], old)
+    _as_before_identities(old)
+    shutil.copytree(old, copy)
+    one_line_error(rank(old, copy, out=tmp_path / "h2.json"), "copies of one run (created")

@@ -21,21 +21,29 @@ def _open_one(path: Path) -> xr.Dataset:
 def open_captures(paths: Sequence[str | Path]) -> xr.Dataset:
     """Open capture runs lazily and concatenate them along ``example``.
 
-    Every run must come from the same model (``attrs["model"]``) with the same geometry;
-    otherwise ``ValueError``. A path that is missing, empty or unreadable is a ``ValueError`` /
+    Every run must come from the same model (``attrs["model"]``) with the same geometry, and
+    each run may be given once (the same folder twice, or two copies of one run, is a
+    ``ValueError``). A path that is missing, empty or unreadable is a ``ValueError`` /
     ``FileNotFoundError`` naming it.
     """
     if not paths:
         raise ValueError("no capture path given")
     datasets = []
+    places: dict[Path, str] = {}
     for p in paths:
         path = Path(p)
+        real = path.resolve()
+        if real in places:
+            raise ValueError(f"capture {str(p)!r} is given twice (as {places[real]!r} too: the same folder); pooling "
+                             "a capture with itself counts its examples twice. Give each capture once.")
+        places[real] = str(p)
         try:
             datasets.append(_open_one(path))
         except (FileNotFoundError, ValueError):
             raise
         except Exception as err:  # zarr/json errors from a damaged run: name the path
             raise ValueError(f"could not read capture {str(path)!r}: {type(err).__name__}: {err}") from err
+    _refuse_copies(paths, datasets)
     first = datasets[0]
     for path, ds in zip(paths[1:], datasets[1:]):  # type: ignore[assignment]
         for key in ("model", "n_layers", "n_heads", "n_kv_heads"):
@@ -46,6 +54,7 @@ def open_captures(paths: Sequence[str | Path]) -> xr.Dataset:
                 )
     if len(datasets) == 1:
         return first
+    first.attrs.pop("run_id", None)  # the pooled dataset is no single run
     # Runs may differ in prompt, span and step counts: align on those indexes, padding with the
     # format's fill values (NaN for floats, -1 for ints, '' for strings).
     fills = {name: _fill(var.dtype) for ds in datasets for name, var in ds.data_vars.items()}
@@ -57,6 +66,19 @@ def open_captures(paths: Sequence[str | Path]) -> xr.Dataset:
     out.attrs["lengths"] = sorted({int(x) for ds in datasets for x in ds.attrs.get("lengths", [])})
     out.attrs["task"] = ",".join(dict.fromkeys(str(ds.attrs.get("task", "")) for ds in datasets))
     return out
+
+
+def _refuse_copies(paths: Sequence[str | Path], datasets: Sequence[xr.Dataset]) -> None:
+    """Refuse two folders that hold one run (a copy): the same run id, or for captures written
+    before run ids, the same creation time and config."""
+    seen: dict[object, str] = {}
+    for path, ds in zip(paths, datasets):
+        key = ds.attrs.get("run_id") or ("created", ds.attrs.get("created"), ds.attrs.get("config"))
+        if key in seen:
+            why = f"run id {key}" if isinstance(key, str) else f"created {ds.attrs.get('created')}, same config"
+            raise ValueError(f"captures {seen[key]!r} and {str(path)!r} are copies of one run ({why}); pooling them "
+                             "counts its examples twice. Give the run once.")
+        seen[key] = str(path)
 
 
 def _fill(dtype: object) -> object:
