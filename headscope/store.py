@@ -417,6 +417,4 @@ def open_capture(path: str | Path, *, chunks: dict[str, int] | None = None, chec
     if chunks:
         ds = ds.chunk(chunks)
     ds.attrs = dict(info.get("attrs", ds.attrs))
-    if info.get("identity"):  # which run this is: `rank A B` refuses two copies of one run
-        ds.attrs["run_id"] = info["identity"]["run_id"]
     return ds

@@ -54,7 +54,6 @@ def open_captures(paths: Sequence[str | Path]) -> xr.Dataset:
                 )
     if len(datasets) == 1:
         return first
-    first.attrs.pop("run_id", None)  # the pooled dataset is no single run
     # Runs may differ in prompt, span and step counts: align on those indexes, padding with the
     # format's fill values (NaN for floats, -1 for ints, '' for strings).
     fills = {name: _fill(var.dtype) for ds in datasets for name, var in ds.data_vars.items()}
@@ -71,9 +70,15 @@ def open_captures(paths: Sequence[str | Path]) -> xr.Dataset:
 def _refuse_copies(paths: Sequence[str | Path], datasets: Sequence[xr.Dataset]) -> None:
     """Refuse two folders that hold one run (a copy): the same run id, or for captures written
     before run ids, the same creation time and config."""
+    from ..store import read_run_info
+
     seen: dict[object, str] = {}
     for path, ds in zip(paths, datasets):
-        key = ds.attrs.get("run_id") or ("created", ds.attrs.get("created"), ds.attrs.get("config"))
+        run_id = ((read_run_info(path) or {}).get("identity") or {}).get("run_id")
+        created = ds.attrs.get("created")
+        key = run_id or (("created", created, ds.attrs.get("config")) if created else None)
+        if key is None:  # no run id and no creation time: nothing tells two runs apart
+            continue
         if key in seen:
             why = f"run id {key}" if isinstance(key, str) else f"created {ds.attrs.get('created')}, same config"
             raise ValueError(f"captures {seen[key]!r} and {str(path)!r} are copies of one run ({why}); pooling them "
