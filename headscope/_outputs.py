@@ -59,13 +59,15 @@ def is_lock_file(path: Path) -> bool:
     return path.name.startswith(LOCK_PREFIX)
 
 
-def check_output(path: str | Path, *, kind: Kind, what: str = "--out") -> None:
+def check_output(path: str | Path, *, kind: Kind, what: str = "--out", run_kind: str | None = None) -> None:
     """Raise a clear error if ``path`` cannot become an output file (``kind="file"``) or run
     directory (``kind="dir"``); create nothing.
 
     Refused: a directory where a file is wanted or a file where a directory is wanted, a path
     under a regular file, and a place this process cannot write to (tested by creating and
     removing a scratch directory: permission bits alone do not tell, for root or read-only mounts).
+    ``run_kind`` (``"calibrate"``, ``"ablate"``, ...): also refuse a folder another kind of run
+    owns (:mod:`headscope._folder_kind`).
     """
     path = Path(path)
     if path.exists():
@@ -83,6 +85,10 @@ def check_output(path: str | Path, *, kind: Kind, what: str = "--out") -> None:
         raise PermissionError(f"Cannot write {what} {path} ({err}). Choose another {what}.") from err
     if kind == "file" and path.exists() and not os.access(path, os.W_OK):
         raise PermissionError(f"Cannot write {what} {path}: the file is read-only. Choose another {what}.")
+    if run_kind is not None and kind == "dir" and path.is_dir():
+        from ._folder_kind import check_folder_kind
+
+        check_folder_kind(path, run_kind, what)
 
 
 def _lock_path(target: Path, kind: Kind, slot: tuple[int, int]) -> Path:
@@ -140,13 +146,14 @@ def _write_owner(lock: Path, command: str | None) -> None:
 
 @contextmanager
 def output_lock(target: str | Path, *, kind: Kind, slot: tuple[int, int] = (0, 1),
-                command: str | None = None) -> Iterator[None]:
+                command: str | None = None, run_kind: str | None = None) -> Iterator[None]:
     """Hold the exclusive lock of ``target`` (a run directory, created if missing, or an output
     file, whose parent is created if missing) for the duration of the block.
 
     Raises :class:`OutputInUseError` at once when another process holds it (or, for a run
-    directory, when a process of another launch holds a lock there). A run directory this call
-    created is removed again if the block fails before anything but the lock was written.
+    directory, when a process of another launch holds a lock there). ``run_kind``: record that
+    this kind of run owns the run directory, or raise if another kind does. A run directory this
+    call created is removed again if the block fails before anything but the lock was written.
     """
     from filelock import FileLock, Timeout
 
@@ -169,16 +176,22 @@ def output_lock(target: str | Path, *, kind: Kind, slot: tuple[int, int] = (0, 1
                     continue
                 if _held_elsewhere(other):
                     raise _busy(target, other)
+        if run_kind is not None and kind == "dir":
+            from ._folder_kind import claim_folder
+
+            claim_folder(target, run_kind)  # checked again under the lock: two kinds may start at once
         _write_owner(lock_file, command)
         yield
     except BaseException:
         failed = True
         raise
     finally:
+        from ._folder_kind import is_kind_file
+
         owner = lock_file.with_name(lock_file.name + ".owner")
         owner.unlink(missing_ok=True)  # still ours: we hold the lock
         lock.release()
-        if failed and created and set(target.iterdir()) <= {lock_file, owner}:
+        if failed and created and all(p in (lock_file, owner) or is_kind_file(p) for p in target.iterdir()):
             shutil.rmtree(target, ignore_errors=True)
 
 

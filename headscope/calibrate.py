@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
+from ._folder_kind import is_kind_file
 from ._outputs import check_output, is_lock_file, output_lock
 from .capture import NEEDLE_TASKS, AttentionRecorder
 from .distributed import barrier, device_for, on_main, process_group, rank_info, shard
@@ -99,7 +100,7 @@ def plan_examples(config: CalibrationConfig, tokenizer: Any, max_context: int | 
 def _check_resumable(out_dir: Path, identity: dict[str, Any]) -> None:
     previous = read_run_info(out_dir)
     if previous is None:
-        if out_dir.exists() and any(not is_lock_file(p) for p in out_dir.iterdir()):
+        if out_dir.exists() and any(not (is_lock_file(p) or is_kind_file(p)) for p in out_dir.iterdir()):
             raise FileExistsError(f"{out_dir} is not empty and holds no headscope run; choose another --out.")
         return
     before = {k: previous["config"].get(k) for k in _IDENTITY_KEYS}
@@ -138,7 +139,8 @@ def run_calibration(
         check_device(config.device)
     with process_group(info):
         def first_on_main() -> None:
-            check_output(out, kind="dir")  # its probe directory must be gone before other ranks look inside
+            # Its probe directory must be gone before other ranks look inside.
+            check_output(out, kind="dir", run_kind="calibrate")
             if lm is None and info.distributed:
                 _resolve(config.model, config.revision)  # convert a bundled model once, not once per rank
 
@@ -152,7 +154,7 @@ def run_calibration(
         if complete and not stale_temporaries(out):
             return open_capture(out)  # nothing to write or clean, so no lock to take
         # One writer per slot: a second run on this --out stops here, naming this one.
-        with output_lock(out, kind="dir", slot=(info.rank, info.world_size)):
+        with output_lock(out, kind="dir", slot=(info.rank, info.world_size), run_kind="calibrate"):
             _check_resumable(out, identity)  # again: another run may have started it since the first look
             mine = set(shard(range(len(examples)), info)) if info.distributed else None
             _remove_stale(out, mine, info.is_main)

@@ -261,7 +261,8 @@ def _damaged(run_dir: Path, part: Path, what: str) -> CaptureError:
 
 def _foreign(run_dir: Path, part: Path, what: str) -> CaptureError:
     return CaptureError(f"Capture {run_dir} holds a part that is not its own: {part.name} {what}. Move {part} out "
-                        "of the capture; if the run then misses that part, rerun the same `headscope calibrate` command.")
+                        "of the capture; if the run then misses that part, rerun the same `headscope calibrate` "
+                        "command.")
 
 
 def check_parts(run_dir: str | Path, *, checksums: bool = False) -> list[Path]:

@@ -377,3 +377,46 @@ def test_two_runs_pool_and_copies_from_before_identities_are_refused(captures, t
     _as_before_identities(old)
     shutil.copytree(old, copy)
     one_line_error(rank(old, copy, out=tmp_path / "h2.json"), "copies of one run (created")
+
+
+# -- 7. every output folder belongs to one kind of run ------------------------------------------------
+
+
+def ablate_args(model: Path, out: Path) -> list[object]:
+    return ["ablate", "--model", model, "--tasks", "passkey", "--lengths", 200, "--examples", 1, "--methods",
+            "vanilla", "--max-new-tokens", 2, "--device", "cpu", "--no-report", "--quiet", "--out", out]
+
+
+@pytest.mark.parametrize("before_records", [False, True], ids=["recorded", "from before the record"])
+def test_other_kinds_of_run_refuse_a_capture_folder(captures, tmp_path, tiny_model_dir, no_model_load,
+                                                    before_records):
+    run = tmp_path / "cap"
+    shutil.copytree(captures["a"], run)
+    assert json.loads((run / ".headscope-run.json").read_text())["kind"] == "calibrate"
+    if before_records:
+        (run / ".headscope-run.json").unlink()
+    before = {p: p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()}
+    needle = "holds the output of `headscope calibrate`"
+    one_line_error(invoke(*ablate_args(tiny_model_dir, run)), needle, "`headscope ablate` would write into it")
+    one_line_error(invoke("demo", "--out", run, "--quick", "--quiet"), needle)
+    one_line_error(invoke("cluster", run, "--k", 2, "--out", run), needle)
+    one_line_error(invoke("plot", "score", run, "--out", run), needle)
+    assert {p: p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()} == before  # run.json untouched
+    assert rank(run, out=tmp_path / "h.json").exit_code == 0  # still a whole capture
+
+
+def test_calibrate_and_plot_refuse_an_ablation_folder_and_each_kind_resumes_its_own(tmp_path, tiny_model_dir):
+    abl = tmp_path / "abl"
+    assert invoke(*ablate_args(tiny_model_dir, abl)).exit_code == 0
+    assert json.loads((abl / ".headscope-run.json").read_text())["kind"] == "ablate"
+    run_json = (abl / "run.json").read_bytes()
+    one_line_error(invoke("calibrate", "--model", tiny_model_dir, "--device", "cpu", "--task", "passkey", "--lengths",
+                          200, "--examples", 2, "--out", abl, "--quiet"), "holds the output of `headscope ablate`")
+    cap = calibrate(tiny_model_dir, tmp_path / "cap")
+    one_line_error(invoke("plot", "score", cap, "--out", abl), "holds the output of `headscope ablate`")
+    assert (abl / "run.json").read_bytes() == run_json
+    assert invoke(*ablate_args(tiny_model_dir, abl)).exit_code == 0  # the same kind resumes
+    figures = tmp_path / "figures"
+    assert invoke("plot", "score", cap, "--out", figures).exit_code == 0
+    assert invoke("plot", "clusters", cap, "--k", 2, "--out", figures).exit_code == 0  # plots share a folder
+    one_line_error(invoke("cluster", cap, "--k", 2, "--out", figures), "holds the output of `headscope plot`")
