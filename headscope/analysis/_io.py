@@ -34,8 +34,9 @@ def open_captures(paths: Sequence[str | Path]) -> xr.Dataset:
         path = Path(p)
         real = path.resolve()
         if real in places:
-            raise ValueError(f"capture {str(p)!r} is given twice (as {places[real]!r} too: the same folder); pooling "
-                             "a capture with itself counts its examples twice. Give each capture once.")
+            also = "" if places[real] == str(p) else f" (as {places[real]!r} too: the same folder)"
+            raise ValueError(f"capture {str(p)!r} is given twice{also}; pooling a capture with itself counts its "
+                             "examples twice. Give each capture once.")
         places[real] = str(p)
         try:
             datasets.append(_open_one(path))
