@@ -31,7 +31,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-__all__ = ["append_jsonl", "cut_torn_tail", "read_input_records", "read_jsonl"]
+__all__ = ["append_jsonl", "cut_torn_tail", "read_input_records", "read_jsonl", "read_user_text"]
 
 
 def cut_torn_tail(path: str | Path) -> int:
@@ -117,6 +117,21 @@ def append_jsonl(path: str | Path, record: dict[str, Any], *, sort_keys: bool = 
         os.fsync(fh.fileno())
 
 
+def read_user_text(path: str | Path) -> str:
+    """The text of a file a user wrote (prompts, configs, head sets, task files), read as UTF-8.
+
+    A file that is not UTF-8 text (a binary file, or text saved as Latin-1 or UTF-16) raises a
+    one-line ValueError naming the file and the first bad byte, where Python's own error names
+    neither file nor fix.
+    """
+    p = Path(path)
+    try:
+        return p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{p} is not UTF-8 text (byte {err.start}: {err.reason}); save it as UTF-8, or check "
+                         "that it is the file you meant.") from None
+
+
 def read_input_records(path: str | Path, *, missing: str = "No file at {path!r}.",
                        empty: str = "{path} holds no records.", allow_list: bool = False) -> list[tuple[int, Any]]:
     """(line number, value) pairs of a JSONL file a user wrote (prompts, benchmark or calibration
@@ -129,9 +144,12 @@ def read_input_records(path: str | Path, *, missing: str = "No file at {path!r}.
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(missing.format(path=str(p)))
-    text = p.read_text(encoding="utf-8")
+    text = read_user_text(p)
     if allow_list and text.lstrip().startswith("["):
-        rows = list(enumerate(json.loads(text), start=1))
+        try:
+            rows = list(enumerate(json.loads(text), start=1))
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{p}: invalid JSON ({err.msg} at line {err.lineno}, column {err.colno}).") from None
     else:
         rows = []
         for number, line in enumerate(text.splitlines(), start=1):

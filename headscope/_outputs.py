@@ -15,6 +15,11 @@ The lock is an OS file lock (``filelock``): the kernel
 drops it when its process dies, so a killed run never leaves a stale lock. A run that finds the
 lock taken stops at once with a message naming the holder (pid, host, start time, command).
 
+Every file a command writes whole (head sets, tables, reports, figures, ``run.json``) goes
+through :func:`atomic_path` / :func:`write_atomic`: it is written under a temporary name next
+to it and renamed over the target only when complete, so a failed write (a full disk, a kill)
+leaves the previous file as it was. Rerunning a command replaces its output files this way.
+
 A launch of ``N`` cooperating processes (``torchrun``, ``ablate --shard K/N``) takes one lock
 per process, ``slot=(K, N)``: processes of one launch run side by side, while a process of
 another launch (another ``N``), or a second copy of the same slot, is refused.
@@ -44,7 +49,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["LOCK_PREFIX", "OutputInUseError", "check_output", "is_lock_file", "output_lock", "remove_temporaries"]
+__all__ = ["LOCK_PREFIX", "OutputInUseError", "atomic_path", "check_output", "is_lock_file", "output_lock",
+           "remove_temporaries", "write_atomic"]
 
 LOCK_PREFIX = ".headscope-lock"
 Kind = Literal["file", "dir"]
@@ -206,3 +212,47 @@ def remove_temporaries(directory: str | Path, pattern: str) -> list[Path]:
             path.unlink(missing_ok=True)
         removed.append(path)
     return removed
+
+
+@contextmanager
+def atomic_path(path: str | Path, *, tmp_name: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path next to ``path`` for the block to write; when the block succeeds it
+    is synced to disk and renamed over ``path``, otherwise deleted, so ``path`` is never half
+    written and a failed write keeps its previous content.
+
+    The temporary name keeps the suffix (``.h.tmp-PID.json`` for ``h.json``: tools that infer the
+    format from it still work); ``tmp_name`` fixes it instead (for cleanups that look for it).
+
+    >>> import tempfile, pathlib
+    >>> target = pathlib.Path(tempfile.mkdtemp()) / "h.json"
+    >>> with atomic_path(target) as tmp:
+    ...     _ = tmp.write_text("{}")
+    >>> sorted(p.name for p in target.parent.iterdir())
+    ['h.json']
+    """
+    path = Path(path)
+    if path.is_symlink():  # write through a link, as an in-place write did, rather than replace it
+        path = path.resolve()
+    tmp = path.with_name(tmp_name or f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+    try:
+        yield tmp
+        if tmp.is_file():  # a writer may have made a folder (zarr); only files need the sync
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.is_dir() and not tmp.is_symlink():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+
+
+def write_atomic(path: str | Path, data: str | bytes, *, tmp_name: str | None = None) -> Path:
+    """Write ``data`` (text as UTF-8) to ``path`` through :func:`atomic_path`; return ``path``."""
+    path = Path(path)
+    with atomic_path(path, tmp_name=tmp_name) as tmp:
+        if isinstance(data, bytes):
+            tmp.write_bytes(data)
+        else:
+            tmp.write_text(data, encoding="utf-8")
+    return path

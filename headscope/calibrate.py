@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from ._folder_kind import is_kind_file
+from ._limits import MAX_EXAMPLES, MAX_TOKENS, check_count
 from ._outputs import check_output, is_lock_file, output_lock
 from .capture import NEEDLE_TASKS, AttentionRecorder
 from .distributed import barrier, device_for, on_main, process_group, rank_info, shard
@@ -67,6 +68,10 @@ class CalibrationConfig:
             raise ValueError(f"The 'n_examples' parameter must be >= 1. Got {self.n_examples!r} instead.")
         if self.decode_steps < 0:
             raise ValueError(f"The 'decode_steps' parameter must be >= 0. Got {self.decode_steps!r} instead.")
+        # Checked here, before a single example is built (an absurd count used to run out of memory).
+        check_count("The 'n_examples' parameter", self.n_examples, MAX_EXAMPLES, "examples per length")
+        check_count("The 'lengths' parameter", max(self.lengths), MAX_TOKENS, "tokens")
+        check_count("The 'decode_steps' parameter", self.decode_steps, MAX_TOKENS, "steps")
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "lengths": list(self.lengths)}

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ._outputs import write_atomic
+
 __all__ = ["DEMO_CONFIG", "QUICK", "demo_config", "findings", "run_demo", "scope_notes"]
 
 # Package data, so the demo reads the same file from a wheel as from a checkout.
@@ -142,7 +144,7 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, *, examples: int | None = None, 
     info["demo"] = {"seconds": round(time.perf_counter() - start, 1),
                     "cpu_seconds": round(time.process_time() - cpu, 1), "command": command}
     info["notes"] = scope_notes(config, quick, ds)
-    info_path.write_text(json.dumps(info, indent=2, sort_keys=True))
+    write_atomic(info_path, json.dumps(info, indent=2, sort_keys=True))
     path = write_report(out)
     echo(f"Done in {time.perf_counter() - start:.0f} s: {path}")
     return path

@@ -280,9 +280,9 @@ class HeadSet:
         ``headscope`` writes JSON for ``.json`` and YAML for ``.yaml``/``.yml``; ``dysco`` and
         ``qrhead`` write YAML; ``retrieval_head`` writes JSON with one score per head (needs scores).
         """
-        path = Path(path)
-        path.write_text(_dump(self, path, format))
-        return path
+        from ._outputs import write_atomic
+
+        return write_atomic(Path(path), _dump(self, Path(path), format))
 
     @classmethod
     def load(cls, path: str | Path, format: str | None = None, *, model: str | None = None,
@@ -295,7 +295,9 @@ class HeadSet:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"No head-set file at {str(path)!r}.")
-        hs = _parse(path.read_text(), path, format, threshold=threshold)
+        from ._jsonl import read_user_text
+
+        hs = _parse(read_user_text(path), path, format, threshold=threshold)
         if model:
             hs = hs._replace(hs.heads, hs.scores, model=model)
         return hs

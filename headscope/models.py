@@ -6,7 +6,9 @@ installed by ``make setup-qwen``). The two larger GGUF files are split over numb
 packages (:mod:`headscope.gguf_parts`): they are assembled and checked against a pinned SHA-256
 first. transformers can read GGUF but de-quantising takes 20 s to minutes, so the first load
 converts the model once into a plain safetensors checkpoint under the headscope cache
-(``$HEADSCOPE_HOME``, default ``~/.cache/headscope``); every later load reads that copy.
+(``$HEADSCOPE_HOME``, default ``~/.cache/headscope``); every later load reads that copy. One
+process at a time prepares a model (a file lock in the cache, :mod:`headscope._cache_lock`); the
+others wait for it.
 
 Example
 -------
@@ -27,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._cache_lock import cache_lock
 from .gguf_parts import PartsMissingError, SplitGGUF, assemble
 
 __all__ = [
@@ -229,6 +232,18 @@ def prepare_bundled(name: str = DEFAULT_MODEL, *, force: bool = False) -> Path:
     out = _converted_dir(alias)
     if (out / "config.json").exists() and not force:
         return out
+    # One process prepares, the others wait and then read its result (headscope/_cache_lock.py).
+    with cache_lock(cache_dir() / "locks" / f"{alias.name}.lock", f"the model {name!r} in {cache_dir()}"):
+        if (out / "config.json").exists() and not force:
+            return out
+        for stale in out.parent.glob(f"{out.name}.partial*"):  # left by a killed conversion
+            shutil.rmtree(stale, ignore_errors=True)
+        return _prepare_locked(alias, out)
+
+
+def _prepare_locked(alias: ModelAlias, out: Path) -> Path:
+    """Assemble (if split) and convert a bundled model into ``out``; the caller holds its cache lock."""
+    name = alias.name
     gguf = _bundled_gguf(alias)
     if gguf is None:
         what = (f"the part packages {alias.split.parts[0][0]} ... {alias.split.parts[-1][0]}" if alias.split
@@ -264,14 +279,21 @@ def convert_gguf(gguf: str | Path, out: str | Path, *, provenance: dict[str, str
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    tmp = out.with_name(out.name + ".partial")
+    # Per-process names: a reader never sees ``out`` half written, and two writers never share a file.
+    tmp = out.with_name(f"{out.name}.partial-{os.getpid()}")
+    old = out.with_name(f"{out.name}.partial-old-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    (tmp / "headscope_source.json").write_text(json.dumps({"gguf": str(gguf), **(provenance or {})}, indent=1))
-    shutil.rmtree(out, ignore_errors=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp.rename(out)
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "headscope_source.json").write_text(json.dumps({"gguf": str(gguf), **(provenance or {})}, indent=1))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.exists():  # a forced re-conversion: move the old copy aside whole, never delete it in place
+            out.rename(old)
+        tmp.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
     return out
 
 

@@ -34,8 +34,11 @@ def save_figure(fig: Any, path_stem: str | Path, *, dpi: int = 150) -> list[Path
     stem = Path(path_stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
-    fig.savefig(paths[0], dpi=dpi)
-    fig.savefig(paths[1])
+    from ._outputs import atomic_path
+
+    for path, kw in zip(paths, ({"dpi": dpi}, {})):
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=path.suffix[1:], **kw)
     return paths
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ._outputs import write_atomic
 from .dysco.methods import HEAD_METHODS
 
 __all__ = ["headline_selection", "setting_text", "write_report", "zoom_in_figure"]
@@ -403,9 +404,7 @@ def write_report(out_dir: str | Path) -> Path:
     parts += ["## All cells", "", "Every cell of the grid, with the same statistics: `summary.csv`; every result: "
               "`results.csv` (tidy) and `results.nc` (xarray).", ""]
     parts += _provenance(ds, run)
-    path = out / "report.md"
-    path.write_text("\n".join(parts) + "\n")
-    return path
+    return write_atomic(out / "report.md", "\n".join(parts) + "\n")
 
 
 def _trace_choice(tr: Any) -> str:

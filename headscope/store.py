@@ -35,15 +35,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ._zarr_quiet import quiet_orphaned_tasks
+
 if TYPE_CHECKING:
     import xarray as xr
 
     from .capture import ExampleCapture
     from .tasks import CalibrationExample
 
-__all__ = ["CAPTURE_FORMAT", "CAPTURE_LAYOUT", "MANIFEST", "RUN_FILE", "CaptureError", "check_parts", "done_examples",
-           "example_dataset", "layout_dataset", "open_capture", "read_run_info", "stale_temporaries", "write_part",
-           "write_run_info"]
+__all__ = ["CAPTURE_FORMAT", "CAPTURE_LAYOUT", "MANIFEST", "RUN_FILE", "CaptureError", "check_part", "check_parts",
+           "done_examples", "example_dataset", "layout_dataset", "open_capture", "read_run_info", "stale_temporaries",
+           "write_part", "write_run_info"]
 
 RUN_FILE = "run.json"
 PARTS = "parts"
@@ -79,7 +81,10 @@ CAPTURE_LAYOUT: dict[str, tuple[tuple[str, ...], Any]] = {
 
 
 class CaptureError(ValueError):
-    """A capture run is damaged or incomplete; the message names the part and what to do."""
+    """A capture run is damaged or incomplete; the message names the part and what to do
+    (``problem``: what is wrong with the part, without the advice)."""
+
+    problem: str = ""
 
 
 def _part_name(index: int) -> str:
@@ -253,16 +258,20 @@ def read_run_info(run_dir: str | Path) -> dict[str, Any] | None:
 
 
 def _damaged(run_dir: Path, part: Path, what: str) -> CaptureError:
-    return CaptureError(
+    err = CaptureError(
         f"Capture {run_dir} is damaged: part {part.name} {what}. Delete {part} and rerun the same "
         "`headscope calibrate` command: it recomputes only the missing part."
     )
+    err.problem = what
+    return err
 
 
 def _foreign(run_dir: Path, part: Path, what: str) -> CaptureError:
-    return CaptureError(f"Capture {run_dir} holds a part that is not its own: {part.name} {what}. Move {part} out "
-                        "of the capture; if the run then misses that part, rerun the same `headscope calibrate` "
-                        "command.")
+    err = CaptureError(f"Capture {run_dir} holds a part that is not its own: {part.name} {what}. Move {part} out "
+                       "of the capture; if the run then misses that part, rerun the same `headscope calibrate` "
+                       "command.")
+    err.problem = what
+    return err
 
 
 def check_parts(run_dir: str | Path, *, checksums: bool = False) -> list[Path]:
@@ -294,33 +303,44 @@ def check_parts(run_dir: str | Path, *, checksums: bool = False) -> list[Path]:
         index = int(part.name[3:9]) if part.name[3:9].isdigit() else -1
         if recorded and isinstance(planned, int) and not 0 <= index < planned:
             raise _foreign(run_dir, part, f"is beyond the {planned} parts the run plans (n_parts in {RUN_FILE})")
-        manifest_path = part / MANIFEST
-        if not manifest_path.is_file():
-            if recorded:
-                raise _damaged(run_dir, part, f"has no completeness record ({MANIFEST})")
-            continue
-        try:
-            manifest = json.loads(manifest_path.read_text())
-            files = manifest["files"]
-        except (OSError, ValueError, KeyError, TypeError):
-            raise _damaged(run_dir, part, f"has an unreadable completeness record ({MANIFEST})") from None
-        if identity:
-            from ._capture_identity import check_part
-
-            why = check_part(identity, manifest.get("run"), index)
-            if why:
-                raise _foreign(run_dir, part, why)
-        for rel, (size, digest) in files.items():
-            path = part / rel
-            try:
-                actual = path.stat().st_size
-            except FileNotFoundError:
-                raise _damaged(run_dir, part, f"is missing {rel}") from None
-            if actual != size:
-                raise _damaged(run_dir, part, f"has {rel} of {actual} bytes where {size} were written")
-            if checksums and hashlib.sha256(path.read_bytes()).hexdigest() != digest:
-                raise _damaged(run_dir, part, f"has {rel} with other bytes than were written (checksum mismatch)")
+        check_part(run_dir, part, recorded=recorded, checksums=checksums, identity=identity)
     return parts
+
+
+def check_part(run_dir: str | Path, part: str | Path, *, recorded: bool = True, checksums: bool = False,
+               identity: Mapping[str, Any] | None = None) -> None:
+    """Check one part against its completeness record (see :func:`check_parts`); raise
+    :class:`CaptureError` naming it. ``recorded``: the run's format writes records, so a part
+    without one is damaged (else it is checked for nothing). ``identity``: the run's (from
+    ``run.json``), which the record must carry with the part's index (else the part is foreign)."""
+    run_dir, part = Path(run_dir), Path(part)
+    manifest_path = part / MANIFEST
+    if not manifest_path.is_file():
+        if recorded:
+            raise _damaged(run_dir, part, f"has no completeness record ({MANIFEST})")
+        return
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        files = manifest["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise _damaged(run_dir, part, f"has an unreadable completeness record ({MANIFEST})") from None
+    if identity:
+        from ._capture_identity import check_part as belongs
+
+        index = int(part.name[3:9]) if part.name[3:9].isdigit() else -1
+        why = belongs(identity, manifest.get("run"), index)
+        if why:
+            raise _foreign(run_dir, part, why)
+    for rel, (size, digest) in files.items():
+        path = part / rel
+        try:
+            actual = path.stat().st_size
+        except FileNotFoundError:
+            raise _damaged(run_dir, part, f"is missing {rel}") from None
+        if actual != size:
+            raise _damaged(run_dir, part, f"has {rel} of {actual} bytes where {size} were written")
+        if checksums and hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+            raise _damaged(run_dir, part, f"has {rel} with other bytes than were written (checksum mismatch)")
 
 
 class _PartArray:
@@ -339,12 +359,13 @@ class _PartArray:
         try:
             values = np.asarray(self.var[key].values)
         except Exception as err:  # zarr and its codecs raise many types for damaged chunks
+            quiet_orphaned_tasks()
             raise _damaged(self.run_dir, self.part,
                            f"cannot decode its array {self.name!r} ({type(err).__name__}: {err})") from err
         return values.astype(object) if values.dtype.kind == "T" else values
 
 
-def _open_part(run_dir: Path, part: Path, attrs: Mapping[str, Any]) -> xr.Dataset:
+def _open_part(run_dir: Path, part: Path, attrs: Mapping[str, Any] | None = None) -> xr.Dataset:
     import dask.array as da
     import xarray as xr
 
@@ -354,10 +375,11 @@ def _open_part(run_dir: Path, part: Path, attrs: Mapping[str, Any]) -> xr.Datase
             warnings.filterwarnings("ignore", message=f"Object at {MANIFEST} is not recognized")
             raw = xr.open_dataset(part, engine="zarr", consolidated=False, chunks=None)
     except Exception as err:  # zarr/xarray raise many types for damaged stores
+        quiet_orphaned_tasks()
         raise _damaged(run_dir, part, f"cannot be opened ({type(err).__name__}: {err})") from err
     # Also for captures without identities: a part's own attributes name its model and shape.
     for key in ("model", "n_layers", "n_heads", "n_kv_heads", "head_dim"):
-        if key in attrs and key in raw.attrs and raw.attrs[key] != attrs[key]:
+        if attrs and key in attrs and key in raw.attrs and raw.attrs[key] != attrs[key]:
             raise _foreign(run_dir, part, f"has {key} {raw.attrs[key]!r} where the run has {attrs[key]!r}")
     token = hashlib.sha256(f"{part.resolve()}:{part.stat().st_mtime_ns}".encode()).hexdigest()[:16]
     data = {}

@@ -441,7 +441,9 @@ def test_cli_convert(tmp_path: Path) -> None:
     result = run("convert", "published:qwen3-4b", "--top", "3", "--to", "dysco", "--out", str(out))
     assert result.exit_code == 0 and "wrote 3 heads (dysco)" in result.output
     assert yaml.safe_load(out.read_text())["selected_heads"] == "[(20,15),(21,18),(21,31)]"
-    assert run("convert", "published:qwen3-4b", "--to", "dysco", "--out", str(out)).exit_code == 1
+    # One rule for every output file (as `rank --out`): a rerun replaces it; --overwrite is still accepted.
+    assert run("convert", "published:qwen3-4b", "--to", "dysco", "--out", str(out)).exit_code == 0
+    assert yaml.safe_load(out.read_text())["selected_heads"].count("(") == len(published("qwen3-4b"))
     assert run("convert", "published:qwen3-4b", "--to", "dysco", "--out", str(out), "--overwrite").exit_code == 0
     tsv = tmp_path / "duo.tsv"
     tsv.write_text("0.9\t0.1\n0.2\t0.8\n")

@@ -313,6 +313,8 @@ def test_rank_refuses_a_part_that_is_not_the_captures_own(captures, tmp_path, ca
     out = tmp_path / "h.json"
     one_line_error(rank(run, out=out), needle)
     assert not out.exists()
+    checked = invoke("check", run)  # `headscope check` reports the foreign part too
+    assert checked.exit_code == 1 and f"{needle.split()[0]}  DAMAGED" in checked.output, checked.output
     assert rank(captures["a"], out=out).exit_code == 0  # the capture as written ranks
 
 

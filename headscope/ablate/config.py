@@ -31,6 +31,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .._jsonl import read_user_text
+from .._limits import MAX_EXAMPLES, MAX_TOKENS, check_count
 from ..dysco.methods import HEAD_METHODS, METHODS
 from ..score_table import HEAD_LABEL_SCORES
 from .grid import AXES, GRID_AXES, HEADLINE_AXES, axis_labels, match
@@ -77,6 +79,8 @@ def _off(value: Any) -> bool:
 def _number(key: str, value: Any, *, integer: bool = False) -> float | int:
     if isinstance(value, bool):
         raise _bad_key(key, "a list of numbers", value)
+    if integer and (isinstance(value, int) or isinstance(value, str) and value.strip().lstrip("+-").isdigit()):
+        return int(value)  # exactly: through a float, 99999999999999999999 would read as 10**20
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -244,9 +248,15 @@ class AblationConfig:
         if not p.is_file():
             raise FileNotFoundError(f"No ablation config at {str(p)!r}.")
         try:
-            data = load_yaml(p.read_text(), str(p)) or {}
+            data = load_yaml(read_user_text(p), str(p))
         except yaml.YAMLError as err:
             raise ValueError(f"{p} is not valid YAML: {err}") from None
+        if data is None or data == {}:
+            # Refused rather than run: an empty file is more often a mistake than a wish for the
+            # default grid (a calibration and 20 decodes, about 12 minutes), which needs no --config.
+            raise ValueError(f"{p} is empty. An ablation config names at least the grid it runs, e.g. "
+                             "`tasks: [passkey]` and `methods: [vanilla, dysco]` (every key: configs/smollm2-study.yaml"
+                             "); to run the default grid, leave out --config.")
         if not isinstance(data, dict):
             raise ValueError(f"{p} must hold a mapping of ablation keys, not {type(data).__name__}.")
         return cls.from_dict(_with_overrides(data, overrides))
@@ -272,8 +282,9 @@ class AblationConfig:
     # -- validation -------------------------------------------------------------------------
     def validate(self) -> None:
         """Raise ``ValueError`` naming the offending key; reads no model (head-set files and
-        published lists are read, to check which model they were made for)."""
-        from ..evaluate.benchmarks import parse_task
+        published lists are read, to check which model they were made for, and every record of
+        a file task, so a bad file fails before a model loads or the output is touched)."""
+        from ..evaluate.benchmarks import check_task_file, parse_task
 
         for key in AXES.values():
             if key != "heads" and not getattr(self, key):  # no heads: fine for grids without head methods
@@ -329,9 +340,26 @@ class AblationConfig:
             value = getattr(self, key)
             if value is not None and value < low:
                 raise _bad_key(key, f"an integer >= {low}", value)
+        self._validate_sizes()
         self._validate_dysco()
         self._validate_heads()
         self._validate_tuning()
+        for t in self.tasks:  # last: the cheap checks first, then every record of every file task
+            if not is_synthetic(t):
+                check_task_file(t)
+
+    def _validate_sizes(self) -> None:
+        """Refuse counts nothing could hold, before any example is built (headscope/_limits.py)."""
+        cal, tune = self.calibration, self.tuning
+        for key, value, limit, unit in (
+                ("examples", self.examples, MAX_EXAMPLES, "examples per task and length"),
+                ("calibration.examples", cal.examples, MAX_EXAMPLES, "examples per length"),
+                ("tuning.examples", tune.examples, MAX_EXAMPLES, "examples per length"),
+                ("lengths", max(self.lengths, default=0), MAX_TOKENS, "tokens"),
+                ("calibration.lengths", max(cal.lengths, default=0), MAX_TOKENS, "tokens"),
+                ("max_new_tokens", self.max_new_tokens or 0, MAX_TOKENS, "tokens"),
+                ("calibration.decode_steps", cal.decode_steps or 0, MAX_TOKENS, "steps")):
+            check_count(f"The {key!r} key of the ablation config", value, limit, unit)
 
     def _validate_dysco(self) -> None:
         from ..dysco.config import DyscoConfig

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from .._outputs import atomic_path
 from ..stats import accuracy, paired_comparison
 from .config import AblationConfig
 from .grid import GRID_AXES
@@ -119,16 +120,14 @@ def write_outputs(ds: xr.Dataset, out: str | Path, summary: Any = None, *, resul
     out = Path(out)
     tables: dict[str, tuple[Any, str | None]] = {}
     if results:
-        tmp = out / "results.tmp.nc"
-        ds.to_netcdf(tmp, engine="scipy")
-        tmp.replace(out / "results.nc")
+        with atomic_path(out / "results.nc", tmp_name="results.tmp.nc") as tmp:
+            ds.to_netcdf(tmp, engine="scipy")
         tables["results.csv"] = (tidy_frame(ds), None)
     if summary is not None:
         tables["summary.csv"] = (summary, SUMMARY_FLOAT_FORMAT)
     for name, (table, float_format) in tables.items():
-        tmp = out / f"{name}.tmp"
-        table.to_csv(tmp, index=False, float_format=float_format)
-        tmp.replace(out / name)
+        with atomic_path(out / name, tmp_name=f"{name}.tmp") as tmp:
+            table.to_csv(tmp, index=False, float_format=float_format)
 
 
 def load_results(out: str | Path) -> xr.Dataset:

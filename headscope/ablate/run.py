@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._outputs import check_output, output_lock, remove_temporaries
+from .._outputs import atomic_path, check_output, output_lock, remove_temporaries, write_atomic
 from ..dysco.methods import method_spec
 from ..score_table import HEAD_LABEL_SCORES
 from .config import HEAD_METHODS, AblationConfig, parse_head_spec
@@ -400,9 +400,7 @@ _TEMPORARIES = ("ablation.yaml.tmp", "run.json.tmp", "results.tmp.nc", "results.
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    write_atomic(path, text, tmp_name=path.name + ".tmp")
 
 
 def _load(config: AblationConfig, name: str, info: RankInfo) -> LoadedModel:
@@ -525,9 +523,8 @@ def _write_trace(out: Path, lm: LoadedModel, job: Job) -> None:
                      "output": res.text, "cell": json.dumps({k: v for k, v in job.coords.items()
                                                              if not k.endswith("_value")}, default=str),
                      "answer_spans": json.dumps(spans), "prompt_ids": json.dumps(list(job.example.input_ids))})
-    tmp = target.with_suffix(".tmp.nc")
-    ds.to_netcdf(tmp, engine="scipy")
-    tmp.replace(target)
+    with atomic_path(target, tmp_name="trace.tmp.nc") as tmp:
+        ds.to_netcdf(tmp, engine="scipy")
 
 
 def _spans_of(example: EvalExample) -> list[tuple[int, int]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -40,9 +42,25 @@ def user_errors() -> tuple[type[BaseException], ...]:
     return (ValueError, FileNotFoundError, FileExistsError, PermissionError, ModelNotFoundError, OutputInUseError)
 
 
-def run_user_errors(fn: Callable[[], Any]) -> Any:
-    """Call ``fn``; turn user errors into ``click.ClickException`` (exit 1, one clean line)."""
+# A full disk or an exhausted quota: what the user must fix is the space, not headscope's input.
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+def run_user_errors(fn: Callable[[], Any], *, writing: str | os.PathLike[str] | None = None,
+                    rerun: str = "") -> Any:
+    """Call ``fn``; turn user errors into ``click.ClickException`` (exit 1, one clean line).
+
+    ``writing`` (the command's output) and ``rerun`` (what running the same command again will
+    do) make a full disk one line too: the path and the way out, never a traceback.
+    """
     try:
         return fn()
     except user_errors() as err:
         raise click.ClickException(str(err)) from err
+    except OSError as err:
+        if err.errno not in _NO_SPACE:
+            raise
+        where = err.filename or writing or "an output file"
+        raise click.ClickException(
+            f"No space left on the device while writing {where} ({os.strerror(err.errno)}). Free some space "
+            f"and run the same command again{': ' + rerun if rerun else '.'}") from err

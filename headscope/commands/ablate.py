@@ -13,6 +13,8 @@ from ..dysco.methods import METHODS
 from ..tasks.registry import TASKS
 from ._options import run_user_errors
 
+_REPORT_RERUN = "it writes the report again from the results on disk."
+
 
 def _list(value: str | None) -> list[str] | None:
     return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
@@ -105,7 +107,8 @@ def ablate_command(config_path: str | None, out_dir: str, models: str | None, ta
     estimate = TimeEstimate(the_plan, lambda text: click.echo(text, err=True))
     ds = run_user_errors(lambda: run_ablation(config, out_dir, progress=not quiet, command=command, shard=where,
                                               on_result=estimate,
-                                              batch_size=batch_size))
+                                              batch_size=batch_size),
+                         writing=out_dir, rerun="it reuses every cached result and runs only the missing decodes.")
     if ds is None:  # a shard (or a non-zero torchrun rank): results cached, outputs assembled elsewhere
         if where is not None:
             click.echo(f"Shard {where[0]}/{where[1]} done. When every shard has finished, run the same command "
@@ -116,7 +119,7 @@ def ablate_command(config_path: str | None, out_dir: str, models: str | None, ta
     if report:
         from ..report import write_report
 
-        click.echo(f"Report: {run_user_errors(lambda: write_report(out_dir))}")
+        click.echo(f"Report: {run_user_errors(lambda: write_report(out_dir), writing=out_dir, rerun=_REPORT_RERUN)}")
 
 
 @click.command("report")
@@ -132,7 +135,7 @@ def report_command(out_dir: str) -> None:
 
     if not Path(out_dir).is_dir():
         raise click.ClickException(f"{out_dir} is not a directory; run `headscope ablate --out {out_dir}` first.")
-    click.echo(str(run_user_errors(lambda: write_report(out_dir))))
+    click.echo(str(run_user_errors(lambda: write_report(out_dir), writing=out_dir, rerun=_REPORT_RERUN)))
 
 
 COMMANDS = [ablate_command, report_command]

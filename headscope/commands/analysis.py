@@ -19,13 +19,19 @@ PLOT_METHODS = PLOT_SCORES
 captures_argument = click.argument("captures", nargs=-1, required=True, type=click.Path())
 
 
-def _open(captures: tuple[str, ...], out: str, kind: str, run_kind: str | None = None) -> xr.Dataset:
+def _open(captures: tuple[str, ...], out: str, kind: str, run_kind: str | None = None, *,
+          verify: bool = False) -> xr.Dataset:
     """Check ``--out`` (a file or a directory, not owned by another kind of run than ``run_kind``;
-    nothing is created yet), then open the captures."""
+    nothing is created yet), then open the captures (``verify``: first compare every byte of
+    every part with its recorded SHA-256)."""
     from .._outputs import check_output
     from ..analysis import open_captures
+    from ..store import check_parts
 
     run_user_errors(lambda: check_output(out, kind=kind, run_kind=run_kind))  # type: ignore[arg-type]
+    if verify:
+        for capture in captures:
+            run_user_errors(lambda: check_parts(capture, checksums=True))  # noqa: B023 (called at once)
     return run_user_errors(lambda: open_captures(list(captures)))
 
 
@@ -80,14 +86,17 @@ def _source(name: str, captures: tuple[str, ...], **opts: Any) -> str:
               type=click.Choice(["auto", "float32", "bfloat16", "float16"]), help="causal only: weights dtype.")
 @click.option("--max-examples", type=click.IntRange(min=1), default=None,
               help="causal only: ablate on at most this many examples (each costs L x H forward passes).")
+@click.option("--verify", is_flag=True,
+              help="First read every byte of every part and compare it with the SHA-256 recorded when it was "
+                   "written (by default only presence and sizes are checked; see `headscope check`).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def rank_command(captures: tuple[str, ...], method: str, top: int, out: str, n_boot: int,
                  min_inclusion: float | None, seed: int, device: str, dtype: str, max_examples: int | None,
-                 quiet: bool) -> None:
+                 verify: bool, quiet: bool) -> None:
     """Rank heads by a score over one or more capture runs and save the top K as a head set.
 
     Prints the ranked table with bootstrap 95% confidence intervals and the probability that each
-    head is in the top K.
+    head is in the top K. An existing --out is replaced (by a rename once the new file is complete).
 
     \b
     Example:
@@ -98,7 +107,7 @@ def rank_command(captures: tuple[str, ...], method: str, top: int, out: str, n_b
 
     if min_inclusion is not None and n_boot == 0:
         raise click.UsageError("--min-inclusion needs --bootstrap > 0")
-    ds = _open(captures, out, "file")
+    ds = _open(captures, out, "file", verify=verify)
     per_ex = run_user_errors(lambda: _per_example(ds, method, device=device, dtype=dtype,
                                                   max_examples=max_examples, quiet=quiet))
     n_heads = per_ex.sizes["layer"] * per_ex.sizes["head"]
@@ -149,7 +158,8 @@ def _save_heads(out: str, heads: list[tuple[int, int]], scores: list[float], mod
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         return hs.save(out)
 
-    return run_user_errors(save)
+    return run_user_errors(save, writing=out, rerun=f"it writes the head set again (an existing {out} is "
+                                                    "replaced only by a complete file, so it is unchanged).")
 
 
 @click.command("cluster")
@@ -190,7 +200,10 @@ def _write_cluster_files(out: Path, feats: xr.Dataset, hc: Any, captures: tuple[
 
     table = feats.assign(cluster=hc.labels_).to_dataframe().reset_index()
     table["cluster_name"] = [hc.cluster_names_[c] for c in table["cluster"]]
-    table.to_csv(out / "heads.csv", index=False)
+    from .._outputs import atomic_path, write_atomic
+
+    with atomic_path(out / "heads.csv") as tmp:
+        table.to_csv(tmp, index=False)
     summary = {
         "model": feats.attrs.get("model", ""), "captures": list(captures), "method": hc.method,
         "k": int(hc.n_clusters_), "silhouette": float(hc.silhouette_),
@@ -201,7 +214,7 @@ def _write_cluster_files(out: Path, feats: xr.Dataset, hc: Any, captures: tuple[
             for c, name in enumerate(hc.cluster_names_)
         ],
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    write_atomic(out / "summary.json", json.dumps(summary, indent=1))
 
 
 @click.group("plot")

@@ -66,7 +66,8 @@ def calibrate_command(model_name: str, device: str, dtype: str, revision: str | 
                                    decode_steps=decode_steps, device=device, dtype=dtype, revision=revision)
         return run_calibration(config, out_dir, progress=not quiet)
 
-    ds = run_user_errors(run)
+    ds = run_user_errors(run, writing=out_dir, rerun="it keeps every example already captured and computes "
+                                                     "only the missing ones.")
     from ..distributed import rank_info
 
     if rank_info().is_main:  # under torchrun every rank returns the merged dataset; one summary

@@ -102,7 +102,8 @@ def generate_command(model_name: str, device: str, dtype: str, revision: str | N
                               batch_size=batch_size)
     prompts: Any = prompts_path if prompts_path is not None else [{"id": "prompt", "prompt": prompt_text}]
     run_user_errors(lambda: run_prompts(request, prompts, out_path, echo=click.echo,
-                                        note=lambda text: click.echo(text, err=True)))
+                                        note=lambda text: click.echo(text, err=True)),
+                    writing=out_path, rerun="it keeps the records already written and decodes only the missing ids.")
 
 
 COMMANDS = [generate_command]

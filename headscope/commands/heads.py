@@ -133,10 +133,14 @@ def list_command() -> None:
               help="Output format.")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="File to write.")
 @click.option("--model", "model", default=None, help="Set the head set's model (for formats that do not record it).")
-@click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
+# Every output file follows one rule (docs/guarantees.md): a rerun replaces it, atomically, so the
+# same command gives the same result twice. --overwrite was needed once and is still accepted.
+@click.option("--overwrite", is_flag=True, hidden=True, help="Accepted for old scripts; --out is always replaced.")
 def convert_command(heads: str, fmt: str | None, threshold: float, top: int | None, to: str, out: str,
                     model: str | None, overwrite: bool) -> None:
     """Write a head set in another tool's format (headscope, DySCO, QRHead or Retrieval_Head).
+
+    An existing --out is replaced (by a rename once the new file is complete, as every output).
 
     HEADS is a head-set file (headscope, DySCO, QRHead, Retrieval_Head or duo-attention
     format) or published:NAME.
@@ -158,11 +162,9 @@ def convert_command(heads: str, fmt: str | None, threshold: float, top: int | No
     from .._outputs import check_output
 
     path = Path(out)
-    if path.exists() and not overwrite:
-        raise click.ClickException(f"{out} exists; pass --overwrite to replace it.")
     run_user_errors(lambda: check_output(path, kind="file"))
     path.parent.mkdir(parents=True, exist_ok=True)
-    run_user_errors(lambda: hs.save(path, to))
+    run_user_errors(lambda: hs.save(path, to), writing=path)
     click.echo(f"wrote {len(hs)} heads ({to}) to {out}")
 
 

@@ -24,6 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .._limits import MAX_TOKENS
+
 __all__ = ["HEAD_METHODS", "KNOBS", "METHODS", "METHOD_TABLE", "Knob", "MethodSpec", "method_spec"]
 
 # The knobs of the DySCO family: every one changes which tokens are rescaled, or by how much.
@@ -115,6 +117,6 @@ KNOBS: dict[str, Knob] = {k.name: k for k in (
     Knob("seed", 0, _integer(0), "an integer >= 0"),
     Knob("sampling_temperature", 1.0, lambda v: _number(v) and v > 0, "a float > 0"),
     Knob("sampling_top_p", 1.0, lambda v: _number(v) and 0 < v <= 1, "a float in (0, 1]"),
-    Knob("max_new_tokens", 256, _integer(1), "an integer >= 1",
+    Knob("max_new_tokens", 256, lambda v: _integer(1)(v) and v <= MAX_TOKENS, f"an integer in [1, {MAX_TOKENS:,}]",
          "Stop after this many new tokens, if the model has not ended its turn before."),
 )}

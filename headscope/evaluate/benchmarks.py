@@ -22,7 +22,7 @@ from ..tasks import TASK_TABLE, TASKS, is_synthetic, task_spec
 from .examples import EvalExample
 
 __all__ = ["DEFAULT_MAX_NEW_TOKENS", "FILE_FORMATS", "FILE_FORMAT_TABLE", "LONGBENCH_TEMPLATE", "FileFormat",
-           "default_max_new_tokens", "load_task_file", "parse_task", "read_records"]
+           "check_task_file", "default_max_new_tokens", "load_task_file", "parse_task", "read_records"]
 
 # LongBench v2's 0-shot prompt (prompts/0shot.txt in THUDM/LongBench).
 LONGBENCH_TEMPLATE = (
@@ -81,26 +81,39 @@ def _middle_truncate(tokenizer: Any, text: str, max_tokens: int) -> str:
                                                                                       skip_special_tokens=True)
 
 
-def _mrcr(number: int, row: Any, where: str, tokenizer: Any, stem: str,
-          max_prompt_tokens: int | None = None) -> EvalExample:
+def _mrcr_fields(row: Any, where: str) -> tuple[list[dict[str, str]], str, str]:
+    """An MRCR record's messages, answer and prefix, checked (no tokenizer needed)."""
     raw = _need(row, "prompt", where, (str, list))
-    messages = json.loads(raw) if isinstance(raw, str) else raw
+    try:
+        messages = json.loads(raw) if isinstance(raw, str) else raw
+    except json.JSONDecodeError:
+        messages = None
     if not isinstance(messages, list) or not all(isinstance(m, dict) and "role" in m and "content" in m
                                                  for m in messages):
         raise ValueError(f"{where}: 'prompt' must be a list of {{role, content}} messages (or its JSON string).")
-    answer = _need(row, "answer", where)
-    prefix = _need(row, "random_string_to_prepend", where)
+    return messages, _need(row, "answer", where), _need(row, "random_string_to_prepend", where)
+
+
+def _mrcr(number: int, row: Any, where: str, tokenizer: Any, stem: str,
+          max_prompt_tokens: int | None = None) -> EvalExample:
+    messages, answer, prefix = _mrcr_fields(row, where)
     meta = tuple((k, str(row[k])) for k in ("n_needles", "desired_msg_index", "total_messages", "n_chars") if k in row)
     return EvalExample(id=f"{stem}-{number:05d}", task="mrcr", input_ids=tuple(_chat_ids(tokenizer, messages)),
                        answers=(answer,), metric="mrcr", prefix=prefix, meta=meta)
 
 
-def _longbench(number: int, row: Any, where: str, tokenizer: Any, stem: str,
-               max_prompt_tokens: int | None) -> EvalExample:
+def _longbench_fields(row: Any, where: str) -> tuple[dict[str, str], dict[str, str]]:
+    """A LongBench v2 record's question, context and answer, and its choices, checked."""
     fields = {k: _need(row, k, where) for k in ("question", "context", "answer")}
     choices = {x: _need(row, f"choice_{x}", where) for x in "ABCD"}
     if fields["answer"].strip().upper() not in "ABCD" or len(fields["answer"].strip()) != 1:
         raise ValueError(f"{where}: 'answer' must be one of A, B, C, D; got {fields['answer']!r}.")
+    return fields, choices
+
+
+def _longbench(number: int, row: Any, where: str, tokenizer: Any, stem: str,
+               max_prompt_tokens: int | None) -> EvalExample:
+    fields, choices = _longbench_fields(row, where)
     context = fields["context"]
     if max_prompt_tokens:
         # Leave room for the template, question and choices around the context.
@@ -117,8 +130,8 @@ def _longbench(number: int, row: Any, where: str, tokenizer: Any, stem: str,
                        assistant_prefix=LONGBENCH_PREFIX, meta=meta)
 
 
-def _ruler(number: int, row: Any, where: str, tokenizer: Any, stem: str,
-           max_prompt_tokens: int | None = None) -> EvalExample:
+def _ruler_fields(row: Any, where: str) -> tuple[str, tuple[str, ...], str]:
+    """A RULER record's input, gold strings and metric, checked."""
     user = _need(row, "input", where)
     outputs = _need(row, "outputs", where, (list, str))
     golds = (outputs,) if isinstance(outputs, str) else tuple(str(o) for o in outputs)
@@ -127,6 +140,12 @@ def _ruler(number: int, row: Any, where: str, tokenizer: Any, stem: str,
     metric = row.get("metric", "all")
     if metric not in ("all", "any"):
         raise ValueError(f"{where}: 'metric' must be 'all' or 'any'; got {metric!r}.")
+    return user, golds, metric
+
+
+def _ruler(number: int, row: Any, where: str, tokenizer: Any, stem: str,
+           max_prompt_tokens: int | None = None) -> EvalExample:
+    user, golds, metric = _ruler_fields(row, where)
     prefix = row.get("answer_prefix", "") or ""
     ids = _chat_ids(tokenizer, [{"role": "user", "content": user}], prefix)
     ident = row.get("index", number)
@@ -137,25 +156,42 @@ def _ruler(number: int, row: Any, where: str, tokenizer: Any, stem: str,
 
 @dataclass(frozen=True)
 class FileFormat:
-    """A benchmark-file format: the new tokens its answers need, and how one record becomes an
+    """A benchmark-file format: the new tokens its answers need, how one record becomes an
     example (``read(number, row, where, tokenizer, stem, max_prompt_tokens)``; ``None``: the
-    records are calibration QA records, read by :mod:`headscope.tasks.qrhead_files`)."""
+    records are calibration QA records, read by :mod:`headscope.tasks.qrhead_files`), and how a
+    record is checked without a tokenizer (``check(row, where)``, before any model loads)."""
 
     name: str
     max_new_tokens: int
     read: Callable[..., EvalExample] | None
+    check: Callable[[Any, str], Any] | None = None
 
 
 FILE_FORMAT_TABLE: dict[str, FileFormat] = {f.name: f for f in (
-    FileFormat("mrcr", 512, _mrcr),
-    FileFormat("longbench-v2", 8, _longbench),
-    FileFormat("ruler", 64, _ruler),
+    FileFormat("mrcr", 512, _mrcr, _mrcr_fields),
+    FileFormat("longbench-v2", 8, _longbench, _longbench_fields),
+    FileFormat("ruler", 64, _ruler, _ruler_fields),
     FileFormat("qrhead", 24, None),
 )}
 FILE_FORMATS = tuple(FILE_FORMAT_TABLE)
 # Enough new tokens for each task's answer, synthetic or file (SmolLM2 writes one digit per token).
 DEFAULT_MAX_NEW_TOKENS = {**{t.name: t.max_new_tokens for t in TASK_TABLE.values()},
                           **{f.name: f.max_new_tokens for f in FILE_FORMAT_TABLE.values()}}
+
+
+def check_task_file(task: str) -> None:
+    """Read and check every record of a ``FORMAT:PATH`` task without a tokenizer: what a run
+    checks before it loads a model or touches its output. Errors are one line naming the file
+    (and the record)."""
+    fmt, path = parse_task(task)
+    check = FILE_FORMAT_TABLE[fmt].check
+    if check is None:
+        from ..tasks.qrhead_files import load_qrhead_jsonl
+
+        load_qrhead_jsonl(path)
+        return
+    for number, row in read_records(path):
+        check(row, f"{path}, record {number}")
 
 
 def load_task_file(fmt: str, path: str | Path, tokenizer: Any, *, n_examples: int | None = None,
