@@ -9,6 +9,8 @@ run refused by validation leaves nothing behind).
 Runs that write as they go (``calibrate``, ``generate``, ``ablate``) hold an exclusive lock on
 their output while they run (:func:`output_lock`), so two runs can never interleave their
 records or race on a part's rename. While a run holds the lock, ``LOCKFILE.owner`` names it.
+The lock is taken on the resolved real path: an output reached through a symlink shares the
+lock of the file or folder it points to.
 The lock is an OS file lock (``filelock``): the kernel
 drops it when its process dies, so a killed run never leaves a stale lock. A run that finds the
 lock taken stops at once with a message naming the holder (pid, host, start time, command).
@@ -63,13 +65,15 @@ def is_lock_file(path: Path) -> bool:
     return path.name.startswith(LOCK_PREFIX)
 
 
-def check_output(path: str | Path, *, kind: Kind, what: str = "--out") -> None:
+def check_output(path: str | Path, *, kind: Kind, what: str = "--out", run_kind: str | None = None) -> None:
     """Raise a clear error if ``path`` cannot become an output file (``kind="file"``) or run
     directory (``kind="dir"``); create nothing.
 
     Refused: a directory where a file is wanted or a file where a directory is wanted, a path
     under a regular file, and a place this process cannot write to (tested by creating and
     removing a scratch directory: permission bits alone do not tell, for root or read-only mounts).
+    ``run_kind`` (``"calibrate"``, ``"ablate"``, ...): also refuse a folder another kind of run
+    owns (:mod:`headscope._folder_kind`).
     """
     path = Path(path)
     if path.exists():
@@ -87,6 +91,10 @@ def check_output(path: str | Path, *, kind: Kind, what: str = "--out") -> None:
         raise PermissionError(f"Cannot write {what} {path} ({err}). Choose another {what}.") from err
     if kind == "file" and path.exists() and not os.access(path, os.W_OK):
         raise PermissionError(f"Cannot write {what} {path}: the file is read-only. Choose another {what}.")
+    if run_kind is not None and kind == "dir" and path.is_dir():
+        from ._folder_kind import check_folder_kind
+
+        check_folder_kind(path, run_kind, what)
 
 
 def _lock_path(target: Path, kind: Kind, slot: tuple[int, int]) -> Path:
@@ -144,17 +152,20 @@ def _write_owner(lock: Path, command: str | None) -> None:
 
 @contextmanager
 def output_lock(target: str | Path, *, kind: Kind, slot: tuple[int, int] = (0, 1),
-                command: str | None = None) -> Iterator[None]:
+                command: str | None = None, run_kind: str | None = None) -> Iterator[None]:
     """Hold the exclusive lock of ``target`` (a run directory, created if missing, or an output
     file, whose parent is created if missing) for the duration of the block.
 
     Raises :class:`OutputInUseError` at once when another process holds it (or, for a run
-    directory, when a process of another launch holds a lock there). A run directory this call
-    created is removed again if the block fails before anything but the lock was written.
+    directory, when a process of another launch holds a lock there). ``run_kind``: record that
+    this kind of run owns the run directory, or raise if another kind does. A run directory this
+    call created is removed again if the block fails before anything but the lock was written.
     """
     from filelock import FileLock, Timeout
 
-    target = Path(target)
+    # The lock belongs to the real place: a symlinked --out (or one reached through a symlinked
+    # folder) shares the lock of its target, so two runs cannot write one file under two names.
+    target = Path(target).resolve()
     created = kind == "dir" and not target.exists()
     (target if kind == "dir" else target.parent).mkdir(parents=True, exist_ok=True)
     lock_file = _lock_path(target, kind, slot)
@@ -171,16 +182,22 @@ def output_lock(target: str | Path, *, kind: Kind, slot: tuple[int, int] = (0, 1
                     continue
                 if _held_elsewhere(other):
                     raise _busy(target, other)
+        if run_kind is not None and kind == "dir":
+            from ._folder_kind import claim_folder
+
+            claim_folder(target, run_kind)  # checked again under the lock: two kinds may start at once
         _write_owner(lock_file, command)
         yield
     except BaseException:
         failed = True
         raise
     finally:
+        from ._folder_kind import is_kind_file
+
         owner = lock_file.with_name(lock_file.name + ".owner")
         owner.unlink(missing_ok=True)  # still ours: we hold the lock
         lock.release()
-        if failed and created and set(target.iterdir()) <= {lock_file, owner}:
+        if failed and created and all(p in (lock_file, owner) or is_kind_file(p) for p in target.iterdir()):
             shutil.rmtree(target, ignore_errors=True)
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
+from ._folder_kind import is_kind_file
 from ._limits import MAX_EXAMPLES, MAX_TOKENS, check_count
 from ._outputs import check_output, is_lock_file, output_lock
 from .capture import NEEDLE_TASKS, AttentionRecorder
@@ -104,7 +105,7 @@ def plan_examples(config: CalibrationConfig, tokenizer: Any, max_context: int | 
 def _check_resumable(out_dir: Path, identity: dict[str, Any]) -> None:
     previous = read_run_info(out_dir)
     if previous is None:
-        if out_dir.exists() and any(not is_lock_file(p) for p in out_dir.iterdir()):
+        if out_dir.exists() and any(not (is_lock_file(p) or is_kind_file(p)) for p in out_dir.iterdir()):
             raise FileExistsError(f"{out_dir} is not empty and holds no headscope run; choose another --out.")
         return
     before = {k: previous["config"].get(k) for k in _IDENTITY_KEYS}
@@ -143,7 +144,8 @@ def run_calibration(
         check_device(config.device)
     with process_group(info):
         def first_on_main() -> None:
-            check_output(out, kind="dir")  # its probe directory must be gone before other ranks look inside
+            # Its probe directory must be gone before other ranks look inside.
+            check_output(out, kind="dir", run_kind="calibrate")
             if lm is None and info.distributed:
                 _resolve(config.model, config.revision)  # convert a bundled model once, not once per rank
 
@@ -157,7 +159,7 @@ def run_calibration(
         if complete and not stale_temporaries(out):
             return open_capture(out)  # nothing to write or clean, so no lock to take
         # One writer per slot: a second run on this --out stops here, naming this one.
-        with output_lock(out, kind="dir", slot=(info.rank, info.world_size)):
+        with output_lock(out, kind="dir", slot=(info.rank, info.world_size), run_kind="calibrate"):
             _check_resumable(out, identity)  # again: another run may have started it since the first look
             mine = set(shard(range(len(examples)), info)) if info.distributed else None
             _remove_stale(out, mine, info.is_main)
@@ -170,7 +172,7 @@ def run_calibration(
                 # Nothing left to capture here and no model loaded: keep the attrs of the run on disk.
                 attrs = _run_attrs(config, lm, examples) if lm is not None else read_run_info(out)["attrs"]  # type: ignore
                 write_run_info(out, {"config": config.to_dict(), "attrs": attrs, "layout": layout,
-                                     "n_parts": len(examples)})
+                                     "n_parts": len(examples), **_identity(out, attrs, identity)})
             barrier(info)
             if not info.is_main:
                 attrs = read_run_info(out)["attrs"]  # type: ignore[index]  # rank 0's: every part alike
@@ -187,6 +189,17 @@ def run_calibration(
                         on_example(index, len(examples))
             barrier(info)  # every part is written before any rank opens the dataset
     return open_capture(out)
+
+
+def _identity(out: Path, attrs: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    """``{"identity": ...}`` for run.json: the identity every part carries. A resumed run keeps
+    its own; a run started before identities existed stays without one (its parts carry none)."""
+    from ._capture_identity import new_identity
+
+    previous = read_run_info(out)
+    if previous is not None:
+        return {"identity": previous["identity"]} if "identity" in previous else {}
+    return {"identity": new_identity(attrs, settings)}
 
 
 def _remove_stale(out: Path, mine: set[int] | None, is_main: bool) -> None:

@@ -63,8 +63,9 @@ def check_capture(path: str | Path) -> list[PartStatus]:
     statuses = []
     for part in parts:
         try:
-            check_part(run_dir, part, recorded=recorded, checksums=True)
-            _open_part(run_dir, part).load()  # decodes every chunk (the only check for runs without records)
+            check_part(run_dir, part, recorded=recorded, checksums=True, identity=info.get("identity"))
+            # Decodes every chunk (the only check for runs without records).
+            _open_part(run_dir, part, info.get("attrs")).load()
         except CaptureError as err:
             statuses.append(PartStatus(part.name, False, err.problem or str(err)))
         else:

@@ -117,7 +117,10 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, *, examples: int | None = None, 
     from .report import write_report
 
     start, cpu = time.perf_counter(), time.process_time()
+    from ._outputs import check_output
+
     out = Path(out_dir)
+    check_output(out, kind="dir", run_kind="demo")  # before the model loads: not another kind of run's folder
     config = demo_config(quick, examples)
     echo(plan(config).describe())
     lm = load_model(config.models[0], device=config.device, dtype=config.dtype)
@@ -133,7 +136,7 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, *, examples: int | None = None, 
          f"tokens, {config.examples} examples each")
     command = "headscope demo --out " + str(out_dir) + (" --quick" if quick else "") + (
         f" --examples {examples}" if examples else "")
-    ds = run_ablation(config, out, lm=lm, progress=not quiet, command=command)
+    ds = run_ablation(config, out, lm=lm, progress=not quiet, command=command, run_kind="demo")
     echo(f"[4/4] report ({time.perf_counter() - start:.0f} s so far)")
     info_path = out / "run.json"
     info = json.loads(info_path.read_text())

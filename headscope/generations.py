@@ -5,7 +5,10 @@
 before anything is appended). ``FILE.config.json`` records the settings that decide the outputs
 (model, method, heads, DySCO knobs, ``max_new_tokens``, seed), the versions and the command: a
 rerun with the same settings resumes after the ids already there, and a rerun with other
-settings is refused instead of mixing outputs of two configurations in one file. While a run
+settings is refused instead of mixing outputs of two configurations in one file. Each record
+also carries the settings' fingerprint (``settings_sha256``) and ``max_new_tokens``: without the
+settings file, a rerun is compared with every record, and a file whose records lack the
+fingerprint (an older headscope's) is not resumed without its settings file. While a run
 writes ``FILE`` it holds the file's lock (:func:`headscope._outputs.output_lock`), so two runs
 never write the same ids twice.
 
@@ -19,6 +22,7 @@ Example
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -29,15 +33,24 @@ from typing import Any
 from ._jsonl import append_jsonl, cut_torn_tail, read_jsonl
 from ._outputs import check_output, output_lock
 
-__all__ = ["SETTINGS_FORMAT", "GenerationsFile", "check_prompt_lengths"]
+__all__ = ["FINGERPRINT", "SETTINGS_FORMAT", "GenerationsFile", "check_prompt_lengths", "settings_fingerprint"]
 
 SETTINGS_FORMAT = "headscope.generations/1"
 # Recorded in the settings file but free to change between runs (they do not decide the tokens,
 # or not beyond floating-point noise).
 _FREE = ("device", "dtype")
-# What records written before settings files existed say about their run (resolved values such
-# as the warm-ups are left out: a record holds what the run resolved, not what was asked).
-_RECORD_KEYS = ("model", "method", "strength", "top_k", "top_p", "decay", "seed")
+# The settings a record states as asked (resolved values such as the warm-ups are left out: a
+# record holds what the run resolved, not what was asked); max_new_tokens since issue 21.
+_RECORD_KEYS = ("model", "method", "heads", "strength", "top_k", "top_p", "decay", "max_new_tokens", "seed")
+# Each record also carries the fingerprint of every setting (_FREE aside), so that a file whose
+# settings file is lost can still be resumed safely, and a record of another run is found.
+FINGERPRINT = "settings_sha256"
+
+
+def settings_fingerprint(settings: Mapping[str, Any]) -> str:
+    """A short hash of every setting that decides the outputs (all but ``device`` and ``dtype``)."""
+    decisive = {k: v for k, v in settings.items() if k not in _FREE}
+    return hashlib.sha256(json.dumps(decisive, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _differences(before: Mapping[str, Any], now: Mapping[str, Any], keys: Sequence[str]) -> str:
@@ -54,7 +67,8 @@ class GenerationsFile:
     def __init__(self, path: str | Path, settings: Mapping[str, Any]) -> None:
         self.path = Path(path)
         self.settings = json.loads(json.dumps(dict(settings), allow_nan=False))  # as it reads back from disk
-        self.settings_path = self.path.with_name(self.path.name + ".config.json")
+        real = self.path.resolve()  # through a symlink, the settings of the file it points to
+        self.settings_path = real.with_name(real.name + ".config.json")
 
     def _saved(self) -> dict[str, Any] | None:
         try:
@@ -80,11 +94,20 @@ class GenerationsFile:
         if saved is not None:
             keys = [k for k in sorted(set(saved) | set(self.settings)) if k not in _FREE]
             diff = _differences(saved, self.settings, keys)
-        else:  # a file from before settings files: compare what its records say
-            diff = ", ".join(_differences(r, self.settings, [k for k in _RECORD_KEYS if k in r]) for r in records[:1])
+        else:  # no settings file (lost, or from before they existed): what every record says
+            diff = next((d for r in records if (d := _differences(r, self.settings, [k for k in _RECORD_KEYS
+                                                                                      if k in r]))), "")
+        fingerprint = settings_fingerprint(self.settings)
+        if not diff and any(r.get(FINGERPRINT, fingerprint) != fingerprint for r in records):
+            diff = "a setting the records do not show: their settings fingerprint differs from this run's"
         if diff:
             raise ValueError(f"{self.path} already holds outputs made with other settings ({diff}). Rerun with "
                              "the same settings to resume it, or write to another --out.")
+        if saved is None and any(FINGERPRINT not in r for r in records):
+            raise ValueError(f"{self.path} has no settings file ({self.settings_path.name}) and its records, written "
+                             "by an older headscope, do not show every setting (such as max_new_tokens), so resuming "
+                             f"could mix two configurations. Restore {self.settings_path.name}, or write to another "
+                             "--out.")
         return {str(r["id"]) for r in records if "id" in r}
 
     @contextmanager
@@ -104,8 +127,9 @@ class GenerationsFile:
             yield done
 
     def append(self, record: Mapping[str, Any]) -> None:
-        """Append one record durably (strict JSON: NaN or infinity raise ``ValueError``)."""
-        append_jsonl(self.path, dict(record))
+        """Append one record durably, with the fingerprint of the settings (strict JSON: NaN or
+        infinity raise ``ValueError``)."""
+        append_jsonl(self.path, {**record, FINGERPRINT: settings_fingerprint(self.settings)})
 
 
 def check_prompt_lengths(prompts: Sequence[tuple[str, Sequence[int]]], max_context: int | None) -> None:

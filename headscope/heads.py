@@ -34,6 +34,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, Protocol, cast
 
+from ._scores import checked_scores, gate_table
+from ._yaml import load_yaml
+
 __all__ = [
     "FORMAT_ID",
     "READ_FORMATS",
@@ -131,11 +134,8 @@ class HeadSet:
         object.__setattr__(self, "heads", tuple(pairs))
         if self.granularity not in ("query", "kv"):
             raise ValueError(f"The 'granularity' parameter must be 'query' or 'kv'. Got {self.granularity!r} instead.")
-        if self.scores is not None:
-            scores = tuple(float(s) for s in self.scores)
-            if len(scores) != len(pairs):
-                raise ValueError(f"'scores' must have one value per head: {len(pairs)} heads but {len(scores)} scores.")
-            object.__setattr__(self, "scores", scores)
+        if self.scores is not None:  # one finite float per head (NaN would rank nowhere and is not JSON)
+            object.__setattr__(self, "scores", checked_scores(self.scores, pairs))
         meta = dict(self.meta)
         for key, value in meta.items():
             if not isinstance(key, str) or isinstance(value, bool) or not isinstance(value, (str, int, float)):
@@ -435,7 +435,7 @@ def _is_number(value: Any) -> bool:
 
 def _from_duo(text: str, where: str, threshold: float) -> HeadSet:
     try:
-        grid = [[float(x) for x in line.split()] for line in text.splitlines() if line.strip()]
+        grid = gate_table(text)
     except ValueError as err:
         raise ValueError(f"{where} is not a valid duo-attention pattern (a table of numbers, layers x KV heads): "
                          f"{err}.") from None
@@ -477,7 +477,7 @@ def _parse(text: str, path: Path, format: str | None, *, threshold: float = 0.5)
     if format == "duo" or (format is None and path.suffix.lower() == ".tsv"):
         return _from_duo(text, where, threshold)
     try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+        data = json.loads(text) if path.suffix.lower() == ".json" else load_yaml(text, where)
     except (json.JSONDecodeError, yaml.YAMLError) as err:
         kind = "JSON" if path.suffix.lower() == ".json" else "YAML"
         raise ValueError(f"{where} is not valid {kind}: {err}") from None
@@ -513,7 +513,7 @@ def _parse(text: str, path: Path, format: str | None, *, threshold: float = 0.5)
 
 def _json_text(d: Mapping[str, Any]) -> str:
     # One pair per line keeps diffs of head lists readable.
-    text = json.dumps(d, indent=2)
+    text = json.dumps(d, indent=2, allow_nan=False)
     return re.sub(r"\[\s+(-?\d+),\s+(-?\d+)\s+\]", r"[\1, \2]", text) + "\n"
 
 
@@ -546,7 +546,7 @@ def _dump(hs: HeadSet, path: Path, format: str) -> str:
         return header + cast(str, yaml.safe_dump(body, sort_keys=False, width=10**6))
     if hs.scores is None:
         raise ValueError("The retrieval_head format stores a score per head, and this head set has no scores.")
-    return json.dumps({f"{layer}-{head}": [s] for (layer, head), s in zip(hs.heads, hs.scores)}) + "\n"
+    return json.dumps({f"{layer}-{head}": [s] for (layer, head), s in zip(hs.heads, hs.scores)}, allow_nan=False) + "\n"
 
 
 # -- published head sets ------------------------------------------------------------------------

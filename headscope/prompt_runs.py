@@ -18,6 +18,7 @@ Example
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 import time
@@ -137,6 +138,10 @@ def run_prompts(request: GenerateRequest, prompts: list[Prompt] | str | Path, ou
         from ._outputs import check_output
 
         check_output(out_path, kind="file")
+        # The same file under any name (a symlink, a hard link, another relative path).
+        if not isinstance(prompts, list) and out_path.exists() and os.path.samefile(prompts, out_path):
+            raise ValueError(f"--out {out_path} is the prompt file {prompts}: the outputs would be appended to the "
+                             "prompts. Write them to another --out.")
     geometry, tokenizer = peek_model(request.model, revision=request.revision)  # config and tokenizer; no weights
     cfg = request.config(request.resolve_heads(geometry))
     check_prompt_lengths([(r["id"], chat_prompt_ids(tokenizer, r["prompt"], r.get("assistant_prefix", "")))
@@ -229,8 +234,8 @@ def _decode(lm: LoadedModel, cfg: DyscoConfig, todo: list[Prompt], sink: Generat
                     "seconds": round(seconds, 3), "batch_size": len(rows), "heads": res.info["heads"],
                     "strength": cfg.strength, "top_k": cfg.top_k, "top_p": cfg.top_p, "decay": cfg.decay,
                     "context_warmup": res.info["context_warmup"],
-                    "intervention_warmup": res.info["intervention_warmup"], "seed": cfg.seed,
-                    **_scored(row, res.text),
+                    "intervention_warmup": res.info["intervention_warmup"], "max_new_tokens": cfg.max_new_tokens,
+                    "seed": cfg.seed, **_scored(row, res.text),
                 })  # durable at once: a killed run keeps every finished line
             bar.update(len(rows))
 

@@ -164,22 +164,29 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def _manifest(store: Path, ds: xr.Dataset) -> dict[str, Any]:
-    """The completeness record of a written part: its arrays, and every file with size and SHA-256."""
+def _manifest(store: Path, ds: xr.Dataset, run: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The completeness record of a written part: its arrays, every file with size and SHA-256,
+    and (``run``) what ties it to its run (:mod:`headscope._capture_identity`)."""
     files = {}
     for path in sorted(p for p in store.rglob("*") if p.is_file()):
         data = path.read_bytes()
         files[path.relative_to(store).as_posix()] = [len(data), hashlib.sha256(data).hexdigest()]
     arrays = {str(name): {"dims": list(var.dims), "shape": list(var.shape), "dtype": str(var.dtype)}
               for name, var in ds.variables.items()}
-    return {"format": PART_FORMAT, "arrays": arrays, "files": files}
+    return {"format": PART_FORMAT, "arrays": arrays, "files": files, **({"run": dict(run)} if run else {})}
 
 
 def write_part(run_dir: str | Path, index: int, ds: xr.Dataset, *, durable: bool = True) -> Path:
     """Write one example's Dataset atomically: to a temporary name, with its completeness record
     (:data:`MANIFEST`), then renamed to its final name. ``durable``: sync every file to disk
     before the rename, so that even a power cut leaves the part whole or absent (a killed
-    process needs no sync; synthetic captures for tests skip it)."""
+    process needs no sync; synthetic captures for tests skip it).
+
+    The part's record carries the identity of the run (from ``run.json``, written first) and the
+    part's index, so that :func:`open_capture` can tell it from a part of another run."""
+    from ._capture_identity import part_identity
+
+    identity = (read_run_info(run_dir) or {}).get("identity")
     parts = Path(run_dir) / PARTS
     parts.mkdir(parents=True, exist_ok=True)
     final = parts / _part_name(index)
@@ -192,7 +199,8 @@ def write_part(run_dir: str | Path, index: int, ds: xr.Dataset, *, durable: bool
         if ds[name].dtype.kind == "U":
             ds[name] = ds[name].astype(object)
     ds.to_zarr(tmp, mode="w", consolidated=False, zarr_format=3)
-    (tmp / MANIFEST).write_text(json.dumps(_manifest(tmp, ds), indent=0, sort_keys=True))
+    run = part_identity(identity, index) if identity else None
+    (tmp / MANIFEST).write_text(json.dumps(_manifest(tmp, ds, run), indent=0, sort_keys=True))
     if durable:
         for path in tmp.rglob("*"):
             if path.is_file():
@@ -258,13 +266,23 @@ def _damaged(run_dir: Path, part: Path, what: str) -> CaptureError:
     return err
 
 
+def _foreign(run_dir: Path, part: Path, what: str) -> CaptureError:
+    err = CaptureError(f"Capture {run_dir} holds a part that is not its own: {part.name} {what}. Move {part} out "
+                       "of the capture; if the run then misses that part, rerun the same `headscope calibrate` "
+                       "command.")
+    err.problem = what
+    return err
+
+
 def check_parts(run_dir: str | Path, *, checksums: bool = False) -> list[Path]:
     """Check a capture run is whole without decoding it; return its parts, in order.
 
     Every part written by this format carries a completeness record (:data:`MANIFEST`): each of
     its files must be present with the recorded size (and, with ``checksums=True``, the
     recorded SHA-256: this reads every byte). A run whose ``run.json`` lists how many parts it
-    plans must have them all. Raises :class:`CaptureError` naming the first damaged part.
+    plans must have them all, and no more. A run whose ``run.json`` holds an ``identity``
+    (:mod:`headscope._capture_identity`) must find it, with the part's own index, in every part's
+    record. Raises :class:`CaptureError` naming the first damaged or foreign part.
     Runs written before completeness records existed are checked for nothing but their parts.
     """
     run_dir = Path(run_dir)
@@ -280,15 +298,21 @@ def check_parts(run_dir: str | Path, *, checksums: bool = False) -> list[Path]:
             f"{', ...' if len(missing) > 3 else ''}). The calibration is still running or was interrupted: "
             "run the same `headscope calibrate` command to finish it."
         )
+    identity = info.get("identity")
     for part in parts:
-        check_part(run_dir, part, recorded=recorded, checksums=checksums)
+        index = int(part.name[3:9]) if part.name[3:9].isdigit() else -1
+        if recorded and isinstance(planned, int) and not 0 <= index < planned:
+            raise _foreign(run_dir, part, f"is beyond the {planned} parts the run plans (n_parts in {RUN_FILE})")
+        check_part(run_dir, part, recorded=recorded, checksums=checksums, identity=identity)
     return parts
 
 
-def check_part(run_dir: str | Path, part: str | Path, *, recorded: bool = True, checksums: bool = False) -> None:
+def check_part(run_dir: str | Path, part: str | Path, *, recorded: bool = True, checksums: bool = False,
+               identity: Mapping[str, Any] | None = None) -> None:
     """Check one part against its completeness record (see :func:`check_parts`); raise
     :class:`CaptureError` naming it. ``recorded``: the run's format writes records, so a part
-    without one is damaged (else it is checked for nothing)."""
+    without one is damaged (else it is checked for nothing). ``identity``: the run's (from
+    ``run.json``), which the record must carry with the part's index (else the part is foreign)."""
     run_dir, part = Path(run_dir), Path(part)
     manifest_path = part / MANIFEST
     if not manifest_path.is_file():
@@ -300,6 +324,13 @@ def check_part(run_dir: str | Path, part: str | Path, *, recorded: bool = True, 
         files = manifest["files"]
     except (OSError, ValueError, KeyError, TypeError):
         raise _damaged(run_dir, part, f"has an unreadable completeness record ({MANIFEST})") from None
+    if identity:
+        from ._capture_identity import check_part as belongs
+
+        index = int(part.name[3:9]) if part.name[3:9].isdigit() else -1
+        why = belongs(identity, manifest.get("run"), index)
+        if why:
+            raise _foreign(run_dir, part, why)
     for rel, (size, digest) in files.items():
         path = part / rel
         try:
@@ -334,7 +365,7 @@ class _PartArray:
         return values.astype(object) if values.dtype.kind == "T" else values
 
 
-def _open_part(run_dir: Path, part: Path) -> xr.Dataset:
+def _open_part(run_dir: Path, part: Path, attrs: Mapping[str, Any] | None = None) -> xr.Dataset:
     import dask.array as da
     import xarray as xr
 
@@ -346,6 +377,10 @@ def _open_part(run_dir: Path, part: Path) -> xr.Dataset:
     except Exception as err:  # zarr/xarray raise many types for damaged stores
         quiet_orphaned_tasks()
         raise _damaged(run_dir, part, f"cannot be opened ({type(err).__name__}: {err})") from err
+    # Also for captures without identities: a part's own attributes name its model and shape.
+    for key in ("model", "n_layers", "n_heads", "n_kv_heads", "head_dim"):
+        if attrs and key in attrs and key in raw.attrs and raw.attrs[key] != attrs[key]:
+            raise _foreign(run_dir, part, f"has {key} {raw.attrs[key]!r} where the run has {attrs[key]!r}")
     token = hashlib.sha256(f"{part.resolve()}:{part.stat().st_mtime_ns}".encode()).hexdigest()[:16]
     data = {}
     for name, var in raw.data_vars.items():
@@ -379,7 +414,7 @@ def open_capture(path: str | Path, *, chunks: dict[str, int] | None = None, chec
         The path does not exist or holds no capture.
     CaptureError
         The run is damaged or incomplete (a missing or truncated file, an undecodable chunk:
-        also when the data is read later), naming the part.
+        also when the data is read later), or holds a part of another run, naming the part.
     """
     import xarray as xr
 
@@ -395,7 +430,7 @@ def open_capture(path: str | Path, *, chunks: dict[str, int] | None = None, chec
     if not parts:
         raise FileNotFoundError(f"{run_dir} holds no capture parts yet ({PARTS}/ex-*.zarr): run `headscope "
                                 "calibrate` with the same settings to write them.")
-    datasets = [_open_part(run_dir, part) for part in parts]
+    datasets = [_open_part(run_dir, part, info.get("attrs") or {}) for part in parts]
     try:
         ds = xr.combine_nested(datasets, concat_dim="example", data_vars="minimal", coords="minimal",
                                compat="override", combine_attrs="override")

@@ -191,16 +191,19 @@ def synthetic_capture(
 def write_capture(ds: xr.Dataset, out: str | Path) -> Path:
     """Write ``ds`` in the on-disk capture layout (as ``headscope calibrate`` does, through
     :mod:`headscope.store`): ``out/run.json`` and one zarr part per example."""
+    from ._capture_identity import new_identity
     from .store import write_part, write_run_info
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    attrs = json.loads(json.dumps(dict(ds.attrs), default=str))
+    # run.json first: each part's record carries the run's identity from it.
+    identity = new_identity(attrs, {"config": attrs.get("config")})
+    write_run_info(out, {"model": ds.attrs.get("model"), "seed": ds.attrs.get("seed"), "attrs": attrs,
+                         "n_parts": ds.sizes["example"], "identity": identity})
     with warnings.catch_warnings():
         # zarr v3 warns that consolidated metadata is not in its spec yet.
         warnings.simplefilter("ignore")
         for i in range(ds.sizes["example"]):
             write_part(out, i, ds.isel(example=[i]), durable=False)  # test data: no disk syncs
-    attrs = json.loads(json.dumps(dict(ds.attrs), default=str))
-    write_run_info(out, {"model": ds.attrs.get("model"), "seed": ds.attrs.get("seed"), "attrs": attrs,
-                         "n_parts": ds.sizes["example"]})
     return out

@@ -203,7 +203,7 @@ def _jsonl(path: Path) -> list[dict]:
 
 
 def _tree(root: Path) -> dict[str, bytes]:
-    """Every file under ``root`` (lock files aside), JSON metadata without its timestamps."""
+    """Every file under ``root`` (lock files aside), JSON metadata without its timestamps and run ids."""
     out = {}
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         rel = path.relative_to(root).as_posix()
@@ -221,7 +221,7 @@ def _tree(root: Path) -> dict[str, bytes]:
 
 def _scrub(obj):
     if isinstance(obj, dict):
-        return {k: _scrub(v) for k, v in obj.items() if k != "created"}
+        return {k: _scrub(v) for k, v in obj.items() if k not in ("created", "run_id")}  # each run's own
     if isinstance(obj, list):
         return [_scrub(v) for v in obj]
     return obj

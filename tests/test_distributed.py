@@ -95,9 +95,10 @@ def test_two_process_calibrate_equals_a_single_process_run(tmp_path):
     assert multi.stdout.count("Captured 3 examples") == 1  # one summary, from rank 0
     merged = _drop_volatile(headscope.open_capture(tmp_path / "multi"))
     xr.testing.assert_identical(merged, _drop_volatile(headscope.open_capture(tmp_path / "single")))
-    # No stray files (each rank's lock file stays, hidden: see headscope/_outputs.py).
+    # No stray files (each rank's lock file stays, hidden: see headscope/_outputs.py; so does the
+    # record of the folder's kind of run, headscope/_folder_kind.py).
     assert sorted(p.name for p in (tmp_path / "multi").iterdir() if not p.name.startswith(".headscope-lock")) \
-        == ["parts", "run.json"]
+        == [".headscope-run.json", "parts", "run.json"]
 
 
 @pytest.mark.slow

@@ -246,11 +246,13 @@ class AblationConfig:
         """Read a YAML config; ``overrides`` (non-None values) replace its keys before validation."""
         import yaml
 
+        from .._yaml import load_yaml
+
         p = Path(path)
         if not p.is_file():
             raise FileNotFoundError(f"No ablation config at {str(p)!r}.")
         try:
-            data = yaml.safe_load(read_user_text(p))
+            data = load_yaml(read_user_text(p), str(p))
         except yaml.YAMLError as err:
             raise ValueError(f"{p} is not valid YAML: {err}") from None
         if data is None or data == {}:

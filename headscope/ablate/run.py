@@ -267,8 +267,10 @@ def _open_cache(out: Path, k: int, n: int) -> ResultCache:
 
 def run_ablation(config: AblationConfig, out_dir: str | Path, *, lm: LoadedModel | None = None, progress: bool = True,
                  command: str | None = None, on_result: OnResult | None = None, record_trace: bool = True,
-                 shard: tuple[int, int] | None = None, batch_size: int = 1) -> xr.Dataset | None:
+                 shard: tuple[int, int] | None = None, batch_size: int = 1,
+                 run_kind: str = "ablate") -> xr.Dataset | None:
     """Run (or resume, or extend) the grid of ``config`` into ``out_dir``; return the results Dataset.
+    ``run_kind``: the kind of run that owns ``out_dir`` (``headscope demo`` passes ``"demo"``).
 
     ``lm``: an already-loaded model (only when the grid has a single model; its name must match).
     ``on_result`` is called after each new result is cached (tests use it to interrupt a run).
@@ -286,7 +288,7 @@ def run_ablation(config: AblationConfig, out_dir: str | Path, *, lm: LoadedModel
 
     config.validate()
     out = Path(out_dir)
-    check_output(out, kind="dir")
+    check_output(out, kind="dir", run_kind=run_kind)
     if lm is not None and len(config.models) != 1:
         raise ValueError("run_ablation(lm=...) takes a grid of one model; this config lists "
                          f"{len(config.models)} models: {list(config.models)}.")
@@ -301,7 +303,7 @@ def run_ablation(config: AblationConfig, out_dir: str | Path, *, lm: LoadedModel
     check_models(config, lm)
     # Everything that can be checked without weights passed: only now does OUT/ appear, locked
     # for this process (one slot per shard or rank), so a second run on it stops at once.
-    with output_lock(out, kind="dir", slot=(k, n), command=command):
+    with output_lock(out, kind="dir", slot=(k, n), command=command, run_kind=run_kind):
         return _run_locked(config, out, lm=lm, progress=progress, command=command, on_result=on_result,
                            record_trace=record_trace, shard=shard, info=info, k=k, n=n, batch_size=batch_size)
 

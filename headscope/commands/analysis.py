@@ -19,18 +19,30 @@ PLOT_METHODS = PLOT_SCORES
 captures_argument = click.argument("captures", nargs=-1, required=True, type=click.Path())
 
 
-def _open(captures: tuple[str, ...], out: str, kind: str, *, verify: bool = False) -> xr.Dataset:
-    """Check ``--out`` (a file or a directory; nothing is created yet), then open the captures
-    (``verify``: first compare every byte of every part with its recorded SHA-256)."""
+def _open(captures: tuple[str, ...], out: str, kind: str, run_kind: str | None = None, *,
+          verify: bool = False) -> xr.Dataset:
+    """Check ``--out`` (a file or a directory, not owned by another kind of run than ``run_kind``;
+    nothing is created yet), then open the captures (``verify``: first compare every byte of
+    every part with its recorded SHA-256)."""
     from .._outputs import check_output
     from ..analysis import open_captures
     from ..store import check_parts
 
-    run_user_errors(lambda: check_output(out, kind=kind))  # type: ignore[arg-type]
+    run_user_errors(lambda: check_output(out, kind=kind, run_kind=run_kind))  # type: ignore[arg-type]
     if verify:
         for capture in captures:
             run_user_errors(lambda: check_parts(capture, checksums=True))  # noqa: B023 (called at once)
     return run_user_errors(lambda: open_captures(list(captures)))
+
+
+def _claimed(out: str, run_kind: str) -> Path:
+    """The output folder, created now that the work is done, recorded as ``run_kind``'s."""
+    from .._folder_kind import claim_folder
+
+    path = Path(out)
+    path.mkdir(parents=True, exist_ok=True)
+    run_user_errors(lambda: claim_folder(path, run_kind))
+    return path
 
 
 def _per_example(ds: xr.Dataset, method: str, *, quiet: bool = False, **causal: Any) -> xr.DataArray:
@@ -171,11 +183,10 @@ def cluster_command(captures: tuple[str, ...], out_dir: str, k: int | None, algo
     from ..analysis import HeadClusterer, head_features
     from ..plots import cluster_map, save_figure
 
-    ds = _open(captures, out_dir, "dir")
+    ds = _open(captures, out_dir, "dir", "cluster")
     feats = run_user_errors(lambda: head_features(ds))
     hc = run_user_errors(lambda: HeadClusterer(n_clusters=k, method=algorithm, random_state=seed).fit(feats))
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _claimed(out_dir, "cluster")
     _write_cluster_files(out, feats, hc, captures)
     save_figure(cluster_map(hc), out / "clusters")
     for c, name in enumerate(hc.cluster_names_):
@@ -241,12 +252,12 @@ def plot_score(captures: tuple[str, ...], out_dir: str, method: str, top: int) -
     from ..analysis import score, top_heads
     from ..plots import save_figure, score_heatmap
 
-    ds = _open(captures, out_dir, "dir")
+    ds = _open(captures, out_dir, "dir", "plot")
     s = run_user_errors(lambda: score(ds, method))
     mark = run_user_errors(lambda: top_heads(s, min(top, s.size))) if top else []
     title = f"{method} of every head, {_what(ds)}" + (f"; outlined: top {len(mark)}" if mark else "")
     fig = score_heatmap(s, title=title, mark=mark)
-    _done(save_figure(fig, Path(out_dir) / f"score-{method}"))
+    _done(save_figure(fig, _claimed(out_dir, "plot") / f"score-{method}"))
 
 
 @plot_group.command("stability")
@@ -266,12 +277,13 @@ def plot_stability(captures: tuple[str, ...], out_dir: str, method: str, top: in
     from ..analysis import bootstrap, score
     from ..plots import save_figure, stability_plot
 
-    ds = _open(captures, out_dir, "dir")
+    ds = _open(captures, out_dir, "dir", "plot")
     per_ex = run_user_errors(lambda: score(ds, method, per_example=True))
     k = min(top, per_ex.sizes["layer"] * per_ex.sizes["head"])
     boot = run_user_errors(lambda: bootstrap(per_ex, n_boot, k=k, seed=seed))
     title = f"Stability of the {method} ranking, {_what(ds)}: {n_boot} bootstrap resamples"
-    _done(save_figure(stability_plot(boot, top=max(top, 20), title=title), Path(out_dir) / f"stability-{method}"))
+    figure = stability_plot(boot, top=max(top, 20), title=title)
+    _done(save_figure(figure, _claimed(out_dir, "plot") / f"stability-{method}"))
 
 
 @plot_group.command("clusters")
@@ -288,9 +300,9 @@ def plot_clusters(captures: tuple[str, ...], out_dir: str, k: int | None, seed: 
     from ..analysis import HeadClusterer, head_features
     from ..plots import cluster_map, save_figure
 
-    ds = _open(captures, out_dir, "dir")
+    ds = _open(captures, out_dir, "dir", "plot")
     hc = run_user_errors(lambda: HeadClusterer(n_clusters=k, random_state=seed).fit(head_features(ds)))
-    _done(save_figure(cluster_map(hc), Path(out_dir) / "clusters"))
+    _done(save_figure(cluster_map(hc), _claimed(out_dir, "plot") / "clusters"))
 
 
 @plot_group.command("agreement")
@@ -309,10 +321,10 @@ def plot_agreement(captures: tuple[str, ...], out_dir: str, method: str, by: str
     from ..analysis import agreement, score
     from ..plots import agreement_plot, save_figure
 
-    ds = _open(captures, out_dir, "dir")
+    ds = _open(captures, out_dir, "dir", "plot")
     per_ex = run_user_errors(lambda: score(ds, method, per_example=True))
     agree = run_user_errors(lambda: agreement(per_ex, by, k=top))
-    _done(save_figure(agreement_plot(agree), Path(out_dir) / f"agreement-{method}-{by}"))
+    _done(save_figure(agreement_plot(agree), _claimed(out_dir, "plot") / f"agreement-{method}-{by}"))
 
 
 COMMANDS = [rank_command, cluster_command, plot_group]
