@@ -236,7 +236,7 @@ class Run:
     def __init__(self, out: Path, budget_s: float, meta: dict[str, Any]) -> None:
         self.out, self.budget_s, self.t0 = out, budget_s, time.perf_counter()
         self.result: dict[str, Any] = {"meta": meta, "decode": [], "floor": {}, "checks": {}, "batch": [],
-                                       "capture": [], "reference": [], "skipped": []}
+                                       "batch_auto": [], "capture": [], "reference": [], "skipped": []}
 
     def left(self) -> float:
         return self.budget_s - (time.perf_counter() - self.t0)
@@ -271,7 +271,8 @@ class Run:
 
 
 def decode_section(run: Run, lm: Any, lengths: list[int], n_new: int, gpu: bool, bandwidth: float | None,
-                   heads: Any, only: list[str] | None, hf_static_max: int, whole_call_reps: int = 1) -> None:
+                   heads: Any, only: list[str] | None, hf_static_max: dict[str, int],
+                   whole_call_reps: int = 1) -> None:
     from hf_columns import self_check
 
     cols = columns(lm, heads, n_new, gpu, whole_call_reps)
@@ -292,10 +293,10 @@ def decode_section(run: Run, lm: Any, lengths: list[int], n_new: int, gpu: bool,
         run.result["floor"][str(length)] = floor_ms(lm, length, heads, bandwidth)
         rows = {}
         for name, call in cols.items():
-            if name == "hf_static" and length > hf_static_max:
+            if name in ("hf_static", "hf_static_compiled") and length > hf_static_max[name]:
                 # transformers prefills a static cache through a [length, capacity] mask (no flash kernel)
                 run.result["skipped"].append({"section": "decode", "length": length, "column": name,
-                                              "why": f"--hf-static-max-length {hf_static_max}"})
+                                              "why": f"over the {name} length limit {hf_static_max[name]}"})
                 continue
             rows[name] = row = run.attempt("decode", {"length": length, "column": name},
                                            lambda c=call: measure(lambda clock: c(ids, clock), n_new, gpu))
@@ -424,6 +425,9 @@ def print_tables(result: dict[str, Any]) -> None:
         for r in result["batch"]:
             print(f"  {r['method']:<8} batch {r['batch']:>3}: {r.get('tokens_per_s', r.get('error'))} "
                   f"({r.get('x_batch1', '-')})")
+    for r in result["batch_auto"]:
+        print(f"  batch_auto {r['method']:<8} batch {r['batch']:>3}: {r.get('tokens_per_s', r.get('error'))} tokens/s "
+              f"({r.get('x_batch1', '-')})")
     for r in result["capture"]:
         print(f"\ncapture {r}")
 
@@ -437,9 +441,12 @@ def main() -> None:
     ap.add_argument("--lengths", default=None, help="comma-separated prompt lengths")
     ap.add_argument("--new-tokens", type=int, default=32)
     ap.add_argument("--columns", default=None, help="only these decode columns (comma-separated)")
-    ap.add_argument("--sections", default="decode,batch,capture,reference")
+    ap.add_argument("--sections", default="decode,batch,batch_auto,capture,reference")
     ap.add_argument("--hf-static-max-length", type=int, default=65536,
                     help="longest prompt for the hf_static column (its prefill builds a length x capacity mask)")
+    ap.add_argument("--hf-compiled-max-length", type=int, default=65536,
+                    help="longest prompt for hf_static_compiled (the issue's H100 sitting: slower than "
+                         "hf_dynamic at 128k; each length compiles anew)")
     ap.add_argument("--capture-lengths", default="4096,32768,131072", help="8B-shape capture lengths (GPU)")
     ap.add_argument("--profile", action="store_true", help="only bench/decode_profile.py's step profile, to --out")
     ap.add_argument("--whole-call-reps", type=int, default=1,
@@ -493,7 +500,8 @@ def main() -> None:
         meta |= {"decode_model": lm.name, "heads": [list(h) for h in heads],
                  "dysco_config": DyscoConfig(heads=heads, max_new_tokens=n_new).to_dict()}
         decode_section(run, lm, lengths, n_new, gpu, bandwidth, heads,
-                       args.columns.split(",") if args.columns else None, args.hf_static_max_length,
+                       args.columns.split(",") if args.columns else None,
+                       {"hf_static": args.hf_static_max_length, "hf_static_compiled": args.hf_compiled_max_length},
                        args.whole_call_reps)
         del lm
         if gpu:
@@ -504,6 +512,11 @@ def main() -> None:
                       [1, 4, 16] if gpu else [1, 2, 4], n_new, gpu)
         if gpu:
             torch.cuda.empty_cache()
+    if "batch_auto" in sections:
+        from batch_auto import batch_auto_section
+
+        batch_auto_section(run, "smollm2-135m" if gpu else "tiny-smollm2", dtype, device, 4096 if gpu else 128,
+                           64 if gpu else 4, 8 if gpu else 2, n_new, gpu)
     if "capture" in sections:
         from capture_cost import capture_section
 
@@ -520,8 +533,8 @@ def main() -> None:
     print(f"\nwrote {args.out} ({run.result['meta']['elapsed_s']} s)")
     if args.quick:  # float32 on the CPU: plain decoding must agree token for token, or the dry run fails
         differ = [f"{where}: {k}" for where, got in run.result["checks"].items() for k, v in got.items() if not v]
-        errors = [r for sec in ("decode", "batch", "capture") for r in run.result[sec] if "error" in r]
-        if differ or errors or not run.result["checks"]:
+        errors = [r for sec in ("decode", "batch", "batch_auto", "capture") for r in run.result[sec] if "error" in r]
+        if differ or errors or ("decode" in sections and not run.result["checks"]):
             sys.exit(f"dry run failed: tokens differ {differ}, {len(errors)} rows with errors")
 
 

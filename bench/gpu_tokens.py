@@ -101,8 +101,9 @@ def own_checks(lm: Any, dtype: str, length: int, prompts: list[list[int]], n_new
     equal(where, "dysco_batch==alone", [r.tokens for r in generate_batch(lm, prompts, dysco)], graphs, path)
 
 
-def parity(lm: Any, dtype: str, lengths: list[int], n_prompts: int, n_new: int, args: Any) -> None:
-    """The authors' rescale_generate (own process, same device and dtype) against headscope's batch."""
+def parity(lm: Any, dtype: str, plan: list[tuple[int, int]], n_new: int, args: Any) -> None:
+    """The authors' rescale_generate (own process, same device and dtype) against headscope's batch;
+    ``plan``: (prompt length, prompts = the batch) pairs."""
     from run_dysco import compare_case
 
     from headscope.dysco.selection import template_positions
@@ -115,7 +116,8 @@ def parity(lm: Any, dtype: str, lengths: list[int], n_prompts: int, n_new: int, 
     w = generation_prompt_length(tok)
     im_end = tok.convert_tokens_to_ids("<|im_end|>")
     cases, examples = [], {}
-    for length in lengths:
+    lengths = [length for length, _ in plan]
+    for length, n_prompts in plan:
         for i, ex in enumerate(make_examples("passkey-filler", tok, [length], n_prompts, seed=5000)):
             cid = f"{dtype}-{length}-{i:02d}"
             examples[cid] = ex
@@ -126,24 +128,31 @@ def parity(lm: Any, dtype: str, lengths: list[int], n_prompts: int, n_new: int, 
     out_dir = Path(args.parity_out)
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        case_file, ref_out, arrays = Path(tmp) / "cases.jsonl", Path(tmp) / "ref.jsonl", Path(tmp) / "arrays"
+        # the reference's own rows stay beside the comparison (raw per-case results)
+        case_file, ref_out, arrays = Path(tmp) / "cases.jsonl", out_dir / f"parity_ref_{dtype}.jsonl", Path(tmp) / "a"
+        ref_out.unlink(missing_ok=True)
         case_file.write_text("".join(json.dumps(c) + "\n" for c in cases))
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([str(Path(args.reference_path).resolve()),
                                              str(Path(args.reference_dysco).resolve()), str(HERE / "parity")])
         t = time.perf_counter()
-        proc = subprocess.run([sys.executable, str(HERE / "parity" / "ref_dysco.py"), "--model",
-                               str(cache_dir() / "models" / "smollm2-135m"), "--cases", str(case_file), "--out",
-                               str(ref_out), "--arrays", str(arrays), "--device", str(lm.device), "--dtype", dtype],
-                              env=env, capture_output=True, text=True, timeout=args.parity_timeout)
+        status: Any
+        try:  # the driver appends one line per case: a timeout keeps the cases it finished
+            proc = subprocess.run([sys.executable, str(HERE / "parity" / "ref_dysco.py"), "--model",
+                                   str(cache_dir() / "models" / "smollm2-135m"), "--cases", str(case_file), "--out",
+                                   str(ref_out), "--arrays", str(arrays), "--device", str(lm.device), "--dtype",
+                                   dtype], env=env, capture_output=True, text=True, timeout=args.parity_timeout)
+            status = proc.returncode if proc.returncode == 0 else proc.stderr[-1500:]
+        except subprocess.TimeoutExpired:
+            status = f"timeout after {args.parity_timeout} s"
         ref_s = time.perf_counter() - t
-        if proc.returncode != 0:
-            REPORT["checks"][f"parity_{dtype}"] = {"error": proc.stderr[-1500:]}
-            return
-        refs = {r["id"]: r for r in map(json.loads, ref_out.read_text().splitlines())}
+        refs = {r["id"]: r for r in map(json.loads, ref_out.read_text().splitlines())} if ref_out.exists() else {}
+        cases = [c for c in cases if c["id"] in refs]
         rows = []
         for length in lengths:
             todo = [c for c in cases if c["id"].startswith(f"{dtype}-{length}-")]
+            if not todo:
+                continue
             cfg = DyscoConfig(heads=HEADS, strength=2.0, top_k=256, top_p=0.975, decay=0.75, max_new_tokens=n_new)
             t = time.perf_counter()
             results = generate_batch(lm, [c["input_ids"] for c in todo], cfg, record=True)
@@ -166,7 +175,7 @@ def parity(lm: Any, dtype: str, lengths: list[int], n_prompts: int, n_new: int, 
                    "selection_equal_steps": sum(r["selection_equal_steps"] for r in rows),
                    "selection_steps": sum(r["selection_steps"] for r in rows),
                    "importance_max_abs_diff": max((r["importance_max_abs_diff"] for r in rows), default=None),
-                   "reference_seconds": round(ref_s, 1)}
+                   "reference_seconds": round(ref_s, 1), "reference_status": status}
         REPORT["checks"][f"parity_{dtype}"] = summary
         print(f"  parity {dtype}: {json.dumps(summary)}", flush=True)
 
@@ -181,8 +190,9 @@ def main() -> None:
     ap.add_argument("--new-tokens", type=int, default=24)
     ap.add_argument("--reference-dysco", default=None, help="exported snapshot of princeton-pli/DySCO")
     ap.add_argument("--reference-path", default=None, help="site dir with transformers 4.57.x")
-    ap.add_argument("--parity-lengths", default="2048,4096,8000")
-    ap.add_argument("--parity-prompts", type=int, default=32)
+    ap.add_argument("--parity-lengths", default="2048,4096,8000",
+                    help="prompt lengths, each LENGTH or LENGTH:PROMPTS (default prompts: --parity-prompts)")
+    ap.add_argument("--parity-prompts", type=int, default=32, help="prompts per length: headscope's batch")
     ap.add_argument("--parity-new-tokens", type=int, default=8)
     ap.add_argument("--parity-out", default=os.environ.get("OUT", "/tmp"))
     ap.add_argument("--parity-timeout", type=float, default=400)
@@ -211,8 +221,9 @@ def main() -> None:
                 print("  error", err, flush=True)
         if args.reference_dysco:
             try:
-                parity(lm, dtype, [int(x) for x in args.parity_lengths.split(",")], args.parity_prompts,
-                       args.parity_new_tokens, args)
+                plan = [(int(x.split(":")[0]), int(x.split(":")[1]) if ":" in x else args.parity_prompts)
+                        for x in args.parity_lengths.split(",")]
+                parity(lm, dtype, plan, args.parity_new_tokens, args)
             except Exception as err:  # noqa: BLE001
                 REPORT["checks"][f"parity_{dtype}"] = {"error": f"{type(err).__name__}: {err}"[:800]}
                 print("  parity error", err, flush=True)
