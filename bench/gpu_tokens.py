@@ -76,9 +76,14 @@ def equal(where: str, name: str, a: list[list[int]], b: list[list[int]], path: P
 
 
 def hf_tokens(lm: Any, ids: list[int], n_new: int) -> list[int]:
+    from headscope.models import eos_ids
+
     x = torch.tensor([ids], device=lm.device)
+    # the stop set headscope uses (the model's EOS and the chat template's end of turn): SmolLM2's GGUF
+    # config names <|im_start|> as EOS, so generate alone would decode past <|im_end|>
+    stop = sorted(eos_ids(lm.model, lm.tokenizer))
     out = lm.model.generate(x, attention_mask=torch.ones_like(x), max_new_tokens=n_new, do_sample=False,
-                            pad_token_id=lm.tokenizer.pad_token_id or 0)
+                            eos_token_id=stop, pad_token_id=stop[0])
     return out[0, len(ids):].tolist()
 
 
@@ -89,7 +94,7 @@ def own_checks(lm: Any, dtype: str, length: int, prompts: list[list[int]], n_new
     dysco = DyscoConfig(heads=HEADS, strength=2.0, max_new_tokens=n_new)
     hf = [hf_tokens(lm, p, n_new) for p in prompts]
     van = [generate(lm, p, vanilla, engine="fixed").tokens for p in prompts]
-    # EOS: HF keeps the EOS token it stopped on; headscope too (the first differing index says if not)
+    # EOS: both keep the stop token they stopped on (the first differing index says if not)
     equal(where, "vanilla_fixed==hf_generate", van, hf, path)
     graphs = [generate(lm, p, dysco, engine="fixed", cuda_graphs=True).tokens for p in prompts]
     eager = [generate(lm, p, dysco, engine="fixed", cuda_graphs=False).tokens for p in prompts]
@@ -104,7 +109,7 @@ def own_checks(lm: Any, dtype: str, length: int, prompts: list[list[int]], n_new
 def parity(lm: Any, dtype: str, plan: list[tuple[int, int]], n_new: int, args: Any) -> None:
     """The authors' rescale_generate (own process, same device and dtype) against headscope's batch;
     ``plan``: (prompt length, prompts = the batch) pairs."""
-    from run_dysco import compare_case
+    from run_dysco import _load_ref_arrays, compare_case
 
     from headscope.dysco.selection import template_positions
     from headscope.dysco.templates import generation_prompt_length, resolve_templates
@@ -165,7 +170,7 @@ def parity(lm: Any, dtype: str, plan: list[tuple[int, int]], n_new: int, args: A
                 ex = examples[case["id"]]
                 excluded = set(torch.nonzero(template_positions(torch.tensor(ex.input_ids), templates))
                                .flatten().tolist())
-                arr = dict(np.load(arrays / f"{case['id']}.npz"))
+                arr = _load_ref_arrays(arrays / f"{case['id']}.npz")
                 row = compare_case(case, refs[case["id"]], arr, hs, excluded)
                 row |= {"id": case["id"], "dtype": dtype, "length": len(ex.input_ids), "batch": len(todo),
                         "hs_batch_seconds": round(hs_s, 2)}

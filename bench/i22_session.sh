@@ -104,7 +104,7 @@ collect)
       parity_bfloat16.jsonl parity_float32.jsonl; do
     [ -f "$OUTD/$f" ] && cp "$OUTD/$f" "$dest/"
   done
-  (cd "$ROOT" && tar czf "$dest/i22_logs.tgz" logs/i22 out/i22/*.json 2>/dev/null)
+  (cd "$ROOT" && tar czf "$dest/i22_logs.tgz" logs/i22 out/i22/*.json out/i22/*.jsonl 2>/dev/null)
   ls -la "$dest"
   ;;
 *) echo "unknown mode $MODE" >&2; exit 2 ;;
