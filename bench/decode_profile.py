@@ -11,9 +11,10 @@ tokens (e.g. 4 and 12) on the same prompt; per aten op and input shapes, self de
 longer call minus the shorter, over the extra steps, is the op's cost per step (the prefill and
 the first steps cancel). Each op is put in one category:
 
-``attention_scores``  matmuls that read the KV cache (an input dim >= half the prompt);
-``score_passes``      other ops over 3-D/4-D tensors with the prompt's length (softmax, max, exp,
-                      sums, float32 casts, masking of the scores);
+``attention_scores``  the batched matmuls (q.K and p.V over the cache's chunks);
+``score_passes``      other ops over >= 3-D tensors of >= ``length`` elements (scaling, mask add,
+                      max, exp, sums, float32 casts, the recorded rows' softmax);
+``kv_writes``         ``index_copy_`` / ``index_put_`` (the new token's keys and values, rows);
 ``selection``         topk / sort / cumsum / gather / scatter / index ops (DySCO's selection);
 ``masks_bias``        ops over 2-D ``[batch, capacity]`` tensors (masks, bias, importance);
 ``weight_matmuls``    the other matmuls (projections, MLP, logits);
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -48,15 +50,22 @@ SELECTION = ("topk", "sort", "cumsum", "gather", "scatter", "index", "kthvalue",
 
 
 def category(name: str, shapes: list[list[int]], length: int) -> str:
-    """The category of one aten op (see the module docstring)."""
-    long = [s for s in shapes if any(d >= length // 2 for d in s)]
+    """The category of one aten op (see the module docstring). The decode attention splits the
+    keys into chunks, so no score tensor has a dim equal to the cache's slots: a score pass is an op
+    over a tensor of >= 3 dims holding at least ``length`` elements."""
+    numel = [math.prod(s) for s in shapes]
+    if name in ("aten::bmm", "aten::baddbmm", "aten::_efficient_attention_forward",
+                "aten::_flash_attention_forward"):
+        return "attention_scores"  # the weights' matmuls are 2-D (mm / addmm), never batched
     if name in MATMULS:
-        return "attention_scores" if long else "weight_matmuls"
+        return "weight_matmuls"
+    if "index_copy" in name or "index_put" in name:
+        return "kv_writes"  # the new token's keys/values (and recorded rows) written in place
     if any(k in name for k in SELECTION):
         return "selection"
-    if any(len(s) >= 3 for s in long):
+    if any(len(s) >= 3 and n >= length for s, n in zip(shapes, numel)):
         return "score_passes"
-    if long:
+    if any(len(s) == 2 and any(length <= d <= length + 1024 for d in s) for s in shapes):
         return "masks_bias"
     return "small_kernels"
 
@@ -108,7 +117,10 @@ def profile_method(lm: Any, ids: torch.Tensor, cfg: DyscoConfig, tokens: tuple[i
         per_step_ms, calls = (t - t0) / steps / 1000, (count - c0) / steps
         if calls <= 0 and abs(per_step_ms) < 1e-3:
             continue  # prefill-only ops cancel
-        shapes = json.loads(key[1].replace("'", '"')) if key[1].startswith("[") else []
+        try:
+            shapes = json.loads(key[1].replace("'", '"'))
+        except ValueError:  # a shape string json cannot read: the op falls to "small_kernels"
+            shapes = []
         shapes = [s for s in shapes if isinstance(s, list) and all(isinstance(d, int) for d in s)]
         cat = category(key[0], shapes, length)
         ops.append({"op": key[0], "shapes": key[1][:200], "category": cat, "ms_per_step": round(per_step_ms, 4),

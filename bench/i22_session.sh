@@ -40,22 +40,22 @@ chain() {
     echo "$(date -u +%T) end $name exit $?" >> "$LOGS/chain.log"
   }
   if [ "$gpu" = --gpu ]; then
-    step decode 330 "$PY" bench/dysco_decode.py --gpu --sections decode --lengths 32768,131072 \
+    step decode 300 "$PY" bench/dysco_decode.py --gpu --sections decode --lengths 32768,131072 \
       --columns hf_dynamic,hf_static_compiled,hs_vanilla,hs_dysco,hs_onepass --hf-compiled-max-length 65536 \
-      --budget-s 300 --out "$OUTD/decode.json"
+      --budget-s 270 --out "$OUTD/decode.json"
     for _ in $(seq "${TOKENS_WAIT:-90}"); do
       [ -f "$HEADSCOPE_HOME/models/smollm2-135m/config.json" ] && break; sleep 1
     done
     if [ -f "$HEADSCOPE_HOME/models/smollm2-135m/config.json" ]; then
       # shellcheck disable=SC2086
-      step tokens 200 "$PY" bench/gpu_tokens.py --json "$OUTD/gpu_tokens.json" $ref \
-        --parity-lengths 2048:32,8000:8 --parity-timeout 70 --parity-out "$OUTD"
+      step tokens 150 "$PY" bench/gpu_tokens.py --json "$OUTD/gpu_tokens.json" $ref --lengths 1024,4096,8000 \
+        --parity-lengths 2048:32,8000:8 --parity-timeout 50 --parity-out "$OUTD"
     else
       echo "$(date -u +%T) skip tokens: no converted SmolLM2 in $HEADSCOPE_HOME" >> "$LOGS/chain.log"
     fi
-    step profile 120 "$PY" bench/decode_profile.py --gpu --out "$OUTD/decode_profile.json"
-    step capture 150 "$PY" bench/dysco_decode.py --gpu --sections capture --out "$OUTD/capture.json"
-    step batch 90 "$PY" bench/dysco_decode.py --gpu --sections batch_auto --out "$OUTD/batch_auto.json"
+    step profile 90 "$PY" bench/decode_profile.py --gpu --out "$OUTD/decode_profile.json"
+    step capture 120 "$PY" bench/dysco_decode.py --gpu --sections capture --out "$OUTD/capture.json"
+    step batch 60 "$PY" bench/dysco_decode.py --gpu --sections batch_auto --out "$OUTD/batch_auto.json"
   else  # CPU dry run of the chain: every step at toy sizes
     step decode 900 "$PY" bench/dysco_decode.py --quick --sections decode --lengths 128 \
       --columns hf_dynamic,hf_static_compiled,hs_vanilla,hs_dysco,hs_onepass --out "$OUTD/decode.json"
@@ -63,7 +63,7 @@ chain() {
       --json "$OUTD/gpu_tokens.json"
     step profile 900 "$PY" bench/decode_profile.py --length 128 --tokens 3,5 --out "$OUTD/decode_profile.json"
     step capture 900 "$PY" bench/dysco_decode.py --quick --sections capture --out "$OUTD/capture.json"
-    step batch 900 "$PY" bench/dysco_decode.py --quick --sections batch_auto --out "$OUTD/batch_auto.json"
+    step batch 600 "$PY" bench/dysco_decode.py --quick --sections batch_auto --out "$OUTD/batch_auto.json"
   fi
   echo "$(date -u +%T) chain done" >> "$LOGS/chain.log"
   touch "$LOGS/chain.done"
