@@ -276,8 +276,8 @@ def decode_section(run: Run, lm: Any, lengths: list[int], n_new: int, gpu: bool,
     from hf_columns import self_check
 
     cols = columns(lm, heads, n_new, gpu, whole_call_reps)
-    if only:
-        cols = {k: v for k, v in cols.items() if k in only}
+    if only:  # in the order given: a slow column (a compile) can go last
+        cols = {k: cols[k] for k in only if k in cols}
     vocab = int(lm.model.config.vocab_size)
     warm = torch.randint(3, vocab, (min(lengths[0], 1024),), generator=torch.Generator().manual_seed(1))
     warm[::61] = 0  # ids equal to a usual pad id: no column may treat them as padding

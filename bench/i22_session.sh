@@ -11,7 +11,7 @@
 #   bash bench/i22_session.sh status             # what each step has done so far
 #
 # The chain (each step bounded by `timeout`; a step that fails or times out is logged and the next starts):
-#   1 decode   bench/dysco_decode.py: 32k and 128k, HF dynamic + HF static/compiled (32k only) with the
+#   1 decode   bench/dysco_decode.py: 128k then 32k, HF dynamic + HF static/compiled (32k only, last) with the
 #              whole-call self-check, hs_vanilla / hs_dysco / hs_onepass, floors
 #   2 tokens   bench/gpu_tokens.py: SmolLM2 real weights, bf16 + float32, 1k-8k, and the parity against the
 #              authors' code (waits up to TOKENS_WAIT s for the converted model; skipped if it never comes)
@@ -40,9 +40,10 @@ chain() {
     echo "$(date -u +%T) end $name exit $?" >> "$LOGS/chain.log"
   }
   if [ "$gpu" = --gpu ]; then
-    step decode 300 "$PY" bench/dysco_decode.py --gpu --sections decode --lengths 32768,131072 \
-      --columns hf_dynamic,hf_static_compiled,hs_vanilla,hs_dysco,hs_onepass --hf-compiled-max-length 65536 \
-      --budget-s 270 --out "$OUTD/decode.json"
+    # 128k first and the compiled column last: its first call compiles (time unknown on this image)
+    step decode 330 "$PY" bench/dysco_decode.py --gpu --sections decode --lengths 131072,32768 \
+      --columns hf_dynamic,hs_vanilla,hs_dysco,hs_onepass,hf_static_compiled --hf-compiled-max-length 65536 \
+      --budget-s 300 --out "$OUTD/decode.json"
     for _ in $(seq "${TOKENS_WAIT:-90}"); do
       [ -f "$HEADSCOPE_HOME/models/smollm2-135m/config.json" ] && break; sleep 1
     done
