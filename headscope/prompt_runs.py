@@ -86,7 +86,7 @@ class GenerateRequest:
     heads: str | None = None
     allow_other_model: bool = False
     knobs: Mapping[str, Any] = field(default_factory=dict)
-    batch_size: int = 1
+    batch_size: int | str = 1  # or "auto": from free GPU memory and the prompts' lengths (headscope.batch_size)
 
     def config(self, heads: Any) -> DyscoConfig:
         """The decoding config with ``heads`` (validated)."""
@@ -106,6 +106,9 @@ class GenerateRequest:
         if spec.needs_heads and not self.heads:
             raise ValueError(f"--method {self.method} needs --heads (a head-set file or published:NAME).")
         check_device(self.device)
+        from .batch_size import parse_batch_size
+
+        parse_batch_size(self.batch_size)
         self.config(((0, 0),) if spec.needs_heads else ())  # the real heads come with the model
 
     def resolve_heads(self, geometry: Geometry) -> tuple[tuple[int, int], ...]:
@@ -195,8 +198,8 @@ def _describe(lm: LoadedModel, cfg: DyscoConfig) -> str:
     return f"{lm.name}, {what}, up to {cfg.max_new_tokens} new tokens"
 
 
-def _decode(lm: LoadedModel, cfg: DyscoConfig, todo: list[Prompt], sink: GenerationsFile | None, batch_size: int,
-            echo: Callable[..., None], note: Callable[[str], None]) -> None:
+def _decode(lm: LoadedModel, cfg: DyscoConfig, todo: list[Prompt], sink: GenerationsFile | None,
+            batch_size: int | str, echo: Callable[..., None], note: Callable[[str], None]) -> None:
     """Decode ``todo``: stream each answer to ``echo``, or append each output to ``sink``."""
     from tqdm import tqdm
 
@@ -213,10 +216,16 @@ def _decode(lm: LoadedModel, cfg: DyscoConfig, todo: list[Prompt], sink: Generat
                      on_token=stream)
             echo(lm.tokenizer.decode(stream.ids, skip_special_tokens=True)[len(stream.shown):])
         return
+    from .batch_size import parse_batch_size, resolve_batch_size
+
+    all_ids = [chat_prompt_ids(lm.tokenizer, row["prompt"], row.get("assistant_prefix", "")) for row in todo]
+    size = resolve_batch_size(parse_batch_size(batch_size), lm.model, [len(x) for x in all_ids], cfg.max_new_tokens)
+    if batch_size == "auto":
+        note(f"--batch-size auto: {size}")
     with tqdm(total=len(todo), desc="generate", unit="prompt", dynamic_ncols=True) as bar:
-        for first in range(0, len(todo), batch_size):
-            rows = todo[first:first + batch_size]
-            ids = [chat_prompt_ids(lm.tokenizer, row["prompt"], row.get("assistant_prefix", "")) for row in rows]
+        for first in range(0, len(todo), size):
+            rows = todo[first:first + size]
+            ids = all_ids[first:first + size]
             label = str(rows[0]["id"]) if len(rows) == 1 else f"{len(rows)} prompts"
             count = [0]
 
@@ -225,7 +234,7 @@ def _decode(lm: LoadedModel, cfg: DyscoConfig, todo: list[Prompt], sink: Generat
                 bar.set_postfix_str(f"{label}: {count[0]} tokens", refresh=True)
 
             start = time.perf_counter()
-            results = generate_batch(lm, ids, cfg, batch_size=batch_size, on_step=progress)
+            results = generate_batch(lm, ids, cfg, batch_size=size, on_step=progress)
             seconds = (time.perf_counter() - start) / len(rows)  # a batch's time, shared by its prompts
             for row, res in zip(rows, results):
                 sink.append({

@@ -316,3 +316,33 @@ def test_results_of_another_dtype_are_decoded_again_not_mixed_in(tmp_path, tiny)
     redone = []
     run_ablation(cfg, tmp_path, lm=tiny, progress=False, on_result=redone.append, record_trace=False)
     assert sorted(rec["key"] for rec in redone) == sorted(rec["key"] for rec in lines[:half])
+
+
+def test_batch_size_auto_decodes_one_at_a_time_on_the_cpu(tmp_path, tiny, monkeypatch):
+    import headscope.batch_size as batch_size
+    import headscope.dysco.decode as decode
+
+    cfg = _config(methods=["vanilla"], strengths=[3])
+    sizes: list[int] = []
+    original = decode.generate_batch
+
+    def spy(lm, prompts, config, **kw):
+        sizes.append(len(prompts))
+        return original(lm, prompts, config, **kw)
+
+    monkeypatch.setattr(decode, "generate_batch", spy)
+    run_ablation(cfg, tmp_path / "cpu", lm=tiny, progress=False, record_trace=False, batch_size="auto")
+    assert sizes == [1, 1, 1, 1]  # 2 lengths x 2 examples, one at a time: auto is 1 off CUDA
+    # the same jobs with a free-memory figure that fits three sequences: batches of at most 3
+    fits = {}
+
+    def auto(model, lengths, max_new_tokens, *, free_bytes=None):
+        fits["lengths"] = list(lengths)
+        need = batch_size.bytes_per_sequence(model.config, 4, max(lengths), max_new_tokens)
+        return original_auto(model, lengths, max_new_tokens, free_bytes=int(need * 3 / batch_size.HEADROOM) + 1)
+
+    original_auto = batch_size.auto_batch_size
+    monkeypatch.setattr(batch_size, "auto_batch_size", auto)
+    sizes.clear()
+    run_ablation(cfg, tmp_path / "fits", lm=tiny, progress=False, record_trace=False, batch_size="auto")
+    assert max(sizes) == 3 and sum(sizes) == 4 and len(fits["lengths"]) == 4

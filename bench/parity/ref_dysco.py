@@ -42,7 +42,7 @@ def selected_positions(r: torch.Tensor, cfg: RescaleConfig, non_template: torch.
     s = cfg.strength if cfg.strength != 1.0 else 2.0
     vec = _build_intervention_vector(mask.clone(), r, s, non_template)
     boosted = (vec[0, :-1] > 0) if s < 99 else torch.isfinite(vec[0, :-1])
-    return boosted.nonzero().flatten().numpy().astype(np.int32)
+    return boosted.nonzero().flatten().cpu().numpy().astype(np.int32)
 
 
 def main() -> None:
@@ -52,17 +52,21 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--arrays", required=True)
     ap.add_argument("--threads", type=int, default=0)
+    # bench/gpu_tokens.py runs the same driver on the GPU, in the dtype headscope's side uses
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     model = RescaleLlamaForCausalLM.from_pretrained(args.model, config=load_config(args.model),
-                                                    attn_implementation="eager", torch_dtype=torch.float32).eval()
+                                                    attn_implementation="eager",
+                                                    torch_dtype=getattr(torch, args.dtype)).eval().to(args.device)
     arrays = Path(args.arrays)
     arrays.mkdir(parents=True, exist_ok=True)
     with open(args.out, "a") as fh:
         for case in read_cases(args.cases):
-            ids = torch.tensor([case["input_ids"]], dtype=torch.long)
-            templates = [torch.LongTensor(t) for t in case["templates"]]
+            ids = torch.tensor([case["input_ids"]], dtype=torch.long, device=args.device)
+            templates = [torch.tensor(t, dtype=torch.long, device=args.device) for t in case["templates"]]
             cfg = RescaleConfig(selected_heads=[tuple(h) for h in case["heads"]], top_k=case["top_k"],
                                 top_p=case["top_p"], strength=float(case["strength"]), decay_factor=case["decay"],
                                 context_warmup_steps=case["context_warmup"],
@@ -82,7 +86,7 @@ def main() -> None:
             rows, sels, positions = [], [], []
             for step, d in enumerate(details):
                 r = d["context_scores"].float()
-                rows.append(r[0].numpy().astype(np.float32))
+                rows.append(r[0].cpu().numpy().astype(np.float32))
                 positions.append(int(d["position_idx"]))
                 sels.append(selected_positions(r, cfg, non_template) if step >= n_reads else np.zeros(0, np.int32))
             np.savez_compressed(
@@ -90,6 +94,9 @@ def main() -> None:
                 importance=np.concatenate(rows), importance_len=np.array([len(x) for x in rows]),
                 selected=np.concatenate(sels) if sels else np.zeros(0, np.int32),
                 selected_len=np.array([len(x) for x in sels]), position=np.array(positions))
+            if args.device != "cpu":
+                torch.cuda.synchronize()
+                seconds = time.perf_counter() - start
             emit(fh, {"id": case["id"], "tokens": seq[0, len(case["input_ids"]):].tolist(), "seconds": seconds,
                       "n_steps": len(details), "log_strength": math.log(cfg.strength)})
 

@@ -141,7 +141,7 @@ class _Runner:
 
     def __init__(self, lm: LoadedModel, cache: ResultCache, progress: bool, on_result: OnResult | None,
                  shard: tuple[int, int] = (0, 1),
-                 batch_size: int = 1) -> None:
+                 batch_size: int | str = 1) -> None:
         self.lm, self.cache, self.progress, self.on_result = lm, cache, progress, on_result
         self.shard = shard
         self.batch_size = batch_size
@@ -175,9 +175,18 @@ class _Runner:
         if not pending:
             return
         with tqdm(total=len(pending), desc=desc, unit="gen", disable=not self.progress) as bar:
-            for batch in _batches(list(pending.values()), self.batch_size):
+            for batch in _batches(list(pending.values()), self._size(list(pending.values()))):
                 self._decode(batch, purpose)
                 bar.update(len(batch))
+
+    def _size(self, jobs: list[Job]) -> int:
+        """The batch size: the user's, or ``auto``'s choice for these jobs' lengths (1 off CUDA)."""
+        from ..batch_size import resolve_batch_size
+
+        if self.batch_size != "auto":
+            return int(self.batch_size)
+        return resolve_batch_size("auto", self.lm.model, [len(j.example.input_ids) for j in jobs],
+                                  max(j.config.max_new_tokens for j in jobs))
 
     def _decode(self, batch: list[Job], purpose: str) -> None:
         from ..dysco.decode import generate_batch
@@ -267,7 +276,7 @@ def _open_cache(out: Path, k: int, n: int) -> ResultCache:
 
 def run_ablation(config: AblationConfig, out_dir: str | Path, *, lm: LoadedModel | None = None, progress: bool = True,
                  command: str | None = None, on_result: OnResult | None = None, record_trace: bool = True,
-                 shard: tuple[int, int] | None = None, batch_size: int = 1,
+                 shard: tuple[int, int] | None = None, batch_size: int | str = 1,
                  run_kind: str = "ablate") -> xr.Dataset | None:
     """Run (or resume, or extend) the grid of ``config`` into ``out_dir``; return the results Dataset.
     ``run_kind``: the kind of run that owns ``out_dir`` (``headscope demo`` passes ``"demo"``).
@@ -340,7 +349,7 @@ def check_models(config: AblationConfig, lm: LoadedModel | None = None) -> None:
 
 def _run_locked(config: AblationConfig, out: Path, *, lm: LoadedModel | None, progress: bool, command: str | None,
                 on_result: OnResult | None, record_trace: bool, shard: tuple[int, int] | None, info: RankInfo,
-                k: int, n: int, batch_size: int = 1) -> xr.Dataset | None:
+                k: int, n: int, batch_size: int | str = 1) -> xr.Dataset | None:
     import yaml
 
     from .. import __version__
@@ -428,7 +437,8 @@ def _load(config: AblationConfig, name: str, info: RankInfo) -> LoadedModel:
 
 def _model_jobs(config: AblationConfig, lm: LoadedModel, model_name: str, out: Path, cache: ResultCache,
                 progress: bool, on_result: OnResult | None, examples: dict[tuple[str, str, int], list[EvalExample]],
-                shard: tuple[int, int] | None, batch_size: int = 1) -> tuple[list[Job], dict[str, Any], Job | None]:
+                shard: tuple[int, int] | None, batch_size: int | str = 1
+                ) -> tuple[list[Job], dict[str, Any], Job | None]:
     head_sets = _head_sets(config, lm, model_name, out, progress, shard) if any(
         m in HEAD_METHODS for m in config.methods) else {}
     runner = _Runner(lm, cache, progress, on_result, batch_size=batch_size)

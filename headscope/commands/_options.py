@@ -29,6 +29,24 @@ def model_options(func: F) -> F:
     return func
 
 
+class BatchSizeParam(click.ParamType):
+    """``--batch-size``: ``auto`` or a positive integer (see :mod:`headscope.batch_size`)."""
+
+    name = "auto|N"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        from ..batch_size import parse_batch_size
+
+        try:
+            return parse_batch_size(value)
+        except ValueError as err:
+            self.fail(str(err).removeprefix("--batch-size "), param, ctx)
+
+
+BATCH_AUTO_HELP = ("auto (the default) picks the batch from free GPU memory and the prompts' lengths "
+                   "(1 on CPU); or N.")
+
+
 def seed_option(func: F) -> F:
     return click.option("--seed", default=0, show_default=True, type=int,
                         help="Random seed: same seed, same data and same results.")(func)

@@ -11,7 +11,7 @@ import click
 
 from ..dysco.methods import METHODS
 from ..tasks.registry import TASKS
-from ._options import run_user_errors
+from ._options import BATCH_AUTO_HELP, BatchSizeParam, run_user_errors
 
 _REPORT_RERUN = "it writes the report again from the results on disk."
 
@@ -85,8 +85,9 @@ def _tuning(config_path: str | None, grid: str | None, examples: int | None) -> 
 @click.option("--shard", default=None, metavar="K/N",
               help="Decode only shard K of N (N independent processes, e.g. sharing one GPU); run once more "
                    "without --shard to assemble the outputs. Under torchrun no flag is needed.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Prompts of one decoding config decoded together (same results; cached results stay valid).")
+@click.option("--batch-size", type=BatchSizeParam(), default="auto", show_default=True,
+              help="Prompts of one decoding config decoded together (same results; cached results stay valid). "
+                   + BATCH_AUTO_HELP)
 @click.option("--report/--no-report", default=True, show_default=True, help="Write OUT/report.md afterwards.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def ablate_command(config_path: str | None, out_dir: str, models: str | None, tasks: str | None,
@@ -94,7 +95,7 @@ def ablate_command(config_path: str | None, out_dir: str, models: str | None, ta
                    strengths: str | None, strength_grid: str | None, dev_examples: int | None,
                    gold_attention: int | None, top_k: str | None, top_p: str | None, decay: str | None,
                    max_new_tokens: int | None, seed: int | None, device: str | None, dtype: str | None,
-                   calibration_examples: int | None, shard: str | None, batch_size: int, report: bool,
+                   calibration_examples: int | None, shard: str | None, batch_size: int | str, report: bool,
                    quiet: bool) -> None:
     """Run an ablation grid (model x task x length x method x heads x strength x top-k x top-p x decay).
 

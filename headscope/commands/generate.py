@@ -12,7 +12,7 @@ import click
 from ..auto_strength import DEFAULT_DEV_FRACTION, DEFAULT_GRID
 from ..dysco.config import TEMPLATE_MODES, WARMUP_COUNTINGS, DyscoConfig
 from ..dysco.methods import KNOBS, METHODS, method_spec
-from ._options import model_options, run_user_errors, seed_option
+from ._options import BATCH_AUTO_HELP, BatchSizeParam, model_options, run_user_errors, seed_option
 
 # The options below that mirror a DyscoConfig field take its default from the dataclass (one place):
 # the DySCO authors' reference values (tuned on 7-8B models); the README says why its SmolLM2
@@ -87,14 +87,14 @@ def _knob(name: str, kind: Any, **extra: Any) -> Callable[[Any], Any]:
 @_knob("temperature", float, default=None, show_default=False)
 @_knob("max_new_tokens", int)
 @click.option("--allow-other-model", is_flag=True, help="Use a head set recorded for another model.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--batch-size", type=BatchSizeParam(), default="auto", show_default=True,
               help="Prompts decoded together (left-padded; each keeps its own importance, selection and EOS; "
-                   "same tokens as one at a time).")
+                   "same tokens as one at a time). " + BATCH_AUTO_HELP)
 @seed_option
 def generate_command(model_name: str, device: str, dtype: str, revision: str | None, heads_spec: str | None,
                      prompts_path: Path | None, prompt_text: str | None, out_path: Path | None, method: str,
-                     allow_other_model: bool, batch_size: int, strength_grid: str | None, dev_examples: int | None,
-                     dev_fraction: float | None, **knobs: Any) -> None:
+                     allow_other_model: bool, batch_size: int | str, strength_grid: str | None,
+                     dev_examples: int | None, dev_fraction: float | None, **knobs: Any) -> None:
     """Generate with DySCO (or vanilla / static / random-heads / sharpening) from a head set.
 
     Decoding stops at the model's end of turn (its EOS, or the chat template's end-of-turn

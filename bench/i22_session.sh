@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Issue 22's GPU sitting: one daemon runs every measurement in priority order, on one GPU, one at a
+# time (no two jobs share the GPU, so timings are not disturbed), while the SmolLM2 slices arrive in
+# other calls (bench/device_session.sh smollm2, which shares $ROOT with this script).
+#
+#   bash bench/device_session.sh setup           # carry .gpu/whl + .gpu/speed: wheels, transformers 4.57, DySCO snapshot
+#   bash bench/i22_session.sh start              # daemon: the chain below; returns at once
+#   bash bench/device_session.sh smollm2         # x3, one slice each (carry .gpu/smollm2/slices/{manifest.json,slice})
+#   bash bench/i22_session.sh wait 400           # blocks until the chain is done (or 400 s), keeping the machine held
+#   bash bench/i22_session.sh collect            # $OUT: the JSONs, the parity rows, logs.tgz (at most 8 files)
+#   bash bench/i22_session.sh status             # what each step has done so far
+#
+# The chain (each step bounded by `timeout`; a step that fails or times out is logged and the next starts):
+#   1 decode   bench/dysco_decode.py: 128k then 32k, HF dynamic + HF static/compiled (32k only, last) with the
+#              whole-call self-check, hs_vanilla / hs_dysco / hs_onepass, floors
+#   2 tokens   bench/gpu_tokens.py: SmolLM2 real weights, bf16 + float32, 1k-8k, and the parity against the
+#              authors' code (waits up to TOKENS_WAIT s for the converted model; skipped if it never comes)
+#   3 profile  bench/decode_profile.py: one decode step at 32k, vanilla and DySCO, per kernel category
+#   4 capture  bench/dysco_decode.py --sections capture: 13B shape at 4k, 8B shape at 4k/32k/128k
+#   5 batch    bench/dysco_decode.py --sections batch_auto: --batch-size auto vs 1, SmolLM2 shape, 4k
+# CPU dry run: ROOT=/tmp/i22s DEVICE=cpu bash bench/i22_session.sh start (tiny sizes, no GPU).
+set -u
+MODE=${1:?usage: bench/i22_session.sh start|wait SECONDS|status|collect}
+ROOT=${ROOT:-/root/hsgpu}
+export HEADSCOPE_HOME=${HEADSCOPE_HOME:-$ROOT/hs}
+PY=${PY:-python3}
+export PY PYTHONPATH="$ROOT/site${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
+OUTD=$ROOT/out/i22
+LOGS=$ROOT/logs/i22
+mkdir -p "$OUTD" "$LOGS"
+
+chain() {
+  local gpu="--gpu" ref=""
+  [ "${DEVICE:-cuda}" = cpu ] && gpu="--quick"
+  [ -d "$ROOT/dysco-ref" ] && ref="--reference-dysco $ROOT/dysco-ref --reference-path $ROOT/tf457"
+  step() {  # step NAME SECONDS COMMAND...
+    local name=$1 secs=$2; shift 2
+    echo "$(date -u +%T) start $name" >> "$LOGS/chain.log"
+    timeout "$secs" "$@" > "$LOGS/$name.log" 2>&1
+    echo "$(date -u +%T) end $name exit $?" >> "$LOGS/chain.log"
+  }
+  if [ "$gpu" = --gpu ]; then
+    # 128k first and the compiled column last: its first call compiles (time unknown on this image)
+    step decode 330 "$PY" bench/dysco_decode.py --gpu --sections decode --lengths 131072,32768 \
+      --columns hf_dynamic,hs_vanilla,hs_dysco,hs_onepass,hf_static_compiled --hf-compiled-max-length 65536 \
+      --budget-s 300 --out "$OUTD/decode.json"
+    for _ in $(seq "${TOKENS_WAIT:-90}"); do
+      [ -f "$HEADSCOPE_HOME/models/smollm2-135m/config.json" ] && break; sleep 1
+    done
+    if [ -f "$HEADSCOPE_HOME/models/smollm2-135m/config.json" ]; then
+      # shellcheck disable=SC2086
+      step tokens 150 "$PY" bench/gpu_tokens.py --json "$OUTD/gpu_tokens.json" $ref --lengths 1024,4096,8000 \
+        --parity-lengths 2048:32,8000:8 --parity-timeout 50 --parity-out "$OUTD"
+    else
+      echo "$(date -u +%T) skip tokens: no converted SmolLM2 in $HEADSCOPE_HOME" >> "$LOGS/chain.log"
+    fi
+    step profile 90 "$PY" bench/decode_profile.py --gpu --out "$OUTD/decode_profile.json"
+    step capture 120 "$PY" bench/dysco_decode.py --gpu --sections capture --out "$OUTD/capture.json"
+    step batch 60 "$PY" bench/dysco_decode.py --gpu --sections batch_auto --out "$OUTD/batch_auto.json"
+  else  # CPU dry run of the chain: every step at toy sizes
+    step decode 900 "$PY" bench/dysco_decode.py --quick --sections decode --lengths 128 \
+      --columns hf_dynamic,hf_static_compiled,hs_vanilla,hs_dysco,hs_onepass --out "$OUTD/decode.json"
+    step tokens 900 "$PY" bench/gpu_tokens.py --cpu --dtypes float32 --lengths 200 --prompts 2 --new-tokens 4 \
+      --json "$OUTD/gpu_tokens.json"
+    step profile 900 "$PY" bench/decode_profile.py --length 128 --tokens 3,5 --out "$OUTD/decode_profile.json"
+    step capture 900 "$PY" bench/dysco_decode.py --quick --sections capture --out "$OUTD/capture.json"
+    step batch 600 "$PY" bench/dysco_decode.py --quick --sections batch_auto --out "$OUTD/batch_auto.json"
+  fi
+  echo "$(date -u +%T) chain done" >> "$LOGS/chain.log"
+  touch "$LOGS/chain.done"
+}
+
+case $MODE in
+start)
+  # The chain runs from a copy of the repository taken now: a later call rewrites the tree.
+  src=$ROOT/repo-i22
+  rm -rf "$src" && mkdir -p "$src"
+  tar --exclude=./.gpu --exclude=./.venv --exclude=./.git -cf - . | tar -xf - -C "$src"
+  rm -f "$LOGS/chain.done" "$LOGS/chain.log"
+  export -f chain
+  export ROOT OUTD LOGS DEVICE="${DEVICE:-cuda}"
+  setsid nohup bash -c "cd $src && chain" > "$LOGS/daemon.log" 2>&1 < /dev/null &
+  echo $! > "$LOGS/chain.pid"
+  echo "started the i22 chain (pid $!) from $src"
+  ;;
+wait)
+  limit=${2:-400}
+  for ((i = 0; i < limit; i += 5)); do
+    [ -f "$LOGS/chain.done" ] && break
+    sleep 5
+  done
+  cat "$LOGS/chain.log" 2>/dev/null
+  ;;
+status)
+  cat "$LOGS/chain.log" 2>/dev/null
+  for f in "$LOGS"/*.log; do
+    [ -e "$f" ] || continue
+    echo "== $(basename "$f")"; tail -3 "$f"
+  done
+  nvidia-smi --query-gpu=index,utilization.gpu,memory.used --format=csv,noheader 2>/dev/null
+  ;;
+collect)
+  dest=${OUT:-$ROOT}
+  for f in decode.json gpu_tokens.json decode_profile.json capture.json batch_auto.json \
+      parity_bfloat16.jsonl parity_float32.jsonl; do
+    [ -f "$OUTD/$f" ] && cp "$OUTD/$f" "$dest/"
+  done
+  (cd "$ROOT" && tar czf "$dest/i22_logs.tgz" logs/i22 out/i22/*.json out/i22/*.jsonl 2>/dev/null)
+  ls -la "$dest"
+  ;;
+*) echo "unknown mode $MODE" >&2; exit 2 ;;
+esac

@@ -1,0 +1,44 @@
+"""bench/hf_columns.py: the HF columns' self-check and "HF's best" (issue 22), and each column's settings."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+_spec = importlib.util.spec_from_file_location("hf_columns", Path(__file__).parents[1] / "bench" / "hf_columns.py")
+hf_columns = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(hf_columns)
+
+
+@pytest.mark.parametrize("callback,whole,ok", [(10.0, 10.0, True), (10.9, 10.0, True), (9.1, 10.0, True),
+                                               (11.2, 10.0, False), (62.9, 46.7, False), (8.0, 10.0, False)])
+def test_self_check_is_ten_percent_of_the_whole_call_figure(callback, whole, ok):
+    got = hf_columns.self_check({"ms_per_token": callback, "whole_call_ms_per_token": whole})
+    assert got["self_check"] is ok
+    assert got["callback_vs_whole_call"] == round(callback / whole - 1, 3)
+
+
+def test_self_check_without_a_usable_whole_call_says_none():
+    assert hf_columns.self_check({"ms_per_token": 3.0})["self_check"] is None
+    assert hf_columns.self_check({"ms_per_token": 3.0, "whole_call_ms_per_token": -1.0})["self_check"] is None
+
+
+def test_hf_best_is_the_fastest_hf_column_by_whole_calls():
+    rows = {"hf_dynamic": {"whole_call_ms_per_token": 46.7, "ms_per_token": 62.9},
+            "hf_static_compiled": {"whole_call_ms_per_token": 23.5, "ms_per_token": 23.0},
+            "hf_static": {"whole_call_ms_per_token": -5.0},  # noise of a short run: never "best"
+            "hs_vanilla": {"ms_per_token": 11.96}}
+    assert hf_columns.hf_best(rows) == ("hf_static_compiled", 23.5)
+    assert hf_columns.hf_best({"hs_vanilla": {"ms_per_token": 1.0}}) is None
+
+
+def test_column_settings():
+    assert hf_columns.hf_kwargs("hf_dynamic", gpu=True) == {}
+    assert hf_columns.hf_kwargs("hf_static", gpu=True) == {"cache_implementation": "static", "disable_compile": True}
+    compiled = hf_columns.hf_kwargs("hf_static_compiled", gpu=True)
+    assert compiled["cache_implementation"] == "static"
+    assert (compiled["compile_config"].mode, compiled["compile_config"].backend) == ("reduce-overhead", "inductor")
+    with pytest.raises(ValueError, match="unknown HF column"):
+        hf_columns.hf_kwargs("hf_fast", gpu=True)
