@@ -171,6 +171,7 @@ def _choose_on_dev(request: GenerateRequest, dev: list[Prompt], grid: list[float
                    note: Callable[[str], None]) -> tuple[dict[str, Any], LoadedModel]:
     from dataclasses import replace
 
+    from .batch_size import parse_batch_size, resolve_batch_size
     from .dysco.decode import generate_batch
     from .dysco.templates import chat_prompt_ids
     from .models import load_model
@@ -184,7 +185,9 @@ def _choose_on_dev(request: GenerateRequest, dev: list[Prompt], grid: list[float
     dev_scores: dict[float, float] = {}
     for s in grid:
         cfg = replace(request, knobs={**request.knobs, "strength": s}).config(heads)
-        results = generate_batch(lm, ids, cfg, batch_size=request.batch_size)
+        size = resolve_batch_size(parse_batch_size(request.batch_size), lm.model, [len(x) for x in ids],
+                                  cfg.max_new_tokens)
+        results = generate_batch(lm, ids, cfg, batch_size=size)
         scores = [score(res.text, prompt_answers(r)) for r, res in zip(dev, results)]
         dev_scores[s] = sum(scores) / len(scores)
         candidates.append({"strength": s, "score": sum(scores) / len(scores), "n": len(scores),
