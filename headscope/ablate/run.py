@@ -7,7 +7,7 @@ heads). So cells that differ only in axes a method ignores share one result, and
 interrupted, re-run or extended recomputes nothing already in ``OUT/results.jsonl``.
 
 Outputs in ``OUT/``: ``ablation.yaml`` (the resolved config), ``results.jsonl`` (the cache),
-``results.nc`` (xarray: dims = the grid axes + ``example``), ``results.csv`` (tidy),
+``results.nc`` (xarray: dims ``decoding``, ``example`` and the swept axes; :mod:`.layout`), ``results.csv`` (tidy),
 ``summary.csv`` (accuracy with CIs, paired comparison with vanilla), ``run.json`` (command,
 versions, model, heads, ``auto`` choices), ``heads/``, ``calibration/``, ``trace.nc`` (one
 DySCO decode recorded step by step, for the report's zoom-in figure).
@@ -17,7 +17,7 @@ Example
 >>> cfg = AblationConfig.from_dict({"tasks": "passkey", "lengths": [512], "examples": 2,
 ...                                 "methods": ["vanilla", "dysco"], "heads": ["random:4"]})  # doctest: +SKIP
 >>> ds = run_ablation(cfg, "runs/ablate")                                                 # doctest: +SKIP
->>> ds.score.sel(method="dysco").mean().item()                                            # doctest: +SKIP
+>>> ds.score.sel(decoding="dysco").mean().item()                                          # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -261,7 +261,8 @@ def _open_cache(out: Path, k: int, n: int) -> ResultCache:
 def run_ablation(config: AblationConfig, out_dir: str | Path, *, lm: LoadedModel | None = None, progress: bool = True,
                  command: str | None = None, on_result: OnResult | None = None, record_trace: bool = True,
                  shard: tuple[int, int] | None = None, batch_size: int = 1) -> xr.Dataset | None:
-    """Run (or resume, or extend) the grid of ``config`` into ``out_dir``; return the results Dataset.
+    """Run (or resume, or extend) the grid of ``config`` into ``out_dir``; return the results Dataset
+    (the layout of ``results.nc``: :func:`.layout.to_public`).
 
     ``lm``: an already-loaded model (only when the grid has a single model; its name must match).
     ``on_result`` is called after each new result is cached (tests use it to interrupt a run).
@@ -337,6 +338,7 @@ def _run_locked(config: AblationConfig, out: Path, *, lm: LoadedModel | None, pr
     from .. import __version__
     from ..calibrate import library_versions
     from ..distributed import barrier, process_group
+    from .layout import to_public
     from .results import build_dataset, summary_table, write_outputs
 
     if k == 0:
@@ -389,7 +391,7 @@ def _run_locked(config: AblationConfig, out: Path, *, lm: LoadedModel | None, pr
                 "n_results": len(cache)}
     _write_atomic(out / "run.json", json.dumps(run_info, indent=2, sort_keys=True))
     write_outputs(ds, out, summary_table(ds))
-    return ds
+    return to_public(ds)
 
 
 # What this module and results.write_outputs write to a temporary name and then rename.
