@@ -113,6 +113,7 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, *, examples: int | None = None, 
     from .ablate.head_labels import calibration_dir
     from .ablate.plan import plan
     from .ablate.run import run_ablation
+    from .ablate.table import results_table
     from .calibrate import CalibrationConfig, run_calibration
     from .models import load_model
     from .report import write_report
@@ -145,6 +146,7 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, *, examples: int | None = None, 
     info_path.write_text(json.dumps(info, indent=2, sort_keys=True))
     path = write_report(out)
     echo(f"Done in {time.perf_counter() - start:.0f} s: {path}")
+    echo("\n" + results_table(out))  # the numbers themselves, last, as lm-eval prints them
     return path
 
 

@@ -77,7 +77,7 @@ def ablate_command(config_path: str | None, out_dir: str, models: str | None, ta
     rough time estimate after the first decodes. Every result is cached in OUT/results.jsonl as
     it finishes: an interrupted or extended grid recomputes nothing already done. Results:
     OUT/results.nc (xarray), results.csv (tidy), summary.csv (accuracy with CIs, paired
-    comparison with vanilla), report.md.
+    comparison with vanilla), report.md. Ends by printing summary.csv as a table.
 
     \b
     Example:
@@ -117,6 +117,9 @@ def ablate_command(config_path: str | None, out_dir: str, models: str | None, ta
         from ..report import write_report
 
         click.echo(f"Report: {run_user_errors(lambda: write_report(out_dir))}")
+    from ..ablate.table import results_table
+
+    click.echo("\n" + results_table(out_dir))  # the numbers themselves, last, as lm-eval prints them
 
 
 @click.command("report")
