@@ -300,7 +300,8 @@ def _summary_rows(ds: Any, sel: dict[str, Any], summary: Any) -> tuple[list[str]
                 row = [task, int(n), method, count, f"{_fmt(r['accuracy'])} [{_fmt(r['ci_lo'])}, {_fmt(r['ci_hi'])}]"]
                 if has_vanilla and method != "vanilla":
                     row += [f"{r['diff']:+.2f} [{r['diff_lo']:+.2f}, {r['diff_hi']:+.2f}]" if count else "–",
-                            f"{int(r['wins'])}/{int(r['losses'])}", _fmt_p(r["p_mcnemar"]), format_gain(r["relative_gain"])]
+                            f"{int(r['wins'])}/{int(r['losses'])}", _fmt_p(r["p_mcnemar"]),
+                            format_gain(r["relative_gain"])]
                 else:
                     row += ["–", "–", "–", "–"]
                 rows.append(row)

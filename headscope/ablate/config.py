@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from ..dtypes import DEFAULT_DTYPE, DTYPES
 from ..dysco.methods import HEAD_METHODS, METHODS
 from ..score_table import HEAD_LABEL_SCORES
 from .grid import AXES, GRID_AXES, HEADLINE_AXES, axis_labels, match
@@ -41,7 +42,6 @@ __all__ = ["GRID_AXES", "HEAD_METHODS", "METHODS", "AblationConfig", "Calibratio
 _DYSCO_KEYS = ("context_warmup", "intervention_warmup", "templates", "warmup_counting")
 _CAL_KEYS = ("capture", "task", "lengths", "examples", "seed", "decode_steps")
 _TUNE_KEYS = ("examples", "seed", "strengths", "top_k")
-DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
 def _bad_key(key: str, allowed: str, value: Any) -> ValueError:
@@ -159,7 +159,7 @@ class AblationConfig:
     seed: int = 100
     max_new_tokens: int | None = None
     device: str = "auto"
-    dtype: str = "auto"
+    dtype: str = DEFAULT_DTYPE
     revision: str | None = None
     allow_other_model: bool = False
     dysco: Mapping[str, Any] = field(default_factory=dict)

@@ -11,7 +11,7 @@ import click
 
 from ..dysco.methods import METHODS
 from ..tasks.registry import TASKS
-from ._options import run_user_errors
+from ._options import SELECTION_FLAGS, SELECTION_WHY, dtype_option, renamed_option, run_user_errors, take_renamed
 
 
 def _list(value: str | None) -> list[str] | None:
@@ -46,15 +46,19 @@ def _calibration(config_path: str | None, examples: int | None) -> dict[str, Any
 @click.option("--methods", default=None, help=f"{', '.join(METHODS)}; comma-separated.")
 @click.option("--heads", default=None, help="Head sets: qrscore:K, retrieval:K, published:NAME, random:K, FILE.")
 @click.option("--strengths", default=None, help="Strengths, comma-separated, or auto.")
-@click.option("--top-k", "top_k", default=None, help="Top-k values, comma-separated (none or 0 = off, auto).")
-@click.option("--top-p", "top_p", default=None, help="Top-p values, comma-separated (none or 0 = off).")
+@click.option(SELECTION_FLAGS["top_k"][0], "top_k", default=None, callback=take_renamed,
+              help="DySCO's top-k token selection (not a sampling filter), comma-separated (none or 0 = off, auto).")
+@renamed_option(SELECTION_FLAGS["top_k"][1], SELECTION_FLAGS["top_k"][0], "top_k", SELECTION_WHY)
+@click.option(SELECTION_FLAGS["top_p"][0], "top_p", default=None, callback=take_renamed,
+              help="DySCO's top-p token selection (not a sampling filter), comma-separated (none or 0 = off).")
+@renamed_option(SELECTION_FLAGS["top_p"][1], SELECTION_FLAGS["top_p"][0], "top_p", SELECTION_WHY)
 @click.option("--decay", default=None, help="Decay values, comma-separated.")
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=None,
               help="New tokens per decode (key 'max_new_tokens'; default: per task, e.g. passkey 12, kv 48).")
 @click.option("--seed", type=int, default=None, help="Evaluation seed (key 'seed').")
 @click.option("--device", default=None, help="auto, cpu, cuda, cuda:N (key 'device').")
-@click.option("--dtype", default=None, type=click.Choice(["auto", "float32", "bfloat16", "float16"]),
-              help="Weights dtype (key 'dtype'); auto = bfloat16 on GPU, float32 on CPU.")
+@dtype_option(default=None, help="Weights dtype (key 'dtype'): by-device = bfloat16 on GPU, float32 on CPU (the "
+                                 "default); auto = the checkpoint's own dtype, as in transformers.")
 @click.option("--calibration-examples", type=click.IntRange(min=1), default=None,
               help="Calibration prompts per length for qrscore:K / retrieval:K heads (key 'calibration.examples'); "
                    "fewer is faster and the ranking shakier. Or skip calibration: --heads FILE.")
@@ -82,7 +86,8 @@ def ablate_command(config_path: str | None, out_dir: str, models: str | None, ta
     \b
     Example:
       headscope ablate --tasks passkey --lengths 1024 --examples 20 \\
-          --methods vanilla,dysco,random-heads --heads qrscore:8 --strengths 3 --out runs/abl
+          --methods vanilla,dysco,random-heads --heads qrscore:8 --strengths 3 --select-top-k 256 \\
+          --out runs/abl
       headscope ablate --config configs/smollm2-study.yaml --out runs/study   # 4,800 decodes: a GPU job
       headscope ablate --config configs/smollm2-study.yaml --lengths 1024 --examples 10 \\
           --heads reports/smollm2-135m/heads-qrscore8-gpu.json --out runs/study-small

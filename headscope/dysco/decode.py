@@ -259,8 +259,8 @@ def generate(lm: Any, input_ids: Any, config: DyscoConfig, *, attention_mask: An
     return _generate_dynamic(lm, ids, config, record=record, on_token=on_token)
 
 
-def generate_batch(lm: Any, prompts: Sequence[Any] | Mapping[str, Any], config: DyscoConfig, *, batch_size: int | None = None,
-                   record: bool = False, engine: str = "auto", cuda_graphs: bool = True,
+def generate_batch(lm: Any, prompts: Sequence[Any] | Mapping[str, Any], config: DyscoConfig, *,
+                   batch_size: int | None = None, record: bool = False, engine: str = "auto", cuda_graphs: bool = True,
                    progress: bool = False, on_step: Callable[[list[int]], None] | None = None
                    ) -> list[GenerationResult]:
     """Decode several prompts (each a 1-D sequence of token ids, or a tokenizer's padded batch:
