@@ -60,7 +60,7 @@ def _as_list(value: Any) -> list[Any]:
 
 def _off(value: Any) -> bool:
     """Whether a top-k / top-p value means "no such selection": ``none``, null, or 0 (as in
-    ``headscope generate --top-k 0``)."""
+    ``headscope generate --select-top-k 0``)."""
     if value is None or isinstance(value, bool):
         return value is None
     if isinstance(value, str):
