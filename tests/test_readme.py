@@ -129,27 +129,42 @@ def test_a_new_shell_without_activation_has_no_headscope(copy):
     assert bare.returncode != 0
 
 
-@pytest.mark.slow
-def test_readme_commands_run_in_a_new_shell(copy):
+def _run(cmd: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run ``cmd`` in a new shell; on a timeout, stop it and everything it started."""
+    proc = subprocess.Popen(_shell(cmd), cwd=cwd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def _all_commands() -> list[str]:
     quick, study = readme_commands()
-    for cmd in quick + study:
-        if cmd == ACTIVATE:
-            continue
-        plan = next((m for k, m in PLAN_ONLY.items() if cmd.startswith(k)), None)
-        if plan is not None:
-            _until_plan(cmd, copy, plan)
-            continue
-        if cmd in DRY:
-            r = subprocess.run(_shell(DRY[cmd]), cwd=copy, env=_env(), capture_output=True, text=True)
-            assert r.returncode == 0 and "pytest" in r.stdout, r.stdout + r.stderr
-            continue
-        extra, made = next(v for k, v in RUN.items() if cmd.startswith(k))
-        r = subprocess.run(_shell(f"{cmd} {extra}".strip()), cwd=copy, env=_env(), capture_output=True, text=True,
-                           timeout=600)
-        assert r.returncode == 0, f"{cmd}\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}"
-        if made is not None:
-            assert (copy / made).exists(), f"{cmd} did not write {made}"
-        if cmd.startswith(("make demo", "headscope ablate")):
-            assert "| decoding |" in r.stdout and "Clopper-Pearson" in r.stdout, r.stdout[-2000:]
-    lines = (copy / "runs/study/generations.jsonl").read_text().splitlines()
-    assert len(lines) == 3  # examples/prompts.jsonl's three prompts
+    return [c for c in quick + study if c != ACTIVATE]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cmd", _all_commands(), ids=lambda c: " ".join(c.split()[:3]))
+def test_readme_command_runs_in_a_new_shell(copy, cmd):
+    """Each README command in order (the study's steps read what the earlier ones wrote)."""
+    plan = next((m for k, m in PLAN_ONLY.items() if cmd.startswith(k)), None)
+    if plan is not None:
+        _until_plan(cmd, copy, plan)
+        return
+    if cmd in DRY:
+        r = _run(DRY[cmd], copy)
+        assert r.returncode == 0 and "pytest" in r.stdout, r.stdout + r.stderr
+        return
+    extra, made = next(v for k, v in RUN.items() if cmd.startswith(k))
+    r = _run(f"{cmd} {extra}".strip(), copy)
+    assert r.returncode == 0, f"{cmd}\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}"
+    if made is not None:
+        assert (copy / made).exists(), f"{cmd} did not write {made}"
+    if cmd.startswith(("make demo", "headscope ablate")):
+        assert "| decoding |" in r.stdout and "Clopper-Pearson" in r.stdout, r.stdout[-2000:]
+    if cmd.startswith("headscope generate"):
+        assert len((copy / made).read_text().splitlines()) == 3  # examples/prompts.jsonl's three prompts
