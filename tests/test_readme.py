@@ -39,7 +39,7 @@ RUN = {
 }
 # GPU-sized commands: run until the plan is printed (before any model loads), then stopped.
 PLAN_ONLY = {
-    "headscope ablate --config configs/smollm2-study.yaml --out": "-> 4800 distinct decodes",
+    "headscope ablate --config configs/smollm2-study.yaml --out": "-> 4,800 distinct decodes",
     "headscope ablate --config configs/smollm2-study.yaml --lengths 1024": "-> 120 distinct decodes",
 }
 DRY = {"make test": "make -n test"}
