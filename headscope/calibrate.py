@@ -58,7 +58,7 @@ class CalibrationConfig:
     seed: int = 0
     decode_steps: int = 50
     device: str = "auto"
-    dtype: str = "auto"
+    dtype: str = "by-device"
     revision: str | None = None
 
     def __post_init__(self) -> None:

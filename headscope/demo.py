@@ -84,7 +84,10 @@ def findings(ds: Any) -> str:
     """What this run found, per length: correct answers per method and the two paired comparisons."""
     import numpy as np
 
+    from .ablate.layout import to_grid
     from .stats import paired_comparison
+
+    ds = to_grid(ds)  # every axis a dim, whatever was swept
 
     def scores(method: str, length: Any) -> Any:
         return np.asarray(ds["score"].sel({"method": method, "length": length}).values, dtype=float).ravel()
@@ -92,8 +95,8 @@ def findings(ds: Any) -> str:
     out = []
     for length in ds["length"].values:
         v, d, r = (scores(m, length) for m in ("vanilla", "dysco", "random-heads"))
-        dv = paired_comparison(d, v, n_boot=200, seed=0)
-        dr = paired_comparison(d, r, n_boot=200, seed=0)
+        dv = paired_comparison(d, v)
+        dr = paired_comparison(d, r)
         n = int(np.isfinite(d).sum())
         out.append(f"Here, at {int(length)} tokens: {int(np.nansum(v))} of {n} prompts answered by vanilla decoding, "
                    f"{int(np.nansum(d))} by DySCO with the QRScore heads, {int(np.nansum(r))} by DySCO with random "
@@ -112,6 +115,7 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, *, examples: int | None = None, 
     from .ablate.head_labels import calibration_dir
     from .ablate.plan import plan
     from .ablate.run import run_ablation
+    from .ablate.table import results_table
     from .calibrate import CalibrationConfig, run_calibration
     from .models import load_model
     from .report import write_report
@@ -147,6 +151,7 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, *, examples: int | None = None, 
     write_atomic(info_path, json.dumps(info, indent=2, sort_keys=True))
     path = write_report(out)
     echo(f"Done in {time.perf_counter() - start:.0f} s: {path}")
+    echo("\n" + results_table(out))  # the numbers themselves, last, as lm-eval prints them
     return path
 
 

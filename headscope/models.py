@@ -371,25 +371,10 @@ def _offline_note(kwargs: dict[str, Any]) -> list[str]:
             "the local Hugging Face cache was searched (HF_HUB_OFFLINE=1 skips the check)"]
 
 
-def _auto_dtype(device: str) -> Any:
-    import torch
-
-    if device.startswith("cuda") or device == "auto" and torch.cuda.is_available():
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.float32
-
-
 def _parse_dtype(dtype: str | Any, device: str) -> Any:
-    import torch
+    from .dtypes import resolve_dtype
 
-    if not isinstance(dtype, str):
-        return dtype
-    if dtype == "auto":
-        return _auto_dtype(device)
-    allowed = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-    if dtype not in allowed:
-        raise ValueError(f"The 'dtype' parameter must be one of {['auto', *allowed]}. Got {dtype!r} instead.")
-    return allowed[dtype]
+    return resolve_dtype(dtype, device)
 
 
 DEVICE_HELP = "auto, cpu, cuda, cuda:N, mps, balanced or sequential"
@@ -509,7 +494,7 @@ def load_model(
     name: str = DEFAULT_MODEL,
     *,
     device: str = "auto",
-    dtype: str | Any = "auto",
+    dtype: str | Any = "by-device",
     revision: str | None = None,
     attn_implementation: str = "sdpa",
     trust_remote_code: bool = False,
@@ -525,7 +510,8 @@ def load_model(
         ``auto`` (GPU(s) with ``device_map="auto"`` when CUDA is present, else CPU),
         ``cpu``, ``cuda``, ``cuda:N``, or ``balanced``/``sequential`` (accelerate maps).
     dtype
-        ``auto`` (bfloat16 on GPU, float32 on CPU), ``float32``, ``bfloat16`` or ``float16``.
+        ``by-device`` (bfloat16 on GPU, float32 on CPU), ``auto`` (the checkpoint's own dtype,
+        as in transformers), ``float32``, ``bfloat16`` or ``float16`` (:mod:`headscope.dtypes`).
     attn_implementation
         Attention kernel for plain passes; headscope computes the attention rows it needs
         itself, so the fast ``sdpa`` default is right for capture and DySCO alike.

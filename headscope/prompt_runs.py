@@ -80,7 +80,7 @@ class GenerateRequest:
 
     model: str = "smollm2-135m"
     device: str = "auto"
-    dtype: str = "auto"
+    dtype: str = "by-device"
     revision: str | None = None
     method: str = "dysco"
     heads: str | None = None

@@ -22,11 +22,12 @@ import numpy as np
 
 from ._outputs import write_atomic
 from .dysco.methods import HEAD_METHODS
+from .stats import format_gain
 
 __all__ = ["headline_selection", "setting_text", "write_report", "zoom_in_figure"]
 
 # Every accuracy axis says what its error bars are (the intervals of stats.accuracy).
-CI_NOTE = "error bars: 95% bootstrap CI"
+CI_NOTE = "error bars: exact 95% CI"
 
 
 def _figure(width: float, height: float) -> Any:
@@ -52,7 +53,7 @@ def headline_selection(ds: Any) -> dict[str, Any]:
     chosen = config.get("headline") or {}
     sel: dict[str, Any] = {}
     for axis in HEADLINE_AXES:
-        values = list(ds[axis].values)
+        values = list(np.atleast_1d(ds[axis].values))  # a scalar coordinate in a results.nc's layout
         want = chosen.get(axis)
         found = values[0] if want is None else match(want, values)
         if found is None:
@@ -68,10 +69,10 @@ def _cell(ds: Any, **coords: Any) -> Any:
     return ds["score"].sel(dict(coords)).isel(model=0)
 
 
-def _acc(values: np.ndarray, seed: int = 0) -> tuple[float, float, float, int]:
+def _acc(values: np.ndarray) -> tuple[float, float, float, int]:
     from .stats import accuracy
 
-    a = accuracy(values, n_boot=2000, seed=seed)
+    a = accuracy(values)
     return a["mean"], a["lo"], a["hi"], a["n"]  # type: ignore[return-value]
 
 
@@ -300,7 +301,8 @@ def _summary_rows(ds: Any, sel: dict[str, Any], summary: Any) -> tuple[list[str]
                 row = [task, int(n), method, count, f"{_fmt(r['accuracy'])} [{_fmt(r['ci_lo'])}, {_fmt(r['ci_hi'])}]"]
                 if has_vanilla and method != "vanilla":
                     row += [f"{r['diff']:+.2f} [{r['diff_lo']:+.2f}, {r['diff_hi']:+.2f}]" if count else "–",
-                            f"{int(r['wins'])}/{int(r['losses'])}", _fmt_p(r["p_mcnemar"]), _fmt(r["relative_gain"])]
+                            f"{int(r['wins'])}/{int(r['losses'])}", _fmt_p(r["p_mcnemar"]),
+                            format_gain(r["relative_gain"])]
                 else:
                     row += ["–", "–", "–", "–"]
                 rows.append(row)
@@ -337,7 +339,7 @@ def _head_choice_rows(ds: Any, sel: dict[str, Any]) -> tuple[list[str], list[lis
                     other = _cell(ds, task=task, length=n, method="dysco", heads=value, **rest)
                     label = f"dysco ({value})"
                 o = np.asarray(other.values)
-                c = paired_comparison(ref, o, n_boot=2000, seed=0)
+                c = paired_comparison(ref, o)
                 count = int(np.isfinite(ref).sum())
                 rows.append([task, int(n), label, count, _fmt(float(np.nanmean(ref)) if count else None),
                              _fmt(float(np.nanmean(o)) if count else None),
@@ -346,22 +348,33 @@ def _head_choice_rows(ds: Any, sel: dict[str, Any]) -> tuple[list[str], list[lis
     return header, rows
 
 
-def _min_discordant(alpha: float = 0.05) -> int:
-    """Fewest discordant pairs, all one way, for which the two-sided exact McNemar p is below ``alpha``."""
-    d = 1
-    while 2 * 0.5 ** d >= alpha:
-        d += 1
-    return d
+def _settings_run(ds: Any, sel: dict[str, Any]) -> dict[str, Any]:
+    """The headline setting without knobs no cell used (the temperature is sharpen's alone)."""
+    return {k: v for k, v in sel.items() if k != "temperature" or "sharpen" in ds["method"].values}
+
+
+def _reach(n: int) -> str:
+    """What the exact McNemar test can show on ``n`` paired examples."""
+    from .stats import min_discordant
+
+    d = min_discordant()
+    if min_discordant(n=n) is None:
+        return (f"With {n} examples per cell no difference can reach p < 0.05: the exact McNemar test needs at "
+                f"least {d} discordant examples, all one way.")
+    return f"With {n} examples per cell, the exact McNemar test reaches p < 0.05 only with at least {d} " \
+           "discordant examples, all one way."
 
 
 def write_report(out_dir: str | Path) -> Path:
     """Write ``OUT/report.md`` and ``OUT/figures/`` from an ablation run in ``OUT``; return the path."""
+    from .ablate.layout import to_grid
     from .ablate.results import load_results, summary_table, write_outputs
     from .plots import save_figure
     from .report_sections import auto_vs_fixed_section, gold_section
+    from .stats import ACCURACY_CI, DIFF_CI
 
     out = Path(out_dir)
-    ds = load_results(out)
+    ds = to_grid(load_results(out))  # the dense grid: every axis a dim, as the tables walk it
     run = json.loads((out / "run.json").read_text()) if (out / "run.json").is_file() else {}
     sel = headline_selection(ds)
     figs = out / "figures"
@@ -370,13 +383,13 @@ def write_report(out_dir: str | Path) -> Path:
               f"lengths: {', '.join(str(int(n)) for n in ds['length'].values)}; examples per cell: "
               f"{ds.sizes['example']}; evaluation seed {ds.attrs.get('seed')}.", ""]
     parts += ["Headline setting (the tables and the first figure): " +
-              ", ".join(f"{k}={v}" for k, v in sel.items()) + ".", ""]
+              ", ".join(f"{k}={v}" for k, v in _settings_run(ds, sel).items()) + ".", ""]
     summary = summary_table(ds)  # every statistic of the tables below, computed once
     header, rows = _summary_rows(ds, sel, summary)
-    parts += ["## Accuracy", "", "Accuracy with a 95% percentile-bootstrap interval (2000 resamples over examples, "
-              "seed 0); the difference from vanilla on the same examples with a paired bootstrap interval; "
-              "discordant pairs (method right and vanilla wrong / the reverse) and the exact McNemar p; relative "
-              "gain (acc - vanilla) / vanilla as the DySCO paper reports it.", "", _md_table(header, rows), ""]
+    parts += ["## Accuracy", "", f"Accuracy with its {ACCURACY_CI}; the difference from vanilla on the same "
+              f"examples with {DIFF_CI}; discordant pairs (method right and vanilla wrong / the reverse) and the "
+              "exact McNemar p; relative gain (acc - vanilla) / vanilla as the DySCO paper reports it, in percent.",
+              "", _md_table(header, rows), ""]
     save_figure(_accuracy_vs_length(ds, sel), figs / "accuracy_vs_length")
     parts += ["![accuracy vs context length](figures/accuracy_vs_length.png)", ""]
     for axis, title in (("strength", "Strength sweep"), ("top_k", "Top-k sweep")):
@@ -392,8 +405,8 @@ def write_report(out_dir: str | Path) -> Path:
     if choice is not None:
         parts += ["## Head choice", "", "DySCO with the headline heads against the other head sets and variants, on "
                   "the same examples: wins/losses count the examples only DySCO with the headline heads got right / "
-                  f"only the other got right. With {ds.sizes['example']} examples per cell, the exact McNemar test "
-                  f"reaches p < 0.05 only with at least {_min_discordant()} discordant examples, all one way.", "",
+                  f"only the other got right; the difference's interval: {DIFF_CI}. " + _reach(ds.sizes["example"]),
+                  "",
                   _md_table(*choice), ""]
     if (figs / "qrscore.png").is_file():
         parts += ["## Heads", "", "QRScore of every head on the calibration prompts; outlined: the heads used.", "",

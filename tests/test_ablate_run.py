@@ -40,20 +40,21 @@ class Stop(Exception):
 def test_tiny_grid_dataset_and_outputs(tmp_path, tiny):
     seen = []
     ds = run_ablation(_config(), tmp_path, lm=tiny, progress=False, on_result=seen.append)
-    assert ds["score"].dims == ("model", "task", "length", "method", "heads", "strength", "top_k", "top_p",
-                                "decay", "temperature", "example")
+    # xarray's conventions: `decoding`, not `method` (taken by .sel's fill method); swept axes only as dims
+    assert ds["score"].dims == ("length", "decoding", "strength", "example")
+    assert ds["model"].item() == "tiny" and ds["top_k"].ndim == 0
     assert ds.sizes["example"] == 2 and ds.sizes["strength"] == 2
     assert np.isfinite(ds["score"].values).all()
     # vanilla and sharpen ignore strength: one decode per example serves both strengths; and
     # random-heads draws the same seeded heads as random:2, so it shares dysco's decodes
     per_example = {"vanilla": 1, "sharpen": 1, "dysco": 2, "random-heads": 0}
     assert len(seen) == 2 * 2 * sum(per_example.values())
-    assert (ds["output"].sel({"method": "dysco"}).values == ds["output"].sel({"method": "random-heads"}).values).all()
-    v = ds["output"].sel({"method": "vanilla"})
+    assert (ds["output"].sel(decoding="dysco").values == ds["output"].sel(decoding="random-heads").values).all()
+    v = ds["output"].sel(decoding="vanilla")
     assert (v.isel(strength=0) == v.isel(strength=1)).all()
-    assert np.isnan(ds["strength_used"].sel({"method": "vanilla"})).all()
-    assert float(ds["strength_used"].sel({"method": "dysco", "strength": "3"}).max()) == 3.0
-    assert ds["example_id"].values[0, 0, 0, 0] == "passkey-200-s100-000"
+    assert np.isnan(ds["strength_used"].sel(decoding="vanilla")).all()
+    assert float(ds["strength_used"].sel(decoding="dysco", strength="3").max()) == 3.0
+    assert ds["example_id"].sel(length=200).values[0] == "passkey-200-s100-000"
     for name in ("results.nc", "results.csv", "summary.csv", "run.json", "ablation.yaml", "trace.nc"):
         assert (tmp_path / name).is_file(), name
     run = json.loads((tmp_path / "run.json").read_text())
@@ -111,7 +112,7 @@ def test_auto_strength_chosen_on_held_out_examples(tmp_path, tiny):
     evals = {r["example_id"] for r in records if r["purpose"] == "eval"}
     assert len(tuned) == 2 * 2 and not evals & {r["example_id"] for r in tuned}
     assert all("-s7-" in r["example_id"] for r in tuned)
-    used = float(ds["strength_used"].sel({"method": "dysco"}).max())
+    used = float(ds["strength_used"].sel(decoding="dysco").max())
     assert used in (1.5, 3.0)
     auto = json.loads((tmp_path / "run.json").read_text())["models"]["tiny"]["auto"][0]
     assert auto["strength"] == used and len(auto["candidates"]) == 2
@@ -152,7 +153,7 @@ def test_bundled_model_end_to_end(tmp_path, smollm2):
                                     "methods": ["vanilla", "dysco"], "heads": ["random:4"], "strengths": [3],
                                     "max_new_tokens": 4})
     ds = run_ablation(cfg, tmp_path, lm=smollm2, progress=False, record_trace=False)
-    out = ds["output"].sel({"method": "vanilla"}).values.ravel()[0]
+    out = ds["output"].sel(decoding="vanilla").values.ravel()[0]
     answer = ds["example_id"].values.ravel()[0]
     assert answer.startswith("passkey-200-s100") and out.strip()
     assert ds["score"].notnull().all()

@@ -363,8 +363,8 @@ def test_generate_refuses_an_empty_prompt(tmp_path, tiny_model_dir, no_model_loa
 
 
 @pytest.mark.parametrize("flags", [("--decay", "inf"), ("--decay", "nan"), ("--strength", "-1"),
-                                   ("--max-new-tokens", "0"), ("--top-k", "-5"), ("--top-p", "1.5"),
-                                   ("--top-k", "0", "--top-p", "0")], ids=" ".join)
+                                   ("--max-new-tokens", "0"), ("--select-top-k", "-5"), ("--select-top-p", "1.5"),
+                                   ("--select-top-k", "0", "--select-top-p", "0")], ids=" ".join)
 def test_generate_checks_its_numbers_before_loading(tmp_path, tiny_model_dir, no_model_load, flags):
     heads = tmp_path / "h.json"
     heads.write_text(json.dumps({"format": "headscope.heads/1", "heads": [[1, 0]]}))
@@ -498,7 +498,7 @@ def test_zero_turns_selection_off_in_generate_and_ablate(tmp_path, tiny_model_di
     assert cfg.top_p == (None,)
     heads = _head_file(tmp_path, [[1, 0]])
     args = generate_args(tiny_model_dir, write_prompts(tmp_path / "p.jsonl", n=1), tmp_path / "g.jsonl",
-                         "--top-k", 0, "--heads", heads)
+                         "--select-top-k", 0, "--heads", heads)
     args[args.index("--method") + 1] = "dysco"
     assert invoke(*args).exit_code == 0
     assert records(tmp_path / "g.jsonl")[0]["top_k"] is None

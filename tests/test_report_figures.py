@@ -26,7 +26,9 @@ def run(tmp_path_factory):
         "models": ["tiny"], "tasks": ["passkey"], "lengths": [200, 256], "examples": 3,
         "methods": ["vanilla", "dysco", "random-heads"], "heads": ["random:2"], "strengths": [2, 3],
         "max_new_tokens": 3, "dysco": {"context_warmup": 2}, "headline": {"strength": 3}})
-    ds = run_ablation(config, out, lm=lm, progress=False)
+    from headscope.ablate.layout import to_grid
+
+    ds = to_grid(run_ablation(config, out, lm=lm, progress=False))  # the report's figures walk the dense grid
     return out, ds
 
 
@@ -43,7 +45,7 @@ def test_accuracy_figure_names_model_and_setting(run):
     ax = fig.axes[0]
     assert len(ax.containers) == 3  # one error-bar series per method
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["vanilla", "dysco", "random-heads"]
-    assert "95% bootstrap CI" in ax.get_ylabel()
+    assert "exact 95% CI" in ax.get_ylabel()
     assert ax.get_title() == "passkey: accuracy vs context length"
     assert fig.get_suptitle().startswith("tiny, 3 prompts per cell") and "strength 3" in fig.get_suptitle()
     # the legend sits right of the axes, so it covers no point
@@ -63,7 +65,7 @@ def test_head_bars_show_zero_bars_and_their_values(run):
     assert labels == [f"{h:.2f}" for h in heights]  # every bar carries its value, zero bars included
     assert all(b.get_edgecolor()[3] > 0 and b.get_linewidth() > 0 for b in bars)  # outlined
     assert ax.get_ylim()[0] < 0  # a zero bar's outline is not hidden by the axis line
-    assert "95% bootstrap CI" in ax.get_ylabel() and "tiny" in fig.get_suptitle()
+    assert "exact 95% CI" in ax.get_ylabel() and "tiny" in fig.get_suptitle()
     assert ax.get_legend().get_window_extent().x0 >= ax.get_window_extent().x1
 
 
@@ -79,7 +81,7 @@ def test_strength_sweep_has_one_series_per_method_and_length_and_a_vanilla_line(
     assert len(ax.containers) == 4 and all(len(c.lines[0].get_xdata()) == 2 for c in ax.containers)
     dashed = [line for line in ax.get_lines() if line.get_linestyle() == "--"]
     assert len(dashed) == 2  # vanilla, one per length
-    assert ax.get_xlabel() == "strength" and "95% bootstrap CI" in ax.get_ylabel()
+    assert ax.get_xlabel() == "strength" and "exact 95% CI" in ax.get_ylabel()
     assert ax.get_ylim() == pytest.approx((-0.05, 1.05))
     assert ax.get_title() == "passkey: strength sweep (dashed: vanilla)"
     assert fig.get_suptitle().startswith("tiny, 3 prompts per cell")
@@ -120,7 +122,20 @@ def test_report_compares_head_choice_and_rounds_the_summary(run):
     out, _ = run
     text = write_report(out).read_text()
     assert "## Head choice" in text and "random heads (as many)" in text
-    assert "at least 6 discordant examples" in text
+    # 3 examples per cell: no paired difference can reach p < 0.05 (it takes 6 discordant ones)
+    assert "With 3 examples per cell no difference can reach p < 0.05" in text
+    assert "reaches p < 0.05 only with" not in text
+    # every interval is named; no sharpen cell ran, so no temperature in the headline setting
+    assert "exact Clopper-Pearson 95% interval" in text and "Newcombe" in text and "bootstrap" not in text
+    headline = next(line for line in text.splitlines() if line.startswith("Headline setting"))
+    assert "strength=3" in headline and "temperature" not in headline
+    # no accuracy interval is a point, and relative gains are percentages
+    rows = [line for line in text.split("## Accuracy")[1].split("##")[0].splitlines() if line.startswith("| passkey")]
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        lo, hi = (float(x) for x in cells[4].split("[")[1].rstrip("]").split(","))
+        assert lo < hi, row
+        assert cells[8] == "–" or cells[8].endswith("%"), row
     raw = (out / "summary.csv").read_text()
     assert "999999" not in raw and "000000001" not in raw
     summary = pd.read_csv(out / "summary.csv")

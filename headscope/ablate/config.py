@@ -36,6 +36,7 @@ from typing import Any
 from .._jsonl import read_user_text
 from .._limits import MAX_EXAMPLES, MAX_TOKENS, check_count
 from ..auto_strength import DEFAULT_GRID
+from ..dtypes import DEFAULT_DTYPE, DTYPES
 from ..dysco.methods import HEAD_METHODS, METHODS
 from ..score_table import HEAD_LABEL_SCORES
 from .grid import AXES, GRID_AXES, HEADLINE_AXES, axis_labels, match
@@ -46,7 +47,6 @@ __all__ = ["GRID_AXES", "HEAD_METHODS", "METHODS", "AblationConfig", "Calibratio
 _DYSCO_KEYS = ("context_warmup", "intervention_warmup", "templates", "warmup_counting")
 _CAL_KEYS = ("capture", "task", "lengths", "examples", "seed", "decode_steps")
 _TUNE_KEYS = ("examples", "seed", "strengths", "top_k")
-DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
 def _bad_key(key: str, allowed: str, value: Any) -> ValueError:
@@ -65,7 +65,7 @@ def _as_list(value: Any) -> list[Any]:
 
 def _off(value: Any) -> bool:
     """Whether a top-k / top-p value means "no such selection": ``none``, null, or 0 (as in
-    ``headscope generate --top-k 0``)."""
+    ``headscope generate --select-top-k 0``)."""
     if value is None or isinstance(value, bool):
         return value is None
     if isinstance(value, str):
@@ -166,7 +166,7 @@ class AblationConfig:
     seed: int = 100
     max_new_tokens: int | None = None
     device: str = "auto"
-    dtype: str = "auto"
+    dtype: str = DEFAULT_DTYPE
     revision: str | None = None
     allow_other_model: bool = False
     gold_attention: int = 0

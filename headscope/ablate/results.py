@@ -1,16 +1,20 @@
 """Ablation results as an xarray Dataset, a tidy CSV and a summary table with statistics.
 
-Dataset layout (``OUT/results.nc``): dims ``model, task, length, method, heads, strength, top_k,
-top_p, decay, temperature, example`` (every axis always present, size 1 when not swept). Axes a
-method ignores are broadcast (vanilla holds the same scores at every strength). Variables:
-``score`` (float; NaN where not run), ``output`` (str), ``n_prompt_tokens``, ``n_new_tokens``,
-``seconds``; ``example_id`` over ``(model, task, length, example)``; ``strength_used`` and
-``top_k_used`` over the cell axes (what ``auto`` chose; NaN for methods without heads).
+Dataset layout (``OUT/results.nc``, :mod:`.layout`): dims ``decoding`` and ``example``, plus each
+grid axis that was swept (``model, task, length, heads, strength, top_k, top_p, decay,
+temperature``); an axis with one value is a scalar coordinate. Axes a method ignores are
+broadcast (vanilla holds the same scores at every strength). Variables: ``score`` (float; NaN
+where not run), ``output`` (str), ``n_prompt_tokens``, ``n_new_tokens``, ``seconds``;
+``example_id`` (over model, task, length, example); ``strength_used`` and ``top_k_used`` per cell
+(what ``auto`` chose; NaN for methods without heads); ``accuracy`` with ``accuracy_lo`` /
+``accuracy_hi`` per cell (exact Clopper-Pearson 95%). Files of the older layout (a ``method``
+dim, every axis a dim) are converted when opened. The CSVs keep one column per grid axis
+(``method`` included).
 
 Example
 -------
 >>> ds = load_results("runs/ablate")                                       # doctest: +SKIP
->>> ds.score.sel(method="dysco", strength="3").mean("example")              # doctest: +SKIP
+>>> ds.score.sel(decoding="dysco").mean("example")                          # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from .._outputs import atomic_path
 from ..stats import accuracy, paired_comparison
 from .config import AblationConfig
 from .grid import GRID_AXES
+from .layout import to_grid, to_public
 
 __all__ = ["SUMMARY_FLOAT_FORMAT", "build_dataset", "load_results", "summary_table", "tidy_frame", "write_outputs"]
 
@@ -35,7 +40,8 @@ SUMMARY_FLOAT_FORMAT = "%.10g"
 
 def build_dataset(config: AblationConfig, jobs: list[Any], cache: Any,
                   examples: dict[tuple[str, str, int], list[Any]]) -> xr.Dataset:
-    """The grid's Dataset from its jobs and the result cache (scores recomputed from the outputs)."""
+    """The grid's Dataset (dense: every axis a dim, :func:`.layout.to_grid`'s form) from its jobs and
+    the result cache (scores recomputed from the outputs)."""
     labels = config.axis_labels()
     n_ex = max([len(v) for v in examples.values()] + [1])
     coords: dict[str, Any] = {d: labels[d] for d in CELL_DIMS}
@@ -79,6 +85,7 @@ def build_dataset(config: AblationConfig, jobs: list[Any], cache: Any,
 
 def tidy_frame(ds: xr.Dataset) -> Any:
     """One row per (cell, example) that has a result (a pandas DataFrame)."""
+    ds = to_grid(ds)
     frame = ds[["score", "output", "n_prompt_tokens", "n_new_tokens", "seconds"]].to_dataframe().reset_index()
     frame = frame[np.isfinite(frame["score"])]
     ids = ds["example_id"].to_dataframe().reset_index()
@@ -88,11 +95,13 @@ def tidy_frame(ds: xr.Dataset) -> Any:
                   "n_new_tokens", "seconds", "output"]]
 
 
-def summary_table(ds: xr.Dataset, *, n_boot: int = 2000, seed: int = 0) -> Any:
-    """Per cell: accuracy with a 95% bootstrap CI and, against vanilla on the same examples, the
-    difference (paired bootstrap CI), wins/losses, exact McNemar p and relative gain."""
+def summary_table(ds: xr.Dataset) -> Any:
+    """Per cell: accuracy with its exact (Clopper-Pearson) 95% interval and, against vanilla on the
+    same examples, the difference (Newcombe's paired 95% interval), wins/losses, exact McNemar p
+    and relative gain (:mod:`headscope.stats`)."""
     import pandas as pd
 
+    ds = to_grid(ds)
     rows = []
     has_vanilla = "vanilla" in list(ds["method"].values)
     stacked = ds["score"].stack(cell=CELL_DIMS)
@@ -102,11 +111,11 @@ def summary_table(ds: xr.Dataset, *, n_boot: int = 2000, seed: int = 0) -> Any:
         if not np.isfinite(values).any():
             continue
         cell = {d: col[d].item() for d in CELL_DIMS}
-        acc = accuracy(values, n_boot=n_boot, seed=seed)
+        acc = accuracy(values)
         row = {**cell, "n": acc["n"], "accuracy": acc["mean"], "ci_lo": acc["lo"], "ci_hi": acc["hi"]}
         if has_vanilla and cell["method"] != "vanilla":
             base = ds["score"].sel({**cell, "method": "vanilla"}).values
-            cmp = paired_comparison(values, base, n_boot=n_boot, seed=seed)
+            cmp = paired_comparison(values, base)
             row.update(vanilla=cmp["baseline_mean"], diff=cmp["diff"], diff_lo=cmp["diff_lo"], diff_hi=cmp["diff_hi"],
                        wins=cmp["wins"], losses=cmp["losses"], p_mcnemar=cmp["p_value"],
                        relative_gain=cmp["relative_gain"])
@@ -121,7 +130,7 @@ def write_outputs(ds: xr.Dataset, out: str | Path, summary: Any = None, *, resul
     tables: dict[str, tuple[Any, str | None]] = {}
     if results:
         with atomic_path(out / "results.nc", tmp_name="results.tmp.nc") as tmp:
-            ds.to_netcdf(tmp, engine="scipy")
+            to_public(ds).to_netcdf(tmp, engine="scipy")
         tables["results.csv"] = (tidy_frame(ds), None)
     if summary is not None:
         tables["summary.csv"] = (summary, SUMMARY_FLOAT_FORMAT)
@@ -131,7 +140,8 @@ def write_outputs(ds: xr.Dataset, out: str | Path, summary: Any = None, *, resul
 
 
 def load_results(out: str | Path) -> xr.Dataset:
-    """Open ``OUT/results.nc`` (loaded into memory; the file is closed)."""
+    """Open ``OUT/results.nc`` (loaded into memory; the file is closed) in :func:`.layout.to_public`'s
+    layout, whichever headscope wrote it."""
     path = Path(out) / "results.nc"
     if not path.is_file():
         raise FileNotFoundError(f"No ablation results at {str(path)!r}; run `headscope ablate --out {out}` first.")
@@ -139,4 +149,4 @@ def load_results(out: str | Path) -> xr.Dataset:
         ds = ds.load()
     for name in ("output", "example_id"):
         ds[name] = ds[name].astype(str)
-    return ds
+    return to_public(ds)

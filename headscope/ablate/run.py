@@ -7,7 +7,7 @@ heads). So cells that differ only in axes a method ignores share one result, and
 interrupted, re-run or extended recomputes nothing already in ``OUT/results.jsonl``.
 
 Outputs in ``OUT/``: ``ablation.yaml`` (the resolved config), ``results.jsonl`` (the cache),
-``results.nc`` (xarray: dims = the grid axes + ``example``), ``results.csv`` (tidy),
+``results.nc`` (xarray: dims ``decoding``, ``example`` and the swept axes; :mod:`.layout`), ``results.csv`` (tidy),
 ``summary.csv`` (accuracy with CIs, paired comparison with vanilla), ``gold_attention.jsonl`` / ``.csv``
 (with ``gold_attention: N``, see :mod:`.gold`), ``run.json`` (command,
 versions, model, heads, ``auto`` choices), ``heads/``, ``calibration/``, ``trace.nc`` (one
@@ -18,7 +18,7 @@ Example
 >>> cfg = AblationConfig.from_dict({"tasks": "passkey", "lengths": [512], "examples": 2,
 ...                                 "methods": ["vanilla", "dysco"], "heads": ["random:4"]})  # doctest: +SKIP
 >>> ds = run_ablation(cfg, "runs/ablate")                                                 # doctest: +SKIP
->>> ds.score.sel(method="dysco").mean().item()                                            # doctest: +SKIP
+>>> ds.score.sel(decoding="dysco").mean().item()                                          # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -278,7 +278,8 @@ def run_ablation(config: AblationConfig, out_dir: str | Path, *, lm: LoadedModel
                  command: str | None = None, on_result: OnResult | None = None, record_trace: bool = True,
                  shard: tuple[int, int] | None = None, batch_size: int | str = 1,
                  run_kind: str = "ablate") -> xr.Dataset | None:
-    """Run (or resume, or extend) the grid of ``config`` into ``out_dir``; return the results Dataset.
+    """Run (or resume, or extend) the grid of ``config`` into ``out_dir``; return the results Dataset
+    (the layout of ``results.nc``: :func:`.layout.to_public`).
     ``run_kind``: the kind of run that owns ``out_dir`` (``headscope demo`` passes ``"demo"``).
 
     ``lm``: an already-loaded model (only when the grid has a single model; its name must match).
@@ -355,6 +356,7 @@ def _run_locked(config: AblationConfig, out: Path, *, lm: LoadedModel | None, pr
     from .. import __version__
     from ..calibrate import library_versions
     from ..distributed import barrier, process_group
+    from .layout import to_public
     from .results import build_dataset, summary_table, write_outputs
 
     if k == 0:
@@ -416,7 +418,7 @@ def _run_locked(config: AblationConfig, out: Path, *, lm: LoadedModel | None, pr
         from .gold import write_gold_summary
 
         write_gold_summary(out)
-    return ds
+    return to_public(ds)
 
 
 # What this module and results.write_outputs write to a temporary name and then rename.

@@ -11,7 +11,16 @@ import click
 
 from ..dysco.methods import METHODS
 from ..tasks.registry import TASKS
-from ._options import BATCH_AUTO_HELP, BatchSizeParam, run_user_errors
+from ._options import (
+    BATCH_AUTO_HELP,
+    SELECTION_FLAGS,
+    SELECTION_WHY,
+    BatchSizeParam,
+    dtype_option,
+    renamed_option,
+    run_user_errors,
+    take_renamed,
+)
 
 _REPORT_RERUN = "it writes the report again from the results on disk."
 
@@ -70,15 +79,19 @@ def _tuning(config_path: str | None, grid: str | None, examples: int | None) -> 
               help="Record, for the first N examples per task and length, how much attention the selected heads "
                    "and all heads put on the gold span at each decode step, vanilla and DySCO "
                    "(key 'gold_attention'; OUT/gold_attention.jsonl; 0 = off).")
-@click.option("--top-k", "top_k", default=None, help="Top-k values, comma-separated (none or 0 = off, auto).")
-@click.option("--top-p", "top_p", default=None, help="Top-p values, comma-separated (none or 0 = off).")
+@click.option(SELECTION_FLAGS["top_k"][0], "top_k", default=None, callback=take_renamed,
+              help="DySCO's top-k token selection (not a sampling filter), comma-separated (none or 0 = off, auto).")
+@renamed_option(SELECTION_FLAGS["top_k"][1], SELECTION_FLAGS["top_k"][0], "top_k", SELECTION_WHY)
+@click.option(SELECTION_FLAGS["top_p"][0], "top_p", default=None, callback=take_renamed,
+              help="DySCO's top-p token selection (not a sampling filter), comma-separated (none or 0 = off).")
+@renamed_option(SELECTION_FLAGS["top_p"][1], SELECTION_FLAGS["top_p"][0], "top_p", SELECTION_WHY)
 @click.option("--decay", default=None, help="Decay values, comma-separated.")
 @click.option("--max-new-tokens", type=click.IntRange(min=1), default=None,
               help="New tokens per decode (key 'max_new_tokens'; default: per task, e.g. passkey 12, kv 48).")
 @click.option("--seed", type=int, default=None, help="Evaluation seed (key 'seed').")
 @click.option("--device", default=None, help="auto, cpu, cuda, cuda:N (key 'device').")
-@click.option("--dtype", default=None, type=click.Choice(["auto", "float32", "bfloat16", "float16"]),
-              help="Weights dtype (key 'dtype'); auto = bfloat16 on GPU, float32 on CPU.")
+@dtype_option(default=None, help="Weights dtype (key 'dtype'): by-device = bfloat16 on GPU, float32 on CPU (the "
+                                 "default); auto = the checkpoint's own dtype, as in transformers.")
 @click.option("--calibration-examples", type=click.IntRange(min=1), default=None,
               help="Calibration prompts per length for qrscore:K / retrieval:K heads (key 'calibration.examples'); "
                    "fewer is faster and the ranking shakier. Or skip calibration: --heads FILE.")
@@ -103,12 +116,13 @@ def ablate_command(config_path: str | None, out_dir: str, models: str | None, ta
     rough time estimate after the first decodes. Every result is cached in OUT/results.jsonl as
     it finishes: an interrupted or extended grid recomputes nothing already done. Results:
     OUT/results.nc (xarray), results.csv (tidy), summary.csv (accuracy with CIs, paired
-    comparison with vanilla), report.md.
+    comparison with vanilla), report.md. Ends by printing summary.csv as a table.
 
     \b
     Example:
       headscope ablate --tasks passkey --lengths 1024 --examples 20 \\
-          --methods vanilla,dysco,random-heads --heads qrscore:8 --strengths 3 --out runs/abl
+          --methods vanilla,dysco,random-heads --heads qrscore:8 --strengths 3 --select-top-k 256 \\
+          --out runs/abl
       headscope ablate --config configs/smollm2-study.yaml --out runs/study   # 4,800 decodes: a GPU job
       headscope ablate --config configs/smollm2-study.yaml --lengths 1024 --examples 10 \\
           --heads reports/smollm2-135m/heads-qrscore8-gpu.json --out runs/study-small
@@ -145,6 +159,9 @@ def ablate_command(config_path: str | None, out_dir: str, models: str | None, ta
         from ..report import write_report
 
         click.echo(f"Report: {run_user_errors(lambda: write_report(out_dir), writing=out_dir, rerun=_REPORT_RERUN)}")
+    from ..ablate.table import results_table
+
+    click.echo("\n" + results_table(out_dir))  # the numbers themselves, last, as lm-eval prints them
 
 
 @click.command("report")

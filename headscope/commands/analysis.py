@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..score_table import PLOT_SCORES, RANK_SCORES, score_spec
-from ._options import run_user_errors, seed_option
+from ._options import dtype_option, run_user_errors, seed_option
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -82,8 +82,8 @@ def _source(name: str, captures: tuple[str, ...], **opts: Any) -> str:
               help="Keep only heads in the top K in at least this share of bootstrap resamples.")
 @seed_option
 @click.option("--device", default="auto", show_default=True, help="causal only: device of the model.")
-@click.option("--dtype", default="auto", show_default=True,
-              type=click.Choice(["auto", "float32", "bfloat16", "float16"]), help="causal only: weights dtype.")
+@dtype_option(help="causal only: weights dtype (by-device = bfloat16 on GPU, float32 on CPU; auto = the "
+                   "checkpoint's own, as in transformers).")
 @click.option("--max-examples", type=click.IntRange(min=1), default=None,
               help="causal only: ablate on at most this many examples (each costs L x H forward passes).")
 @click.option("--verify", is_flag=True,

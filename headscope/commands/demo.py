@@ -26,6 +26,7 @@ def demo_command(out_dir: str, examples: int | None, quick: bool, quiet: bool) -
     4. report: OUT/report.md with tables, figures, the zoom-in of one decode, and what the
        demo does not show.
     Re-running resumes; everything is cached under OUT. The README gives the measured time.
+    Ends by printing the results table.
 
     \b
     Example:

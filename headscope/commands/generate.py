@@ -12,11 +12,21 @@ import click
 from ..auto_strength import DEFAULT_DEV_FRACTION, DEFAULT_GRID
 from ..dysco.config import TEMPLATE_MODES, WARMUP_COUNTINGS, DyscoConfig
 from ..dysco.methods import KNOBS, METHODS, method_spec
-from ._options import BATCH_AUTO_HELP, BatchSizeParam, model_options, run_user_errors, seed_option
+from ._options import (
+    BATCH_AUTO_HELP,
+    SELECTION_FLAGS,
+    SELECTION_WHY,
+    BatchSizeParam,
+    model_options,
+    renamed_option,
+    run_user_errors,
+    seed_option,
+    take_renamed,
+)
 
 # The options below that mirror a DyscoConfig field take its default from the dataclass (one place):
 # the DySCO authors' reference values (tuned on 7-8B models); the README says why its SmolLM2
-# commands pass --strength 3 --top-k 256.
+# commands pass --strength 3 --select-top-k 256.
 CONFIG_DEFAULTS = {f.name: f.default for f in fields(DyscoConfig)}
 
 
@@ -46,7 +56,14 @@ def _knob(name: str, kind: Any, **extra: Any) -> Callable[[Any], Any]:
     """The option of a DySCO knob: its default and help from the knob table (dysco/methods.py)."""
     kw: dict[str, Any] = {"type": kind, "default": KNOBS[name].default, "show_default": True, "help": KNOBS[name].help}
     kw.update(extra)
-    return click.option("--" + name.replace("_", "-"), name, **kw)
+    if name not in SELECTION_FLAGS:
+        return click.option("--" + name.replace("_", "-"), name, **kw)
+    new, old = SELECTION_FLAGS[name]
+
+    def both(func: Any) -> Any:
+        func = renamed_option(old, new, name, SELECTION_WHY, type=kind)(func)
+        return click.option(new, name, callback=take_renamed, **kw)(func)
+    return both
 
 
 @click.command("generate")
@@ -104,10 +121,10 @@ def generate_command(model_name: str, device: str, dtype: str, revision: str | N
     \b
     Example:
       headscope generate --heads runs/study/heads.json --prompts examples/prompts.jsonl \
-          --out runs/study/generations.jsonl --strength 3 --top-k 256
+          --out runs/study/generations.jsonl --strength 3 --select-top-k 256
       headscope generate --method vanilla --prompt "Who wrote Dracula?" --max-new-tokens 40
       headscope generate --heads runs/study/heads.json --prompts examples/prompts.jsonl \
-          --out runs/study/generations.jsonl --strength 3 --top-k 256 --batch-size 8
+          --out runs/study/generations.jsonl --strength 3 --select-top-k 256 --batch-size 8
       headscope generate --heads runs/study/heads.json --prompts answered.jsonl \
           --out runs/study/auto.jsonl --strength auto --strength-grid 1.5,2,3,4 --dev-examples 20
 

@@ -55,10 +55,10 @@ Example
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, cast, overload
 
 import torch
 
@@ -66,6 +66,7 @@ from ..kv_cache import cache_kwargs, new_cache, updates_discarded
 from ..models import eos_ids
 from .attention_fn import Controller, StopForward, attention_control
 from .config import DyscoConfig
+from .inputs import prompt_rows
 from .selection import HARD_MASK_STRENGTH, build_bias, select, template_positions, update_importance
 from .templates import generation_prompt_length, resolve_templates
 
@@ -107,17 +108,6 @@ def resolve_heads_for(config: DyscoConfig, geometry: Any) -> tuple[tuple[int, in
 
         return tuple(random_heads((geometry.n_layers, geometry.n_heads), len(config.heads), seed=config.seed).heads)
     return config.heads
-
-
-def _as_ids(input_ids: Any) -> torch.Tensor:
-    ids = torch.as_tensor(input_ids, dtype=torch.long)
-    if ids.dim() == 2:
-        if ids.shape[0] != 1:
-            raise ValueError(f"generate takes one prompt (batch size 1). Got a batch of {ids.shape[0]}.")
-        ids = ids[0]
-    if ids.dim() != 1 or ids.numel() == 0:
-        raise ValueError(f"input_ids must be a non-empty 1-D sequence of token ids. Got shape {tuple(ids.shape)}.")
-    return ids
 
 
 class _Sampler:
@@ -219,12 +209,29 @@ def _engine_for(lm: Any, engine: str, batch: int) -> str:
     return "dynamic"
 
 
-def generate(lm: Any, input_ids: Any, config: DyscoConfig, *, record: bool = False, engine: str = "auto",
-             cuda_graphs: bool = True, on_token: Callable[[int], None] | None = None) -> GenerationResult:
+@overload
+def generate(lm: Any, input_ids: Sequence[int], config: DyscoConfig, *, attention_mask: Any = None,
+             record: bool = False, engine: str = "auto", cuda_graphs: bool = True,
+             on_token: Callable[[int], None] | None = None) -> GenerationResult: ...
+
+
+@overload
+def generate(lm: Any, input_ids: Any, config: DyscoConfig, *, attention_mask: Any = None, record: bool = False,
+             engine: str = "auto", cuda_graphs: bool = True,
+             on_token: Callable[[int], None] | None = None) -> Any: ...
+
+
+def generate(lm: Any, input_ids: Any, config: DyscoConfig, *, attention_mask: Any = None, record: bool = False,
+             engine: str = "auto", cuda_graphs: bool = True,
+             on_token: Callable[[int], None] | None = None) -> GenerationResult | list[GenerationResult]:
     """Decode one prompt with DySCO or a baseline; see the module docstring for the schedule.
 
     ``lm`` is a :class:`headscope.models.LoadedModel`; ``input_ids`` a 1-D (or ``[1, n]``)
-    sequence of token ids. ``record=True`` adds ``trace``: an xarray Dataset with dims
+    sequence of token ids, or what a tokenizer returns (a ``BatchEncoding`` or mapping with
+    ``input_ids`` and ``attention_mask``, e.g. ``apply_chat_template(..., return_tensors="pt",
+    return_dict=True)``). A batch (``[B, n]`` ids with an ``attention_mask``, left or right
+    padding, or a list of prompts) returns one result per row, in order, as :func:`generate_batch`
+    (:mod:`headscope.dysco.inputs`). ``record=True`` adds ``trace``: an xarray Dataset with dims
     ``(step, position)`` holding ``importance`` (float32, NaN past the step's length) and
     ``selected`` (bool), per-step coordinates (phase, fed position and token, next token and
     its text, selected count) and attrs (config JSON, model, resolved warm-ups).
@@ -236,7 +243,12 @@ def generate(lm: Any, input_ids: Any, config: DyscoConfig, *, record: bool = Fal
     Both give the same tokens up to floating-point rounding. ``on_token`` is called with each
     new token id as soon as it is chosen (streaming, progress; benchmarks record a CUDA event there).
     """
-    ids = _as_ids(input_ids)
+    rows = prompt_rows(input_ids, attention_mask)
+    if len(rows) > 1:
+        if on_token is not None:
+            raise ValueError("on_token streams one prompt; for a batch use generate_batch(..., on_step=...).")
+        return generate_batch(lm, rows, config, record=record, engine=engine, cuda_graphs=cuda_graphs)
+    ids = rows[0]
     if _engine_for(lm, engine, 1) == "fixed":
         from .engine import generate_fixed
 
@@ -247,11 +259,12 @@ def generate(lm: Any, input_ids: Any, config: DyscoConfig, *, record: bool = Fal
     return _generate_dynamic(lm, ids, config, record=record, on_token=on_token)
 
 
-def generate_batch(lm: Any, prompts: Sequence[Any], config: DyscoConfig, *, batch_size: int | None = None,
-                   record: bool = False, engine: str = "auto", cuda_graphs: bool = True,
+def generate_batch(lm: Any, prompts: Sequence[Any] | Mapping[str, Any], config: DyscoConfig, *,
+                   batch_size: int | None = None, record: bool = False, engine: str = "auto", cuda_graphs: bool = True,
                    progress: bool = False, on_step: Callable[[list[int]], None] | None = None
                    ) -> list[GenerationResult]:
-    """Decode several prompts (each a 1-D sequence of token ids), ``batch_size`` at a time.
+    """Decode several prompts (each a 1-D sequence of token ids, or a tokenizer's padded batch:
+    :mod:`headscope.dysco.inputs`), ``batch_size`` at a time.
 
     Each prompt has its own importance, selection, templates and EOS; the results (in the
     order of ``prompts``) are those of decoding each prompt alone (:func:`generate`), up to
@@ -259,7 +272,7 @@ def generate_batch(lm: Any, prompts: Sequence[Any], config: DyscoConfig, *, batc
     ``batch_size`` None decodes all at once; 1 decodes one at a time (any engine). ``on_step`` is
     called once per decode step with the tokens that step chose (one per prompt of the batch).
     """
-    ids = [_as_ids(p) for p in prompts]
+    ids = prompt_rows(prompts) if prompts is not None and len(prompts) else []
     size = len(ids) if batch_size is None else int(batch_size)
     if size < 1:
         raise ValueError(f"The 'batch_size' parameter must be >= 1. Got {batch_size!r} instead.")

@@ -98,13 +98,15 @@ class Knob:
 
 KNOBS: dict[str, Knob] = {k.name: k for k in (
     Knob("top_k", 4096, lambda v: v is None or _integer(1)(v), "a positive integer or None",
-         "Top-k selection (0 = off, as 'none' in ablate)."),
+         "DySCO's token selection: at most this many context tokens, by importance, get the boost (not a "
+         "sampling filter; 0 = off, as 'none' in ablate)."),
     Knob("top_p", 0.975, lambda v: v is None or (_number(v) and 0 < v <= 1), "a float in (0, 1] or None",
-         "Nucleus selection (0 = off, as 'none' in ablate)."),
+         "DySCO's token selection: the fewest tokens holding this share of the importance (not a sampling "
+         "filter; 0 = off, as 'none' in ablate)."),
     Knob("strength", 2.0, lambda v: _number(v) and math.isfinite(v) and v > 0,
          "a finite float > 0 (>= 99 means hard mask)",
          "Attention multiplier of selected tokens; >= 99 keeps only them. The default is the DySCO authors'; on "
-         "SmolLM2-135M strength 3 with --top-k 256 does much better (README)."),
+         "SmolLM2-135M strength 3 with --select-top-k 256 does much better (README)."),
     Knob("decay", 0.75, lambda v: _number(v) and math.isfinite(v) and v >= 0, "a finite float >= 0",
          "Importance decay g."),
     Knob("context_warmup", 8, _integer(0), "an integer >= 0",
