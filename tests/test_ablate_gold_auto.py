@@ -80,7 +80,7 @@ def test_auto_strength_ties_go_to_the_strength_closest_to_vanilla(tmp_path, tiny
     ds = run_ablation(cfg, tmp_path, lm=tiny, progress=False, record_trace=False)
     auto = json.loads((tmp_path / "run.json").read_text())["models"]["tiny"]["auto"][0]
     assert [c["score"] for c in auto["candidates"]] == [0.0, 0.0, 0.0]
-    assert auto["strength"] == 1.5 and float(ds["strength_used"].sel({"method": "dysco"}).max()) == 1.5
+    assert auto["strength"] == 1.5 and float(ds["strength_used"].sel(decoding="dysco").max()) == 1.5
     assert len(auto["dev_ids"]) == 2 and all("-s7-" in i for i in auto["dev_ids"])
     evaluated = set(np.asarray(ds["example_id"].values).ravel().tolist())
     assert not evaluated & set(auto["dev_ids"])
