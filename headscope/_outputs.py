@@ -46,6 +46,11 @@ __all__ = ["LOCK_PREFIX", "OutputInUseError", "check_output", "is_lock_file", "o
 
 LOCK_PREFIX = ".headscope-lock"
 Kind = Literal["file", "dir"]
+# Lock files this process holds with ``shared=True``, with their nesting depth: a pipeline
+# (``demo``) takes its output's lock before loading a model and then calls a stage (``ablate``)
+# that locks the same output; the inner call shares the outer hold instead of refusing its own
+# process. Holds taken without ``shared`` stay exclusive even within the process.
+_HELD: dict[Path, int] = {}
 
 
 class OutputInUseError(RuntimeError):
@@ -138,13 +143,14 @@ def _write_owner(lock: Path, command: str | None) -> None:
 
 @contextmanager
 def output_lock(target: str | Path, *, kind: Kind, slot: tuple[int, int] = (0, 1),
-                command: str | None = None) -> Iterator[None]:
+                command: str | None = None, shared: bool = False) -> Iterator[None]:
     """Hold the exclusive lock of ``target`` (a run directory, created if missing, or an output
     file, whose parent is created if missing) for the duration of the block.
 
     Raises :class:`OutputInUseError` at once when another process holds it (or, for a run
     directory, when a process of another launch holds a lock there). A run directory this call
     created is removed again if the block fails before anything but the lock was written.
+    With ``shared=True``, a nested call for the same lock in this process shares the hold.
     """
     from filelock import FileLock, Timeout
 
@@ -152,6 +158,14 @@ def output_lock(target: str | Path, *, kind: Kind, slot: tuple[int, int] = (0, 1
     created = kind == "dir" and not target.exists()
     (target if kind == "dir" else target.parent).mkdir(parents=True, exist_ok=True)
     lock_file = _lock_path(target, kind, slot)
+    held = lock_file.resolve()
+    if held in _HELD:  # this process already holds it (an enclosing pipeline): share that hold
+        _HELD[held] += 1
+        try:
+            yield
+        finally:
+            _HELD[held] -= 1
+        return
     lock = FileLock(str(lock_file), timeout=0)
     try:
         lock.acquire()
@@ -166,11 +180,15 @@ def output_lock(target: str | Path, *, kind: Kind, slot: tuple[int, int] = (0, 1
                 if _held_elsewhere(other):
                     raise _busy(target, other)
         _write_owner(lock_file, command)
+        if shared:
+            _HELD[held] = 1
         yield
     except BaseException:
         failed = True
         raise
     finally:
+        if shared:
+            _HELD.pop(held, None)
         owner = lock_file.with_name(lock_file.name + ".owner")
         owner.unlink(missing_ok=True)  # still ours: we hold the lock
         lock.release()

@@ -107,6 +107,21 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, *, examples: int | None = None, 
 
     ``echo`` receives one line per stage. Raises the user errors of each stage (ValueError, ...).
     """
+    from ._outputs import check_output, output_lock
+
+    start, cpu = time.perf_counter(), time.process_time()
+    out = Path(out_dir)
+    config = demo_config(quick, examples)
+    command = "headscope demo --out " + str(out_dir) + (" --quick" if quick else "") + (
+        f" --examples {examples}" if examples else "")
+    check_output(out, kind="dir")
+    # The lock first: a second demo on the same folder stops here, before any model loads.
+    with output_lock(out, kind="dir", command=command, shared=True):
+        return _run_locked(config, out, command, quick=quick, quiet=quiet, echo=echo, start=start, cpu=cpu)
+
+
+def _run_locked(config: Any, out: Path, command: str, *, quick: bool, quiet: bool, echo: Callable[[str], None],
+                start: float, cpu: float) -> Path:
     from .ablate.head_labels import calibration_dir
     from .ablate.plan import plan
     from .ablate.run import run_ablation
@@ -114,9 +129,6 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, *, examples: int | None = None, 
     from .models import load_model
     from .report import write_report
 
-    start, cpu = time.perf_counter(), time.process_time()
-    out = Path(out_dir)
-    config = demo_config(quick, examples)
     echo(plan(config).describe())
     lm = load_model(config.models[0], device=config.device, dtype=config.dtype)
     cal = config.calibration
@@ -129,8 +141,6 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, *, examples: int | None = None, 
     _rank_figure(where, out, config.heads[0], lm.name, echo)
     echo(f"[3/4] ablate: {', '.join(config.methods)} on {', '.join(config.tasks)} at {list(config.lengths)} "
          f"tokens, {config.examples} examples each")
-    command = "headscope demo --out " + str(out_dir) + (" --quick" if quick else "") + (
-        f" --examples {examples}" if examples else "")
     ds = run_ablation(config, out, lm=lm, progress=not quiet, command=command)
     echo(f"[4/4] report ({time.perf_counter() - start:.0f} s so far)")
     info_path = out / "run.json"
