@@ -110,11 +110,12 @@ class GenerateRequest:
 
 def run_prompts(request: GenerateRequest, prompts: list[Prompt] | str | Path, out: str | Path | None = None, *,
                 echo: Callable[..., None] = print, note: Callable[[str], None] = print,
-                command: str | None = None) -> None:
+                command: str | None = None, progress: bool = True) -> None:
     """Decode ``prompts`` (rows, or a prompt file): stream each answer to ``echo``, or append each
     record to ``out`` (resumable).
 
-    ``note`` receives the one-line messages meant for stderr (what runs, a resume). Raises
+    ``note`` receives the one-line messages meant for stderr (what runs, a resume); ``progress``
+    shows a progress bar while decoding into ``out``. Raises
     ValueError / FileNotFoundError / OutputInUseError before any weights load when anything is off.
     """
     from .dysco.templates import chat_prompt_ids
@@ -133,7 +134,7 @@ def run_prompts(request: GenerateRequest, prompts: list[Prompt] | str | Path, ou
     check_prompt_lengths([(r["id"], chat_prompt_ids(tokenizer, r["prompt"], r.get("assistant_prefix", "")))
                           for r in rows], geometry.max_context)
     if out_path is None:
-        _decode(_load(request), cfg, rows, None, request.batch_size, echo, note)
+        _decode(_load(request), cfg, rows, None, request.batch_size, echo, note, progress)
         return
     settings = {"model": geometry.name, "revision": request.revision, "device": request.device,
                 "dtype": request.dtype, **cfg.to_dict()}
@@ -148,7 +149,7 @@ def run_prompts(request: GenerateRequest, prompts: list[Prompt] | str | Path, ou
     with output.writing(command) as done:  # the file's lock: a second run on it stops here
         rest = [r for r in todo if str(r["id"]) not in done]  # a run that ended meanwhile may have added ids
         if rest:
-            _decode(_load(request), cfg, rest, output, request.batch_size, echo, note)
+            _decode(_load(request), cfg, rest, output, request.batch_size, echo, note, progress)
 
 
 def _load(request: GenerateRequest) -> LoadedModel:
@@ -182,7 +183,7 @@ def _describe(lm: LoadedModel, cfg: DyscoConfig) -> str:
 
 
 def _decode(lm: LoadedModel, cfg: DyscoConfig, todo: list[Prompt], sink: GenerationsFile | None, batch_size: int,
-            echo: Callable[..., None], note: Callable[[str], None]) -> None:
+            echo: Callable[..., None], note: Callable[[str], None], progress: bool = True) -> None:
     """Decode ``todo``: stream each answer to ``echo``, or append each output to ``sink``."""
     from tqdm import tqdm
 
@@ -199,7 +200,7 @@ def _decode(lm: LoadedModel, cfg: DyscoConfig, todo: list[Prompt], sink: Generat
                      on_token=stream)
             echo(lm.tokenizer.decode(stream.ids, skip_special_tokens=True)[len(stream.shown):])
         return
-    with tqdm(total=len(todo), desc="generate", unit="prompt", dynamic_ncols=True) as bar:
+    with tqdm(total=len(todo), desc="generate", unit="prompt", dynamic_ncols=True, disable=not progress) as bar:
         for first in range(0, len(todo), batch_size):
             rows = todo[first:first + batch_size]
             ids = [chat_prompt_ids(lm.tokenizer, row["prompt"], row.get("assistant_prefix", "")) for row in rows]

@@ -61,9 +61,10 @@ def _knob(name: str, kind: type, **extra: Any) -> Callable[[Any], Any]:
               help="Prompts decoded together (left-padded; each keeps its own importance, selection and EOS; "
                    "same tokens as one at a time).")
 @seed_option
+@click.option("--quiet", is_flag=True, help="No progress bar and no status lines (errors and the answer still show).")
 def generate_command(model_name: str, device: str, dtype: str, revision: str | None, heads_spec: str | None,
                      prompts_path: Path | None, prompt_text: str | None, out_path: Path | None, method: str,
-                     allow_other_model: bool, batch_size: int, **knobs: Any) -> None:
+                     allow_other_model: bool, batch_size: int, quiet: bool, **knobs: Any) -> None:
     """Generate with DySCO (or vanilla / static / random-heads / sharpening) from a head set.
 
     Decoding stops at the model's end of turn (its EOS, or the chat template's end-of-turn
@@ -72,10 +73,10 @@ def generate_command(model_name: str, device: str, dtype: str, revision: str | N
 
     \b
     Example:
-      headscope generate --heads runs/study/heads.json --prompts examples/prompts.jsonl \
+      headscope generate --heads runs/study/heads.json --prompts examples/prompts.jsonl \\
           --out runs/study/generations.jsonl --strength 3 --top-k 256
       headscope generate --method vanilla --prompt "Who wrote Dracula?" --max-new-tokens 40
-      headscope generate --heads runs/study/heads.json --prompts examples/prompts.jsonl \
+      headscope generate --heads runs/study/heads.json --prompts examples/prompts.jsonl \\
           --out runs/study/generations.jsonl --strength 3 --top-k 256 --batch-size 8
     """
     from ..prompt_runs import GenerateRequest, run_prompts
@@ -97,12 +98,16 @@ def generate_command(model_name: str, device: str, dtype: str, revision: str | N
         knobs["intervention_warmup"] = int(warm)
     if prompt_text is not None and not prompt_text.strip():
         raise click.BadParameter("the prompt is empty", param_hint="--prompt")
+    if quiet:
+        from .._announce import enable
+
+        enable(False)  # no "loading MODEL ..." line either
     request = GenerateRequest(model=model_name, device=device, dtype=dtype, revision=revision, method=method,
                               heads=heads_spec, allow_other_model=allow_other_model, knobs=knobs,
                               batch_size=batch_size)
     prompts: Any = prompts_path if prompts_path is not None else [{"id": "prompt", "prompt": prompt_text}]
-    run_user_errors(lambda: run_prompts(request, prompts, out_path, echo=click.echo,
-                                        note=lambda text: click.echo(text, err=True)))
+    run_user_errors(lambda: run_prompts(request, prompts, out_path, echo=click.echo, progress=not quiet,
+                                        note=(lambda text: None) if quiet else lambda text: click.echo(text, err=True)))
 
 
 COMMANDS = [generate_command]
