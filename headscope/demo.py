@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEMO_CONFIG", "QUICK", "demo_config", "findings", "run_demo", "scope_notes"]
+__all__ = ["DEMO_CONFIG", "QUICK", "demo_config", "demo_timing", "findings", "run_demo", "scope_notes"]
 
 # Package data, so the demo reads the same file from a wheel as from a checkout.
 DEMO_CONFIG = Path(__file__).resolve().parent / "configs" / "demo.yaml"
@@ -133,6 +133,8 @@ def _run_locked(config: Any, out: Path, command: str, *, quick: bool, quiet: boo
     lm = load_model(config.models[0], device=config.device, dtype=config.dtype)
     cal = config.calibration
     where = calibration_dir(config, lm.name, out, cal.decode_steps or 0)
+    # Work an earlier invocation finished is not redone: this invocation's time is then not the demo's.
+    resumed = (where / "run.json").exists() or bool(_decode_seconds(out))
     echo(f"[1/4] calibrate: {cal.task}, lengths {list(cal.lengths)}, {cal.examples} examples each -> {where}")
     run_calibration(CalibrationConfig(model=lm.name, task=cal.task, lengths=tuple(cal.lengths), n_examples=cal.examples,
                                       seed=cal.seed, decode_steps=cal.decode_steps or 0), where, lm=lm,
@@ -147,12 +149,32 @@ def _run_locked(config: Any, out: Path, command: str, *, quick: bool, quiet: boo
     info = json.loads(info_path.read_text())
     # The report's own rendering takes seconds; record the timing first so the report can state it.
     info["demo"] = {"seconds": round(time.perf_counter() - start, 1),
-                    "cpu_seconds": round(time.process_time() - cpu, 1), "command": command}
+                    "cpu_seconds": round(time.process_time() - cpu, 1), "command": command,
+                    "resumed": resumed, "decode_seconds": round(_decode_seconds(out), 1)}
     info["notes"] = scope_notes(config, quick, ds)
     info_path.write_text(json.dumps(info, indent=2, sort_keys=True))
     path = write_report(out)
     echo(f"Done in {time.perf_counter() - start:.0f} s: {path}")
     return path
+
+
+def demo_timing(demo: dict[str, Any]) -> str:
+    """How long the demo took (the report's sentence, from ``run.json``'s ``demo`` entry); after a resume, the decode time summed over its invocations (the
+    last invocation alone took only what was left)."""
+    last = (f"{demo['seconds']:.0f} s of wall time and {demo.get('cpu_seconds', float('nan')):.0f} s of CPU time")
+    if not demo.get("resumed"):
+        return f"The demo (calibrate, rank, ablate, report) took {last} in one invocation."
+    return (f"The demo was resumed: its decodes took {demo.get('decode_seconds', float('nan')):.0f} s in all (the sum "
+            f"of the decode times recorded with each result, over every invocation; calibration and report not "
+            f"included); the last invocation took {last}.")
+
+
+def _decode_seconds(out: Path) -> float:
+    """The decode times recorded with every result in ``out`` (whichever invocation decoded it)."""
+    from ._jsonl import read_jsonl
+
+    path = out / "results.jsonl"
+    return sum(float(r.get("seconds") or 0.0) for r in read_jsonl(path, on_bad="skip")) if path.exists() else 0.0
 
 
 def _rank_figure(capture: Path, out: Path, label: str, model: str, echo: Callable[[str], None]) -> None:

@@ -480,9 +480,11 @@ def _provenance(ds: Any, run: dict[str, Any]) -> list[str]:
                                f"{' (from ' + hs['source'] + ')' if hs.get('source') else ''}")
     config = json.loads(ds.attrs.get("config", "{}"))
     demo = run.get("demo") or {}
-    timing = ([f"The demo (calibrate, rank, ablate, report) took {demo['seconds']:.0f} s of wall time and "
-               f"{demo.get('cpu_seconds', float('nan')):.0f} s of CPU time in its last invocation.", ""]
-              if demo.get("seconds") is not None else [])
+    timing: list[str] = []
+    if demo.get("seconds") is not None:
+        from .demo import demo_timing
+
+        timing = [demo_timing(demo), ""]
     return ["## How this was made", "", "Command:", "", "```", str(ds.attrs.get("command", "")), "```", "", *timing,
             f"Run started {ds.attrs.get('created')}, {ds.attrs.get('seconds')} s in the last invocation "
             f"(cached results are not recomputed).", "",

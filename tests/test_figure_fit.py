@@ -17,6 +17,8 @@ from headscope.testing import synthetic_capture, write_capture
 # The bundled model's geometry (9 query heads, 3 KV heads) and a real model name: the heat map's
 # width follows the head count, and the titles name the model and the data.
 MODEL = "smollm2-135m"
+# Captures of a model loaded by its hub id name it so in every title.
+HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 
 def overflowing(fig) -> list[str]:
@@ -62,7 +64,7 @@ def figures(monkeypatch):
 
 @pytest.fixture(scope="module")
 def capture(tmp_path_factory):
-    ds = synthetic_capture(6, 4, 9, 3, 24, seed=0, task="qa", lengths=[24] * 3 + [48] * 3, model=MODEL,
+    ds = synthetic_capture(6, 4, 9, 3, 24, seed=0, task="qa", lengths=[24] * 3 + [48] * 3, model=HUB_ID,
                            retrieval_heads=[(1, 2), (2, 5), (3, 7)], sink_heads=[(0, 0), (0, 3)])
     return write_capture(ds, tmp_path_factory.mktemp("cap") / "run")
 
@@ -93,7 +95,7 @@ def test_clusters_figure_names_model_and_data_and_has_a_legend_per_panel(capture
     assert result.exit_code == 0, result.output
     fig = figures["clusters"]
     title = fig.get_suptitle()
-    assert MODEL in title and "6 qa prompts of 24/48 tokens" in title.replace("\n", " ")
+    assert HUB_ID in title.replace("\n", " ") and "6 qa prompts of 24/48 tokens" in title.replace("\n", " ")
     left, right = fig.axes[:2]
     assert left.get_legend() is not None and right.get_legend() is not None
     names = [t.get_text() for t in right.get_legend().get_texts()]

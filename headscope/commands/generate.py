@@ -99,9 +99,13 @@ def generate_command(model_name: str, device: str, dtype: str, revision: str | N
     if prompt_text is not None and not prompt_text.strip():
         raise click.BadParameter("the prompt is empty", param_hint="--prompt")
     if quiet:
+        import os
+
         from .._announce import enable
 
         enable(False)  # no "loading MODEL ..." line either
+        # nor transformers' "Loading weights" bar (read when transformers is imported, which is later)
+        os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
     request = GenerateRequest(model=model_name, device=device, dtype=dtype, revision=revision, method=method,
                               heads=heads_spec, allow_other_model=allow_other_model, knobs=knobs,
                               batch_size=batch_size)
