@@ -26,6 +26,11 @@ DEMO_CONFIG = Path(__file__).resolve().parent / "configs" / "demo.yaml"
 QUICK = {"lengths": [256], "examples": 2, "max_new_tokens": 8,
          "calibration": {"task": "passkey", "lengths": [256], "examples": 2, "seed": 0, "decode_steps": 0}}
 DEFAULT_OUT = "runs/demo"
+# Prompts decoded together. On a CPU a decode step reads every weight once whatever the batch, so a
+# batch shares that cost; the tokens are those of one prompt at a time (tests/test_demo_batch.py
+# checks it on the demo's own prompts). A round of batches (one per method) comes before the
+# estimate of the whole ablation.
+BATCH_SIZE = 6
 
 # What the demo's report says about its own reach. Static on purpose: these are limits of the
 # design (and measured facts of the committed full study), true whatever this run finds.
@@ -123,13 +128,14 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, *, examples: int | None = None, 
 def _run_locked(config: Any, out: Path, command: str, *, quick: bool, quiet: bool, echo: Callable[[str], None],
                 start: float, cpu: float) -> Path:
     from .ablate.head_labels import calibration_dir
-    from .ablate.plan import plan
+    from .ablate.plan import TimeEstimate, plan
     from .ablate.run import run_ablation
     from .calibrate import CalibrationConfig, run_calibration
     from .models import load_model
     from .report import write_report
 
-    echo(plan(config).describe())
+    the_plan = plan(config)
+    echo(the_plan.describe())
     lm = load_model(config.models[0], device=config.device, dtype=config.dtype)
     cal = config.calibration
     where = calibration_dir(config, lm.name, out, cal.decode_steps or 0)
@@ -141,9 +147,13 @@ def _run_locked(config: Any, out: Path, command: str, *, quick: bool, quiet: boo
                     progress=not quiet)
     echo(f"[2/4] rank: {', '.join(config.heads)} from the capture ({time.perf_counter() - start:.0f} s so far)")
     _rank_figure(where, out, config.heads[0], lm.name, echo)
+    batch = min(BATCH_SIZE, config.examples)
+    first = batch * len(config.methods)
     echo(f"[3/4] ablate: {', '.join(config.methods)} on {', '.join(config.tasks)} at {list(config.lengths)} "
-         f"tokens, {config.examples} examples each")
-    ds = run_ablation(config, out, lm=lm, progress=not quiet, command=command)
+         f"tokens, {config.examples} examples each, in batches of {batch}; a time estimate follows the first "
+         f"{first} decodes")
+    ds = run_ablation(config, out, lm=lm, progress=not quiet, command=command, batch_size=batch,
+                      on_result=TimeEstimate(the_plan, echo, after=first))
     echo(f"[4/4] report ({time.perf_counter() - start:.0f} s so far)")
     info_path = out / "run.json"
     info = json.loads(info_path.read_text())
