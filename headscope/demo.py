@@ -169,8 +169,8 @@ def _run_locked(config: Any, out: Path, command: str, *, quick: bool, quiet: boo
 
 
 def demo_timing(demo: dict[str, Any]) -> str:
-    """How long the demo took (the report's sentence, from ``run.json``'s ``demo`` entry); after a resume, the decode time summed over its invocations (the
-    last invocation alone took only what was left)."""
+    """How long the demo took (the report's sentence, from ``run.json``'s ``demo`` entry); after a
+    resume, the decode time summed over its invocations (the last one alone took only what was left)."""
     last = (f"{demo['seconds']:.0f} s of wall time and {demo.get('cpu_seconds', float('nan')):.0f} s of CPU time")
     if not demo.get("resumed"):
         return f"The demo (calibrate, rank, ablate, report) took {last} in one invocation."

@@ -207,12 +207,12 @@ def _decode(lm: LoadedModel, cfg: DyscoConfig, todo: list[Prompt], sink: Generat
             label = str(rows[0]["id"]) if len(rows) == 1 else f"{len(rows)} prompts"
             count = [0]
 
-            def progress(_tokens: list[int], count: list[int] = count, label: str = label) -> None:
+            def show_tokens(_tokens: list[int], count: list[int] = count, label: str = label) -> None:
                 count[0] += 1
                 bar.set_postfix_str(f"{label}: {count[0]} tokens", refresh=True)
 
             start = time.perf_counter()
-            results = generate_batch(lm, ids, cfg, batch_size=batch_size, on_step=progress)
+            results = generate_batch(lm, ids, cfg, batch_size=batch_size, on_step=show_tokens)
             seconds = (time.perf_counter() - start) / len(rows)  # a batch's time, shared by its prompts
             for row, res in zip(rows, results):
                 sink.append({

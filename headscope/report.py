@@ -1,9 +1,9 @@
 """``OUT/report.md`` for an ablation run: tables, figures, and how the numbers were made.
 
 Figures (``OUT/figures/*.png`` and ``.svg``): accuracy vs context length per method with 95%
-CIs (bars per method when the run has one length); strength and top-k sweeps; head-set ablation bars; DySCO's per-step importance over the
-prompt for one example (the "zoom-in"). Main figures show the *headline* setting: the config's
-``headline`` section, else the first value of every axis.
+CIs (bars per method when the run has one length); strength and top-k sweeps; head-set ablation
+bars; DySCO's per-step importance over the prompt for one example (the "zoom-in"). Main figures
+show the *headline* setting: the config's ``headline`` section, else the first value of every axis.
 
 Example
 -------

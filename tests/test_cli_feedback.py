@@ -118,8 +118,9 @@ def test_calibrate_hint_writes_into_the_run_and_retrieval_refusal_says_how_to_re
 
 def test_notebook_01_saves_scores_and_no_temporary_path(tmp_path):
     """The notebook's own save cell, run on a synthetic capture's scores."""
-    import nbformat
     from types import SimpleNamespace
+
+    import nbformat
 
     from headscope.analysis import qr_score, top_heads
 

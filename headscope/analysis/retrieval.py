@@ -27,7 +27,6 @@ True
 from __future__ import annotations
 
 import json
-
 import re
 from collections import Counter
 from collections.abc import Sequence
