@@ -134,3 +134,17 @@ def test_notebook_01_saves_scores_and_no_temporary_path(tmp_path):
     saved = json.loads((tmp_path / "heads.json").read_text())
     assert saved["scores"] is not None and len(saved["scores"]) == 3
     assert str(tmp_path) not in saved["source"] and "notebooks/01_discover_heads.ipynb" in saved["source"]
+
+
+@pytest.mark.slow
+def test_readme_pass_key_prompt_is_answered_by_dysco(smollm2):
+    """examples/prompts.jsonl's pass-key prompt, decoded as the README's step 4 does (strength 3,
+    top-k 256) with the demo's 8 heads (docs/ablate.md), gives the key."""
+    from headscope.dysco import DyscoConfig, generate
+    from headscope.dysco.templates import chat_prompt_ids
+
+    row = json.loads((REPO / "examples" / "prompts.jsonl").read_text().splitlines()[0])
+    ids = chat_prompt_ids(smollm2.tokenizer, row["prompt"], row.get("assistant_prefix", ""))
+    heads = ((21, 8), (7, 7), (17, 3), (18, 6), (18, 7), (23, 2), (15, 6), (14, 3))
+    out = generate(smollm2, ids, DyscoConfig(heads=heads, strength=3, top_k=256, max_new_tokens=40))
+    assert "48213" in out.text
