@@ -26,11 +26,13 @@ DEMO_CONFIG = Path(__file__).resolve().parent / "configs" / "demo.yaml"
 QUICK = {"lengths": [256], "examples": 2, "max_new_tokens": 8,
          "calibration": {"task": "passkey", "lengths": [256], "examples": 2, "seed": 0, "decode_steps": 0}}
 DEFAULT_OUT = "runs/demo"
-# Prompts decoded together. On a CPU a decode step reads every weight once whatever the batch, so a
-# batch shares that cost; the tokens are those of one prompt at a time (tests/test_demo_batch.py
-# checks it on the demo's own prompts). A round of batches (one per method) comes before the
-# estimate of the whole ablation.
-BATCH_SIZE = 6
+# Prompts decoded together (``--batch-size``). On a CPU a decode step reads every weight once
+# whatever the batch, so a batch could share that cost; the tokens are those of one prompt at a
+# time (tests/test_demo_batch.py checks it on the demo's own prompts). Default 1 until a batch is
+# measured faster on an idle machine: on the shared, loaded machine of 2026-12-06 three prompts in
+# one batch took 13% less CPU time than one at a time with vanilla decoding but 17% more with DySCO.
+# One round of batches (one per method) comes before the estimate of the whole ablation.
+BATCH_SIZE = 1
 
 # What the demo's report says about its own reach. Static on purpose: these are limits of the
 # design (and measured facts of the committed full study), true whatever this run finds.
@@ -107,7 +109,7 @@ def findings(ds: Any) -> str:
 
 
 def run_demo(out_dir: str | Path = DEFAULT_OUT, *, examples: int | None = None, quick: bool = False,
-             quiet: bool = False, echo: Callable[[str], None] = print) -> Path:
+             quiet: bool = False, echo: Callable[[str], None] = print, batch_size: int = BATCH_SIZE) -> Path:
     """Calibrate, rank, ablate and report into ``out_dir`` (resumable); return the report's path.
 
     ``echo`` receives one line per stage. Raises the user errors of each stage (ValueError, ...).
@@ -122,11 +124,12 @@ def run_demo(out_dir: str | Path = DEFAULT_OUT, *, examples: int | None = None, 
     check_output(out, kind="dir")
     # The lock first: a second demo on the same folder stops here, before any model loads.
     with output_lock(out, kind="dir", command=command, shared=True):
-        return _run_locked(config, out, command, quick=quick, quiet=quiet, echo=echo, start=start, cpu=cpu)
+        return _run_locked(config, out, command, quick=quick, quiet=quiet, echo=echo, start=start, cpu=cpu,
+                           batch_size=batch_size)
 
 
 def _run_locked(config: Any, out: Path, command: str, *, quick: bool, quiet: bool, echo: Callable[[str], None],
-                start: float, cpu: float) -> Path:
+                start: float, cpu: float, batch_size: int) -> Path:
     from .ablate.head_labels import calibration_dir
     from .ablate.plan import TimeEstimate, plan
     from .ablate.run import run_ablation
@@ -147,11 +150,11 @@ def _run_locked(config: Any, out: Path, command: str, *, quick: bool, quiet: boo
                     progress=not quiet)
     echo(f"[2/4] rank: {', '.join(config.heads)} from the capture ({time.perf_counter() - start:.0f} s so far)")
     _rank_figure(where, out, config.heads[0], lm.name, echo)
-    batch = min(BATCH_SIZE, config.examples)
+    batch = max(1, min(batch_size, config.examples))
     first = batch * len(config.methods)
     echo(f"[3/4] ablate: {', '.join(config.methods)} on {', '.join(config.tasks)} at {list(config.lengths)} "
-         f"tokens, {config.examples} examples each, in batches of {batch}; a time estimate follows the first "
-         f"{first} decodes")
+         f"tokens, {config.examples} examples each" + (f", in batches of {batch}" if batch > 1 else "") +
+         f"; a time estimate follows the first {first} decodes")
     ds = run_ablation(config, out, lm=lm, progress=not quiet, command=command, batch_size=batch,
                       on_result=TimeEstimate(the_plan, echo, after=first))
     echo(f"[4/4] report ({time.perf_counter() - start:.0f} s so far)")
