@@ -30,7 +30,8 @@ DEFAULT_OUT = "runs/demo"
 # whatever the batch, so a batch could share that cost; the tokens are those of one prompt at a
 # time (tests/test_demo_batch.py checks it on the demo's own prompts). Default 1 until a batch is
 # measured faster on an idle machine: on the shared, loaded machine of 2026-12-06 three prompts in
-# one batch took 13% less CPU time than one at a time with vanilla decoding but 17% more with DySCO.
+# one batch took 13% less CPU time than one at a time with vanilla decoding but 17% more with DySCO
+# and 33% more with random heads (the same tokens each time).
 # One round of batches (one per method) comes before the estimate of the whole ablation.
 BATCH_SIZE = 1
 
