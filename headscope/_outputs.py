@@ -54,6 +54,11 @@ __all__ = ["LOCK_PREFIX", "OutputInUseError", "atomic_path", "check_output", "is
 
 LOCK_PREFIX = ".headscope-lock"
 Kind = Literal["file", "dir"]
+# Lock files this process holds with ``shared=True``, with their nesting depth: a pipeline
+# (``demo``) takes its output's lock before loading a model and then calls a stage (``ablate``)
+# that locks the same output; the inner call shares the outer hold instead of refusing its own
+# process. Holds taken without ``shared`` stay exclusive even within the process.
+_HELD: dict[Path, int] = {}
 
 
 class OutputInUseError(RuntimeError):
@@ -152,7 +157,8 @@ def _write_owner(lock: Path, command: str | None) -> None:
 
 @contextmanager
 def output_lock(target: str | Path, *, kind: Kind, slot: tuple[int, int] = (0, 1),
-                command: str | None = None, run_kind: str | None = None) -> Iterator[None]:
+                command: str | None = None, run_kind: str | None = None,
+                shared: bool = False) -> Iterator[None]:
     """Hold the exclusive lock of ``target`` (a run directory, created if missing, or an output
     file, whose parent is created if missing) for the duration of the block.
 
@@ -160,6 +166,7 @@ def output_lock(target: str | Path, *, kind: Kind, slot: tuple[int, int] = (0, 1
     directory, when a process of another launch holds a lock there). ``run_kind``: record that
     this kind of run owns the run directory, or raise if another kind does. A run directory this
     call created is removed again if the block fails before anything but the lock was written.
+    With ``shared=True``, a nested call for the same lock in this process shares the hold.
     """
     from filelock import FileLock, Timeout
 
@@ -169,6 +176,14 @@ def output_lock(target: str | Path, *, kind: Kind, slot: tuple[int, int] = (0, 1
     created = kind == "dir" and not target.exists()
     (target if kind == "dir" else target.parent).mkdir(parents=True, exist_ok=True)
     lock_file = _lock_path(target, kind, slot)
+    held = lock_file.resolve()
+    if held in _HELD:  # this process already holds it (an enclosing pipeline): share that hold
+        _HELD[held] += 1
+        try:
+            yield
+        finally:
+            _HELD[held] -= 1
+        return
     lock = FileLock(str(lock_file), timeout=0)
     try:
         lock.acquire()
@@ -187,6 +202,8 @@ def output_lock(target: str | Path, *, kind: Kind, slot: tuple[int, int] = (0, 1
 
             claim_folder(target, run_kind)  # checked again under the lock: two kinds may start at once
         _write_owner(lock_file, command)
+        if shared:
+            _HELD[held] = 1
         yield
     except BaseException:
         failed = True
@@ -194,6 +211,8 @@ def output_lock(target: str | Path, *, kind: Kind, slot: tuple[int, int] = (0, 1
     finally:
         from ._folder_kind import is_kind_file
 
+        if shared:
+            _HELD.pop(held, None)
         owner = lock_file.with_name(lock_file.name + ".owner")
         owner.unlink(missing_ok=True)  # still ours: we hold the lock
         lock.release()

@@ -14,9 +14,29 @@ import click
 from . import __version__, commands
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+# What Ctrl-C says per command that keeps finished work and picks up there when run again.
+_AGAIN = "Run the same command again to resume: "
+RESUMABLE = {"ablate": _AGAIN + "what finished is kept in its output folder.",
+             "calibrate": _AGAIN + "what finished is kept in its output folder.",
+             "demo": _AGAIN + "what finished is kept in its output folder.",
+             "generate": "With --out, run the same command again to resume: the finished prompts are in that file."}
+# Exit status of a process stopped by Ctrl-C (128 + SIGINT), as shells report it.
+INTERRUPTED = 130
 
 
-@click.group(context_settings=CONTEXT_SETTINGS)
+class _Group(click.Group):
+    """The command group; Ctrl-C says what a rerun does instead of click's bare ``Aborted!``."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            hint = RESUMABLE.get(ctx.invoked_subcommand or "")
+            click.echo("\nInterrupted." + (f" {hint}" if hint else ""), err=True)
+            raise click.exceptions.Exit(INTERRUPTED) from None
+
+
+@click.group(cls=_Group, context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, prog_name="headscope")
 def cli() -> None:
     """headscope: find the attention heads that retrieve in long-context LMs, and reuse them.
@@ -43,4 +63,7 @@ _register_commands()
 
 def main() -> None:
     """Console-script entry point."""
+    from ._announce import enable
+
+    enable()  # commands say "loading MODEL ..." before the slow import and load
     cli(prog_name="headscope")

@@ -20,7 +20,7 @@ from typing import Any
 
 from ._outputs import write_atomic
 
-__all__ = ["DEMO_CONFIG", "QUICK", "demo_config", "findings", "run_demo", "scope_notes"]
+__all__ = ["DEMO_CONFIG", "QUICK", "demo_config", "demo_timing", "findings", "run_demo", "scope_notes"]
 
 # Package data, so the demo reads the same file from a wheel as from a checkout.
 DEMO_CONFIG = Path(__file__).resolve().parent / "configs" / "demo.yaml"
@@ -28,6 +28,14 @@ DEMO_CONFIG = Path(__file__).resolve().parent / "configs" / "demo.yaml"
 QUICK = {"lengths": [256], "examples": 2, "max_new_tokens": 8,
          "calibration": {"task": "passkey", "lengths": [256], "examples": 2, "seed": 0, "decode_steps": 0}}
 DEFAULT_OUT = "runs/demo"
+# Prompts decoded together (``--batch-size``). On a CPU a decode step reads every weight once
+# whatever the batch, so a batch could share that cost; the tokens are those of one prompt at a
+# time (tests/test_demo_batch.py checks it on the demo's own prompts). Default 1 until a batch is
+# measured faster on an idle machine: on the shared, loaded machine of 2026-12-06 three prompts in
+# one batch took 13% less CPU time than one at a time with vanilla decoding but 17% more with DySCO
+# and 33% more with random heads (the same tokens each time).
+# One round of batches (one per method) comes before the estimate of the whole ablation.
+BATCH_SIZE = 1
 
 # What the demo's report says about its own reach. Static on purpose: these are limits of the
 # design (and measured facts of the committed full study), true whatever this run finds.
@@ -107,52 +115,87 @@ def findings(ds: Any) -> str:
 
 
 def run_demo(out_dir: str | Path = DEFAULT_OUT, *, examples: int | None = None, quick: bool = False,
-             quiet: bool = False, echo: Callable[[str], None] = print) -> Path:
+             quiet: bool = False, echo: Callable[[str], None] = print, batch_size: int = BATCH_SIZE) -> Path:
     """Calibrate, rank, ablate and report into ``out_dir`` (resumable); return the report's path.
 
     ``echo`` receives one line per stage. Raises the user errors of each stage (ValueError, ...).
     """
+    from ._outputs import check_output, output_lock
+
+    start, cpu = time.perf_counter(), time.process_time()
+    out = Path(out_dir)
+    config = demo_config(quick, examples)
+    command = "headscope demo --out " + str(out_dir) + (" --quick" if quick else "") + (
+        f" --examples {examples}" if examples else "")
+    check_output(out, kind="dir", run_kind="demo")  # before the model loads: not another kind of run's folder
+    # The lock first: a second demo on the same folder stops here, before any model loads.
+    with output_lock(out, kind="dir", command=command, run_kind="demo", shared=True):
+        return _run_locked(config, out, command, quick=quick, quiet=quiet, echo=echo, start=start, cpu=cpu,
+                           batch_size=batch_size)
+
+
+def _run_locked(config: Any, out: Path, command: str, *, quick: bool, quiet: bool, echo: Callable[[str], None],
+                start: float, cpu: float, batch_size: int) -> Path:
     from .ablate.head_labels import calibration_dir
-    from .ablate.plan import plan
+    from .ablate.plan import TimeEstimate, plan
     from .ablate.run import run_ablation
     from .ablate.table import results_table
     from .calibrate import CalibrationConfig, run_calibration
     from .models import load_model
     from .report import write_report
 
-    start, cpu = time.perf_counter(), time.process_time()
-    from ._outputs import check_output
-
-    out = Path(out_dir)
-    check_output(out, kind="dir", run_kind="demo")  # before the model loads: not another kind of run's folder
-    config = demo_config(quick, examples)
-    echo(plan(config).describe())
+    the_plan = plan(config)
+    echo(the_plan.describe())
     lm = load_model(config.models[0], device=config.device, dtype=config.dtype)
     cal = config.calibration
     where = calibration_dir(config, lm.name, out, cal.decode_steps or 0)
+    # Work an earlier invocation finished is not redone: this invocation's time is then not the demo's.
+    resumed = (where / "run.json").exists() or bool(_decode_seconds(out))
     echo(f"[1/4] calibrate: {cal.task}, lengths {list(cal.lengths)}, {cal.examples} examples each -> {where}")
     run_calibration(CalibrationConfig(model=lm.name, task=cal.task, lengths=tuple(cal.lengths), n_examples=cal.examples,
                                       seed=cal.seed, decode_steps=cal.decode_steps or 0), where, lm=lm,
                     progress=not quiet)
     echo(f"[2/4] rank: {', '.join(config.heads)} from the capture ({time.perf_counter() - start:.0f} s so far)")
     _rank_figure(where, out, config.heads[0], lm.name, echo)
+    batch = max(1, min(batch_size, config.examples))
+    first = batch * len(config.methods)
     echo(f"[3/4] ablate: {', '.join(config.methods)} on {', '.join(config.tasks)} at {list(config.lengths)} "
-         f"tokens, {config.examples} examples each")
-    command = "headscope demo --out " + str(out_dir) + (" --quick" if quick else "") + (
-        f" --examples {examples}" if examples else "")
-    ds = run_ablation(config, out, lm=lm, progress=not quiet, command=command, run_kind="demo")
+         f"tokens, {config.examples} examples each" + (f", in batches of {batch}" if batch > 1 else "") +
+         f"; a time estimate follows the first {first} decodes")
+    ds = run_ablation(config, out, lm=lm, progress=not quiet, command=command, batch_size=batch,
+                      on_result=TimeEstimate(the_plan, echo, after=first), run_kind="demo")
     echo(f"[4/4] report ({time.perf_counter() - start:.0f} s so far)")
     info_path = out / "run.json"
     info = json.loads(info_path.read_text())
     # The report's own rendering takes seconds; record the timing first so the report can state it.
     info["demo"] = {"seconds": round(time.perf_counter() - start, 1),
-                    "cpu_seconds": round(time.process_time() - cpu, 1), "command": command}
+                    "cpu_seconds": round(time.process_time() - cpu, 1), "command": command,
+                    "resumed": resumed, "decode_seconds": round(_decode_seconds(out), 1)}
     info["notes"] = scope_notes(config, quick, ds)
     write_atomic(info_path, json.dumps(info, indent=2, sort_keys=True))
     path = write_report(out)
     echo(f"Done in {time.perf_counter() - start:.0f} s: {path}")
     echo("\n" + results_table(out))  # the numbers themselves, last, as lm-eval prints them
     return path
+
+
+def demo_timing(demo: dict[str, Any]) -> str:
+    """How long the demo took (the report's sentence, from ``run.json``'s ``demo`` entry); after a
+    resume, the decode time summed over its invocations (the last one alone took only what was left)."""
+    last = (f"{demo['seconds']:.0f} s of wall time and {demo.get('cpu_seconds', float('nan')):.0f} s of CPU time")
+    if not demo.get("resumed"):
+        return f"The demo (calibrate, rank, ablate, report) took {last} in one invocation."
+    return (f"The demo was resumed: its decodes took {demo.get('decode_seconds', float('nan')):.0f} s in all (the sum "
+            f"of the decode times recorded with each result, over every invocation; calibration and report not "
+            f"included); the last invocation took {last}.")
+
+
+def _decode_seconds(out: Path) -> float:
+    """The decode times recorded with every result in ``out`` (whichever invocation decoded it)."""
+    from ._jsonl import read_jsonl
+
+    path = out / "results.jsonl"
+    return sum(float(r.get("seconds") or 0.0) for r in read_jsonl(path, on_bad="skip")) if path.exists() else 0.0
 
 
 def _rank_figure(capture: Path, out: Path, label: str, model: str, echo: Callable[[str], None]) -> None:

@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._announce import announce_load
 from ._cache_lock import cache_lock
 from .gguf_parts import PartsMissingError, SplitGGUF, assemble
 
@@ -460,6 +461,7 @@ def _geometry(config: Any, tokenizer: Any, name: str) -> Geometry:
 
 def load_tokenizer(name: str = DEFAULT_MODEL, *, revision: str | None = None) -> Any:
     """Load only the tokenizer of a model (fast: no weights are read)."""
+    announce_load(name)  # before the slow import of transformers
     from transformers import AutoTokenizer
 
     source, kwargs, tried = _resolve(name, revision)
@@ -477,6 +479,7 @@ def peek_model(name: str = DEFAULT_MODEL, *, revision: str | None = None) -> tup
     A bundled model is converted once if it was not yet (as :func:`load_model` would).
     Raises :class:`ModelNotFoundError` listing what was tried.
     """
+    announce_load(name)  # before the slow import of transformers
     from transformers import AutoConfig, AutoTokenizer
 
     source, kwargs, tried = _resolve(name, revision)
@@ -516,6 +519,7 @@ def load_model(
         Attention kernel for plain passes; headscope computes the attention rows it needs
         itself, so the fast ``sdpa`` default is right for capture and DySCO alike.
     """
+    announce_load(name)  # before the slow import of transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     torch_dtype = _parse_dtype(dtype, device)

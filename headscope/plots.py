@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from ._figure_text import set_suptitle, set_title
+
 __all__ = ["agreement_plot", "cluster_map", "save_figure", "score_heatmap", "stability_plot"]
 
 
@@ -55,7 +57,7 @@ def score_heatmap(score: xr.DataArray, *, title: str | None = None, cmap: str = 
     ax.set_xlabel("head")
     ax.set_ylabel("layer")
     _integer_axes(ax)
-    ax.set_title(title or str(s.name or "score"))
+    set_title(ax, title or str(s.name or "score"))
     for l, h in mark or []:
         ax.add_patch(_rect(h, l))
     return fig
@@ -93,27 +95,34 @@ def stability_plot(boot: xr.Dataset, *, top: int = 20, title: str | None = None)
     ax2.barh(y, sub.inclusion.values, color="tab:green")
     ax2.set_xlim(0, 1)
     ax2.set_xlabel(f"P(in top {boot.attrs.get('k', '?')})")
-    fig.suptitle(title or f"Bootstrap stability (n_boot={boot.attrs.get('n_boot', '?')}, "
+    set_suptitle(fig, title or f"Bootstrap stability (n_boot={boot.attrs.get('n_boot', '?')}, "
                           f"Kendall tau {boot.attrs.get('kendall_tau_mean', float('nan')):.2f})")
     return fig
 
 
 def cluster_map(clusterer: Any, *, title: str | None = None) -> Any:
-    """A fitted :class:`~headscope.analysis.HeadClusterer`: 2-D PCA of the heads, and the layer x head grid."""
+    """A fitted :class:`~headscope.analysis.HeadClusterer`: 2-D PCA of the heads, and the layer x head grid.
+
+    ``title`` should name the model and the data (the commands pass "Head clusters of
+    smollm2-135m, 4 passkey prompts of 1024 tokens ..."); both panels carry a legend of the
+    clusters' names.
+    """
     from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
     from sklearn.decomposition import PCA
 
     z = clusterer.embedding_
     labels = np.asarray(clusterer.labels_).ravel()
     k = clusterer.n_clusters_
     colors = [f"C{i % 10}" for i in range(k)]
+    names = [f"{c}: {clusterer.cluster_names_[c]}" for c in range(k)]
     n_comp = min(2, z.shape[1])
     xy = PCA(n_components=n_comp).fit_transform(z) if n_comp == 2 else np.column_stack([z[:, 0], np.zeros(len(z))])
     fig = _figure(12, 5)
     ax1, ax2 = fig.subplots(1, 2)
     for c in range(k):
         sel = labels == c
-        ax1.scatter(xy[sel, 0], xy[sel, 1], s=18, color=colors[c], label=f"{c}: {clusterer.cluster_names_[c]}")
+        ax1.scatter(xy[sel, 0], xy[sel, 1], s=18, color=colors[c], label=names[c])
     ax1.set_xlabel("PC 1")
     ax1.set_ylabel("PC 2")
     ax1.legend(fontsize="small")
@@ -124,8 +133,10 @@ def cluster_map(clusterer: Any, *, title: str | None = None) -> Any:
         ax2.set_xlabel("head")
         ax2.set_ylabel("layer")
         _integer_axes(ax2)
+    ax2.legend(handles=[Patch(color=colors[c], label=names[c]) for c in range(k)], fontsize="small",
+               loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     ax2.set_title("clusters by layer and head")
-    fig.suptitle(title or f"Head clusters (k={k}, silhouette {clusterer.silhouette_:.2f})")
+    set_suptitle(fig, title or f"Head clusters (k={k}, silhouette {clusterer.silhouette_:.2f})")
     return fig
 
 
@@ -150,6 +161,6 @@ def agreement_plot(agree: xr.Dataset, *, metric: str = "spearman", title: str | 
     ax2.plot([lo, hi], [lo, hi], color="grey", linewidth=0.8)
     ax2.set_xlabel(f"{agree.attrs.get('by', 'group')} = {groups[0]}")
     ax2.set_ylabel(f"{agree.attrs.get('by', 'group')} = {groups[1]}")
-    fig.suptitle(title or f"Agreement of {agree.attrs.get('score_name', 'scores')} across "
+    set_suptitle(fig, title or f"Agreement of {agree.attrs.get('score_name', 'scores')} across "
                           f"{agree.attrs.get('by', 'groups')}")
     return fig

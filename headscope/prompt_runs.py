@@ -122,12 +122,13 @@ class GenerateRequest:
 
 def run_prompts(request: GenerateRequest, prompts: list[Prompt] | str | Path, out: str | Path | None = None, *,
                 echo: Callable[..., None] = print, note: Callable[[str], None] = print,
-                command: str | None = None, lm: LoadedModel | None = None) -> None:
+                command: str | None = None, lm: LoadedModel | None = None, progress: bool = True) -> None:
     """Decode ``prompts`` (rows, or a prompt file): stream each answer to ``echo``, or append each
     record to ``out`` (resumable).
 
     ``note`` receives the one-line messages meant for stderr (what runs, a resume); ``lm``: the
-    model, already loaded (else it is loaded when there is something to decode). Raises
+    model, already loaded (else it is loaded when there is something to decode); ``progress``
+    shows a progress bar while decoding into ``out``. Raises
     ValueError / FileNotFoundError / OutputInUseError before any weights load when anything is off.
     """
     from .dysco.templates import chat_prompt_ids
@@ -150,7 +151,7 @@ def run_prompts(request: GenerateRequest, prompts: list[Prompt] | str | Path, ou
     check_prompt_lengths([(r["id"], chat_prompt_ids(tokenizer, r["prompt"], r.get("assistant_prefix", "")))
                           for r in rows], geometry.max_context)
     if out_path is None:
-        _decode(lm or _load(request), cfg, rows, None, request.batch_size, echo, note)
+        _decode(lm or _load(request), cfg, rows, None, request.batch_size, echo, note, progress)
         return
     settings = {"model": geometry.name, "revision": request.revision, "device": request.device,
                 "dtype": request.dtype, **cfg.to_dict()}
@@ -165,7 +166,7 @@ def run_prompts(request: GenerateRequest, prompts: list[Prompt] | str | Path, ou
     with output.writing(command) as done:  # the file's lock: a second run on it stops here
         rest = [r for r in todo if str(r["id"]) not in done]  # a run that ended meanwhile may have added ids
         if rest:
-            _decode(lm or _load(request), cfg, rest, output, request.batch_size, echo, note)
+            _decode(lm or _load(request), cfg, rest, output, request.batch_size, echo, note, progress)
 
 
 def _load(request: GenerateRequest) -> LoadedModel:
@@ -199,7 +200,8 @@ def _describe(lm: LoadedModel, cfg: DyscoConfig) -> str:
 
 
 def _decode(lm: LoadedModel, cfg: DyscoConfig, todo: list[Prompt], sink: GenerationsFile | None,
-            batch_size: int | str, echo: Callable[..., None], note: Callable[[str], None]) -> None:
+            batch_size: int | str, echo: Callable[..., None], note: Callable[[str], None],
+            progress: bool = True) -> None:
     """Decode ``todo``: stream each answer to ``echo``, or append each output to ``sink``."""
     from tqdm import tqdm
 
@@ -222,19 +224,19 @@ def _decode(lm: LoadedModel, cfg: DyscoConfig, todo: list[Prompt], sink: Generat
     size = resolve_batch_size(parse_batch_size(batch_size), lm.model, [len(x) for x in all_ids], cfg.max_new_tokens)
     if batch_size == "auto":
         note(f"--batch-size auto: {size}")
-    with tqdm(total=len(todo), desc="generate", unit="prompt", dynamic_ncols=True) as bar:
+    with tqdm(total=len(todo), desc="generate", unit="prompt", dynamic_ncols=True, disable=not progress) as bar:
         for first in range(0, len(todo), size):
             rows = todo[first:first + size]
             ids = all_ids[first:first + size]
             label = str(rows[0]["id"]) if len(rows) == 1 else f"{len(rows)} prompts"
             count = [0]
 
-            def progress(_tokens: list[int], count: list[int] = count, label: str = label) -> None:
+            def show_tokens(_tokens: list[int], count: list[int] = count, label: str = label) -> None:
                 count[0] += 1
                 bar.set_postfix_str(f"{label}: {count[0]} tokens", refresh=True)
 
             start = time.perf_counter()
-            results = generate_batch(lm, ids, cfg, batch_size=size, on_step=progress)
+            results = generate_batch(lm, ids, cfg, batch_size=size, on_step=show_tokens)
             seconds = (time.perf_counter() - start) / len(rows)  # a batch's time, shared by its prompts
             for row, res in zip(rows, results):
                 sink.append({

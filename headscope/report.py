@@ -1,9 +1,9 @@
 """``OUT/report.md`` for an ablation run: tables, figures, and how the numbers were made.
 
 Figures (``OUT/figures/*.png`` and ``.svg``): accuracy vs context length per method with 95%
-CIs; strength and top-k sweeps; head-set ablation bars; DySCO's per-step importance over the
-prompt for one example (the "zoom-in"). Main figures show the *headline* setting: the config's
-``headline`` section, else the first value of every axis.
+CIs (bars per method when the run has one length); strength and top-k sweeps; head-set ablation
+bars; DySCO's per-step importance over the prompt for one example (the "zoom-in"). Main figures
+show the *headline* setting: the config's ``headline`` section, else the first value of every axis.
 
 Example
 -------
@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ._figure_text import set_suptitle, set_title
 from ._outputs import write_atomic
 from .dysco.methods import HEAD_METHODS
 from .stats import format_gain
@@ -120,6 +121,10 @@ def _legend_outside(ax: Any, fontsize: int = 7) -> None:
 
 
 def _accuracy_vs_length(ds: Any, sel: dict[str, Any]) -> Any:
+    if ds.sizes["length"] == 1:  # a single column of points reads as a broken plot: bars instead
+        from ._report_bars import accuracy_bars
+
+        return accuracy_bars(ds, sel)
     tasks = list(ds["task"].values)
     fig = _figure(4.2 * len(tasks) + 2.2, 3.8)
     lengths = [int(n) for n in ds["length"].values]
@@ -140,7 +145,7 @@ def _accuracy_vs_length(ds: Any, sel: dict[str, Any]) -> Any:
         ax.set_title(f"{task}: accuracy vs context length")
         if t == len(tasks) - 1:
             _legend_outside(ax)
-    fig.suptitle(setting_text(ds, sel), fontsize="small")
+    set_suptitle(fig, setting_text(ds, sel), fontsize="small")
     return fig
 
 
@@ -176,7 +181,7 @@ def _sweep(ds: Any, sel: dict[str, Any], axis: str) -> Any | None:
         if t == len(tasks) - 1:
             _legend_outside(ax, fontsize=6)
     others = {k: v for k, v in sel.items() if k != axis}
-    fig.suptitle(setting_text(ds, {**others, axis: "swept"}), fontsize="small")
+    set_suptitle(fig, setting_text(ds, {**others, axis: "swept"}), fontsize="small")
     return fig
 
 
@@ -213,7 +218,7 @@ def _heads_bars(ds: Any, sel: dict[str, Any]) -> Any | None:
     ax.set_ylim(-0.03, 1.12)  # below 0: a zero bar's outline stays off the axis line
     _legend_outside(ax, fontsize=6)
     ax.set_title("head-set ablation: which heads DySCO reads")
-    fig.suptitle(setting_text(ds, {**sel, "heads": "as labelled"}), fontsize="small")
+    set_suptitle(fig, setting_text(ds, {**sel, "heads": "as labelled"}), fontsize="small")
     return fig
 
 
@@ -254,7 +259,7 @@ def zoom_in_figure(trace: Any, *, window: int | None = None) -> Any:
         axes[0].text(lo + 0.01 * (hi - lo), warm - 0.5, f"warm-up reads end; DySCO rescales from step {warm}",
                      color="white", fontsize=7, ha="left", va="center",
                      bbox={"facecolor": "black", "alpha": 0.6, "edgecolor": "none", "pad": 1.5})
-    axes[0].set_title(_zoom_title(trace, warm, (lo, hi) if cropped else None), fontsize="medium")
+    set_title(axes[0], _zoom_title(trace, warm, (lo, hi) if cropped else None), fontsize="medium")
     frac = sel[:, lo:hi].mean(axis=0)
     axes[1].plot(np.arange(lo, hi), frac, linewidth=0.8)
     axes[1].set_ylabel("share of steps\nselected")
@@ -491,9 +496,11 @@ def _provenance(ds: Any, run: dict[str, Any]) -> list[str]:
                                f"{' (from ' + hs['source'] + ')' if hs.get('source') else ''}")
     config = json.loads(ds.attrs.get("config", "{}"))
     demo = run.get("demo") or {}
-    timing = ([f"The demo (calibrate, rank, ablate, report) took {demo['seconds']:.0f} s of wall time and "
-               f"{demo.get('cpu_seconds', float('nan')):.0f} s of CPU time in its last invocation.", ""]
-              if demo.get("seconds") is not None else [])
+    timing: list[str] = []
+    if demo.get("seconds") is not None:
+        from .demo import demo_timing
+
+        timing = [demo_timing(demo), ""]
     return ["## How this was made", "", "Command:", "", "```", str(ds.attrs.get("command", "")), "```", "", *timing,
             f"Run started {ds.attrs.get('created')}, {ds.attrs.get('seconds')} s in the last invocation "
             f"(cached results are not recomputed).", "",

@@ -294,8 +294,8 @@ def test_batched_decoding_gives_the_same_results_and_keys(tmp_path, tiny):
         example: Ex
 
     jobs = [J(Cfg(c), Ex((0,) * n)) for c, n in (("a", 5), ("b", 3), ("a", 2), ("a", 9))]
-    # one config per batch, shortest first; batch size 1 keeps the grid's order
-    assert [[len(j.example.input_ids) for j in b] for b in _batches(jobs, 2)] == [[2, 5], [9], [3]]
+    # one config per batch, shortest first, the configs taking turns; batch size 1 keeps the grid's order
+    assert [[len(j.example.input_ids) for j in b] for b in _batches(jobs, 2)] == [[2, 5], [3], [9]]
     assert _batches(jobs, 1) == [[j] for j in jobs]
 
 

@@ -430,9 +430,10 @@ def test_cli_compare(tmp_path: Path) -> None:
     path = published("qwen3-8b").top(4).save(tmp_path / "mine.json")
     result = run("compare", str(path), "published:qwen3-8b", "published:llama-3.1-8b-instruct")
     assert result.exit_code == 0
-    rows = [line.split() for line in result.output.splitlines()[1:]]
+    rows = [line.split() for line in result.output.splitlines()[1:4]]
     assert rows[0][2:] == ["4", "16", "4", "0.250", "1.000"]
-    assert rows[2][2:] == ["16", "16", "0", "0.000", "-"]
+    assert rows[2][2:] == ["16", "16", "0", "0.000", "-", "*"]  # * : sets of different models (Qwen3 vs Llama)
+    assert result.output.count("* different models: ") == 2
     assert run("compare", str(path)).exit_code == 2
 
 

@@ -257,6 +257,34 @@ def test_a_second_ablate_on_a_locked_run_stops(tmp_path, tiny_model_dir, holder,
     assert sorted(p.name for p in out.iterdir()) == [".headscope-lock", ".headscope-lock.owner"]
 
 
+def test_a_second_demo_on_a_locked_run_stops_before_loading(tmp_path, holder, no_model_load):
+    """docs/guarantees.md: the refusal comes before any model loads and before anything is written
+    (issue 24: a second demo used to calibrate, rank and redraw the figure first)."""
+    out = tmp_path / "demo"
+    first = holder(out, "dir")
+    one_line_error(invoke("demo", "--quick", "--quiet", "--out", out), f"pid {first.pid}", "in use")
+    assert sorted(p.name for p in out.iterdir()) == [".headscope-lock", ".headscope-lock.owner"]
+
+
+def test_a_nested_lock_in_the_holding_process_shares_the_hold(tmp_path):
+    """A pipeline (demo) locks its output, then a stage (ablate) locks the same output again."""
+    from headscope._outputs import OutputInUseError, output_lock
+
+    with output_lock(tmp_path, kind="dir", shared=True):
+        with output_lock(tmp_path, kind="dir"):
+            pass
+        # still held after the inner block: another process is refused
+        probe = subprocess.run([sys.executable, "-c", HOLDER, str(tmp_path), "dir"], env=ENV, capture_output=True,
+                               text=True, timeout=60)
+        assert "in use by another headscope run" in probe.stderr
+    with output_lock(tmp_path, kind="dir"):  # released by the outer block
+        pass
+    with pytest.raises(OutputInUseError):
+        with output_lock(tmp_path, kind="dir", slot=(0, 2)):  # another launch's slot is still refused
+            with output_lock(tmp_path, kind="dir"):
+                pass
+
+
 @pytest.mark.skipif(not hasattr(signal, "SIGSTOP"), reason="needs SIGSTOP")
 def test_two_real_generate_runs_on_one_file_write_each_id_once(tmp_path, tiny_model_dir):
     n = 6

@@ -211,17 +211,20 @@ class _Runner:
 
 def _batches(jobs: list[Job], size: int) -> list[list[Job]]:
     """Jobs grouped by decoding config (in first-seen order), each group by prompt length, cut
-    into batches of ``size``: a batch shares one config and pads little."""
+    into batches of ``size``: a batch shares one config and pads little. The groups take turns
+    (first batch of each config, then the second of each, ...), so the first batches already
+    show every method's cost (for the time estimate) and an interrupted grid holds paired
+    results."""
     if size == 1:
         return [[job] for job in jobs]  # the grid's own (example-major) order
     groups: dict[str, list[Job]] = {}
     for job in jobs:
         groups.setdefault(job.config.to_json(), []).append(job)
-    out = []
+    cut = []
     for group in groups.values():
         group = sorted(group, key=lambda j: len(j.example.input_ids))
-        out += [group[i:i + size] for i in range(0, len(group), size)]
-    return out
+        cut.append([group[i:i + size] for i in range(0, len(group), size)])
+    return [batches[r] for r in range(max(map(len, cut), default=0)) for batches in cut if r < len(batches)]
 
 
 def _tune(config: AblationConfig, lm: LoadedModel, runner: _Runner, cell: Cell, heads: HeadSet | None,

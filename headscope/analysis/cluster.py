@@ -10,7 +10,10 @@ three affinities are computed, *retrieval* = mean of the retrieval-type features
 (``qr_score``, ``retrieval_score``, ``span_mass``, ``long_range_mass``), *sink* = ``sink_mass``,
 *local* = ``local_mass``. The cluster takes the name of the largest affinity (``"retrieval"``,
 ``"sink"``, ``"local/streaming"``) when it is at least ``0.5`` standard deviations above the
-average head, else ``"mixed"``. Repeated names get a suffix (``"sink 2"``).
+average head, else ``"mixed"``. Clusters that share a name are told apart by the strength of
+that affinity, strongest first: ``"retrieval (strongest)"``, ``"retrieval (2nd strongest)"``;
+mixed ones by the kind they lean to: ``"mixed (leans sink)"`` (and the same ranking if two
+lean alike).
 
 Example
 -------
@@ -41,30 +44,42 @@ RETRIEVAL_FEATURES = ("qr_score", "retrieval_score", "span_mass", "long_range_ma
 NAME_THRESHOLD = 0.5
 
 
-def head_features(ds: xr.Dataset, *, window: int = 32, min_distance: float | int = 0.25) -> xr.Dataset:
+def head_features(ds: xr.Dataset, *, window: int = 32, min_distance: float | int = 0.25,
+                  progress: bool = False) -> xr.Dataset:
     """Per-head features ``[layer, head]`` from a capture: scores that the capture supports.
 
     Always: ``long_range_mass``, ``sink_mass``, ``local_mass``, ``attention_entropy`` (normalised
     by ``log`` of the context length). When the capture allows: ``qr_score`` (null attention and gold
     spans), ``retrieval_score`` (decode steps that retrieved the needle), ``span_mass`` (needle
-    spans, else gold spans).
+    spans, else gold spans). ``progress``: a tqdm bar over the features (each reads the whole
+    capture: about a minute for a large one).
     """
-    feats: dict[str, xr.DataArray] = {}
-    for name, fn in (("qr_score", lambda: qr_score(ds)), ("retrieval_score", lambda: retrieval_score(ds))):
-        try:
-            feats[name] = fn()  # type: ignore[no-untyped-call]
-        except ValueError:
-            pass  # the capture lacks what this score needs; cluster on the rest
+    from tqdm.auto import tqdm
+
     kinds = set(np.asarray(ds["span_kind"].values).astype(str).ravel()) if "span_kind" in ds else set()
-    for kind in ("needle", "gold"):
-        if kind in kinds:
-            feats["span_mass"] = span_mass(ds, kind)
-            break
-    feats["long_range_mass"] = long_range_mass(ds, min_distance)
-    feats["sink_mass"] = sink_mass(ds)
-    feats["local_mass"] = local_mass(ds, window)
-    feats["attention_entropy"] = attention_entropy(ds, normalized=True)
-    out = xr.Dataset({k: v.drop_attrs() for k, v in feats.items()})
+    span_kind = next((kind for kind in ("needle", "gold") if kind in kinds), None)
+    # (name, how, optional): an optional feature the capture lacks what for is left out
+    steps: list[tuple[str, Any, bool]] = [("qr_score", lambda: qr_score(ds), True),
+                                          ("retrieval_score", lambda: retrieval_score(ds), True)]
+    if span_kind is not None:
+        steps.append(("span_mass", lambda: span_mass(ds, span_kind), False))
+    steps += [("long_range_mass", lambda: long_range_mass(ds, min_distance), False),
+              ("sink_mass", lambda: sink_mass(ds), False),
+              ("local_mass", lambda: local_mass(ds, window), False),
+              ("attention_entropy", lambda: attention_entropy(ds, normalized=True), False)]
+    feats: dict[str, xr.DataArray] = {}
+    with tqdm(steps, desc="head features", unit="feature", disable=not progress) as bar:
+        for name, how, optional in bar:
+            bar.set_postfix_str(name)
+            try:
+                feats[name] = how()
+            except ValueError:
+                if not optional:
+                    raise
+                # the capture lacks what this score needs; cluster on the rest
+    order = ["qr_score", "retrieval_score", "span_mass", "long_range_mass", "sink_mass", "local_mass",
+             "attention_entropy"]
+    out = xr.Dataset({k: feats[k].drop_attrs() for k in order if k in feats})
     out.attrs.update({k: ds.attrs[k] for k in ("model", "n_kv_heads") if k in ds.attrs})
     return out
 
@@ -98,7 +113,7 @@ def _clean(mat: np.ndarray, names: list[str]) -> tuple[np.ndarray, list[str]]:
 def name_clusters(z_centroids: np.ndarray, names: list[str], threshold: float = NAME_THRESHOLD) -> list[str]:
     """Name each standardised centroid ``[k, n_features]`` by the rule in the module docstring."""
     idx = {n: i for i, n in enumerate(names)}
-    out: list[str] = []
+    found: list[tuple[str, float]] = []  # (name before ranking, strength of its affinity)
     for z in z_centroids:
         retr = [z[idx[n]] for n in RETRIEVAL_FEATURES if n in idx]
         aff = {
@@ -107,10 +122,25 @@ def name_clusters(z_centroids: np.ndarray, names: list[str], threshold: float = 
             "local/streaming": float(z[idx["local_mass"]]) if "local_mass" in idx else -np.inf,
         }
         best = max(aff, key=lambda a: aff[a])
-        label = best if aff[best] >= threshold else "mixed"
-        n_same = sum(1 for o in out if o == label or o.startswith(label + " "))
-        out.append(label if n_same == 0 else f"{label} {n_same + 1}")
+        found.append((best if aff[best] >= threshold else f"mixed (leans {best})", aff[best]))
+    labels = [label for label, _ in found]
+    out = []
+    for i, (label, strength) in enumerate(found):
+        if labels.count(label) == 1:
+            # a lone mixed cluster needs no lean to be told apart
+            lone_mixed = label.startswith("mixed") and sum(lab.startswith("mixed") for lab in labels) == 1
+            out.append("mixed" if lone_mixed else label)
+            continue
+        # Rank among the clusters of the same name: stronger first, the lower index on ties.
+        rank = 1 + sum(1 for j, (other, s) in enumerate(found) if other == label and (s > strength or
+                                                                                   (s == strength and j < i)))
+        suffix = "strongest" if rank == 1 else f"{_ordinal(rank)} strongest"
+        out.append(f"{label[:-1]}, {suffix})" if label.endswith(")") else f"{label} ({suffix})")
     return out
+
+
+def _ordinal(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
 
 
 class HeadClusterer(ClusterMixin, BaseEstimator):  # type: ignore[misc]  # sklearn is untyped (Any)

@@ -26,6 +26,7 @@ True
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -61,11 +62,25 @@ def _decode_vars(ds: xr.Dataset) -> None:
     require(ds, ["decode_argmax", "decode_token", "input_ids"], "retrieval_score")
     steps = ds.sizes.get("step", 0)
     has_steps = steps > 0 and bool((np.asarray(ds["decode_token"].values) >= 0).any())
+    if not has_steps and str(ds.attrs.get("decode_steps", "")) == "0":
+        raise ValueError(f"retrieval_score needs greedy decode steps, and this capture was made with --decode-steps 0. "
+                         f"Re-calibrate with decode steps: {_recalibrate(ds)} (or use method 'qrscore').")
     if not has_steps:
         raise ValueError(
             "retrieval_score needs greedy decode steps (a needle-type capture); this capture "
             f"(task {ds.attrs.get('task', '?')!r}) has none. Use method 'qrscore' instead."
         )
+
+
+def _recalibrate(ds: xr.Dataset) -> str:
+    """The ``calibrate`` command that captures the same prompts with decode steps."""
+    raw = ds.attrs.get("lengths")  # a JSON list in captures read back from disk
+    lengths = [int(n) for n in np.atleast_1d(json.loads(raw) if isinstance(raw, str) else raw)] if raw is not None \
+        else sorted({int(n) for n in np.asarray(ds["target_length"].values)})
+    examples = max(1, ds.sizes.get("example", 1) // max(1, len(lengths)))
+    return (f"headscope calibrate --model {ds.attrs.get('model', 'MODEL')} --task {ds.attrs.get('task', 'needle')} "
+            f"--lengths {','.join(map(str, lengths)) or '1024'} --examples {examples} --seed {ds.attrs.get('seed', 0)} "
+            "--decode-steps 50 --out NEW_FOLDER")
 
 
 def retrieval_score(

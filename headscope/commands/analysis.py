@@ -170,7 +170,9 @@ def _save_heads(out: str, heads: list[tuple[int, int]], scores: list[float], mod
 @click.option("--algorithm", type=click.Choice(["kmeans", "agglomerative"]), default="kmeans", show_default=True,
               help="k-means on the standardised features, or agglomerative (Ward) clustering.")
 @seed_option
-def cluster_command(captures: tuple[str, ...], out_dir: str, k: int | None, algorithm: str, seed: int) -> None:
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def cluster_command(captures: tuple[str, ...], out_dir: str, k: int | None, algorithm: str, seed: int,
+                    quiet: bool) -> None:
     """Cluster heads by their attention features (retrieval, local/streaming, sink, mixed).
 
     Writes OUT/heads.csv (features and cluster per head), OUT/summary.json and OUT/clusters.png/.svg.
@@ -184,15 +186,19 @@ def cluster_command(captures: tuple[str, ...], out_dir: str, k: int | None, algo
     from ..plots import cluster_map, save_figure
 
     ds = _open(captures, out_dir, "dir", "cluster")
-    feats = run_user_errors(lambda: head_features(ds))
+    feats = run_user_errors(lambda: head_features(ds, progress=not quiet))
     hc = run_user_errors(lambda: HeadClusterer(n_clusters=k, method=algorithm, random_state=seed).fit(feats))
     out = _claimed(out_dir, "cluster")
     _write_cluster_files(out, feats, hc, captures)
-    save_figure(cluster_map(hc), out / "clusters")
+    save_figure(cluster_map(hc, title=_cluster_title(hc, ds)), out / "clusters")
     for c, name in enumerate(hc.cluster_names_):
         size = int((hc.labels_ == c).sum())
         click.echo(f"cluster {c}: {name:<16} {size:>4} heads")
     click.echo(f"k={hc.n_clusters_}, silhouette {hc.silhouette_:.3f} -> {out}")
+
+
+def _cluster_title(hc: Any, ds: xr.Dataset) -> str:
+    return f"Head clusters of {_what(ds)}: k={hc.n_clusters_}, silhouette {hc.silhouette_:.2f}"
 
 
 def _write_cluster_files(out: Path, feats: xr.Dataset, hc: Any, captures: tuple[str, ...]) -> None:
@@ -302,7 +308,7 @@ def plot_clusters(captures: tuple[str, ...], out_dir: str, k: int | None, seed: 
 
     ds = _open(captures, out_dir, "dir", "plot")
     hc = run_user_errors(lambda: HeadClusterer(n_clusters=k, random_state=seed).fit(head_features(ds)))
-    _done(save_figure(cluster_map(hc), _claimed(out_dir, "plot") / "clusters"))
+    _done(save_figure(cluster_map(hc, title=_cluster_title(hc, ds)), _claimed(out_dir, "plot") / "clusters"))
 
 
 @plot_group.command("agreement")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -88,7 +89,8 @@ def _print_summary(ds: xr.Dataset, out_dir: str) -> None:
         answers = [str(a) for a in ds["answer"].values]
         hits = sum(a.strip() and a.strip() in o for a, o in zip(answers, outputs))  # type: ignore[misc]
         click.echo(f"Greedy answers containing the needle's answer: {hits}/{len(answers)}")
-    click.echo(f"Next: headscope rank {out_dir} --method qrscore --top 16 --out heads.json")
+    # The head set goes into the run's folder, not wherever the shell happens to be (the repo root).
+    click.echo(f"Next: headscope rank {out_dir} --method qrscore --top 16 --out {Path(out_dir) / 'heads.json'}")
 
 
 COMMANDS = [calibrate_command]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..demo import DEFAULT_OUT
+from ..demo import BATCH_SIZE, DEFAULT_OUT
 from ._options import run_user_errors
 
 
@@ -15,7 +15,9 @@ from ._options import run_user_errors
               help="Evaluation prompts per length (default: headscope/configs/demo.yaml's).")
 @click.option("--quick", is_flag=True, help="A smoke run of every stage (256-token prompts, 2 examples).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def demo_command(out_dir: str, examples: int | None, quick: bool, quiet: bool) -> None:
+@click.option("--batch-size", type=click.IntRange(min=1), default=BATCH_SIZE, show_default=True,
+              help="Prompts decoded together (same tokens as one at a time).")
+def demo_command(out_dir: str, examples: int | None, quick: bool, quiet: bool, batch_size: int) -> None:
     """Calibrate -> rank -> ablate -> report on the bundled SmolLM2-135M (headscope/configs/demo.yaml).
 
     \b
@@ -35,7 +37,8 @@ def demo_command(out_dir: str, examples: int | None, quick: bool, quiet: bool) -
     """
     from ..demo import run_demo
 
-    run_user_errors(lambda: run_demo(out_dir, examples=examples, quick=quick, quiet=quiet, echo=click.echo))
+    run_user_errors(lambda: run_demo(out_dir, examples=examples, quick=quick, quiet=quiet, echo=click.echo,
+                                     batch_size=batch_size))
 
 
 COMMANDS = [demo_command]

@@ -108,9 +108,10 @@ def _knob(name: str, kind: Any, **extra: Any) -> Callable[[Any], Any]:
               help="Prompts decoded together (left-padded; each keeps its own importance, selection and EOS; "
                    "same tokens as one at a time). " + BATCH_AUTO_HELP)
 @seed_option
+@click.option("--quiet", is_flag=True, help="No progress bar and no status lines (errors and the answer still show).")
 def generate_command(model_name: str, device: str, dtype: str, revision: str | None, heads_spec: str | None,
                      prompts_path: Path | None, prompt_text: str | None, out_path: Path | None, method: str,
-                     allow_other_model: bool, batch_size: int | str, strength_grid: str | None,
+                     allow_other_model: bool, batch_size: int | str, quiet: bool, strength_grid: str | None,
                      dev_examples: int | None, dev_fraction: float | None, **knobs: Any) -> None:
     """Generate with DySCO (or vanilla / static / random-heads / sharpening) from a head set.
 
@@ -120,12 +121,12 @@ def generate_command(model_name: str, device: str, dtype: str, revision: str | N
 
     \b
     Example:
-      headscope generate --heads runs/study/heads.json --prompts examples/prompts.jsonl \
+      headscope generate --heads runs/study/heads.json --prompts examples/prompts.jsonl \\
           --out runs/study/generations.jsonl --strength 3 --select-top-k 256
       headscope generate --method vanilla --prompt "Who wrote Dracula?" --max-new-tokens 40
-      headscope generate --heads runs/study/heads.json --prompts examples/prompts.jsonl \
+      headscope generate --heads runs/study/heads.json --prompts examples/prompts.jsonl \\
           --out runs/study/generations.jsonl --strength 3 --select-top-k 256 --batch-size 8
-      headscope generate --heads runs/study/heads.json --prompts answered.jsonl \
+      headscope generate --heads runs/study/heads.json --prompts answered.jsonl \\
           --out runs/study/auto.jsonl --strength auto --strength-grid 1.5,2,3,4 --dev-examples 20
 
     --strength auto decodes the dev prompts at each candidate, keeps the best mean score (the output
@@ -157,10 +158,19 @@ def generate_command(model_name: str, device: str, dtype: str, revision: str | N
     if auto and prompts_path is None:
         raise click.UsageError("--strength auto chooses on a dev split of --prompts FILE (lines with \"answer\"); "
                                "with one --prompt give a number, e.g. --strength 3.")
+    if quiet:
+        import os
+
+        from .._announce import enable
+
+        enable(False)  # no "loading MODEL ..." line either
+        # nor transformers' "Loading weights" bar (read when transformers is imported, which is later)
+        os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
     request = GenerateRequest(model=model_name, device=device, dtype=dtype, revision=revision, method=method,
                               heads=heads_spec, allow_other_model=allow_other_model, knobs=knobs,
                               batch_size=batch_size)
     prompts: Any = prompts_path if prompts_path is not None else [{"id": "prompt", "prompt": prompt_text}]
+    note = (lambda text: None) if quiet else lambda text: click.echo(text, err=True)
     if auto:
         from ..auto_strength import run_prompts_auto
         from ..prompt_runs import read_prompts
@@ -169,10 +179,9 @@ def generate_command(model_name: str, device: str, dtype: str, revision: str | N
         assert out_path is not None  # --prompts needs --out (checked above)
         run_user_errors(lambda: run_prompts_auto(request, read_prompts(prompts), out_path, grid=grid,
                                                  dev_examples=dev_examples, dev_fraction=dev_fraction,
-                                                 echo=click.echo, note=lambda text: click.echo(text, err=True)))
+                                                 echo=click.echo, note=note))
         return
-    run_user_errors(lambda: run_prompts(request, prompts, out_path, echo=click.echo,
-                                        note=lambda text: click.echo(text, err=True)),
+    run_user_errors(lambda: run_prompts(request, prompts, out_path, echo=click.echo, progress=not quiet, note=note),
                     writing=out_path, rerun="it keeps the records already written and decodes only the missing ids.")
 
 

@@ -94,7 +94,7 @@ def compare_command(heads: tuple[str, ...], fmt: str | None, threshold: float, t
           reports/smollm2-135m/heads-qrscore8-kv.json
       headscope heads compare published:qwen3-8b published:qwen3-4b --top 16
     """
-    from ..heads import compare
+    from ..heads import compare, same_model
 
     if len(heads) < 2:
         raise click.UsageError("compare needs at least two head sets.")
@@ -102,11 +102,18 @@ def compare_command(heads: tuple[str, ...], fmt: str | None, threshold: float, t
     width = max(len(s) for s in heads)
     click.echo(f"{'A':<{width}}  {'B':<{width}}  {'|A|':>4}  {'|B|':>4}  {'shared':>6}  {'jaccard':>7}  "
                f"{'spearman':>8}")
+    notes = []
     for i in range(len(sets)):
         for j in range(i + 1, len(sets)):
             r = run_user_errors(lambda: compare(sets[i], sets[j]))  # noqa: B023 (called at once)
+            a, b = sets[i].model, sets[j].model
+            other = bool(a and b and not same_model(a, b))
             click.echo(f"{heads[i]:<{width}}  {heads[j]:<{width}}  {r['n_a']:>4}  {r['n_b']:>4}  {r['shared']:>6}  "
-                       f"{r['jaccard']:>7.3f}  {_num(r['spearman']):>8}")
+                       f"{r['jaccard']:>7.3f}  {_num(r['spearman']):>8}" + ("  *" if other else ""))
+            if other:
+                notes.append(f"{heads[i]} ({a}) vs {heads[j]} ({b})")
+    for note in notes:  # the same (layer, head) numbers name unrelated heads in two models
+        click.echo(f"* different models: {note}; their overlap compares index numbers, not heads.")
 
 
 @heads_group.command("list")
@@ -121,6 +128,7 @@ def list_command() -> None:
 
     rows = [(name, published(name)) for name in run_user_errors(list_published)]
     width = max(len(n) for n, _ in rows)
+    click.echo(f"{'name':<{width}}  {'model':<34}  {'method':<16}  {'size':>10}  coverage")
     for name, hs in rows:
         coverage = hs.meta.get("coverage", "")
         click.echo(f"{name:<{width}}  {hs.model:<34}  {hs.method:<16}  {len(hs):>4} heads  {coverage}")

@@ -30,6 +30,7 @@ def models_command(prepare: tuple[str, ...]) -> None:
     rows = list_models()
     width = max(len(r["alias"]) for r in rows)
     hub_width = max(len(r["hf_id"]) for r in rows)
+    click.echo(f"{'alias':<{width}}  {'hugging face id':<{hub_width}}  {'status':<26}  description")
     for r in rows:
         click.echo(f"{r['alias']:<{width}}  {r['hf_id']:<{hub_width}}  {r['status']:<26}  {r['description']}")
     click.echo(f"\nCache: {cache_dir()}  (set HEADSCOPE_HOME to move it). Any hub id or local path also works.")
