@@ -12,7 +12,8 @@ show at a floor or a ceiling), and the report says so. A level needs ``--min-n``
 as the evaluation split's task specs (``split=pilot`` dropped): what the study script passes to
 ``headscope ablate --tasks``.
 
-    python bench/long_context_choose.py choose WORK/pilot/*/results*.jsonl --config configs/long-context-pilot.yaml --out choice.json
+    python bench/long_context_choose.py choose WORK/pilot/*/results*.jsonl \
+        --config configs/long-context-pilot.yaml --out choice.json
     python bench/long_context_choose.py tasks choice.json --model qwen2.5-coder-0.5b --length 16000
 """
 
@@ -133,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
         for cell in out["cells"]:
             accs = ", ".join(f"{r['task']} {r['correct']}/{r['n']}" for r in cell["levels"])
-            print(f"{cell['model']} {cell['length']} {cell['family']}: {cell['chosen'] or '-'} ({accs}; {cell['reason']})")
+            print(f"{cell['model']} {cell['length']} {cell['family']}: {cell['chosen'] or '-'} "
+                  f"({accs}; {cell['reason']})")
         return 0
     print(",".join(chosen_tasks(json.loads(Path(args.choice).read_text()), args.model, args.length)))
     return 0

@@ -26,7 +26,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from headscope.stats import accuracy, holm, paired_comparison
-from headscope.tasks import DIFFICULTY, TASK_OPTIONS, parse_task_spec, task_base
+from headscope.tasks import DIFFICULTY, TASK_OPTIONS, parse_task_spec
 
 ID = re.compile(r"^(?P<task>.+)-(?P<length>\d+)-s(?P<seed>\d+)-(?P<index>\d+)$")
 _METHOD_ORDER = ("vanilla", "dysco", "dysco-onepass", "dysco-static")

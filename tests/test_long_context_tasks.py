@@ -100,7 +100,10 @@ def test_chain_spans_hold_the_chain_and_hops_and_chains_scale(tok):
             assert (ex.meta_dict["hops"], ex.meta_dict["chains"]) == (str(hops), str(chains))
     a = make_examples("chain+hops=2+chains=0", tok, [2048], 2, seed=6)
     b = make_examples("chain+hops=2+chains=16", tok, [2048], 2, seed=6)
-    assert [(x.answer, x.depth, x.meta_dict["chain"]) for x in a] == [(x.answer, x.depth, x.meta_dict["chain"]) for x in b]
+    def gold(x):
+        return x.answer, x.depth, x.meta_dict["chain"]
+
+    assert [gold(x) for x in a] == [gold(x) for x in b]
 
 
 def test_kv_near_duplicates_share_the_key_prefix_and_plain_kv_has_none(tok):
