@@ -1,5 +1,5 @@
-"""The long-context task families with a difficulty option (issue 20): ``mkey``, ``chain`` and
-``kv+near``, and the ``split`` option that keeps pilot prompts apart from evaluation prompts.
+"""The long-context task families with a difficulty option (issue 20): ``mkey``, ``chain``,
+``kv+near`` and ``qa+hard``, and the ``split`` option that keeps pilot prompts apart from evaluation prompts.
 
 Tokenizers only: the bundled SmolLM2 (chat template) and Gemma-3-270M (base, plain prompt).
 """
@@ -122,14 +122,31 @@ def test_kv_near_duplicates_share_the_key_prefix_and_plain_kv_has_none(tok):
         assert ex.meta_dict["near"] == "8" and p.meta_dict["near"] == "0"
 
 
-@pytest.mark.parametrize("task", ["mkey+distractors=7", "chain+hops=3", "kv+near=2"])
+def test_qa_hard_puts_exactly_n_namesakes_in_the_prompt(tok):
+    levels = {n: make_examples(f"qa+hard={n}", tok, [2048], 3, seed=9) for n in (0, 1, 4, 8)}
+    for n, exs in levels.items():
+        for ex in exs:
+            (gold,) = ex.spans_of("gold")
+            first, last = gold.label.split("-", 1)
+            docs = [s.label.split("-", 1) for s in ex.spans_of("distractor")]
+            namesakes = [d for d in docs if d[0] == first or d[1] == last]
+            assert len(namesakes) == n and ex.meta_dict["hard"] == str(n), ex.id
+            assert sum(d[0] == first for d in namesakes) == (n + 1) // 2  # alternately first name, surname
+            assert abs(len(ex.input_ids) - 2048) <= 8
+    for a, b in zip(levels[0], levels[8]):
+        assert (a.answer, a.depth, a.meta_dict["question"]) == (b.answer, b.depth, b.meta_dict["question"])
+
+
+@pytest.mark.parametrize("task", ["mkey+distractors=7", "chain+hops=3", "kv+near=2", "qa+hard=2"])
 def test_pilot_and_eval_prompts_are_disjoint_and_deterministic(tok, task):
     pilot = [e for seed in (0, 1, 100) for e in make_examples(f"{task}+split=pilot", tok, [512], 4, seed=seed)]
     evals = [e for seed in (0, 1, 100) for e in make_examples(task, tok, [512], 4, seed=seed)]
     assert {e.input_ids for e in pilot}.isdisjoint({e.input_ids for e in evals})
-    assert {e.answer for e in pilot}.isdisjoint({e.answer for e in evals})
+    if not task.startswith("qa"):  # qa's answers come from small word lists; its questions name people
+        assert {e.answer for e in pilot}.isdisjoint({e.answer for e in evals})
     assert all("+split=pilot-" in e.id and e.meta_dict["split"] == "pilot" for e in pilot)
     assert all("split=" not in e.id and e.meta_dict["split"] == "eval" for e in evals)
+    assert {e.meta_dict["question"] for e in pilot}.isdisjoint({e.meta_dict["question"] for e in evals})
     again = make_examples(f"{task}+split=pilot", tok, [512], 4, seed=0)
     assert again == pilot[:4]
 
