@@ -54,11 +54,11 @@ def read_rows(files: list[str]) -> list[dict]:
 
 
 def choose(files: list[str], config: str, min_n: int | None = None, band: tuple[float, float] = BAND,
-           keep: dict | None = None) -> dict:
+           keep: dict | None = None, tasks: list[str] | None = None) -> dict:
     """The ``choice.json`` mapping (see the module docstring). ``keep``: an earlier choice whose
     decided cells (a level chosen, or every level measured) stay as they were."""
     cfg = yaml.safe_load(Path(config).read_text())
-    levels = [eval_spec(t) for t in cfg["tasks"]]
+    levels = [eval_spec(t) for t in (tasks or cfg["tasks"])]
     need = int(min_n if min_n is not None else cfg["examples"])
     scores: dict[tuple[str, int, str], dict[str, float]] = defaultdict(dict)
     for r in read_rows(files):
@@ -96,7 +96,9 @@ def choose(files: list[str], config: str, min_n: int | None = None, band: tuple[
         cells = [decided.get((c["model"], int(c["length"]), c["family"]), c) for c in cells]
         have = {(c["model"], int(c["length"]), c["family"]) for c in cells}
         cells += [c for k, c in decided.items() if k not in have]
-        cells.sort(key=lambda c: (c["model"], int(c["length"]), [task_base(t) for t in levels].index(c["family"])))
+        order = list(dict.fromkeys(task_base(t) for t in levels))
+        cells.sort(key=lambda c: (c["model"], int(c["length"]),
+                                  order.index(c["family"]) if c["family"] in order else len(order)))
     return {"rule": f"per model x length x family: the level whose vanilla accuracy on the pilot split is nearest "
                     f"50% inside [{band[0]:.0%}, {band[1]:.0%}] (ties: the easier level); none in the band: not "
                     "evaluated",
@@ -121,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--min-n", type=int, default=None)
     c.add_argument("--band", default="0.2,0.8", help="LO,HI accuracy band (default 0.2,0.8)")
     c.add_argument("--keep", default=None, help="an earlier choice.json whose decided cells stay")
+    c.add_argument("--tasks", default=None, help="the pilot's levels when not the config's (comma-separated)")
     t = sub.add_parser("tasks", help="print the chosen levels of one model and length")
     t.add_argument("choice")
     t.add_argument("--model", required=True)
@@ -130,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
         files = [f for f in args.files if Path(f).is_file()]
         lo, hi = (float(x) for x in args.band.split(","))
         keep = json.loads(Path(args.keep).read_text()) if args.keep and Path(args.keep).is_file() else None
-        out = choose(files, args.config, args.min_n, (lo, hi), keep)
+        tasks = args.tasks.split(",") if args.tasks else None
+        out = choose(files, args.config, args.min_n, (lo, hi), keep, tasks)
         Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
         for cell in out["cells"]:
             accs = ", ".join(f"{r['task']} {r['correct']}/{r['n']}" for r in cell["levels"])

@@ -38,12 +38,14 @@
 # FROM_REPO=1: seed $WORK with the committed reports/long-context/ (choice, heads, caches) first.
 #
 # Knobs (environment): DEVICE (cuda), DTYPE (bfloat16), NSHARDS (8 per GPU), BATCH (8), EXAMPLES
-# (eval config's 100), PILOT_EXAMPLES (pilot config's 24), BAND ("0.2,0.8"), MODELS-free STAGES,
+# (eval config's 100), PILOT_EXAMPLES (pilot config's 24), PILOT_TASKS (the pilot config's levels;
+# comma-separated, each ending +split=pilot), BAND ("0.2,0.8"), STAGES,
 # CAL_LENGTHS (4096,8192), CAL_N (5), CAL_STEPS (32), SLICE_WAIT (0; `start`: 900), WORK ($LC_HOME/work).
 # CPU dry run (tiny lengths; SmolLM2 stands in for Qwen: its heads are calibrated, as Gemma's are):
-#   PATH=/work/main/.venv/bin:$PATH DEVICE=cpu DTYPE=float32 NSHARDS=2 BATCH=2 EXAMPLES=2 PILOT_EXAMPLES=2 \
-#   BAND=0,1 CAL_LENGTHS=512 CAL_N=2 CAL_STEPS=8 LC_HOME=/tmp/lc-dry OUT=/tmp/lc-dry/out \
-#   STAGES="smollm2:heads smollm2:pilot:700 smollm2:e1:700 smollm2:e2:700" bash bench/long_context_study_gpu.sh run 3000
+#   PATH=/work/main/.venv/bin:$PATH DEVICE=cpu DTYPE=float32 NSHARDS=2 BATCH=2 EXAMPLES=1 PILOT_EXAMPLES=1 \
+#   PILOT_TASKS=mkey+distractors=1+split=pilot,chain+hops=1+split=pilot BAND=0,1 CAL_LENGTHS=512 CAL_N=2 \
+#   CAL_STEPS=8 LC_HOME=/tmp/lc-dry/home HEADSCOPE_HOME=~/.cache/headscope OUT=/tmp/lc-dry/out \
+#   STAGES="smollm2:heads smollm2:pilot:600 smollm2:e1:600 smollm2:e2:600" bash bench/long_context_study_gpu.sh run 3000
 set -u
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT" || exit 1
@@ -130,7 +132,7 @@ NGPU=1
 NSHARDS=${NSHARDS:-$((8 * NGPU))}
 gpu_of() { [ "$DEVICE" = cuda ] && echo "CUDA_VISIBLE_DEVICES=$(($1 % NGPU))" || echo "CUDA_VISIBLE_DEVICES="; }
 EX_OPT=${EXAMPLES:+--examples $EXAMPLES}
-PEX_OPT=${PILOT_EXAMPLES:+--examples $PILOT_EXAMPLES}
+PEX_OPT="${PILOT_EXAMPLES:+--examples $PILOT_EXAMPLES} ${PILOT_TASKS:+--tasks $PILOT_TASKS}"
 COMMON="--device $DEVICE --dtype $DTYPE --batch-size $BATCH --quiet --no-report"
 if [ "${FROM_REPO:-0}" = 1 ] && [ -d reports/long-context ]; then
   cp -rn reports/long-context/. "$WORK/" && step "seeded $WORK from reports/long-context"
@@ -224,6 +226,7 @@ for stage in $STAGES; do
       if shards "$key-pilot" "$cmd --shard \$SHARD"; then
         # Record the pick (kept: cells already chosen are never re-picked; new lengths are added).
         python3 bench/long_context_choose.py choose "$WORK"/pilot/*/results*.jsonl --config $PILOT --band "$BAND" \
+          ${PILOT_TASKS:+--tasks $PILOT_TASKS} \
           ${PILOT_EXAMPLES:+--min-n $PILOT_EXAMPLES} --keep "$WORK/choice.json" --out "$WORK/choice.json" | tee -a "$LOG"
         touch "$marker"
       fi ;;

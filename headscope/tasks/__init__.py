@@ -2,7 +2,7 @@
 
 Tasks: ``needle`` (needle in a haystack), ``passkey`` (5-digit pass key), ``qa`` (multi-document
 QA in the QRHead shape), ``kv`` (key-value retrieval), ``mkey`` (multi-key needle), ``chain``
-(variable tracking), or a path to a QRHead-shape JSONL file. ``mkey``, ``chain`` and ``kv`` take a
+(variable tracking), or a path to a QRHead-shape JSONL file. ``mkey``, ``chain``, ``kv`` and ``qa`` take a
 difficulty option and a pilot/evaluation ``split`` (:mod:`headscope.tasks.options`).
 Every generated prompt lands within 2% of the requested length in the model's own tokens, and the
 same seed always gives the same examples.
