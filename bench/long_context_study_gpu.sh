@@ -14,6 +14,7 @@
 #   bash bench/long_context_study_gpu.sh stash MODEL   # MODEL qwen|gemma; carry .gpu/MODEL/slices/{manifest.json,<one slice>}
 #   bash bench/long_context_study_gpu.sh start [SECS]  # daemon (setsid: outlives the call) running `run SECS`; returns at once
 #   bash bench/long_context_study_gpu.sh status        # stages done, results so far, the log's tail
+#   bash bench/long_context_study_gpu.sh wait [SECS]   # block (keeping the machine busy) until the daemon ends; bundle
 #   bash bench/long_context_study_gpu.sh collect       # tables + $OUT/long-context.tgz (+ long-context-summary.md)
 #   bash bench/long_context_study_gpu.sh stop          # end the daemon's session
 #   bash bench/long_context_study_gpu.sh run [SECS]    # the same work in the foreground (default 570 s)
@@ -37,7 +38,8 @@
 # ($WORK/abl/MODEL/results-shard*.jsonl), so a cut stage resumes with no decode repeated.
 # FROM_REPO=1: seed $WORK with the committed reports/long-context/ (choice, heads, caches) first.
 #
-# Knobs (environment): DEVICE (cuda), DTYPE (bfloat16), NSHARDS (8 per GPU), BATCH (8), EXAMPLES
+# Knobs (environment): DEVICE (cuda), DTYPE (bfloat16), NSHARDS (8 per GPU), BATCH (4: the Qwen study
+# ran 12-16 shards x 4 at 32k on one H200), EXAMPLES
 # (eval config's 100), PILOT_EXAMPLES (pilot config's 24), PILOT_TASKS (the pilot config's levels;
 # comma-separated, each ending +split=pilot), BAND ("0.2,0.8"), STAGES,
 # CAL_LENGTHS (4096,8192), CAL_N (5), CAL_STEPS (32), SLICE_WAIT (0; `start`: 900), WORK ($LC_HOME/work).
@@ -49,7 +51,7 @@
 set -u
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT" || exit 1
-MODE=${1:?usage: bench/long_context_study_gpu.sh setup|stash MODEL|start|run|status|collect|stop [SECONDS]}
+MODE=${1:?usage: bench/long_context_study_gpu.sh setup|stash MODEL|start|run|status|wait|collect|stop [SECONDS]}
 LC_HOME=${LC_HOME:-/root/lc-gpu}
 WORK=${WORK:-$LC_HOME/work}
 declare -A ALIAS=([qwen]=qwen2.5-coder-0.5b [gemma]=gemma3-270m [smollm2]=smollm2-135m)
@@ -109,6 +111,12 @@ status)
   tail -8 "$LC_HOME/logs/run.log" 2>/dev/null
   nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader 2>/dev/null
   exit 0 ;;
+wait)
+  # Keeps the call (and so the machine) busy while the daemon works: until it ends or SECS pass.
+  end=$(( $(date +%s) + ${2:-540} )); pid=$(cat "$LC_HOME/logs/run.pid" 2>/dev/null)
+  while [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && [ "$(date +%s)" -lt "$end" ]; do sleep 10; done
+  kill -0 "${pid:-0}" 2>/dev/null && echo "daemon still running" || echo "daemon finished"
+  tail -15 "$LC_HOME/logs/run.log"; bundle; exit 0 ;;
 collect) bundle; exit 0 ;;
 run) ;;
 *) echo "unknown mode $MODE" >&2; exit 2 ;;
@@ -121,7 +129,7 @@ left() { echo $((DEADLINE - $(date +%s))); }
 budget() { local s; s=$(left); echo $(( s > 1 ? s : 1 )); }
 DEVICE=${DEVICE:-cuda}
 DTYPE=${DTYPE:-bfloat16}
-BATCH=${BATCH:-8}
+BATCH=${BATCH:-4}
 BAND=${BAND:-0.2,0.8}
 CAL_LENGTHS=${CAL_LENGTHS:-4096,8192}
 CAL_N=${CAL_N:-5}
