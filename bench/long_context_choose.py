@@ -8,9 +8,10 @@ that band gets ``"chosen": null`` and the reason; it is not evaluated (DySCO's g
 show at a floor or a ceiling), and the report says so. A level needs ``--min-n`` pilot prompts
 (default: the config's ``examples``) to count, so a pilot cut short never picks on a handful.
 
-``tasks`` prints the chosen levels of one model and length, comma-separated (empty when none),
-as the evaluation split's task specs (``split=pilot`` dropped): what the study script passes to
-``headscope ablate --tasks``.
+``tasks`` prints the chosen levels of one model and length, comma-separated (empty when the pilot
+found none in the band), as the evaluation split's task specs (``split=pilot`` dropped): what the
+study script passes to ``headscope ablate --tasks``; it exits 3 when the pilot has not decided
+that model and length yet.
 
     python bench/long_context_choose.py choose WORK/pilot/*/results*.jsonl \
         --config configs/long-context-pilot.yaml --out choice.json
@@ -141,7 +142,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{cell['model']} {cell['length']} {cell['family']}: {cell['chosen'] or '-'} "
                   f"({accs}; {cell['reason']})")
         return 0
-    print(",".join(chosen_tasks(json.loads(Path(args.choice).read_text()), args.model, args.length)))
+    choice = json.loads(Path(args.choice).read_text()) if Path(args.choice).is_file() else {"cells": []}
+    decided = [c for c in choice["cells"] if c["model"] == args.model and int(c["length"]) == args.length
+               and not c["reason"].startswith("no level has")]
+    if not decided:
+        print(f"{args.model} at {args.length}: no pilot decision yet", file=sys.stderr)
+        return 3
+    print(",".join(chosen_tasks(choice, args.model, args.length)))
     return 0
 
 

@@ -240,18 +240,21 @@ for stage in $STAGES; do
       fi ;;
     e1|e2|e3)
       [ -f "$WORK/done/$key:heads" ] || { echo "$stage: no head sets for $alias"; continue; }
-      loop=""
+      loop=""; undecided=""
       for L in ${lens//,/ }; do
-        tasks=$(python3 bench/long_context_choose.py tasks "$WORK/choice.json" --model "$alias" --length "$L")
-        [ -n "$tasks" ] || { echo "$stage: no level chosen at $L (see choice.json)"; continue; }
+        tasks=$(python3 bench/long_context_choose.py tasks "$WORK/choice.json" --model "$alias" --length "$L") \
+          || { undecided="$undecided $L"; continue; }
+        [ -n "$tasks" ] || { echo "$stage: no level in the band at $L (see choice.json)"; continue; }
         while read -r methods hs strengths; do
           loop="$loop $HS ablate --config $EVAL --model $alias --tasks $tasks --lengths $L --methods $methods"
           loop="$loop --heads $hs --strengths $strengths $EX_OPT --out $WORK/abl/$alias $COMMON --shard \$SHARD &&"
         done < <(entries "$key" "$what")
       done
-      [ -n "$loop" ] || { touch "$marker"; continue; }
-      step "$stage (each shard in turn):$loop"
-      if shards "$key-$what" "${loop% &&}"; then touch "$marker"; fi ;;
+      [ -z "$undecided" ] || echo "$stage: no pilot decision at$undecided yet (run its pilot stage first)"
+      if [ -n "$loop" ]; then
+        step "$stage (each shard in turn):$loop"
+        shards "$key-$what" "${loop% &&}" && [ -z "$undecided" ] && touch "$marker"
+      elif [ -z "$undecided" ]; then touch "$marker"; fi ;;
   esac
   stamp "$stage" $(( $(date +%s) - t ))
 done

@@ -67,6 +67,12 @@ def test_choice_picks_the_level_nearest_half_inside_the_band(tmp_path):
     assert all(c["chosen"] is None and c["reason"].startswith("no level has") for c in thin["cells"])
     kept = choose_mod.choose([str(tmp_path / "pilot" / "results.jsonl")], str(cfg), min_n=20, keep=out)
     assert choose_mod.chosen_tasks(kept, "m", 16000) == ["mkey+distractors=31"]
+    # The CLI the study script calls: exit 3 while a model and length are undecided (no choice yet).
+    (tmp_path / "choice.json").write_text(json.dumps(out))
+    assert choose_mod.main(["tasks", str(tmp_path / "choice.json"), "--model", "m", "--length", "16000"]) == 0
+    assert choose_mod.main(["tasks", str(tmp_path / "choice.json"), "--model", "m", "--length", "32000"]) == 3
+    (tmp_path / "choice.json").write_text(json.dumps(thin))
+    assert choose_mod.main(["tasks", str(tmp_path / "choice.json"), "--model", "m", "--length", "16000"]) == 3
 
 
 def test_tables_recompute_the_dry_run_results(tmp_path):
