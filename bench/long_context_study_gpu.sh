@@ -78,7 +78,7 @@ bundle() {  # tables + one tarball of everything to commit (the device returns a
   python3 bench/long_context_tables.py "$WORK" > /dev/null 2>&1 || echo "tables: nothing to tabulate yet"
   [ -n "${OUT:-}" ] || return 0
   (cd "$WORK" && tar czf "$OUT/long-context.tgz" --exclude='*.partial*' choice.json tables.md abl/*/results*.jsonl \
-     pilot/*/results*.jsonl heads logs commands.log timings.tsv gpus.txt cal/*/run.json rank-*.txt 2>/dev/null)
+     pilot/*/results*.jsonl heads logs commands.log timings.tsv gpus.txt cal/*/*/run.json rank-*.txt 2>/dev/null)
   { echo "# long-context study, $(date -u +%FT%TZ)"; cat "$WORK/gpus.txt" 2>/dev/null; echo '```'
     cat "$TIMES" 2>/dev/null; ls "$WORK/done"; echo '```'; cat "$WORK/tables.md" 2>/dev/null; } > "$OUT/long-context-summary.md"
   ls -la "$OUT"

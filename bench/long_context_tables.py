@@ -95,7 +95,7 @@ def _p(x: float) -> str:
 def tables(root: Path) -> str:
     """The whole ``tables.md`` text."""
     data = load(root)
-    lines = [f"# Long-context study: tables (re-derived by `python bench/long_context_tables.py {root}`)", ""]
+    lines = ["# Long-context study: tables (re-derived by `python bench/long_context_tables.py DIR` from DIR's raw results)", ""]
     choice_file = root / "choice.json"
     if choice_file.is_file():
         choice = json.loads(choice_file.read_text())
