@@ -95,7 +95,8 @@ def _p(x: float) -> str:
 def tables(root: Path) -> str:
     """The whole ``tables.md`` text."""
     data = load(root)
-    lines = ["# Long-context study: tables (re-derived by `python bench/long_context_tables.py DIR` from DIR's raw results)", ""]
+    lines = ["# Long-context study: tables", "",
+             "Re-derived from the raw results of this folder by `python bench/long_context_tables.py DIR`.", ""]
     choice_file = root / "choice.json"
     if choice_file.is_file():
         choice = json.loads(choice_file.read_text())
