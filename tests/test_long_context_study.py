@@ -111,3 +111,16 @@ def test_spelled_task_names_every_difficulty_option():
     assert tables_mod.spelled("chain+chains=4+split=pilot") == "chain+hops=2+chains=4"
     assert tables_mod.spelled("kv") == "kv+near=0"
     assert choose_mod.eval_spec("kv+near=8+split=pilot") == "kv+near=8"
+
+
+def test_study_configs_parse_and_keep_pilot_and_evaluation_apart():
+    from headscope.ablate.config import AblationConfig
+
+    pilot = AblationConfig.from_yaml(ROOT / "configs" / "long-context-pilot.yaml")
+    evaluation = AblationConfig.from_yaml(ROOT / "configs" / "long-context-eval.yaml")
+    pilot.validate()
+    evaluation.validate()
+    assert all(t.endswith("+split=pilot") for t in pilot.tasks)
+    assert not any("split=" in t for t in evaluation.tasks)
+    assert pilot.methods == ("vanilla",) and evaluation.examples >= 100
+    assert max(evaluation.lengths) + 48 <= 32768  # Qwen's window, with room for kv's 48 new tokens
