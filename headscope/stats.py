@@ -222,3 +222,23 @@ def paired_comparison(scores: Sequence[float] | np.ndarray, baseline: Sequence[f
     wins, losses = int(np.sum((a == 1) & (b == 0))), int(np.sum((a == 0) & (b == 1)))
     out.update(wins=wins, losses=losses, p_value=mcnemar_exact(wins, losses) if binary else math.nan)
     return out
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (family-wise error control over all the tests given),
+    in the input order; NaN p-values are left out of the family and stay NaN.
+
+    >>> [round(p, 4) for p in holm([0.01, 0.04, 0.03, math.nan])]
+    [0.03, 0.06, 0.06, nan]
+    """
+    p = _array(list(p_values))
+    out = np.full(p.shape, math.nan)
+    idx = [i for i in np.argsort(p, kind="stable") if math.isfinite(p[i])]
+    m, running = len(idx), 0.0
+    for rank, i in enumerate(idx):
+        running = max(running, min(1.0, (m - rank) * float(p[i])))
+        out[i] = running
+    return [float(x) for x in out]
+
+
+__all__ += ["holm"]  # appended here, not in the list above, so edits to that list merge cleanly

@@ -25,7 +25,8 @@ def test_spec_parsing_and_canonical_form():
     assert parse_task_spec("passkey-filler+label=no+join=space") == ("passkey-filler", {"join": "space", "label": "no"})
     assert canonical_task("passkey-filler+join=paragraph+cut=word+label=yes") == "passkey-filler"
     assert canonical_task("passkey-filler+label=no+cut=unit+join=space") == CLASSIC_PASSKEY
-    for bad, msg in (("kv+join=space", "takes no options"), ("passkey-filler+sep=space", "key=value with key one of"),
+    for bad, msg in (("needle+join=space", "takes no options"),
+                     ("passkey-filler+sep=space", "key=value with key one of"),
                      ("passkey-filler+join=tab", "must be one of"), ("passkey-filler+join=space+join=space", "twice")):
         with pytest.raises(ValueError, match=msg):
             parse_task_spec(bad)

@@ -1,7 +1,9 @@
 """Deterministic calibration tasks: prompts, token spans and null prompts for head scoring.
 
 Tasks: ``needle`` (needle in a haystack), ``passkey`` (5-digit pass key), ``qa`` (multi-document
-QA in the QRHead shape), ``kv`` (key-value retrieval), or a path to a QRHead-shape JSONL file.
+QA in the QRHead shape), ``kv`` (key-value retrieval), ``mkey`` (multi-key needle), ``chain``
+(variable tracking), or a path to a QRHead-shape JSONL file. ``mkey``, ``chain``, ``kv`` and ``qa`` take a
+difficulty option and a pilot/evaluation ``split`` (:mod:`headscope.tasks.options`).
 Every generated prompt lands within 2% of the requested length in the model's own tokens, and the
 same seed always gives the same examples.
 
@@ -25,13 +27,14 @@ from typing import Any
 
 from ._assembly import DepthArg
 from .base import SPAN_KINDS, CalibrationExample, Span
-from .options import CLASSIC_PASSKEY, TASK_OPTIONS, canonical_task, parse_task_spec, task_base
+from .options import CLASSIC_PASSKEY, DIFFICULTY, TASK_OPTIONS, canonical_task, parse_task_spec, task_base
 from .prompting import NULL_QUERY, require_fast
 from .qrhead_files import QRHeadRecord, load_qrhead_jsonl, make_file_examples
 from .registry import TASK_TABLE, TASKS, TaskSpec, task_spec
 
 __all__ = [
     "CLASSIC_PASSKEY",
+    "DIFFICULTY",
     "NULL_QUERY",
     "SPAN_KINDS",
     "TASKS",

@@ -5,6 +5,12 @@ Synthetic documents describe fictional people (names and attributes drawn from
 distractors are hard: only the person's name tells the gold document apart, and a few distractors
 share the gold person's first name or surname.
 
+Difficulty: the task option ``hard`` (``qa+hard=8``) puts exactly that many documents about people
+who share the gold person's first name or surname (alternately) into the prompt, whole, at seeded
+places, and no other document shares a name with the gold person. Without it (``hard=pool``, the
+plain task) two such documents are drawn into the shuffled pool and may fall outside a short
+prompt. ``split=pilot`` draws from a separate RNG stream (see :mod:`headscope.tasks.options`).
+
 The prompt follows the QRHead reference wording (``qrretriever/attn_retriever.py``): the user turn
 holds ``Here are some paragraphs:``, the documents as ``[i] title\\ntext`` separated by blank lines,
 then ``Please find information that are relevant to the following query in the paragraphs
@@ -27,8 +33,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._assembly import DepthArg, assemble, depth_schedule, example_id, example_rng, fit_spec
+from ._scatter import rng_task
 from .base import CalibrationExample
 from .haystack import data_dir
+from .options import TASK_OPTIONS, canonical_task, options_name, parse_task_spec
 from .prompting import Piece, PromptSpec
 
 __all__ = ["Document", "QA_CLOSING", "QA_INSTRUCTION", "load_vocab", "make_qa_examples", "qa_spec"]
@@ -171,9 +179,10 @@ def _truncate(doc: Document, n_words: int) -> Document:
 
 
 def _docs_for(gold: Document, pool: list[Document], pool_words: list[int], n_words: int,
-              depth: float) -> list[Document]:
+              depth: float, hard: tuple[tuple[float, Document], ...] = ()) -> list[Document]:
     """Distractors taking ``n_words`` words of text in pool order (the last one cut short),
-    with the gold document inserted at ``depth`` of the list."""
+    with the gold document inserted at ``depth`` of the list and each ``hard`` document, whole,
+    at its own fraction (after the gold one when they meet)."""
     docs: list[Document] = []
     left = n_words
     for doc, words in zip(pool, pool_words):
@@ -181,46 +190,84 @@ def _docs_for(gold: Document, pool: list[Document], pool_words: list[int], n_wor
             break
         docs.append(doc if words <= left else _truncate(doc, left))
         left -= words
-    at = round(depth * len(docs))
-    return docs[:at] + [gold] + docs[at:]
+    rows = [(round(depth * len(docs)), 0, gold)]
+    rows += [(round(f * len(docs)), 1 + j, doc) for j, (f, doc) in enumerate(hard)]
+    rows += [(k, len(hard) + 1, doc) for k, doc in enumerate(docs)]
+    return [doc for _, _, doc in sorted(rows, key=lambda r: (r[0], r[1]))]
 
 
-def _one(tokenizer: Any, length: int, seed: int, i: int, depth: float) -> CalibrationExample:
-    rng = example_rng("qa", length, seed, i)
+def _namesake(world: _World, p: _Person, same_first: bool) -> _Person:
+    """A new person sharing ``p``'s first name (or surname), never falling back to a random name."""
+    names = world.vocab["surnames" if same_first else "first_names"]
+    free = [n for n in names if ((p.first, n) if same_first else (n, p.last)) not in world.used]
+    if not free:
+        raise ValueError("qa: ran out of namesakes of the gold person; use a smaller 'hard'")
+    other = world.rng.choice(free)
+    return world.person(first=p.first, last=other) if same_first else world.person(first=other, last=p.last)
+
+
+def _one(tokenizer: Any, length: int, seed: int, i: int, depth: float,
+         options: dict[str, str] | None = None, name: str = "qa") -> CalibrationExample:
+    options = options or {}
+    key_task = rng_task("qa", options)
+    rng = example_rng(key_task, length, seed, i)
     world = _World(rng)
     person = world.person()
     question, answer = _question(person, rng)
     gold = world.document(person)
-    # Hard distractors first: same first name or same surname as the gold person.
-    pool = [world.document(world.person(first=person.first)),
-            world.document(world.person(last=person.last))]
+    level = options.get("hard", TASK_OPTIONS["qa"]["hard"][0])
+    hard: tuple[tuple[float, Document], ...] = ()
+    if level == "pool":
+        # The plain task: two hard distractors (same first name, same surname) first in the pool,
+        # which is then shuffled and cut to the length (so either may fall outside the prompt).
+        pool = [world.document(world.person(first=person.first)),
+                world.document(world.person(last=person.last))]
+    else:
+        # Exactly `hard` name-sharing documents, whole, at seeded places; no other document shares
+        # a name with the gold person. From their own RNG, the first n of a fixed list.
+        hard_world = _World(example_rng(key_task, length, seed, i, "hard"))
+        hard_world.used = world.used
+        most = max(int(v) for v in TASK_OPTIONS["qa"]["hard"] if v != "pool")
+        hard_all = [(hard_world.rng.random(), hard_world.document(_namesake(hard_world, person, j % 2 == 0)))
+                    for j in range(most)]
+        hard = tuple(hard_all[:int(level)])
+        pool = []
     words = sum(len(doc.text.split()) for doc in pool)
     # Names and numbers cost >1 token per word, so `length` words of text always overshoot.
     while words < length:
-        pool.append(world.document(world.person()))
+        p = world.person()
+        if level != "pool" and (p.first == person.first or p.last == person.last):
+            continue
+        pool.append(world.document(p))
         words += len(pool[-1].text.split())
     rng.shuffle(pool)
     pool_words = [len(doc.text.split()) for doc in pool]
 
     def spec_of(n_words: int) -> PromptSpec:
-        return qa_spec(question, _docs_for(gold, pool, pool_words, n_words, depth), [gold.idx])
+        return qa_spec(question, _docs_for(gold, pool, pool_words, n_words, depth, hard), [gold.idx])
 
     spec = fit_spec(tokenizer, spec_of, length, 0, sum(pool_words))
     doc_pieces = [p for p in spec.pieces if p.kind in ("gold", "distractor")]
     gold_position = 1 + [p.kind for p in doc_pieces].index("gold")
-    return assemble(tokenizer, spec, id=example_id("qa", length, seed, i), task="qa",
-                    answer=answer, target_length=length, depth=depth,
-                    meta={"question": question, "gold_ids": json.dumps([gold.idx]),
-                          "n_docs": str(len(doc_pieces)), "gold_position": str(gold_position)})
+    meta = {"question": question, "gold_ids": json.dumps([gold.idx]),
+            "n_docs": str(len(doc_pieces)), "gold_position": str(gold_position)}
+    if options:
+        meta.update({"task_options": name, "split": options.get("split", "eval"), "hard": level})
+    return assemble(tokenizer, spec, id=example_id(name, length, seed, i), task="qa",
+                    answer=answer, target_length=length, depth=depth, meta=meta)
 
 
 def make_qa_examples(tokenizer: Any, lengths: list[int], n_examples: int, seed: int, *,
-                     depth: DepthArg = None) -> list[CalibrationExample]:
+                     depth: DepthArg = None, options: dict[str, str] | None = None) -> list[CalibrationExample]:
     """Synthetic multi-document QA examples, ordered by length then index.
 
     The amount of distractor text is fitted word by word, so the last distractor may end
     mid-sentence; ``depth`` places the gold document in the list (default: spread over [0, 1]).
+    ``options``: ``hard`` (name-sharing distractors) and ``split`` (see :mod:`headscope.tasks.options`);
+    none: the plain task's prompts, exactly.
     """
-    return [_one(tokenizer, length, seed, i, d)
+    name = canonical_task(options_name("qa", options))
+    opts = parse_task_spec(name)[1]
+    return [_one(tokenizer, length, seed, i, d, opts, name)
             for length in lengths
-            for i, d in enumerate(depth_schedule(depth, n_examples, "qa", length, seed))]
+            for i, d in enumerate(depth_schedule(depth, n_examples, rng_task("qa", opts), length, seed))]

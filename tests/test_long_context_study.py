@@ -1,0 +1,126 @@
+"""The long-context study's offline tools (issue 20): Holm's correction, the pilot's difficulty
+choice (bench/long_context_choose.py) and the tables re-derived from raw results
+(bench/long_context_tables.py), on the committed results of a CPU dry run of
+bench/long_context_study_gpu.sh (tests/fixtures/long-context-dry/)."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from headscope.stats import holm
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURE = ROOT / "tests" / "fixtures" / "long-context-dry"
+sys.path.insert(0, str(ROOT / "bench"))
+
+import long_context_choose as choose_mod  # noqa: E402
+import long_context_tables as tables_mod  # noqa: E402
+
+
+def test_holm_matches_the_step_down_definition():
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([0.5]) == [0.5]
+    assert holm([0.2, 0.9, 0.01, 0.03]) == pytest.approx([0.4, 0.9, 0.04, 0.09])
+    out = holm([math.nan, 0.02, 0.6])  # NaN is no test: the family has two
+    assert math.isnan(out[0]) and out[1:] == pytest.approx([0.04, 0.6])
+    assert holm([]) == []
+
+
+def _row(model, task, length, i, score, method="vanilla", heads=None, strength=None):
+    decode = {"method": method}
+    if method != "vanilla":
+        decode.update(heads=heads, strength=strength)
+    eid = f"{task}-{length}-s100-{i:03d}"
+    return {"key": f"{model}|{eid}|{method}|{heads}|{strength}", "model": model, "example_id": eid,
+            "purpose": "eval", "decode": decode, "score": float(score)}
+
+
+def _write(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_choice_picks_the_level_nearest_half_inside_the_band(tmp_path):
+    cfg = tmp_path / "pilot.yaml"
+    cfg.write_text("tasks: [mkey+distractors=1+split=pilot, mkey+distractors=7+split=pilot, "
+                   "mkey+distractors=31+split=pilot, kv+split=pilot, kv+near=8+split=pilot]\nexamples: 10\nseed: 100\n")
+    acc = {"mkey+distractors=1+split=pilot": 10, "mkey+distractors=7+split=pilot": 7,
+           "mkey+distractors=31+split=pilot": 4, "kv+split=pilot": 1, "kv+near=8+split=pilot": 0}
+    rows = [_row("m", t, 16000, i, i < k) for t, k in acc.items() for i in range(10)]
+    rows += [_row("m", "mkey+distractors=7", 16000, i, 1) for i in range(10)]  # evaluation split: ignored
+    _write(tmp_path / "pilot" / "results.jsonl", rows)
+    out = choose_mod.choose([str(tmp_path / "pilot" / "results.jsonl")], str(cfg))
+    by = {c["family"]: c for c in out["cells"]}
+    assert by["mkey"]["chosen"] == "mkey+distractors=31"  # 40% beats 70%: nearer 50%
+    assert [r["correct"] for r in by["mkey"]["levels"]] == [10, 7, 4]
+    assert by["kv"]["chosen"] is None and "below 20%" in by["kv"]["reason"]
+    assert choose_mod.chosen_tasks(out, "m", 16000) == ["mkey+distractors=31"]
+    # Too few pilot prompts: nothing is picked; an earlier decision is kept.
+    thin = choose_mod.choose([str(tmp_path / "pilot" / "results.jsonl")], str(cfg), min_n=20)
+    assert all(c["chosen"] is None and c["reason"].startswith("no level has") for c in thin["cells"])
+    kept = choose_mod.choose([str(tmp_path / "pilot" / "results.jsonl")], str(cfg), min_n=20, keep=out)
+    assert choose_mod.chosen_tasks(kept, "m", 16000) == ["mkey+distractors=31"]
+    # The CLI the study script calls: exit 3 while a model and length are undecided (no choice yet).
+    (tmp_path / "choice.json").write_text(json.dumps(out))
+    assert choose_mod.main(["tasks", str(tmp_path / "choice.json"), "--model", "m", "--length", "16000"]) == 0
+    assert choose_mod.main(["tasks", str(tmp_path / "choice.json"), "--model", "m", "--length", "32000"]) == 3
+    (tmp_path / "choice.json").write_text(json.dumps(thin))
+    assert choose_mod.main(["tasks", str(tmp_path / "choice.json"), "--model", "m", "--length", "16000"]) == 3
+
+
+def test_tables_recompute_the_dry_run_results(tmp_path):
+    """The CLI writes tables.md from the raw rows (its counts are the rows'), and --check then
+    finds it up to date, until a raw result changes. (Interval values are headscope.stats's, not
+    pinned here: the tables follow whatever interval it computes.)"""
+    root = tmp_path / "lc"
+    shutil.copytree(FIXTURE, root)
+    cli = [sys.executable, str(ROOT / "bench" / "long_context_tables.py"), str(root)]
+    res = subprocess.run(cli, capture_output=True, text=True, cwd=ROOT)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert subprocess.run([*cli, "--check"], capture_output=True, text=True, cwd=ROOT).returncode == 0
+    text = (root / "tables.md").read_text()
+    # Count vanilla's correct answers per cell straight from the JSONL and find them in the table.
+    rows = [json.loads(line) for f in (root / "abl").glob("*/results*.jsonl") for line in f.read_text().splitlines()]
+    vanilla = [r for r in rows if r["decode"]["method"] == "vanilla" and r["purpose"] == "eval"]
+    assert vanilla
+    data = tables_mod.load(root)
+    for (model, length, task), methods in data.items():
+        mine = [r["score"] for r in vanilla if r["model"] == model and f"-{length}-s" in r["example_id"]
+                and tables_mod.spelled(r["example_id"].rsplit(f"-{length}-", 1)[0]) == task]
+        assert sorted(methods["vanilla"].values()) == sorted(mine)
+        assert f"| {model} | {length} | {task} | vanilla | {len(mine)} | {100 * sum(mine) / len(mine):.1f} |" in text
+    assert "paired comparisons" in text and "Holm" in text
+    # A changed raw result no longer matches the committed tables.
+    f = next((root / "abl").glob("*/results*.jsonl"))
+    first = json.loads(f.read_text().splitlines()[0])
+    first["score"] = 1.0 - first["score"]
+    f.write_text(json.dumps(first) + "\n" + "\n".join(f.read_text().splitlines()[1:]) + "\n")
+    res = subprocess.run([*cli, "--check"], capture_output=True, text=True, cwd=ROOT)
+    assert res.returncode == 1 and "differs" in res.stdout
+
+
+def test_spelled_task_names_every_difficulty_option():
+    assert tables_mod.spelled("mkey") == "mkey+distractors=3"
+    assert tables_mod.spelled("chain+chains=4+split=pilot") == "chain+hops=2+chains=4"
+    assert tables_mod.spelled("kv") == "kv+near=0"
+    assert choose_mod.eval_spec("kv+near=8+split=pilot") == "kv+near=8"
+
+
+def test_study_configs_parse_and_keep_pilot_and_evaluation_apart():
+    from headscope.ablate.config import AblationConfig
+
+    pilot = AblationConfig.from_yaml(ROOT / "configs" / "long-context-pilot.yaml")
+    evaluation = AblationConfig.from_yaml(ROOT / "configs" / "long-context-eval.yaml")
+    pilot.validate()
+    evaluation.validate()
+    assert all(t.endswith("+split=pilot") for t in pilot.tasks)
+    assert not any("split=" in t for t in evaluation.tasks)
+    assert pilot.methods == ("vanilla",) and evaluation.examples >= 100
+    assert max(evaluation.lengths) + 48 <= 32768  # Qwen's window, with room for kv's 48 new tokens
