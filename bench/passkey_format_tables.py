@@ -14,7 +14,7 @@ With ``--figure PNG`` it also draws accuracy [95% CI] per format for vanilla and
 3, one panel per length, each bar labelled with its number of prompts.
 Cells that are not complete (fewer than 100 prompts) are compared on the prompts they have.
 Every McNemar p of tables 2 and 3 (one family: all the paired tests the report reads) is printed
-with its Holm-adjusted value (headscope.multiple_comparisons.holm), and the number of tests is
+with its Holm-adjusted value (headscope.stats.holm), and the number of tests is
 stated above the tables.
 A record's device is its ``device`` field (the committed cache has one; a record without it is
 counted as ``?``).
@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from headscope.multiple_comparisons import holm
+from headscope.stats import holm
 from headscope.stats import accuracy, bootstrap_ci, paired_comparison
 
 __all__ = ["figure", "load", "main"]
@@ -197,7 +197,7 @@ def family_note(adjusted: Adjusted) -> str:
     survive = sum(p < 0.05 for p in adjusted.values())
     return (f"The three comparison tables below hold {m} exact McNemar tests. Their p-values are uncorrected; "
             f"the Holm p column adjusts each for all {m} (Holm 1979: family-wise error rate 0.05, "
-            f"`headscope.multiple_comparisons.holm`). {survive} of the {m} have Holm p < 0.05; a result with "
+            f"`headscope.stats.holm`). {survive} of the {m} have Holm p < 0.05; a result with "
             "uncorrected p < 0.05 but Holm p >= 0.05 is exploratory.")
 
 

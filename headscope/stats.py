@@ -228,10 +228,19 @@ def holm(p_values: Sequence[float]) -> list[float]:
     """Holm's step-down adjusted p-values (family-wise error control over all the tests given),
     in the input order; NaN p-values are left out of the family and stay NaN.
 
+    A report that runs m tests and calls each p < 0.05 a finding expects m/20 false findings when
+    nothing is there. Holm (1979) controls the chance of even one false finding at alpha, like
+    Bonferroni, and rejects at least as much: the i-th smallest of m p-values is compared with
+    alpha / (m - i + 1). The adjusted value is the smallest alpha at which each test is rejected,
+    so "adjusted p < 0.05" reads as usual.
+
     >>> [round(p, 4) for p in holm([0.01, 0.04, 0.03, math.nan])]
     [0.03, 0.06, 0.06, nan]
     """
     p = _array(list(p_values))
+    bad = [float(x) for x in p if math.isfinite(x) and not 0.0 <= x <= 1.0]
+    if bad or np.isinf(p).any():
+        raise ValueError(f"p-values must lie in [0, 1]. Got {(bad or [float(x) for x in p if np.isinf(x)])[0]!r} instead.")
     out = np.full(p.shape, math.nan)
     idx = [i for i in np.argsort(p, kind="stable") if math.isfinite(p[i])]
     m, running = len(idx), 0.0

@@ -1,4 +1,4 @@
-"""Holm's step-down adjustment (headscope.multiple_comparisons) and its use in the pass-key format
+"""Holm's step-down adjustment (headscope.stats) and its use in the pass-key format
 study's tables (bench/passkey_format_tables.py)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from headscope.multiple_comparisons import holm
+from headscope.stats import holm
 
 _spec = importlib.util.spec_from_file_location(
     "passkey_format_tables", Path(__file__).parents[1] / "bench" / "passkey_format_tables.py")
