@@ -238,9 +238,9 @@ def holm(p_values: Sequence[float]) -> list[float]:
     [0.03, 0.06, 0.06, nan]
     """
     p = _array(list(p_values))
-    bad = [float(x) for x in p if math.isfinite(x) and not 0.0 <= x <= 1.0]
-    if bad or np.isinf(p).any():
-        raise ValueError(f"p-values must lie in [0, 1]. Got {(bad or [float(x) for x in p if np.isinf(x)])[0]!r} instead.")
+    bad = [float(x) for x in p if not math.isnan(x) and not 0.0 <= x <= 1.0]
+    if bad:
+        raise ValueError(f"p-values must lie in [0, 1]. Got {bad[0]!r} instead.")
     out = np.full(p.shape, math.nan)
     idx = [i for i in np.argsort(p, kind="stable") if math.isfinite(p[i])]
     m, running = len(idx), 0.0
