@@ -81,7 +81,7 @@ def test_ctrl_c_says_that_a_rerun_resumes(monkeypatch, tmp_path):
 def test_generate_help_example_keeps_its_line_continuations():
     lines = invoke("generate", "--help").output.splitlines()
     starts = [i for i, line in enumerate(lines) if line.rstrip().endswith(" \\")]
-    assert len(starts) == 2
+    assert len(starts) >= 2  # every multi-line example of the docstring
     assert all(lines[i + 1].lstrip().startswith("--out ") for i in starts)
 
 
