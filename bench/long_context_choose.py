@@ -103,7 +103,9 @@ def choose(files: list[str], config: str, min_n: int | None = None, band: tuple[
     return {"rule": f"per model x length x family: the level whose vanilla accuracy on the pilot split is nearest "
                     f"50% inside [{band[0]:.0%}, {band[1]:.0%}] (ties: the easier level); none in the band: not "
                     "evaluated",
-            "pilot": {"config": config, "examples": cfg["examples"], "seed": cfg["seed"], "min_n": need,
+            "pilot": {"config": config, "seed": cfg["seed"], "min_n": need,
+                      # prompts per level as decoded (the config's count can be overridden by --examples)
+                      "examples": max((r["n"] for c in cells for r in c["levels"]), default=0),
                       "levels": levels},
             "cells": cells}
 

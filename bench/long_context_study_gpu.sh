@@ -38,8 +38,8 @@
 # ($WORK/abl/MODEL/results-shard*.jsonl), so a cut stage resumes with no decode repeated.
 # FROM_REPO=1: seed $WORK with the committed reports/long-context/ (choice, heads, caches) first.
 #
-# Knobs (environment): DEVICE (cuda), DTYPE (bfloat16), NSHARDS (8 per GPU), BATCH (4: the Qwen study
-# ran 12-16 shards x 4 at 32k on one H200), EXAMPLES
+# Knobs (environment): DEVICE (cuda), DTYPE (bfloat16), NSHARDS (8 per GPU over 100 GB, else 4), BATCH (4 over
+# 100 GB, else 2: 8 x 4 ran out of memory at 32k on an 80 GB H100), EXAMPLES
 # (eval config's 100), PILOT_EXAMPLES (pilot config's 24), PILOT_TASKS (the pilot config's levels;
 # comma-separated, each ending +split=pilot), BAND ("0.2,0.8"), STAGES,
 # CAL_LENGTHS (4096,8192), CAL_N (5), CAL_STEPS (32), SLICE_WAIT (0; `start`: 900), WORK ($LC_HOME/work).
@@ -129,7 +129,12 @@ left() { echo $((DEADLINE - $(date +%s))); }
 budget() { local s; s=$(left); echo $(( s > 1 ? s : 1 )); }
 DEVICE=${DEVICE:-cuda}
 DTYPE=${DTYPE:-bfloat16}
-BATCH=${BATCH:-4}
+# Shards x batch by the card's memory: on an 80 GB H100, 8 shards x 4 prompts at 32k ran out of
+# memory (2026-12-06: prefill of a 32k batch of 4 took ~17 GB a process); 4 x 2 fitted. 139 GB H200s
+# ran 16 x 4 at 32k (the Qwen study).
+GPU_MIB=$(nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits 2>/dev/null | head -1)
+BIG=0; [ "${GPU_MIB:-0}" -gt 100000 ] && BIG=1
+BATCH=${BATCH:-$([ $BIG = 1 ] && echo 4 || echo 2)}
 BAND=${BAND:-0.2,0.8}
 CAL_LENGTHS=${CAL_LENGTHS:-4096,8192}
 CAL_N=${CAL_N:-5}
@@ -137,7 +142,7 @@ CAL_STEPS=${CAL_STEPS:-32}
 SLICE_WAIT=${SLICE_WAIT:-0}
 NGPU=1
 [ "$DEVICE" = cuda ] && NGPU=$(python3 -c 'import torch; print(max(torch.cuda.device_count(), 1))')
-NSHARDS=${NSHARDS:-$((8 * NGPU))}
+NSHARDS=${NSHARDS:-$(( ($BIG = 1 ? 8 : 4) * NGPU ))}
 gpu_of() { [ "$DEVICE" = cuda ] && echo "CUDA_VISIBLE_DEVICES=$(($1 % NGPU))" || echo "CUDA_VISIBLE_DEVICES="; }
 EX_OPT=${EXAMPLES:+--examples $EXAMPLES}
 PEX_OPT="${PILOT_EXAMPLES:+--examples $PILOT_EXAMPLES} ${PILOT_TASKS:+--tasks $PILOT_TASKS}"

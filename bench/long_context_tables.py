@@ -164,8 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None, help="default: ROOT/tables.md")
     ap.add_argument("--check", action="store_true", help="compare with the existing file; exit 1 if it differs")
     args = ap.parse_args(argv)
-    if not (args.root / "abl").is_dir():
-        print(f"{args.root}: no abl/ folder of evaluation caches", file=sys.stderr)
+    if not (args.root / "abl").is_dir() and not (args.root / "choice.json").is_file():
+        print(f"{args.root}: no abl/ folder of evaluation caches and no choice.json of a pilot", file=sys.stderr)
         return 2
     text = tables(args.root)
     out = args.out or args.root / "tables.md"

@@ -124,3 +124,17 @@ def test_study_configs_parse_and_keep_pilot_and_evaluation_apart():
     assert not any("split=" in t for t in evaluation.tasks)
     assert pilot.methods == ("vanilla",) and evaluation.examples >= 100
     assert max(evaluation.lengths) + 48 <= 32768  # Qwen's window, with room for kv's 48 new tokens
+
+
+def test_the_committed_study_tables_match_its_raw_results():
+    """reports/long-context/: tables.md and choice.json are what the committed pilot caches give
+    (the study's re-derivation command, run in CI on the committed files)."""
+    root = ROOT / "reports" / "long-context"
+    res = subprocess.run([sys.executable, str(ROOT / "bench" / "long_context_tables.py"), str(root), "--check"],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert res.returncode == 0, res.stdout + res.stderr
+    committed = json.loads((root / "choice.json").read_text())
+    again = choose_mod.choose(sorted(str(f) for f in (root / "pilot").glob("*/results*.jsonl")),
+                              str(ROOT / committed["pilot"]["config"]), min_n=committed["pilot"]["min_n"])
+    assert [(c["length"], c["family"], c["chosen"], c["levels"]) for c in again["cells"]] == \
+        [(c["length"], c["family"], c["chosen"], c["levels"]) for c in committed["cells"]]
