@@ -40,7 +40,8 @@ def selected_positions(r: torch.Tensor, cfg: RescaleConfig, non_template: torch.
     log = {"avg_num_token": 0.0, "avg_nucleus_mass": 0.0, "scale_by_token": 0.0, "scale_by_nucleus": 0.0}
     mask = _select_important_tokens(r.clone(), log, cfg.selection_method, cfg.top_k, cfg.top_p)
     s = cfg.strength if cfg.strength != 1.0 else 2.0
-    vec = _build_intervention_vector(mask.clone(), r, s, non_template)
+    # Their template mask is built on the CPU from the ids; on a GPU run it must follow the scores.
+    vec = _build_intervention_vector(mask.clone(), r, s, None if non_template is None else non_template.to(r.device))
     boosted = (vec[0, :-1] > 0) if s < 99 else torch.isfinite(vec[0, :-1])
     return boosted.nonzero().flatten().cpu().numpy().astype(np.int32)
 
