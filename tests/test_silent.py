@@ -16,52 +16,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-
-from headscope.cli import cli
 
 REPO = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def invoke(*args: object):
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
-def one_line_error(result, *needles: str) -> str:
-    """The command failed with exit 1 and one ``Error:`` line (no traceback) holding ``needles``."""
-    assert result.exit_code == 1, (result.exit_code, result.output, result.exception)
-    assert isinstance(result.exception, SystemExit), f"uncaught {result.exception!r}"
-    assert "Traceback" not in result.output
-    lines = [line for line in result.output.splitlines() if line.startswith("Error:")]
-    assert len(lines) == 1, result.output
-    tail = result.output[result.output.index(lines[0]):].strip()
-    assert tail == lines[0], f"the error runs over several lines: {tail!r}"
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    return lines[0]
-
-
-@pytest.fixture
-def no_model_load(monkeypatch):
-    """Fail the test if any command loads model weights."""
-    import headscope.models as models
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("a model was loaded")
-
-    monkeypatch.setattr(models, "load_model", refuse)
-
+# The CLI helpers and the single-thread fixture are test_reliability's (one copy for the CLI tests).
+from test_reliability import invoke, no_model_load, one_line_error, one_thread  # noqa: E402,F401 (fixtures)
 
 # -- 6. non-finite head scores ---------------------------------------------------------------------
 
@@ -94,7 +55,8 @@ def test_finite_head_scores_still_convert_to_strict_json(tmp_path):
 # -- 8. duplicate YAML keys --------------------------------------------------------------------------
 
 
-def test_a_duplicate_key_in_an_ablation_config_is_refused(tmp_path, tiny_model_dir, no_model_load):
+@pytest.mark.usefixtures("no_model_load")
+def test_a_duplicate_key_in_an_ablation_config_is_refused(tmp_path, tiny_model_dir):
     config = tmp_path / "a.yaml"
     config.write_text(f"models: ['{tiny_model_dir}']\nmethods: [vanilla]\nexamples: 2\nlengths: [200]\n"
                       "device: cpu\nexamples: 3\n")
@@ -215,7 +177,8 @@ def holder():
         proc.wait()
 
 
-def test_a_symlinked_generate_out_shares_the_lock_of_its_target(tmp_path, tiny_model_dir, holder, no_model_load):
+@pytest.mark.usefixtures("no_model_load")
+def test_a_symlinked_generate_out_shares_the_lock_of_its_target(tmp_path, tiny_model_dir, holder):
     real = tmp_path / "gs.jsonl"
     link = tmp_path / "link.jsonl"
     link.symlink_to(real.name)
@@ -238,8 +201,9 @@ def test_generate_through_a_symlink_keeps_one_settings_file(tmp_path, tiny_model
 # -- 5. generate --out is the prompt file -------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("no_model_load")
 @pytest.mark.parametrize("how", ["same path", "symlink", "hard link", "other spelling"])
-def test_generate_refuses_out_equal_to_prompts(tmp_path, tiny_model_dir, no_model_load, how):
+def test_generate_refuses_out_equal_to_prompts(tmp_path, tiny_model_dir, how):
     prompts = write_prompts(tmp_path / "same.jsonl", n=3)
     before = prompts.read_text()
     out = {"same path": prompts, "symlink": tmp_path / "ln.jsonl", "hard link": tmp_path / "hard.jsonl",
@@ -389,8 +353,9 @@ def ablate_args(model: Path, out: Path) -> list[object]:
             "vanilla", "--max-new-tokens", 2, "--device", "cpu", "--no-report", "--quiet", "--out", out]
 
 
+@pytest.mark.usefixtures("no_model_load")
 @pytest.mark.parametrize("before_records", [False, True], ids=["recorded", "from before the record"])
-def test_other_kinds_of_run_refuse_a_capture_folder(captures, tmp_path, tiny_model_dir, no_model_load,
+def test_other_kinds_of_run_refuse_a_capture_folder(captures, tmp_path, tiny_model_dir,
                                                     before_records):
     run = tmp_path / "cap"
     shutil.copytree(captures["a"], run)
