@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,7 +20,7 @@ ENV = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
 
 
 # The CLI helpers and the single-thread fixture are test_reliability's (one copy for the CLI tests).
-from test_reliability import invoke, no_model_load, one_line_error, one_thread  # noqa: E402,F401 (fixtures)
+from test_reliability import holder, invoke, no_model_load, one_line_error, one_thread  # noqa: E402,F401 (fixtures)
 
 # -- 6. non-finite head scores ---------------------------------------------------------------------
 
@@ -150,35 +148,10 @@ def test_generate_does_not_resume_old_records_without_their_settings_file(tmp_pa
 # -- 4. a symlinked --out shares the lock of its target ------------------------------------------------
 
 
-HOLDER = """
-import sys, time
-from headscope._outputs import output_lock
-with output_lock(sys.argv[1], kind=sys.argv[2], command="headscope held-by-test"):
-    print("locked", flush=True)
-    time.sleep(60)
-"""
-
-
-@pytest.fixture
-def holder():
-    """Start a process that holds the lock of an output (as a running command would)."""
-    procs = []
-
-    def start(target: Path, kind: str) -> subprocess.Popen:
-        proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(target), kind], stdout=subprocess.PIPE, text=True,
-                                env=ENV)
-        procs.append(proc)
-        assert proc.stdout.readline().strip() == "locked"
-        return proc
-
-    yield start
-    for proc in procs:
-        proc.kill()
-        proc.wait()
 
 
 @pytest.mark.usefixtures("no_model_load")
-def test_a_symlinked_generate_out_shares_the_lock_of_its_target(tmp_path, tiny_model_dir, holder):
+def test_a_symlinked_generate_out_shares_the_lock_of_its_target(tmp_path, tiny_model_dir, holder):  # noqa: F811 (the imported fixture)
     real = tmp_path / "gs.jsonl"
     link = tmp_path / "link.jsonl"
     link.symlink_to(real.name)
