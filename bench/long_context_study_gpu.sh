@@ -211,6 +211,24 @@ entries() {  # entries KEY STEP: one "METHODS HEADS STRENGTHS" line per ablate c
   esac
 }
 
+prompts() {  # prompts KEY TASKS LENGTH: build a stage's evaluation prompts once, one process per task, into
+  # headscope's prompt cache ($HEADSCOPE_HOME/prompts), so that the shards (each of which needs every
+  # prompt to find its own) and later stages read them instead of building them again.
+  local alias=${ALIAS[$1]} t task
+  t=$(date +%s)
+  for task in ${2//,/ }; do
+    python3 -c "import sys; from headscope.ablate.config import AblationConfig; from headscope.models import peek_model
+from headscope.evaluate.prompt_cache import cached_eval_examples
+c = AblationConfig.from_yaml('$EVAL')
+g, tok = peek_model('$alias')
+n = int('${EXAMPLES:-0}') or c.examples
+cached_eval_examples('$task', tok, $3, n, c.seed, max_context=g.max_context or None)" \
+      > "$WORK/logs/prompts-$1-$task-$3.log" 2>&1 &
+  done
+  wait
+  stamp "prompts-$1-$3" $(( $(date +%s) - t ))
+}
+
 shards() {  # shards TAG SCRIPT: NSHARDS copies of SCRIPT ($SHARD = k/N in it); all must finish
   local tag=$1 script=$2 failed=0 k
   for k in $(seq 0 $((NSHARDS - 1))); do
@@ -250,6 +268,7 @@ for stage in $STAGES; do
         tasks=$(python3 bench/long_context_choose.py tasks "$WORK/choice.json" --model "$alias" --length "$L") \
           || { undecided="$undecided $L"; continue; }
         [ -n "$tasks" ] || { echo "$stage: no level in the band at $L (see choice.json)"; continue; }
+        prompts "$key" "$tasks" "$L"
         while read -r methods hs strengths; do
           loop="$loop $HS ablate --config $EVAL --model $alias --tasks $tasks --lengths $L --methods $methods"
           loop="$loop --heads $hs --strengths $strengths $EX_OPT --out $WORK/abl/$alias $COMMON --shard \$SHARD &&"

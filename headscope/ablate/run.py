@@ -127,10 +127,11 @@ def _decode_config(config: AblationConfig, cell: Cell, heads: HeadSet | None, st
 def _examples(config: AblationConfig, lm: LoadedModel, task: str, length: int, n: int,
               seed: int) -> list[EvalExample]:
     from ..evaluate import make_eval_examples
+    from ..evaluate.prompt_cache import cached_eval_examples
     from ..tasks import is_synthetic
 
     if is_synthetic(task):
-        return make_eval_examples(task, lm.tokenizer, [length], n, seed, max_context=lm.geometry.max_context or None)
+        return cached_eval_examples(task, lm.tokenizer, length, n, seed, max_context=lm.geometry.max_context or None)
     exs = make_eval_examples(task, lm.tokenizer, n_examples=n, max_prompt_tokens=length)
     return [replace(ex, length=length) for ex in exs]
 
