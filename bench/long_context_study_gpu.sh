@@ -31,7 +31,12 @@
 #           3 random sets of 8 (seeds 1-3); all under $WORK/heads/MODEL/heads-*.json
 #   e1      vanilla, DySCO (QRScore heads) and dysco-onepass (QRScore heads), strength 2
 #   e2      DySCO with retrieval-score heads and with each random set, and dysco-static, strength 2
-#   e3      all of e1 and e2 at strength 3
+#   e3      DySCO, dysco-onepass and dysco-static with QRScore heads at strength 3
+#   e4      DySCO with retrieval-score heads and with each random set at strength 3
+#   ea      DySCO (QRScore heads) with strength auto, chosen per cell from AUTO_GRID (2,3) on DEV_N (16)
+#           dev-split prompts (tuning seed 200); the held-out decodes at the chosen strength are e1's / e3's
+#   ga      e1's cells again, recording for the first GOLD_N (20) prompts per cell the attention the
+#           selected heads and all heads put on the gold span at each step (abl/MODEL/gold_attention.jsonl)
 # Each evaluation stage runs `headscope ablate --config configs/long-context-eval.yaml --tasks
 # <chosen levels> --lengths L` per length in NSHARDS shards (--batch-size BATCH), examples 100; a stage
 # is marked done under $WORK/done only when every shard finished, and every decode is cached
@@ -56,7 +61,8 @@ LC_HOME=${LC_HOME:-/root/lc-gpu}
 WORK=${WORK:-$LC_HOME/work}
 declare -A ALIAS=([qwen]=qwen2.5-coder-0.5b [gemma]=gemma3-270m [smollm2]=smollm2-135m)
 declare -A GGUF=([qwen]=qwen2.5-coder-0.5b-instruct-q4_k_m.gguf [gemma]=gemma-3-270m-q4_k_m.gguf)
-STAGES=${STAGES:-"qwen:heads qwen:pilot:16000,32000 qwen:e1:16000,32000 qwen:e2:16000,32000 qwen:e3:16000,32000
+STAGES=${STAGES:-"qwen:heads qwen:pilot:16000,32000 qwen:e1:16000,32000 qwen:e3:16000,32000 qwen:ea:16000,32000
+  qwen:e2:16000,32000 qwen:ga:16000,32000 qwen:e4:16000,32000
   qwen:pilot:8000 qwen:e1:8000 qwen:e2:8000 qwen:e3:8000
   gemma:heads gemma:pilot:16000,32000 gemma:e1:16000,32000 gemma:e2:16000,32000 gemma:pilot:8000 gemma:e1:8000
   gemma:e2:8000 gemma:e3:16000,32000,8000"}
@@ -78,7 +84,7 @@ bundle() {  # tables + one tarball of everything to commit (the device returns a
   python3 bench/long_context_tables.py "$WORK" > /dev/null 2>&1 || echo "tables: nothing to tabulate yet"
   [ -n "${OUT:-}" ] || return 0
   (cd "$WORK" && tar czf "$OUT/long-context.tgz" --exclude='*.partial*' choice.json tables.md abl/*/results*.jsonl \
-     pilot/*/results*.jsonl heads logs commands.log timings.tsv gpus.txt cal/*/*/run.json rank-*.txt 2>/dev/null)
+     abl/*/gold_attention.* pilot/*/results*.jsonl heads logs commands.log timings.tsv gpus.txt cal/*/*/run.json rank-*.txt 2>/dev/null)
   { echo "# long-context study, $(date -u +%FT%TZ)"; cat "$WORK/gpus.txt" 2>/dev/null; echo '```'
     cat "$TIMES" 2>/dev/null; ls "$WORK/done"; echo '```'; cat "$WORK/tables.md" 2>/dev/null; } > "$OUT/long-context-summary.md"
   ls -la "$OUT"
@@ -139,6 +145,9 @@ BAND=${BAND:-0.2,0.8}
 CAL_LENGTHS=${CAL_LENGTHS:-4096,8192}
 CAL_N=${CAL_N:-5}
 CAL_STEPS=${CAL_STEPS:-32}
+AUTO_GRID=${AUTO_GRID:-2,3}   # ea: the strengths auto chooses from (the fixed ones of e1 / e3)
+DEV_N=${DEV_N:-16}            # ea: dev-split prompts per task and length it chooses on
+GOLD_N=${GOLD_N:-20}          # ga: prompts per cell whose attention on the gold span is recorded
 SLICE_WAIT=${SLICE_WAIT:-0}
 NGPU=1
 [ "$DEVICE" = cuda ] && NGPU=$(python3 -c 'import torch; print(max(torch.cuda.device_count(), 1))')
@@ -207,7 +216,10 @@ entries() {  # entries KEY STEP: one "METHODS HEADS STRENGTHS" line per ablate c
   case $2 in
     e1) echo "vanilla,dysco,dysco-onepass $qr 2" ;;
     e2) echo "dysco $ret$rnd 2"; echo "dysco-static $qr 2" ;;
-    e3) echo "dysco,dysco-onepass,dysco-static $qr 3"; echo "dysco $ret$rnd 3" ;;
+    e3) echo "dysco,dysco-onepass,dysco-static $qr 3" ;;
+    e4) echo "dysco $ret$rnd 3" ;;
+    ea) echo "dysco $qr auto" ;;
+    ga) echo "vanilla,dysco,dysco-onepass $qr 2" ;;
   esac
 }
 
@@ -261,9 +273,15 @@ for stage in $STAGES; do
           ${PILOT_EXAMPLES:+--min-n $PILOT_EXAMPLES} --keep "$WORK/choice.json" --out "$WORK/choice.json" | tee -a "$LOG"
         touch "$marker"
       fi ;;
-    e1|e2|e3)
+    e1|e2|e3|e4|ea|ga)
       [ -f "$WORK/done/$key:heads" ] || { echo "$stage: no head sets for $alias"; continue; }
       loop=""; undecided=""
+      # ea (auto strength: its dev-split tuning decodes, which every shard would repeat) and ga
+      # (attention on gold, recorded when the grid is assembled) run as one process; the
+      # evaluation decodes they need are those of e1 / e3, cached.
+      extra="--shard \$SHARD"
+      [ "$what" = ea ] && extra="--strength-grid $AUTO_GRID --dev-examples $DEV_N"
+      [ "$what" = ga ] && extra="--gold-attention $GOLD_N"
       for L in ${lens//,/ }; do
         tasks=$(python3 bench/long_context_choose.py tasks "$WORK/choice.json" --model "$alias" --length "$L") \
           || { undecided="$undecided $L"; continue; }
@@ -271,13 +289,19 @@ for stage in $STAGES; do
         prompts "$key" "$tasks" "$L"
         while read -r methods hs strengths; do
           loop="$loop $HS ablate --config $EVAL --model $alias --tasks $tasks --lengths $L --methods $methods"
-          loop="$loop --heads $hs --strengths $strengths $EX_OPT --out $WORK/abl/$alias $COMMON --shard \$SHARD &&"
+          loop="$loop --heads $hs --strengths $strengths $EX_OPT --out $WORK/abl/$alias $COMMON $extra &&"
         done < <(entries "$key" "$what")
       done
       [ -z "$undecided" ] || echo "$stage: no pilot decision at$undecided yet (run its pilot stage first)"
       if [ -n "$loop" ]; then
-        step "$stage (each shard in turn):$loop"
-        shards "$key-$what" "${loop% &&}" && [ -z "$undecided" ] && touch "$marker"
+        if [ "$what" = ea ] || [ "$what" = ga ]; then
+          step "$stage (one process):$loop"
+          timeout "$(budget)" bash -c "${loop% &&}" >> "$WORK/logs/$key-$what.log" 2>&1 && [ -z "$undecided" ] \
+            && touch "$marker"
+        else
+          step "$stage (each shard in turn):$loop"
+          shards "$key-$what" "${loop% &&}" && [ -z "$undecided" ] && touch "$marker"
+        fi
       elif [ -z "$undecided" ]; then touch "$marker"; fi ;;
   esac
   stamp "$stage" $(( $(date +%s) - t ))
