@@ -25,6 +25,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+from headscope.auto_strength import choose
 from headscope.stats import accuracy, holm, paired_comparison
 from headscope.tasks import DIFFICULTY, TASK_OPTIONS, parse_task_spec
 
@@ -47,18 +48,28 @@ def _heads_labels(folder: Path) -> dict[str, str]:
     return labels
 
 
-def load(root: Path) -> dict[tuple[str, int, str], dict[str, dict[str, float]]]:
-    """``(model, length, task) -> method label -> example id -> score`` (evaluation split only)."""
+def _records(root: Path, purpose: str) -> list[dict]:
+    """The cached decodes of ``purpose`` (``eval`` or ``tune``) under ``abl/``, one per key."""
     rows: dict[str, dict] = {}
     for f in sorted((root / "abl").glob("*/results*.jsonl")):
         for line in f.read_text().splitlines():
             if line.strip():
                 r = json.loads(line)
-                if r.get("purpose", "eval") == "eval":
+                if r.get("purpose", "eval") == purpose:
                     rows[r["key"]] = r
-    labels = {m.name: _heads_labels(m) for m in (root / "heads").glob("*") if m.is_dir()}
+    return list(rows.values())
+
+
+def _labels(root: Path) -> dict[str, dict[str, str]]:
+    return {m.name: _heads_labels(m) for m in (root / "heads").glob("*") if m.is_dir()}
+
+
+def load(root: Path, purpose: str = "eval") -> dict[tuple[str, int, str], dict[str, dict[str, float]]]:
+    """``(model, length, task) -> method label -> example id -> score`` (evaluation split, or the
+    dev split's tuning decodes with ``purpose="tune"``)."""
+    labels = _labels(root)
     out: dict[tuple[str, int, str], dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
-    for r in rows.values():
+    for r in _records(root, purpose):
         m = ID.match(r["example_id"])
         if not m or "split=pilot" in m["task"]:
             continue
@@ -155,7 +166,90 @@ def tables(root: Path) -> str:
                 lines.append(f"| {cell[0]} | {cell[1]} | {cell[2]} | {parts[1]} | {parts[2][1:]} | {c['n']} | "
                              f"{_pct(c['mean'])} | {_pct(c['baseline_mean'])} | {_pct(c['diff'])} | "
                              f"{_pct(c['diff_lo'])} to {_pct(c['diff_hi'])} |")
+    lines += _auto_section(root, data)
+    lines += _gold_section(root)
     return "\n".join(lines) + "\n"
+
+
+def _auto_section(root: Path, data: dict) -> list[str]:
+    """Automatic strength: per cell, the dev split's mean score per candidate strength (the
+    ``tune`` decodes), the strength :func:`headscope.auto_strength.choose` picks from them, and
+    that strength's accuracy on the held-out evaluation prompts next to the fixed default's
+    (strength 2) and vanilla's, paired."""
+    tune = load(root, "tune")
+    if not tune:
+        return []
+    lines = ["", "## Automatic strength vs the fixed default (held-out prompts)", "",
+             "`ablate --strengths auto`: the strength with the best mean score on the dev split (another seed than "
+             "every evaluation prompt; ties: closest to 1, then the smaller), then decoded on the evaluation prompts. "
+             "The fixed default is strength 2.", "",
+             "| model | length | task | method | heads | dev n | dev accuracy per strength | chosen | "
+             "held-out n | auto % | fixed s2 % | auto - fixed (pp) | 95% CI | auto - vanilla (pp) | 95% CI |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for cell in sorted(tune):
+        groups: dict[tuple[str, str], dict[float, dict[str, float]]] = defaultdict(dict)
+        for label, scores in tune[cell].items():
+            method, heads, strength = label.split()
+            groups[(method, heads)][float(strength[1:])] = scores
+        for (method, heads), per_s in sorted(groups.items()):
+            means = {st: sum(v.values()) / len(v) for st, v in per_s.items() if v}
+            chosen = choose(means)
+            n_dev = min(len(v) for v in per_s.values())
+            dev = "; ".join(f"s{st:g} {100 * m:.0f}%" for st, m in sorted(means.items()))
+            evals = data.get(cell, {})
+            auto = evals.get(f"{method} {heads} s{chosen:g}")
+            fixed = evals.get(f"{method} {heads} s2")
+            vanilla = evals.get("vanilla")
+            row = f"| {cell[0]} | {cell[1]} | {cell[2]} | {method} | {heads} | {n_dev} | {dev} | {chosen:g} |"
+            if not auto:
+                lines.append(row + " 0 | - | - | - | - | - | - |")
+                continue
+            vs_fixed = _paired(auto, fixed) if fixed else None
+            vs_van = _paired(auto, vanilla) if vanilla else None
+            a = accuracy(list(auto.values()))
+            f_acc = accuracy(list(fixed.values()))["mean"] if fixed else math.nan
+            cols = [str(a["n"]), _pct(a["mean"]), _pct(f_acc)]
+            for c in (vs_fixed, vs_van):
+                cols += ([_pct(c["diff"]), f"{_pct(c['diff_lo'])} to {_pct(c['diff_hi'])}"] if c else ["-", "-"])
+            lines.append(row + " " + " | ".join(cols) + " |")
+    return lines
+
+
+def _gold_section(root: Path) -> list[str]:
+    """Attention on the gold span at decode time (``ablate --gold-attention``): per cell and
+    answer, the mean fraction of attention the selected heads and all heads put on the span
+    holding the answer (mean over a decode's steps, then over prompts; 95% bootstrap intervals,
+    :func:`headscope.ablate.gold.gold_summary`)."""
+    from headscope.ablate.gold import gold_summary
+
+    records = []
+    for f in sorted((root / "abl").glob("*/gold_attention.jsonl")):
+        records += [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
+    if not records:
+        return []
+    stems = {json.dumps(sorted(json.loads(p.read_text())["heads"])): p.stem.removeprefix("heads-")
+             for p in (root / "heads").glob("*/heads-*.json")}
+    for r in records:
+        r["task"] = spelled(r["task"])
+        h = r.get("heads", "")
+        if isinstance(h, str) and h.endswith(".json"):
+            r["heads"] = Path(h).stem.removeprefix("heads-")
+        elif isinstance(h, list):
+            r["heads"] = stems.get(json.dumps(sorted(h)), "unknown-heads")
+    lines = ["", "## Attention on the gold span (decode time)", "",
+             "The first prompts of each cell decoded again with their trace and replayed "
+             "(`headscope.gold_attention`); 'selected heads' are the cell's head set (for vanilla: the set DySCO "
+             "reads). Replays that did not reproduce the decode's tokens: "
+             f"{sum(1 for r in records if not r.get('same_output', True))} of {len(records)}.", "",
+             "| model | length | task | method | heads | strength | answer | n | selected heads % | 95% CI | "
+             "all heads % | 95% CI |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for row in gold_summary(records):
+        label = row["method"]
+        lines.append(f"| {row['model']} | {row['length']} | {row['task']} | {label} | {row['heads']} | "
+                     f"{row['strength'] if label != 'vanilla' else '-'} | {row['answer']} | {row['n']} | "
+                     f"{_pct(row['selected_mean'])} | {_pct(row['selected_lo'])}-{_pct(row['selected_hi'])} | "
+                     f"{_pct(row['all_mean'])} | {_pct(row['all_lo'])}-{_pct(row['all_hi'])} |")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

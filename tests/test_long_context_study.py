@@ -138,3 +138,23 @@ def test_the_committed_study_tables_match_its_raw_results():
                               str(ROOT / committed["pilot"]["config"]), min_n=committed["pilot"]["min_n"])
     assert [(c["length"], c["family"], c["chosen"], c["levels"]) for c in again["cells"]] == \
         [(c["length"], c["family"], c["chosen"], c["levels"]) for c in committed["cells"]]
+
+
+def test_auto_strength_and_gold_attention_sections_come_from_the_raw_rows(tmp_path):
+    """The auto-strength rows pick, from the dev split's tune decodes, the strength
+    headscope.auto_strength.choose picks; the gold-attention rows count the recorded replays."""
+    from headscope.auto_strength import choose
+
+    text = tables_mod.tables(FIXTURE)
+    tune = tables_mod.load(FIXTURE, "tune")
+    assert tune
+    for (model, length, task), methods in tune.items():
+        means = {float(label.split()[2][1:]): sum(v.values()) / len(v) for label, v in methods.items()}
+        line = next(line for line in text.splitlines() if line.startswith(f"| {model} | {length} | {task} | dysco |")
+                    and "dev accuracy" not in line and " s2 " in line)
+        assert f"| {choose(means):g} |" in line
+    gold = [json.loads(line) for line in (FIXTURE / "abl" / "smollm2-135m" / "gold_attention.jsonl")
+            .read_text().splitlines()]
+    assert f"0 of {len(gold)}" in text
+    n_rows = sum(1 for line in text.split("## Attention on the gold span")[1].splitlines() if line.startswith("| smollm2"))
+    assert n_rows == len({(g["task"], g["method"], g["score"] >= 1) for g in gold})
