@@ -156,5 +156,6 @@ def test_auto_strength_and_gold_attention_sections_come_from_the_raw_rows(tmp_pa
     gold = [json.loads(line) for line in (FIXTURE / "abl" / "smollm2-135m" / "gold_attention.jsonl")
             .read_text().splitlines()]
     assert f"0 of {len(gold)}" in text
-    n_rows = sum(1 for line in text.split("## Attention on the gold span")[1].splitlines() if line.startswith("| smollm2"))
+    section = text.split("## Attention on the gold span")[1]
+    n_rows = sum(1 for line in section.splitlines() if line.startswith("| smollm2"))
     assert n_rows == len({(g["task"], g["method"], g["score"] >= 1) for g in gold})

@@ -4,10 +4,10 @@ Building a synthetic prompt fits its filler to the requested length by tokenizin
 prompt several times: 0.28 s for a 16k-token Qwen prompt and 0.41 s at 32k (measured on a
 2-core CPU). A grid run as N shards builds every prompt in each shard (to find which ones are
 its own), and again per method group and per resumed call: the long-context pilot's shards each
-built all 480 prompts before decoding their ~60. The cache keys a list of examples by everything that decides it: the task spec,
-length, count, seed, context limit, the tokenizer (its serialized vocabulary and chat template)
-and the source of the generators and their data, so a changed generator or tokenizer builds
-afresh instead of reading stale prompts.
+built all 480 prompts before decoding their ~60. The cache keys a list of examples by everything
+that decides it: the task spec, length, count, seed, context limit, the tokenizer (its
+serialized vocabulary and chat template) and the source of the generators and their data, so a
+changed generator or tokenizer builds afresh instead of reading stale prompts.
 
 Files live under ``$HEADSCOPE_HOME/prompts/`` (gzip JSON, written atomically). Set
 ``HEADSCOPE_PROMPT_CACHE=0`` to build without reading or writing it.
