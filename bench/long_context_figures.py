@@ -1,0 +1,74 @@
+"""Figures of the long-context study (issue 20), drawn from its committed raw results without
+decoding: ``python bench/long_context_figures.py reports/long-context/`` writes, under
+``DIR/figures/``, one ``accuracy-<model>-<family>.png`` (and ``.svg``) per model and task family:
+accuracy vs prompt length per method, with the 95% intervals of :func:`headscope.stats.accuracy`
+(the same numbers as ``tables.md``, read through :func:`long_context_tables.load`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from long_context_tables import _order, load  # noqa: E402
+
+from headscope._figure_text import set_title  # noqa: E402
+from headscope.plots import save_figure  # noqa: E402
+from headscope.stats import accuracy  # noqa: E402
+
+
+def figures(root: Path, out: Path | None = None) -> list[Path]:
+    """Write the figures; return the PNG paths (none when no evaluation result exists)."""
+    from matplotlib.figure import Figure
+
+    data = load(root)
+    by_family: dict[tuple[str, str], dict[str, dict[int, dict]]] = defaultdict(lambda: defaultdict(dict))
+    for (model, length, task), methods in data.items():
+        family = task.split("+")[0]
+        for label, scores in methods.items():
+            by_family[(model, family)][label][length] = {"task": task, **accuracy(list(scores.values()))}
+    written = []
+    for (model, family), per_method in sorted(by_family.items()):
+        fig = Figure(figsize=(7.5, 4.2), layout="constrained")
+        ax = fig.add_subplot()
+        lengths = sorted({n for v in per_method.values() for n in v})
+        labels = sorted(per_method, key=_order)
+        width = 0.8 / max(len(labels), 1)
+        for i, label in enumerate(labels):
+            xs, ys, lo, hi = [], [], [], []
+            for j, n in enumerate(lengths):
+                a = per_method[label].get(n)
+                if a and a["n"]:
+                    xs.append(j + (i - (len(labels) - 1) / 2) * width)
+                    ys.append(100 * a["mean"])
+                    lo.append(100 * (a["mean"] - a["lo"]))
+                    hi.append(100 * (a["hi"] - a["mean"]))
+            ax.errorbar(xs, ys, yerr=[lo, hi], fmt="o" if len(lengths) == 1 else "o-", capsize=3, label=label)
+        tasks = sorted({a["task"] for v in per_method.values() for a in v.values()})
+        ax.set_xticks(range(len(lengths)), [f"{n:,}" for n in lengths])
+        ax.set_xlabel("prompt tokens")
+        ax.set_ylabel("accuracy % (95% CI)")
+        ax.set_ylim(-2, 102)
+        ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
+        set_title(ax, f"{model}: {', '.join(tasks)} (n per point in tables.md)")
+        stem = (out or root / "figures") / f"accuracy-{model}-{family}"
+        written.append(save_figure(fig, stem)[0])
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("root", type=Path)
+    ap.add_argument("--out", type=Path, default=None, help="default: ROOT/figures")
+    args = ap.parse_args(argv)
+    paths = figures(args.root, args.out)
+    print("\n".join(str(p) for p in paths) or f"{args.root}: no evaluation results to draw")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
