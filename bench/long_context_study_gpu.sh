@@ -102,6 +102,9 @@ stash)
   m=${2:?stash qwen|gemma}
   python3 bench/qwen_slices.py stash ".gpu/$m/slices" "$LC_HOME/slices/$m"; exit $? ;;
 start)
+  # Prompts built elsewhere (carry .gpu/prompts: files of headscope's prompt cache, keyed by tokenizer
+  # and generator source, so a mismatch is simply not found) spare the GPU machine building them.
+  if [ -d .gpu/prompts ]; then mkdir -p "$HEADSCOPE_HOME/prompts" && cp -n .gpu/prompts/*.json.gz "$HEADSCOPE_HOME/prompts/"; fi
   # The daemon runs from a snapshot: every later call replaces the repository copy.
   src=$LC_HOME/repo; rm -rf "$src" && mkdir -p "$src"
   tar --exclude=./.gpu --exclude=./.venv --exclude=./.git -cf - . | tar -xf - -C "$src"
