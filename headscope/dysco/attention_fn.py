@@ -32,6 +32,7 @@ from typing import Any, cast
 import torch
 
 from ..attention import attention_rows
+from ..geometry import geometry_of
 
 __all__ = ["ATTN_NAME", "Controller", "StopForward", "attention_control", "headscope_attention", "layer_windows",
            "register", "register_as", "switched"]
@@ -208,19 +209,8 @@ def register() -> str:
 
 
 def layer_windows(model: Any) -> list[int | None]:
-    """Each decoder layer's sliding window (None: full attention)."""
-    cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
-    return _windows(model, int(cfg.num_hidden_layers))
-
-
-def _windows(model: Any, n_layers: int) -> list[int | None]:
-    cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
-    types = getattr(cfg, "layer_types", None)
-    window = getattr(cfg, "sliding_window", None)
-    if types is None:
-        use = window is not None and getattr(cfg, "use_sliding_window", True)
-        return [window if use else None] * n_layers
-    return [window if t == "sliding_attention" else None for t in types]
+    """Each decoder layer's sliding window (None: full attention), from :mod:`headscope.geometry`."""
+    return geometry_of(model).windows()
 
 
 @contextmanager
