@@ -137,3 +137,32 @@ def test_the_fixed_engine_builds_one_mask_per_layer_type_only_where_the_model_ta
         step = _FixedStep(wrap_model(model, None, "tiny"), DyscoConfig(method="vanilla"), (),
                           torch.tensor([[5, 6, 7]]), [0], 16, 16, [], graphs=False)
         assert step.mask_types == kinds
+
+
+def test_an_architecture_the_geometry_reads_decodes_with_no_adapter():
+    """Mistral (a sliding window and no layer_types: one mask for every layer) needs no code of its
+    own: both engines give the same DySCO tokens, and its window is applied (a prompt longer than
+    the window decodes differently from one where it is switched off)."""
+    from transformers import MistralForCausalLM
+
+    from headscope.dysco import DyscoConfig, generate
+    from headscope.models import wrap_model
+
+    def mistral(window):
+        torch.manual_seed(0)
+        cfg = MistralConfig(vocab_size=128, hidden_size=64, intermediate_size=128, num_hidden_layers=3,
+                            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                            sliding_window=window, initializer_range=0.1)
+        model = MistralForCausalLM(cfg)
+        model.generation_config.eos_token_id, model.generation_config.pad_token_id = None, 0
+        return wrap_model(model, None, "tiny-mistral")
+
+    lm = mistral(8)
+    assert lm.geometry.windows() == [8, 8, 8] and not lm.geometry.typed_masks
+    ids = torch.randint(3, 128, (40,), generator=torch.Generator().manual_seed(1))
+    cfg = DyscoConfig(heads=[(1, 0), (2, 3)], intervention_warmup=2, context_warmup=4, max_new_tokens=8)
+    fixed = generate(lm, ids, cfg, engine="fixed").tokens
+    assert fixed == generate(lm, ids, cfg, engine="dynamic").tokens
+    assert generate(lm, ids, DyscoConfig(method="vanilla", max_new_tokens=8)).tokens == \
+        lm.model.generate(ids[None], do_sample=False, max_new_tokens=8)[0, 40:].tolist()
+    assert fixed != generate(mistral(None), ids, cfg, engine="fixed").tokens

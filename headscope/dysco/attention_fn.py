@@ -17,9 +17,14 @@ Example
 -------
 >>> import torch
 >>> from headscope.dysco.attention_fn import attention_control
->>> with attention_control(model) as ctl:           # doctest: +SKIP
-...     ctl.set_bias(bias)                          # float32 over all key positions
-...     out = model(input_ids=tok, past_key_values=cache)
+>>> from headscope.testing import tiny_lm
+>>> model, ids = tiny_lm("gemma3").model, torch.tensor([[5, 6, 7, 8, 9, 10, 11, 12, 13, 14]])
+>>> with torch.no_grad():
+...     stock = model(ids).logits
+...     with attention_control(model) as ctl:       # no heads, no bias: the call goes to SDPA unchanged
+...         same = model(ids).logits
+>>> torch.equal(stock, same)
+True
 """
 
 from __future__ import annotations
