@@ -12,6 +12,7 @@ from typing import Any
 
 __all__ = ["end_of_turn_ids", "eos_ids"]
 
+
 def eos_ids(model: Any, tokenizer: Any) -> set[int]:
     """Token ids that end generation: the generation config's and the tokenizer's EOS ids, and
     the chat template's end-of-turn token (:func:`end_of_turn_ids`).

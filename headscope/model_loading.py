@@ -39,6 +39,7 @@ __all__ = [
     "wrap_model",
 ]
 
+
 @dataclass
 class LoadedModel:
     """A model, its tokenizer, where it came from, and its geometry."""
@@ -55,6 +56,7 @@ class LoadedModel:
     def device(self) -> Any:
         """Device of the input embeddings (where input ids must go)."""
         return self.model.get_input_embeddings().weight.device
+
 
 def resolve_source(name: str, revision: str | None) -> tuple[str, dict[str, Any], list[str]]:
     """Turn a model name into (where to load from, extra from_pretrained kwargs, what was tried)."""
