@@ -46,7 +46,7 @@ from typing import Any
 
 import torch
 
-from ..geometry import geometry_of
+from ..geometry import Geometry, geometry_of
 from ..kv_cache import cache_kwargs
 from ..models import eos_ids
 from .attention_fn import StopForward
@@ -55,7 +55,7 @@ from .decode import GenerationResult, _resolve_warmups, _Sampler, _Trace, check_
 from .fixed_cache import FixedCache
 from .graphs import StepGraphs
 from .selection import HARD_MASK_STRENGTH, bias_rows, select_rows, template_positions, update_importance_
-from .static_attention import StepControl, heads_layout, layer_windows, static_control
+from .static_attention import StepControl, heads_layout, static_control
 
 __all__ = ["DEFAULT_CHUNK", "capacity_for", "generate_fixed", "supports_fixed"]
 
@@ -117,7 +117,7 @@ class _FixedStep:
                  pads: list[int], capacity: int, chunk: int, templates: list[list[int]], graphs: bool) -> None:
         model = lm.model
         self.model, self.config, self.heads = model, config, list(heads)
-        self.geometry = lm.geometry
+        self.geometry: Geometry = lm.geometry
         self.device = lm.device
         dev = self.device
         b = ids.shape[0]
@@ -130,9 +130,9 @@ class _FixedStep:
         self.step = torch.zeros(1, dtype=torch.long, device=dev)
         self.tok = torch.zeros(b, 1, dtype=torch.long, device=dev)
         self.pos = torch.zeros(b, 1, dtype=torch.long, device=dev)
-        self.cache = FixedCache(len(layer_windows(model)), capacity)
+        self.cache = FixedCache(self.geometry.n_layers, capacity)
         self.cache_kw = cache_kwargs(model, self.cache)
-        self.windows = layer_windows(model)
+        self.windows: list[int | None] = self.geometry.windows()
         self.mask_types = self._mask_types(model)
         self.base = {t: torch.zeros(b, capacity, device=dev) for t in self.mask_types}
         self.biased = {t: torch.zeros(b, capacity, device=dev) for t in self.mask_types}
@@ -170,7 +170,7 @@ class _FixedStep:
     def _type_of(self, layer: int) -> str:
         if self.mask_types == ["all"]:
             return "all"
-        return str(self.geometry.layer_types[layer])
+        return self.geometry.layer_types[layer]
 
     def _window_of(self, kind: str) -> int | None:
         if kind == "all":
