@@ -12,17 +12,14 @@ from typing import Any
 
 import torch
 
+from .geometry import geometry_of
+
 __all__ = ["attention_path", "decoder_layers_path", "resolve"]
-
-
-def _text_config(model: Any) -> Any:
-    cfg = model.config
-    return cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
 
 
 def decoder_layers_path(model: torch.nn.Module) -> str:
     """Dotted path of the decoder layers' ``ModuleList`` (e.g. ``"model.layers"``)."""
-    n_layers = int(_text_config(model).num_hidden_layers)
+    n_layers = geometry_of(model).n_layers
     for name, module in model.named_modules():
         if isinstance(module, torch.nn.ModuleList) and len(module) == n_layers and name:
             return name

@@ -42,13 +42,12 @@ def parse_batch_size(text: str | int) -> BatchSize:
 def bytes_per_sequence(config: Any, dtype_bytes: int, longest: int, max_new_tokens: int) -> int:
     """Estimated device bytes one sequence of a batch needs (module docstring), from a model config."""
     from .dysco.engine import capacity_for
+    from .geometry import geometry_from_config, text_config
 
-    text = getattr(config, "text_config", None) or config
-    heads = int(text.num_attention_heads)
-    kv_heads = int(getattr(text, "num_key_value_heads", None) or heads)
-    head_dim = int(getattr(text, "head_dim", None) or text.hidden_size // heads)
+    g, text = geometry_from_config(config), text_config(config)
+    heads = g.n_heads
     capacity, _ = capacity_for(longest, max_new_tokens)
-    kv = 2 * int(text.num_hidden_layers) * kv_heads * head_dim * dtype_bytes * capacity
+    kv = 2 * g.n_layers * g.n_kv_heads * g.head_dim * dtype_bytes * capacity
     prefill = dtype_bytes * (4 * int(text.hidden_size) + 3 * int(text.intermediate_size)) * longest
     step = 4 * 3 * heads * capacity + 4 * 2 * int(text.vocab_size)
     return kv + prefill + step

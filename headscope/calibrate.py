@@ -133,7 +133,8 @@ def run_calibration(
     """
     from tqdm.auto import tqdm
 
-    from .models import _resolve, check_device, load_model, load_tokenizer
+    from .model_loading import resolve_source
+    from .models import check_device, load_model, load_tokenizer
 
     out = Path(out_dir)
     identity = {k: (list(v) if isinstance(v, tuple) else v) for k, v in config.to_dict().items() if k in _IDENTITY_KEYS}
@@ -147,7 +148,7 @@ def run_calibration(
             # Its probe directory must be gone before other ranks look inside.
             check_output(out, kind="dir", run_kind="calibrate")
             if lm is None and info.distributed:
-                _resolve(config.model, config.revision)  # convert a bundled model once, not once per rank
+                resolve_source(config.model, config.revision)  # convert a bundled model once, not once per rank
 
         on_main(first_on_main, info)
         _check_resumable(out, identity)
@@ -215,15 +216,15 @@ def _max_context_of(config: CalibrationConfig) -> int | None:
     """The model's context length from its config alone (no weights are read)."""
     from transformers import AutoConfig
 
-    from .models import _resolve
+    from .geometry import geometry_from_config
+    from .model_loading import resolve_source
 
-    source, kwargs, _ = _resolve(config.model, config.revision)
+    source, kwargs, _ = resolve_source(config.model, config.revision)
     try:
         cfg = AutoConfig.from_pretrained(source, **kwargs)
     except OSError:
         return None  # load_model will raise the full, explanatory error
-    cfg = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
-    return getattr(cfg, "max_position_embeddings", None)
+    return geometry_from_config(cfg).max_context or None
 
 
 def _layout(examples: Sequence[CalibrationExample], config: CalibrationConfig) -> dict[str, int]:

@@ -18,10 +18,17 @@ per head per step, reduced at once to its gold mass.
 
 Example
 -------
->>> res = generate(lm, ids, cfg, record=True)                                  # doctest: +SKIP
->>> gm = gold_mass(lm, ids, res.tokens, [(120, 140)], trace=res.trace, strength=cfg.strength)  # doctest: +SKIP
->>> gm.mass.shape                     # [step, layer, head]                    # doctest: +SKIP
-(6, 30, 9)
+>>> from headscope.dysco import DyscoConfig, generate
+>>> from headscope.testing import tiny_lm
+>>> lm = tiny_lm("llama")                            # 3 layers x 4 heads, random weights
+>>> ids = list(range(3, 43))
+>>> cfg = DyscoConfig(heads=[(1, 0), (2, 3)], max_new_tokens=6, context_warmup=4, intervention_warmup=2)
+>>> res = generate(lm, ids, cfg, record=True)
+>>> gm = gold_mass(lm, ids, res.tokens, [(10, 16)], trace=res.trace, strength=cfg.strength)
+>>> gm.mass.shape                     # [step, layer, head]
+(6, 3, 4)
+>>> gm.replay_agreement               # the replay chose the decoded token at every step
+1.0
 """
 
 from __future__ import annotations

@@ -10,6 +10,11 @@ Some heads are planted with a known behaviour, so analyses can be checked agains
 * local heads put most of their attention on the last few positions;
 * every other head spreads its attention at random.
 
+Tiny random-weight models and tokenizers (``tiny_lm``, ``tiny_llama``, ``tiny_gemma3``,
+``tiny_qwen2``, ``tiny_bpe_tokenizer``, ``ByteTokenizer``) come from
+:mod:`headscope.testing_models`, re-exported here: the tests share them and docstring examples run
+on them.
+
 Example
 -------
 >>> from headscope.testing import synthetic_capture
@@ -31,8 +36,10 @@ import numpy as np
 import xarray as xr
 
 from .store import layout_dataset
+from .testing_models import ByteTokenizer, tiny_bpe_tokenizer, tiny_gemma3, tiny_llama, tiny_lm, tiny_qwen2
 
-__all__ = ["synthetic_capture", "write_capture"]
+__all__ = ["ByteTokenizer", "synthetic_capture", "tiny_bpe_tokenizer", "tiny_gemma3", "tiny_llama", "tiny_lm",
+           "tiny_qwen2", "write_capture"]
 
 
 def _dirichlet_row(rng: np.random.Generator, n: int) -> np.ndarray:

@@ -8,47 +8,29 @@ import json
 import pytest
 import torch
 from click.testing import CliRunner
-from conftest import tiny_qwen2
-from transformers import Gemma3ForCausalLM, Gemma3TextConfig, LlamaConfig, LlamaForCausalLM
+from conftest import tiny_lm
 
 from headscope.dysco import DyscoConfig, generate, generate_batch
 from headscope.dysco.attention_fn import StopForward, attention_control
 from headscope.dysco.selection import build_bias
 from headscope.kv_cache import cache_kwargs, new_cache, restore, snapshot
-from headscope.models import wrap_model
 
 HEADS = [(1, 0), (2, 3), (1, 2)]
 
 
-def _no_eos(model):
-    model.generation_config.eos_token_id = None
-    model.generation_config.pad_token_id = 0
-    return model
-
-
 @pytest.fixture(scope="module")
 def tiny_llama():
-    torch.manual_seed(0)
-    # initializer_range 0.1 (instead of 0.02) so greedy decoding does not collapse to one token.
-    cfg = LlamaConfig(vocab_size=128, hidden_size=64, intermediate_size=128, num_hidden_layers=3,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                      initializer_range=0.1)
-    return wrap_model(_no_eos(LlamaForCausalLM(cfg)), None, "tiny-llama")
+    return tiny_lm("llama")
 
 
 @pytest.fixture(scope="module")
 def tiny_gemma():
-    torch.manual_seed(0)
-    cfg = Gemma3TextConfig(vocab_size=128, hidden_size=64, intermediate_size=128, num_hidden_layers=3,
-                           num_attention_heads=4, num_key_value_heads=2, head_dim=16, sliding_window=8,
-                           layer_types=["sliding_attention", "sliding_attention", "full_attention"],
-                           max_position_embeddings=512, initializer_range=0.1)
-    return wrap_model(_no_eos(Gemma3ForCausalLM(cfg)), None, "tiny-gemma3")
+    return tiny_lm("gemma3")
 
 
 @pytest.fixture(scope="module")
 def tiny_qwen():
-    return wrap_model(_no_eos(tiny_qwen2(vocab_size=128, initializer_range=0.1)), None, "tiny-qwen2")
+    return tiny_lm("qwen2")
 
 
 def _prompt(n: int = 48, seed: int = 1) -> torch.Tensor:

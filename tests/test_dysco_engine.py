@@ -5,40 +5,25 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import Gemma3ForCausalLM, Gemma3TextConfig, LlamaConfig, LlamaForCausalLM
+from conftest import tiny_lm
+from transformers import LlamaConfig
 
 from headscope.attention import attention_rows
 from headscope.dysco import DyscoConfig, generate, generate_batch
 from headscope.dysco.engine import _FixedStep, _pad, capacity_for, supports_fixed
 from headscope.dysco.static_attention import _scores, decode_attention, record_rows, static_control
-from headscope.models import wrap_model
 
 HEADS = [(1, 0), (2, 3), (1, 2)]
 
 
-def _no_eos(model):
-    model.generation_config.eos_token_id = None
-    model.generation_config.pad_token_id = 0
-    return model.eval()
-
-
 @pytest.fixture(scope="module")
 def tiny_llama():
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=128, hidden_size=64, intermediate_size=128, num_hidden_layers=3,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                      initializer_range=0.1)
-    return wrap_model(_no_eos(LlamaForCausalLM(cfg)), None, "tiny-llama")
+    return tiny_lm("llama")
 
 
 @pytest.fixture(scope="module")
 def tiny_gemma():
-    torch.manual_seed(0)
-    cfg = Gemma3TextConfig(vocab_size=128, hidden_size=64, intermediate_size=128, num_hidden_layers=3,
-                           num_attention_heads=4, num_key_value_heads=2, head_dim=16, sliding_window=8,
-                           layer_types=["sliding_attention", "sliding_attention", "full_attention"],
-                           max_position_embeddings=512, initializer_range=0.1)
-    return wrap_model(_no_eos(Gemma3ForCausalLM(cfg)), None, "tiny-gemma3")
+    return tiny_lm("gemma3")
 
 
 def _prompt(n: int = 48, seed: int = 1) -> torch.Tensor:
@@ -313,10 +298,8 @@ def test_dysco_allocates_no_more_than_vanilla():
     activations, so a second cache-sized buffer (a copied prefill cache, keys repeated per query
     head, a float copy of the keys, a cache kept from the previous call) would add about 60%.
     (On CUDA the same facts are in the engine's ``memory_mib`` and the decode bench.)"""
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=128, hidden_size=128, intermediate_size=64, num_hidden_layers=8,
-                      num_attention_heads=2, num_key_value_heads=2, head_dim=64, max_position_embeddings=2048)
-    lm = wrap_model(_no_eos(LlamaForCausalLM(cfg)), None, "kv-heavy-llama")
+    lm = tiny_lm("llama", hidden_size=128, intermediate_size=64, num_hidden_layers=8, num_attention_heads=2,
+                 num_key_value_heads=2, head_dim=64, max_position_embeddings=2048, initializer_range=0.02)
     ids = _prompt(500, seed=5)
     kv = 8 * 2 * 2 * 64 * 512 * 4  # layers x (keys, values) x KV heads x head_dim x capacity x float32
     heads = [(2, 1), (5, 0), (6, 1)]

@@ -16,11 +16,9 @@ import math
 
 import pytest
 import torch
-from conftest import tiny_qwen2
-from transformers import Gemma3ForCausalLM, Gemma3TextConfig, LlamaConfig, LlamaForCausalLM
+from conftest import tiny_lm
 
 from headscope.dysco import DyscoConfig, generate
-from headscope.models import wrap_model
 
 NEG = -1e30
 
@@ -125,26 +123,10 @@ def _oracle(model, ids: list[int], heads, *, c: int, w: int, k, p, s: float, g: 
         j += 1
 
 
-def _no_eos(model):
-    model.generation_config.eos_token_id = None
-    model.generation_config.pad_token_id = 0
-    return model.eval()
-
-
 def _tiny(arch: str):
-    torch.manual_seed(0)
-    if arch == "llama":
-        cfg = LlamaConfig(vocab_size=128, hidden_size=64, intermediate_size=128, num_hidden_layers=3,
-                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                          initializer_range=0.1)
-        return wrap_model(_no_eos(LlamaForCausalLM(cfg)), None, "tiny-llama")
-    if arch == "qwen2":
-        return wrap_model(_no_eos(tiny_qwen2(vocab_size=128, initializer_range=0.1)), None, "tiny-qwen2")
-    cfg = Gemma3TextConfig(vocab_size=128, hidden_size=64, intermediate_size=128, num_hidden_layers=3,
-                           num_attention_heads=4, num_key_value_heads=2, head_dim=16, sliding_window=8,
-                           layer_types=["sliding_attention", "full_attention", "sliding_attention"],
-                           max_position_embeddings=512, initializer_range=0.1)
-    return wrap_model(_no_eos(Gemma3ForCausalLM(cfg)), None, "tiny-gemma3")
+    if arch == "gemma3":  # a global layer between two sliding ones
+        return tiny_lm("gemma3", layer_types=["sliding_attention", "full_attention", "sliding_attention"])
+    return tiny_lm(arch)
 
 
 def _compare(lm, ids: list[int], heads, templates: list[list[int]], engine: str = "auto",

@@ -105,6 +105,7 @@ def test_generate_defaults_are_dyscoconfigs(tiny):
 def test_an_unreachable_hub_fails_at_once_with_the_hf_command(monkeypatch):
     from huggingface_hub import constants, utils
 
+    import headscope.model_loading as model_loading
     import headscope.models as models
 
     class Offline:
@@ -113,7 +114,7 @@ def test_an_unreachable_hub_fails_at_once_with_the_hf_command(monkeypatch):
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(utils, "get_session", lambda: Offline())
-    monkeypatch.setattr(models, "_hub_state", {})
+    monkeypatch.setattr(model_loading, "_hub_state", {})
     with pytest.raises(models.ModelNotFoundError) as err:
         models.load_tokenizer("no-such-org/no-such-model")
     text = str(err.value)

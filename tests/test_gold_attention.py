@@ -6,39 +6,23 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from transformers import Gemma3ForCausalLM, Gemma3TextConfig, LlamaConfig, LlamaForCausalLM
+from conftest import tiny_lm
 
 from headscope.dysco import DyscoConfig, generate
 from headscope.gold_attention import biases_from_trace, gold_mass
-from headscope.models import wrap_model
 
 HEADS = ((1, 0), (2, 3), (1, 2))
 GOLD = [(10, 16)]
 
 
-def _no_eos(model):
-    model.generation_config.eos_token_id = None
-    model.generation_config.pad_token_id = 0
-    return model.eval()
-
-
 @pytest.fixture(scope="module")
 def llama():
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=128, hidden_size=64, intermediate_size=128, num_hidden_layers=3,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                      initializer_range=0.1)
-    return wrap_model(_no_eos(LlamaForCausalLM(cfg)), None, "tiny-llama")
+    return tiny_lm("llama")
 
 
 @pytest.fixture(scope="module")
 def gemma():
-    torch.manual_seed(0)
-    cfg = Gemma3TextConfig(vocab_size=128, hidden_size=64, intermediate_size=128, num_hidden_layers=3,
-                           num_attention_heads=4, num_key_value_heads=2, head_dim=16, sliding_window=8,
-                           layer_types=["sliding_attention", "sliding_attention", "full_attention"],
-                           max_position_embeddings=512, initializer_range=0.1)
-    return wrap_model(_no_eos(Gemma3ForCausalLM(cfg)), None, "tiny-gemma3")
+    return tiny_lm("gemma3")
 
 
 def _prompt(n: int = 40) -> list[int]:

@@ -464,3 +464,32 @@ def test_cli_bad_files_are_one_line_errors(tmp_path: Path) -> None:
         assert result.exit_code == 1 and result.output.startswith("Error: "), result.output
         assert "Traceback" not in result.output
     assert "never evaluates head strings" in run("show", str(bad)).output
+
+
+# -- the format table (issue 23) ------------------------------------------------------------------
+
+
+def test_every_format_is_one_row_and_each_writable_row_detects_what_it_writes(tmp_path: Path) -> None:
+    from headscope.head_formats import FORMAT_TABLE, READ_FORMATS, WRITE_FORMATS
+
+    assert READ_FORMATS == tuple(f.name for f in FORMAT_TABLE)
+    assert set(WRITE_FORMATS) == {f.name for f in FORMAT_TABLE if f.write is not None}
+    hs = HeadSet([(2, 1), (0, 3)], scores=(0.9, 0.4), model="m", method="qrscore")
+    suffix = {"retrieval_head": ".json", "headscope": ".json"}
+    for row in FORMAT_TABLE:
+        if row.write is None:
+            continue
+        path = hs.save(tmp_path / f"{row.name}{suffix.get(row.name, '.yaml')}", row.name)
+        text = path.read_text()
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        assert [f.name for f in FORMAT_TABLE if f.detect(data, text)][:1] == [row.name]
+        assert HeadSet.load(path).heads == hs.heads
+
+
+def test_a_duo_table_is_read_as_text_by_name_or_by_suffix(tmp_path: Path) -> None:
+    table = "0.9\t0.1\n0.2\t0.8\n"
+    (tmp_path / "gates.tsv").write_text(table)
+    (tmp_path / "gates.txt").write_text(table)
+    by_suffix = HeadSet.load(tmp_path / "gates.tsv")
+    assert by_suffix.heads == HeadSet.load(tmp_path / "gates.txt", "duo").heads == ((0, 0), (1, 1))
+    assert by_suffix.granularity == "kv"

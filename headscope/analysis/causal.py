@@ -61,13 +61,6 @@ def o_proj_paths(model: Any) -> list[str]:
     return [f"{layers_path}.{i}.{attn}.{name}" for i in range(n_layers)]
 
 
-def _geometry(model: Any) -> tuple[int, int, int]:
-    cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
-    n_heads = int(cfg.num_attention_heads)
-    head_dim = int(getattr(cfg, "head_dim", None) or cfg.hidden_size // n_heads)
-    return int(cfg.num_hidden_layers), n_heads, head_dim
-
-
 def answer_logprob(logits: Any, input_ids: Any, n_prompt: int) -> Any:
     """Sum of ``log p(token)`` over the tokens after ``n_prompt``, per batch row (float32)."""
     import torch
@@ -126,13 +119,15 @@ def causal_influence(
     from tqdm.auto import tqdm
 
     from .._arch import resolve
+    from ..geometry import geometry_of
 
     if mode not in ("zero", "mean"):
         raise ValueError(f"mode must be one of 'zero', 'mean'; got {mode!r}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1; got {batch_size!r}")
     hf = _unwrap(model)
-    L, H, d = _geometry(hf)
+    geometry = geometry_of(hf)
+    L, H, d = geometry.n_layers, geometry.n_heads, geometry.head_dim
     pairs = sorted({(int(l), int(h)) for l, h in (heads if heads is not None else
                                                   [(l, h) for l in range(L) for h in range(H)])})
     bad = [p for p in pairs if not (0 <= p[0] < L and 0 <= p[1] < H)]

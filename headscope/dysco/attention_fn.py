@@ -17,9 +17,14 @@ Example
 -------
 >>> import torch
 >>> from headscope.dysco.attention_fn import attention_control
->>> with attention_control(model) as ctl:           # doctest: +SKIP
-...     ctl.set_bias(bias)                          # float32 over all key positions
-...     out = model(input_ids=tok, past_key_values=cache)
+>>> from headscope.testing import tiny_lm
+>>> model, ids = tiny_lm("gemma3").model, torch.tensor([[5, 6, 7, 8, 9, 10, 11, 12, 13, 14]])
+>>> with torch.no_grad():
+...     stock = model(ids).logits
+...     with attention_control(model) as ctl:       # no heads, no bias: the call goes to SDPA unchanged
+...         same = model(ids).logits
+>>> torch.equal(stock, same)
+True
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from typing import Any, cast
 import torch
 
 from ..attention import attention_rows
+from ..geometry import geometry_of
 
 __all__ = ["ATTN_NAME", "Controller", "StopForward", "attention_control", "headscope_attention", "layer_windows",
            "register", "register_as", "switched"]
@@ -208,19 +214,8 @@ def register() -> str:
 
 
 def layer_windows(model: Any) -> list[int | None]:
-    """Each decoder layer's sliding window (None: full attention)."""
-    cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
-    return _windows(model, int(cfg.num_hidden_layers))
-
-
-def _windows(model: Any, n_layers: int) -> list[int | None]:
-    cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
-    types = getattr(cfg, "layer_types", None)
-    window = getattr(cfg, "sliding_window", None)
-    if types is None:
-        use = window is not None and getattr(cfg, "use_sliding_window", True)
-        return [window if use else None] * n_layers
-    return [window if t == "sliding_attention" else None for t in types]
+    """Each decoder layer's sliding window (None: full attention), from :mod:`headscope.geometry`."""
+    return geometry_of(model).windows()
 
 
 @contextmanager

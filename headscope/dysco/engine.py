@@ -46,6 +46,7 @@ from typing import Any
 
 import torch
 
+from ..geometry import Geometry, geometry_of
 from ..kv_cache import cache_kwargs
 from ..models import eos_ids
 from .attention_fn import StopForward
@@ -54,7 +55,7 @@ from .decode import GenerationResult, _resolve_warmups, _Sampler, _Trace, check_
 from .fixed_cache import FixedCache
 from .graphs import StepGraphs
 from .selection import HARD_MASK_STRENGTH, bias_rows, select_rows, template_positions, update_importance_
-from .static_attention import StepControl, heads_layout, layer_windows, static_control
+from .static_attention import StepControl, heads_layout, static_control
 
 __all__ = ["DEFAULT_CHUNK", "capacity_for", "generate_fixed", "supports_fixed"]
 
@@ -65,8 +66,7 @@ DEFAULT_CHUNK = 256
 
 def supports_fixed(model: Any) -> str | None:
     """None if the fixed-shape engine can run ``model``, else the reason it cannot."""
-    cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
-    types = set(getattr(cfg, "layer_types", None) or ["full_attention"])
+    types = set(geometry_of(model).layer_types)
     if not types <= {"full_attention", "sliding_attention"}:
         return f"layer types {sorted(types)} (only full and sliding-window attention are supported)"
     devices = {p.device for p in model.parameters()}
@@ -117,6 +117,7 @@ class _FixedStep:
                  pads: list[int], capacity: int, chunk: int, templates: list[list[int]], graphs: bool) -> None:
         model = lm.model
         self.model, self.config, self.heads = model, config, list(heads)
+        self.geometry: Geometry = lm.geometry
         self.device = lm.device
         dev = self.device
         b = ids.shape[0]
@@ -129,9 +130,9 @@ class _FixedStep:
         self.step = torch.zeros(1, dtype=torch.long, device=dev)
         self.tok = torch.zeros(b, 1, dtype=torch.long, device=dev)
         self.pos = torch.zeros(b, 1, dtype=torch.long, device=dev)
-        self.cache = FixedCache(len(layer_windows(model)), capacity)
+        self.cache = FixedCache(self.geometry.n_layers, capacity)
         self.cache_kw = cache_kwargs(model, self.cache)
-        self.windows = layer_windows(model)
+        self.windows: list[int | None] = self.geometry.windows()
         self.mask_types = self._mask_types(model)
         self.base = {t: torch.zeros(b, capacity, device=dev) for t in self.mask_types}
         self.biased = {t: torch.zeros(b, capacity, device=dev) for t in self.mask_types}
@@ -143,10 +144,8 @@ class _FixedStep:
                                logit_scale=1.0 / config.temperature if config.method == "sharpen" else 1.0)
         self.exclude: torch.Tensor | None = None
         if self.heads:
-            cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
-            n_heads = int(cfg.num_attention_heads)
-            n_kv = int(getattr(cfg, "num_key_value_heads", None) or n_heads)
-            layout, self.head_rows, n_rows = heads_layout(self.heads, n_heads, n_kv, dev)
+            layout, self.head_rows, n_rows = heads_layout(self.heads, self.geometry.n_heads,
+                                                          self.geometry.n_kv_heads, dev)
             self.ctl.layer_heads = layout
             self.ctl.rows = torch.zeros(b, n_rows, capacity, device=dev)
             self.max_layer = max(layer for layer, _ in self.heads)
@@ -164,18 +163,14 @@ class _FixedStep:
     # -- masks -------------------------------------------------------------------------------
     def _mask_types(self, model: Any) -> list[str]:
         """Mask keys: the model's layer types when it has sliding layers (it takes a dict), else one."""
-        cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
-        types = list(getattr(cfg, "layer_types", None) or [])
-        if "sliding_attention" in types:
-            return sorted(set(types))
+        if self.geometry.typed_masks:
+            return sorted(set(self.geometry.layer_types))
         return ["all"]
 
     def _type_of(self, layer: int) -> str:
         if self.mask_types == ["all"]:
             return "all"
-        config = self.model.config
-        cfg = config.get_text_config() if hasattr(config, "get_text_config") else config
-        return str(cfg.layer_types[layer])
+        return self.geometry.layer_types[layer]
 
     def _window_of(self, kind: str) -> int | None:
         if kind == "all":
