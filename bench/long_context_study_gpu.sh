@@ -104,7 +104,7 @@ stash)
 start)
   # Prompts built elsewhere (carry .gpu/prompts: files of headscope's prompt cache, keyed by tokenizer
   # and generator source, so a mismatch is simply not found) spare the GPU machine building them.
-  if [ -d .gpu/prompts ]; then mkdir -p "$HEADSCOPE_HOME/prompts" && cp -n .gpu/prompts/*.json.gz "$HEADSCOPE_HOME/prompts/"; fi
+  if [ -d .gpu/prompts ]; then mkdir -p "$HEADSCOPE_HOME/prompts" && cp --update=none .gpu/prompts/*.json.gz "$HEADSCOPE_HOME/prompts/"; fi
   # The daemon runs from a snapshot: every later call replaces the repository copy.
   src=$LC_HOME/repo; rm -rf "$src" && mkdir -p "$src"
   tar --exclude=./.gpu --exclude=./.venv --exclude=./.git -cf - . | tar -xf - -C "$src"
@@ -154,7 +154,7 @@ GOLD_N=${GOLD_N:-20}          # ga: prompts per cell whose attention on the gold
 SLICE_WAIT=${SLICE_WAIT:-0}
 NGPU=1
 [ "$DEVICE" = cuda ] && NGPU=$(python3 -c 'import torch; print(max(torch.cuda.device_count(), 1))')
-NSHARDS=${NSHARDS:-$(( ($BIG = 1 ? 8 : 4) * NGPU ))}
+NSHARDS=${NSHARDS:-$(( (BIG == 1 ? 8 : 4) * NGPU ))}
 gpu_of() { [ "$DEVICE" = cuda ] && echo "CUDA_VISIBLE_DEVICES=$(($1 % NGPU))" || echo "CUDA_VISIBLE_DEVICES="; }
 EX_OPT=${EXAMPLES:+--examples $EXAMPLES}
 PEX_OPT="${PILOT_EXAMPLES:+--examples $PILOT_EXAMPLES} ${PILOT_TASKS:+--tasks $PILOT_TASKS}"

@@ -64,9 +64,18 @@ def _labels(root: Path) -> dict[str, dict[str, str]]:
     return {m.name: _heads_labels(m) for m in (root / "heads").glob("*") if m.is_dir()}
 
 
-def load(root: Path, purpose: str = "eval") -> dict[tuple[str, int, str], dict[str, dict[str, float]]]:
+def _median(values: dict[str, float]) -> str:
+    v = sorted(values.values())
+    if not v:
+        return "-"
+    mid = len(v) // 2
+    return f"{(v[mid] if len(v) % 2 else (v[mid - 1] + v[mid]) / 2):.2f}"
+
+
+def load(root: Path, purpose: str = "eval", field: str = "score"
+         ) -> dict[tuple[str, int, str], dict[str, dict[str, float]]]:
     """``(model, length, task) -> method label -> example id -> score`` (evaluation split, or the
-    dev split's tuning decodes with ``purpose="tune"``)."""
+    dev split's tuning decodes with ``purpose="tune"``; another record ``field``, e.g. ``seconds``)."""
     labels = _labels(root)
     out: dict[tuple[str, int, str], dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
     for r in _records(root, purpose):
@@ -78,7 +87,7 @@ def load(root: Path, purpose: str = "eval") -> dict[tuple[str, int, str], dict[s
         if label != "vanilla":
             heads = labels.get(r["model"], {}).get(json.dumps(d.get("heads")), "unknown-heads")
             label = f"{d['method']} {heads} s{float(d['strength']):g}"
-        out[(r["model"], int(m["length"]), spelled(m["task"]))][label][r["example_id"]] = float(r["score"])
+        out[(r["model"], int(m["length"]), spelled(m["task"]))][label][r["example_id"]] = float(r[field])
     return out
 
 
@@ -154,18 +163,25 @@ def tables(root: Path) -> str:
     for (where, c), ph in zip(tests, adjusted):
         lines.append(f"| {where} | {c['n']} | {_pct(c['diff'])} | {_pct(c['diff_lo'])} to {_pct(c['diff_hi'])} | "
                      f"{c['wins']} | {c['losses']} | {_p(c['p_value'])} | {_p(ph)} |")
+    seconds = load(root, field="seconds")
     lines += ["", "## One-pass minus two-pass DySCO", "",
-              "| model | length | task | heads | strength | n | one-pass % | two-pass % | diff (pp) | 95% CI |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+              "Time: the median wall seconds per decode (prompt and new tokens; a batch's time shared by its "
+              "prompts) as recorded by the run, with the other shards sharing the GPU: a rough cost, not a "
+              "benchmark (`bench/README.md` has those).", "",
+              "| model | length | task | heads | strength | n | one-pass % | two-pass % | diff (pp) | 95% CI | "
+              "s/decode one-pass / two-pass / vanilla |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for cell in cells:
         methods = data[cell]
         for label in sorted(methods, key=_order):
             parts = label.split()
-            if parts[0] == "dysco-onepass" and f"dysco {parts[1]} {parts[2]}" in methods:
-                c = _paired(methods[label], methods[f"dysco {parts[1]} {parts[2]}"])
+            two = f"dysco {parts[1]} {parts[2]}" if len(parts) == 3 else ""
+            if parts[0] == "dysco-onepass" and two in methods:
+                c = _paired(methods[label], methods[two])
+                t = [_median(seconds[cell].get(m, {})) for m in (label, two, "vanilla")]
                 lines.append(f"| {cell[0]} | {cell[1]} | {cell[2]} | {parts[1]} | {parts[2][1:]} | {c['n']} | "
                              f"{_pct(c['mean'])} | {_pct(c['baseline_mean'])} | {_pct(c['diff'])} | "
-                             f"{_pct(c['diff_lo'])} to {_pct(c['diff_hi'])} |")
+                             f"{_pct(c['diff_lo'])} to {_pct(c['diff_hi'])} | {' / '.join(t)} |")
     lines += _auto_section(root, data)
     lines += _gold_section(root)
     return "\n".join(lines) + "\n"

@@ -32,10 +32,11 @@ def _figure(width: float, height: float) -> Any:
 
 
 def save_figure(fig: Any, path_stem: str | Path, *, dpi: int = 150) -> list[Path]:
-    """Write ``fig`` to ``path_stem.png`` and ``path_stem.svg``; return both paths."""
+    """Write ``fig`` to ``path_stem.png`` and ``path_stem.svg``; return both paths. The suffixes
+    are appended, so a stem with a dot (``accuracy-qwen2.5``) keeps its whole name."""
     stem = Path(path_stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
+    paths = [stem.parent / f"{stem.name}.png", stem.parent / f"{stem.name}.svg"]
     from ._outputs import atomic_path
 
     for path, kw in zip(paths, ({"dpi": dpi}, {})):

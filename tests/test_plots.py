@@ -78,3 +78,13 @@ def test_plots_leave_pyplot_alone(ds):
     n = len(plt.get_fignums())
     score_heatmap(qr_score(ds))
     assert len(plt.get_fignums()) == n
+
+
+def test_save_figure_keeps_a_stem_with_a_dot(tmp_path):
+    from matplotlib.figure import Figure
+
+    from headscope.plots import save_figure
+
+    paths = save_figure(Figure(), tmp_path / "accuracy-qwen2.5-coder-0.5b-mkey")
+    assert [p.name for p in paths] == ["accuracy-qwen2.5-coder-0.5b-mkey.png", "accuracy-qwen2.5-coder-0.5b-mkey.svg"]
+    assert all(p.is_file() for p in paths)
