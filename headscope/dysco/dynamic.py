@@ -89,17 +89,83 @@ def _take(token: torch.Tensor, generated: list[int], on_token: Callable[[int], N
     return nxt
 
 
+class _Steps:
+    """The dynamic loop's kinds of step (one method each, named as in
+    :data:`~headscope.dysco.methods.STEP_KINDS`, plus ``read``) over one prompt's importance ``r``.
+
+    Each feeds the token at slot ``j`` and returns the logits and the selection it boosted (None
+    for a read). The fixed-shape engine has the same kinds as ``_FixedStep`` methods.
+    """
+
+    def __init__(self, ctl: Controller, forward: Any, cache: Any, heads: Sequence[tuple[int, int]],
+                 config: DyscoConfig, r_device: torch.device, prefill: int, exclude: torch.Tensor | None) -> None:
+        self.ctl, self.forward, self.cache, self.heads, self.config = ctl, forward, cache, heads, config
+        self.r_device, self.exclude = r_device, exclude
+        self.r = torch.zeros(prefill, device=r_device)
+        self.static_m: torch.Tensor | None = None
+
+    def _update_r(self) -> None:
+        self.r = update_importance(self.r, self.ctl.head_rows(self.heads, self.r_device).mean(0), self.config.decay)
+
+    def _select(self) -> torch.Tensor:
+        return select(self.r, self.config.top_k, self.config.top_p)
+
+    def _biased(self, j: int, tok: torch.Tensor, m: torch.Tensor, *, record: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """The full pass with the bias of selection ``m`` (templates dropped) and of the current token."""
+        if self.exclude is not None:
+            k = min(m.numel(), self.exclude.numel())
+            m = m.clone()
+            m[:k] &= ~self.exclude[:k]
+        if record:
+            self.ctl.record_rows(partial=False)  # rows of this (intervened) pass feed the next step
+        else:
+            self.ctl.plain()
+        self.ctl.set_bias(build_bias(j + 1, m, self.config.strength))
+        return self.forward(tok), m
+
+    def read(self, j: int, tok: torch.Tensor) -> tuple[torch.Tensor, None]:
+        """Context warm-up read: plain pass, keep KV, update ``r``."""
+        self.ctl.record_rows(partial=False)
+        logits = self.forward(tok)
+        self._update_r()
+        return logits, None
+
+    def reselect(self, j: int, tok: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Partial plain pass (keeps no keys/values) to update ``r``, select, biased full pass."""
+        self.ctl.record_rows(partial=True)
+        with updates_discarded(self.cache):
+            try:
+                self.forward(tok)
+            except StopForward:
+                pass
+        self._update_r()
+        return self._biased(j, tok, self._select(), record=False)
+
+    def static(self, j: int, tok: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Biased full pass with the selection made once, at the first intervened step."""
+        if self.static_m is None:
+            self.static_m = self._select()
+        m = torch.zeros(j + 1, dtype=torch.bool, device=self.r_device)
+        m[: self.static_m.numel()] = self.static_m
+        return self._biased(j, tok, m, record=False)
+
+    def onepass(self, j: int, tok: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Select from ``r`` as the previous pass left it; one biased pass that also updates ``r``."""
+        m = self._select()  # r covers 0..j-1: the previous pass
+        logits, m = self._biased(j, tok, torch.cat([m, m.new_zeros(j + 1 - m.numel())]), record=True)
+        self._update_r()
+        return logits, m
+
+
 def _dysco_loop(model: Any, ctl: Controller, forward: Any, cache: Any, ids: torch.Tensor, schedule: DecodeSchedule,
                 heads: Sequence[tuple[int, int]], config: DyscoConfig, sampler: Sampler, eos: set[int],
                 generated: list[int], trace: Trace | None, on_token: Callable[[int], None] | None = None) -> int:
     n = schedule.n
     r_device = layer_device(model, heads[0][0])
-    r = torch.zeros(schedule.prefill, device=r_device)
-    s = config.strength
     exclude = None
-    if schedule.templates and 0 < s < HARD_MASK_STRENGTH:
+    if schedule.templates and 0 < config.strength < HARD_MASK_STRENGTH:
         exclude = template_positions(ids.to(r_device), schedule.templates)
-    static_m: torch.Tensor | None = None
+    kinds = _Steps(ctl, forward, cache, heads, config, r_device, schedule.prefill, exclude)
     tokens = ids.tolist()
     fed = ids  # the prompt, already on the device; generated tokens are fed as fed_next
     j = schedule.prefill
@@ -108,46 +174,10 @@ def _dysco_loop(model: Any, ctl: Controller, forward: Any, cache: Any, ids: torc
     while True:
         tok = fed[j:j + 1] if j < n else fed_next  # noqa: F821 (annotated above)
         ctl.total = j + 1
-        m = None
-        kind = schedule.kind(j)
-        if kind == "read":  # context warm-up read: plain pass, keep KV
-            ctl.record_rows(partial=False)
-            logits = forward(tok)
-            r = update_importance(r, ctl.head_rows(heads, r_device).mean(0), config.decay)
-        else:
-            onepass = kind == "onepass"
-            if onepass:
-                m = select(r, config.top_k, config.top_p)  # r covers 0..j-1: the previous pass
-                m = torch.cat([m, m.new_zeros(j + 1 - m.numel())])
-            elif kind == "reselect":
-                ctl.record_rows(partial=True)
-                with updates_discarded(cache):  # the partial pass keeps no keys/values
-                    try:
-                        forward(tok)
-                    except StopForward:
-                        pass
-                r = update_importance(r, ctl.head_rows(heads, r_device).mean(0), config.decay)
-                m = select(r, config.top_k, config.top_p)
-            else:
-                if static_m is None:
-                    static_m = select(r, config.top_k, config.top_p)
-                m = torch.zeros(j + 1, dtype=torch.bool, device=r_device)
-                m[: static_m.numel()] = static_m
-            if exclude is not None:
-                k = min(m.numel(), exclude.numel())
-                m = m.clone()
-                m[:k] &= ~exclude[:k]
-            if onepass:
-                ctl.record_rows(partial=False)  # rows of this (intervened) pass feed the next step
-            else:
-                ctl.plain()
-            ctl.set_bias(build_bias(j + 1, m, s))
-            logits = forward(tok)
-            if onepass:
-                r = update_importance(r, ctl.head_rows(heads, r_device).mean(0), config.decay)
+        logits, m = getattr(kinds, schedule.kind(j))(j, tok)
         steps += 1
         if trace is not None:
-            trace.add(schedule.phase(j), j, tokens[j], r, m)
+            trace.add(schedule.phase(j), j, tokens[j], kinds.r, m)
         ctl.plain()
         if j + 1 < n:
             j += 1
