@@ -100,9 +100,9 @@ def _split_map(n_layers: int, devices: tuple[Any, Any]) -> dict[str, Any]:
 
 
 def _layer_devices(lm: Any) -> list[str]:
-    from headscope.dysco.decode import _layer_device
+    from headscope.dysco.dynamic import layer_device
 
-    return [str(_layer_device(lm.model, i)) for i in range(lm.geometry.n_layers)]
+    return [str(layer_device(lm.model, i)) for i in range(lm.geometry.n_layers)]
 
 
 def run_all(lm: Any, example: Any, args: argparse.Namespace) -> dict[str, Any]:

@@ -18,7 +18,10 @@ __all__ = ["accuracy_bars"]
 def accuracy_bars(ds: Any, sel: dict[str, Any]) -> Any:
     """Accuracy per method (bars, 95% CI, the value on each bar), one panel per task, at the
     run's single context length."""
-    from .report import CI_NOTE, _acc, _cell, _figure, setting_text
+    from ._report_cells import CI_NOTE, setting_text
+    from ._report_cells import acc as _acc
+    from ._report_cells import cell as _cell
+    from ._report_cells import figure as _figure
 
     tasks = list(ds["task"].values)
     methods = [str(m) for m in ds["method"].values]

@@ -20,7 +20,7 @@ from typing import Any
 
 from ._outputs import write_atomic
 
-__all__ = ["DEMO_CONFIG", "QUICK", "demo_config", "demo_timing", "findings", "run_demo", "scope_notes"]
+__all__ = ["DEMO_CONFIG", "QUICK", "demo_config", "findings", "run_demo", "scope_notes"]
 
 # Package data, so the demo reads the same file from a wheel as from a checkout.
 DEMO_CONFIG = Path(__file__).resolve().parent / "configs" / "demo.yaml"
@@ -93,16 +93,20 @@ def findings(ds: Any) -> str:
     import numpy as np
 
     from .ablate.layout import to_grid
+    from .dysco.methods import METHOD_TABLE, method_with_role
     from .stats import paired_comparison
 
     ds = to_grid(ds)  # every axis a dim, whatever was swept
+    # The baseline, the reference, and the reference's method with as many heads drawn at random.
+    compared = (method_with_role("baseline").name, method_with_role("reference").name,
+                next(m.name for m in METHOD_TABLE.values() if m.heads_by_count))
 
     def scores(method: str, length: Any) -> Any:
         return np.asarray(ds["score"].sel({"method": method, "length": length}).values, dtype=float).ravel()
 
     out = []
     for length in ds["length"].values:
-        v, d, r = (scores(m, length) for m in ("vanilla", "dysco", "random-heads"))
+        v, d, r = (scores(m, length) for m in compared)
         dv = paired_comparison(d, v)
         dr = paired_comparison(d, r)
         n = int(np.isfinite(d).sum())
@@ -177,17 +181,6 @@ def _run_locked(config: Any, out: Path, command: str, *, quick: bool, quiet: boo
     echo(f"Done in {time.perf_counter() - start:.0f} s: {path}")
     echo("\n" + results_table(out))  # the numbers themselves, last, as lm-eval prints them
     return path
-
-
-def demo_timing(demo: dict[str, Any]) -> str:
-    """How long the demo took (the report's sentence, from ``run.json``'s ``demo`` entry); after a
-    resume, the decode time summed over its invocations (the last one alone took only what was left)."""
-    last = (f"{demo['seconds']:.0f} s of wall time and {demo.get('cpu_seconds', float('nan')):.0f} s of CPU time")
-    if not demo.get("resumed"):
-        return f"The demo (calibrate, rank, ablate, report) took {last} in one invocation."
-    return (f"The demo was resumed: its decodes took {demo.get('decode_seconds', float('nan')):.0f} s in all (the sum "
-            f"of the decode times recorded with each result, over every invocation; calibration and report not "
-            f"included); the last invocation took {last}.")
 
 
 def _decode_seconds(out: Path) -> float:

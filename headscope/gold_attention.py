@@ -106,9 +106,9 @@ def gold_mass(lm: Any, input_ids: Sequence[int], tokens: Sequence[int], gold_spa
     for start, end in gold_spans:
         if not 0 <= start < end <= n:
             raise ValueError(f"A gold span must lie inside the prompt (0 <= start < end <= {n}). Got {(start, end)}.")
-    if trace is not None and "temperature" in _method_knobs(str(trace.attrs.get("method", "vanilla"))):
-        raise ValueError(f"gold_mass replays vanilla and the head methods; {trace.attrs['method']} rescales every "
-                         "attention logit, which the replay does not apply.")
+    if trace is not None and _scales_logits(str(trace.attrs.get("method", ""))):
+        raise ValueError(f"gold_mass replays the methods that keep the model's attention logits; "
+                         f"{trace.attrs['method']} rescales every attention logit, which the replay does not apply.")
     biases = biases_from_trace(trace, strength) if trace is not None else {}
     g = lm.geometry
     all_heads = [(layer, head) for layer in range(g.n_layers) for head in range(g.n_heads)]
@@ -150,7 +150,8 @@ def gold_mass(lm: Any, input_ids: Sequence[int], tokens: Sequence[int], gold_spa
     return GoldMass(mass=mass, replay_agreement=agree / len(masses))
 
 
-def _method_knobs(method: str) -> tuple[str, ...]:
+def _scales_logits(method: str) -> bool:
+    """Whether ``method`` (a trace's; empty: none recorded) divides every attention logit by a temperature."""
     from .dysco.methods import method_spec
 
-    return method_spec(method).knobs
+    return bool(method) and method_spec(method).logit_temperature is not None

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._jsonl import read_input_records
 from .dysco.config import DyscoConfig
-from .dysco.methods import method_spec
+from .dysco.methods import DEFAULT_METHOD, method_spec
 
 if TYPE_CHECKING:
     from .generations import GenerationsFile
@@ -82,7 +82,7 @@ class GenerateRequest:
     device: str = "auto"
     dtype: str = "by-device"
     revision: str | None = None
-    method: str = "dysco"
+    method: str = DEFAULT_METHOD
     heads: str | None = None
     allow_other_model: bool = False
     knobs: Mapping[str, Any] = field(default_factory=dict)

@@ -22,20 +22,20 @@ import numpy as np
 
 from ._figure_text import set_suptitle, set_title
 from ._outputs import write_atomic
-from .dysco.methods import HEAD_METHODS
+from ._report_cells import CI_NOTE, setting_text
+from ._report_cells import acc as _acc
+from ._report_cells import cell as _cell
+from ._report_cells import figure as _figure
+from ._report_cells import fmt as _fmt
+from .dysco.methods import HEAD_METHODS, method_spec, method_with_role
 from .stats import format_gain
 
 __all__ = ["headline_selection", "setting_text", "write_report", "zoom_in_figure"]
 
-# Every accuracy axis says what its error bars are (the intervals of stats.accuracy).
-CI_NOTE = "error bars: exact 95% CI"
-
-
-def _figure(width: float, height: float) -> Any:
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(width, height), layout="constrained")
-
+# The method every other one is compared with (paired by example), and the one the head-choice table
+# compares the head sets and variants with: the table's rows say which, never a name written here.
+BASELINE = method_with_role("baseline").name
+REFERENCE = method_with_role("reference").name
 
 def _as_number(value: Any) -> Any:
     if isinstance(value, float):
@@ -64,27 +64,6 @@ def headline_selection(ds: Any) -> dict[str, Any]:
     return sel
 
 
-def _cell(ds: Any, **coords: Any) -> Any:
-    """Scores of one cell (all examples) of the first model. (Dict form: a dim named ``method``
-    would clash with ``DataArray.sel(method=...)``.)"""
-    return ds["score"].sel(dict(coords)).isel(model=0)
-
-
-def _acc(values: np.ndarray) -> tuple[float, float, float, int]:
-    from .stats import accuracy
-
-    a = accuracy(values)
-    return a["mean"], a["lo"], a["hi"], a["n"]  # type: ignore[return-value]
-
-
-def _fmt(x: Any, digits: int = 2) -> str:
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "–"
-    if isinstance(x, float):
-        return f"{x:.{digits}f}"
-    return str(x)
-
-
 def _fmt_p(p: Any) -> str:
     """A p-value: 3 decimals, or 2 significant digits below 0.001 (never a bare 0.000)."""
     if p is None or not math.isfinite(float(p)):
@@ -102,17 +81,6 @@ def _errorbar(ax: Any, x: list[Any], values: list[tuple[float, float, float, int
     mean = np.array([v[0] for v in values])
     err = np.array([[v[0] - v[1] for v in values], [v[2] - v[0] for v in values]])
     ax.errorbar(x, mean, yerr=np.nan_to_num(err), marker="o", capsize=3, label=label, **kw)
-
-
-def setting_text(ds: Any, sel: dict[str, Any]) -> str:
-    """The model(s) and the headline setting, for figure titles: what a figure shows, named."""
-    methods = [str(m) for m in ds["method"].values]
-    parts = [f"heads {sel['heads']}", f"strength {sel['strength']}", f"top-k {sel['top_k']}",
-             f"top-p {sel['top_p']}", f"decay {_fmt(float(sel['decay']))}"]
-    if "sharpen" in methods:
-        parts.append(f"sharpen T {_fmt(float(sel['temperature']))}")
-    models = ", ".join(str(m) for m in ds["model"].values)
-    return f"{models}, {ds.sizes['example']} prompts per cell; " + ", ".join(parts)
 
 
 def _legend_outside(ax: Any, fontsize: int = 7) -> None:
@@ -169,15 +137,15 @@ def _sweep(ds: Any, sel: dict[str, Any], axis: str) -> Any | None:
             vals = [_acc(np.asarray(cells.sel({axis: v}).values)) for v in numeric]
             nudge = 0.01 * span * (j - (len(lines) - 1) / 2)  # keep equal values apart
             _errorbar(ax, [x + nudge for x in xs], vals, f"{method} @ {int(n)}")
-        if "vanilla" in ds["method"].values:
+        if BASELINE in ds["method"].values:
             for n in ds["length"].values:
-                base = _cell(ds, task=task, method="vanilla", length=n, **rest)
+                base = _cell(ds, task=task, method=BASELINE, length=n, **rest)
                 m = _acc(np.asarray(base.isel({axis: 0}).values))[0]
                 ax.axhline(m, linestyle="--", linewidth=1, color="grey")
         ax.set_xlabel(axis.replace("_", "-"))
         ax.set_ylabel(f"accuracy ({CI_NOTE})")
         ax.set_ylim(-0.05, 1.05)
-        ax.set_title(f"{task}: {axis.replace('_', '-')} sweep (dashed: vanilla)")
+        ax.set_title(f"{task}: {axis.replace('_', '-')} sweep (dashed: {BASELINE})")
         if t == len(tasks) - 1:
             _legend_outside(ax, fontsize=6)
     others = {k: v for k, v in sel.items() if k != axis}
@@ -188,7 +156,7 @@ def _sweep(ds: Any, sel: dict[str, Any], axis: str) -> Any | None:
 def _heads_bars(ds: Any, sel: dict[str, Any]) -> Any | None:
     methods = [m for m in ds["method"].values if m in HEAD_METHODS]
     heads = list(ds["heads"].values)
-    if not methods or (len(heads) < 2 and "random-heads" not in methods):
+    if not methods or (len(heads) < 2 and not any(method_spec(m).heads_by_count for m in methods)):
         return None
     rest = {k: v for k, v in sel.items() if k != "heads"}
     tasks, lengths = list(ds["task"].values), list(ds["length"].values)
@@ -207,12 +175,12 @@ def _heads_bars(ds: Any, sel: dict[str, Any]) -> Any | None:
                             linewidth=0.6, **kw)
         ax.bar_label(bars_drawn, labels=[f"{m:.2f}" for m in means], fontsize=6, padding=2)
 
-    if "vanilla" in ds["method"].values:
-        draw(0.0, [_acc(np.asarray(_cell(ds, task=t, length=n, method="vanilla", **sel).values))
-                   for t, n in groups], "vanilla", color="lightgrey")
+    if BASELINE in ds["method"].values:
+        draw(0.0, [_acc(np.asarray(_cell(ds, task=t, length=n, method=BASELINE, **sel).values))
+                   for t, n in groups], BASELINE, color="lightgrey")
     for b, (m, h) in enumerate(bars, start=1):
         draw(b * width, [_acc(np.asarray(_cell(ds, task=t, length=n, method=m, heads=h, **rest).values))
-                         for t, n in groups], f"{m} ({h})" if m != "random-heads" else f"random-heads (n of {h})")
+                         for t, n in groups], f"{m} (n of {h})" if method_spec(m).heads_by_count else f"{m} ({h})")
     ax.set_xticks(x + 0.4 - width / 2, [f"{t}\n{int(n)}" for t, n in groups])
     ax.set_ylabel(f"accuracy ({CI_NOTE})")
     ax.set_ylim(-0.03, 1.12)  # below 0: a zero bar's outline stays off the axis line
@@ -274,7 +242,7 @@ def _zoom_title(trace: Any, warm: int, window: tuple[int, int] | None) -> str:
         config = json.loads(attrs.get("config", "{}") or "{}")
     except json.JSONDecodeError:
         config = {}
-    what = [str(attrs.get("model") or ""), str(config.get("method") or attrs.get("method") or "dysco")]
+    what = [str(attrs.get("model") or ""), str(config.get("method") or attrs.get("method") or REFERENCE)]
     if config.get("strength") is not None:
         what.append(f"strength {float(config['strength']):g}")
     if attrs.get("example_id"):
@@ -290,12 +258,12 @@ def _summary_rows(ds: Any, sel: dict[str, Any], summary: Any) -> tuple[list[str]
     the statistics are computed there, once)."""
     from .ablate.grid import GRID_AXES
 
-    header = ["task", "length", "method", "n", "accuracy [95% CI]", "vs vanilla [95% CI]", "wins/losses",
+    header = ["task", "length", "method", "n", "accuracy [95% CI]", f"vs {BASELINE} [95% CI]", "wins/losses",
               "McNemar p", "relative gain"]
     found = {tuple(str(row[axis]) for axis in GRID_AXES): row for row in summary.to_dict("records")}
     empty = {"n": 0, "accuracy": math.nan, "ci_lo": math.nan, "ci_hi": math.nan, "wins": 0, "losses": 0,
              "p_mcnemar": math.nan, "relative_gain": math.nan}  # a cell with no result yet
-    has_vanilla = "vanilla" in ds["method"].values
+    has_baseline = BASELINE in ds["method"].values
     rows = []
     for task in ds["task"].values:
         for n in ds["length"].values:
@@ -304,7 +272,7 @@ def _summary_rows(ds: Any, sel: dict[str, Any], summary: Any) -> tuple[list[str]
                 r = found.get(tuple(str(cell[axis]) for axis in GRID_AXES), empty)
                 count = int(r["n"])
                 row = [task, int(n), method, count, f"{_fmt(r['accuracy'])} [{_fmt(r['ci_lo'])}, {_fmt(r['ci_hi'])}]"]
-                if has_vanilla and method != "vanilla":
+                if has_baseline and method != BASELINE:
                     row += [f"{r['diff']:+.2f} [{r['diff_lo']:+.2f}, {r['diff_hi']:+.2f}]" if count else "–",
                             f"{int(r['wins'])}/{int(r['losses'])}", _fmt_p(r["p_mcnemar"]),
                             format_gain(r["relative_gain"])]
@@ -314,8 +282,8 @@ def _summary_rows(ds: Any, sel: dict[str, Any], summary: Any) -> tuple[list[str]
     return header, rows
 
 
-# Variants whose difference from DySCO with the headline heads is the head-choice question.
-_HEAD_VARIANTS = tuple(m for m in HEAD_METHODS if m != "dysco")
+# Variants whose difference from the reference with the headline heads is the head-choice question.
+_HEAD_VARIANTS = tuple(m for m in HEAD_METHODS if m != REFERENCE)
 
 
 def _head_choice_rows(ds: Any, sel: dict[str, Any]) -> tuple[list[str], list[list[Any]]] | None:
@@ -323,7 +291,7 @@ def _head_choice_rows(ds: Any, sel: dict[str, Any]) -> tuple[list[str], list[lis
     from .stats import paired_comparison
 
     methods = [str(m) for m in ds["method"].values]
-    if "dysco" not in methods:
+    if REFERENCE not in methods:
         return None
     rest = {k: v for k, v in sel.items() if k != "heads"}
     others = [("method", m) for m in methods if m in _HEAD_VARIANTS]
@@ -335,14 +303,15 @@ def _head_choice_rows(ds: Any, sel: dict[str, Any]) -> tuple[list[str], list[lis
     rows = []
     for task in ds["task"].values:
         for n in ds["length"].values:
-            ref = np.asarray(_cell(ds, task=task, length=n, method="dysco", **sel).values)
+            ref = np.asarray(_cell(ds, task=task, length=n, method=REFERENCE, **sel).values)
             for kind, value in others:
                 if kind == "method":
                     other = _cell(ds, task=task, length=n, method=value, **sel)
-                    label = f"{value} ({sel['heads']})" if value != "random-heads" else "random heads (as many)"
+                    by_count = method_spec(value).heads_by_count  # its heads are drawn at random
+                    label = "random heads (as many)" if by_count else f"{value} ({sel['heads']})"
                 else:
-                    other = _cell(ds, task=task, length=n, method="dysco", heads=value, **rest)
-                    label = f"dysco ({value})"
+                    other = _cell(ds, task=task, length=n, method=REFERENCE, heads=value, **rest)
+                    label = f"{REFERENCE} ({value})"
                 o = np.asarray(other.values)
                 c = paired_comparison(ref, o)
                 count = int(np.isfinite(ref).sum())
@@ -354,8 +323,9 @@ def _head_choice_rows(ds: Any, sel: dict[str, Any]) -> tuple[list[str], list[lis
 
 
 def _settings_run(ds: Any, sel: dict[str, Any]) -> dict[str, Any]:
-    """The headline setting without knobs no cell used (the temperature is sharpen's alone)."""
-    return {k: v for k, v in sel.items() if k != "temperature" or "sharpen" in ds["method"].values}
+    """The headline setting without the attention temperature when no method of the run has one."""
+    scaled = {method_spec(m).logit_temperature for m in ds["method"].values} - {None}
+    return {k: v for k, v in sel.items() if k != "temperature" or k in scaled}
 
 
 def _reach(n: int) -> str:
@@ -391,9 +361,10 @@ def write_report(out_dir: str | Path) -> Path:
               ", ".join(f"{k}={v}" for k, v in _settings_run(ds, sel).items()) + ".", ""]
     summary = summary_table(ds)  # every statistic of the tables below, computed once
     header, rows = _summary_rows(ds, sel, summary)
-    parts += ["## Accuracy", "", f"Accuracy with its {ACCURACY_CI}; the difference from vanilla on the same "
-              f"examples with {DIFF_CI}; discordant pairs (method right and vanilla wrong / the reverse) and the "
-              "exact McNemar p; relative gain (acc - vanilla) / vanilla as the DySCO paper reports it, in percent.",
+    parts += ["## Accuracy", "", f"Accuracy with its {ACCURACY_CI}; the difference from {BASELINE} on the same "
+              f"examples with {DIFF_CI}; discordant pairs (method right and {BASELINE} wrong / the reverse) and the "
+              f"exact McNemar p; relative gain (acc - {BASELINE}) / {BASELINE} as the DySCO paper reports it, in "
+              "percent.",
               "", _md_table(header, rows), ""]
     save_figure(_accuracy_vs_length(ds, sel), figs / "accuracy_vs_length")
     parts += ["![accuracy vs context length](figures/accuracy_vs_length.png)", ""]
@@ -498,7 +469,7 @@ def _provenance(ds: Any, run: dict[str, Any]) -> list[str]:
     demo = run.get("demo") or {}
     timing: list[str] = []
     if demo.get("seconds") is not None:
-        from .demo import demo_timing
+        from .report_sections import demo_timing
 
         timing = [demo_timing(demo), ""]
     return ["## How this was made", "", "Command:", "", "```", str(ds.attrs.get("command", "")), "```", "", *timing,

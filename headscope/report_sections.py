@@ -1,7 +1,8 @@
 """Two sections of the ablation report that read more than ``results.nc``: attention on the gold
 span against right/wrong answers (``OUT/gold_attention.jsonl``), and the automatic strength against
 the fixed ones on the same held-out evaluation prompts. :func:`headscope.report.write_report`
-appends them; each returns no lines when its run has nothing to show.
+appends them; each returns no lines when its run has nothing to show. Also the sentence saying how long
+``headscope demo`` took (:func:`demo_timing`, from ``run.json``).
 
 Example
 -------
@@ -16,7 +17,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["auto_vs_fixed_section", "gold_figure", "gold_section"]
+from .dysco.methods import method_spec
+
+__all__ = ["auto_vs_fixed_section", "demo_timing", "gold_figure", "gold_section"]
 
 
 def _fmt(x: Any, digits: int = 3) -> str:
@@ -28,8 +31,8 @@ def _ci(row: dict[str, Any], what: str) -> str:
 
 
 def _label(row: dict[str, Any]) -> str:
-    if row["method"] == "vanilla":
-        return f"vanilla ({row['heads']})"
+    if method_spec(row["method"]).role == "baseline":  # no heads of its own: it is labelled by the cell's
+        return f"{row['method']} ({row['heads']})"
     return f"{row['method']} {row['heads']} s={row['strength']}"
 
 
@@ -128,3 +131,14 @@ def auto_vs_fixed_section(ds: Any) -> list[str]:
 
 def _p(p: Any) -> str:
     return "–" if p is None or not np.isfinite(float(p)) else (f"{p:.2g}" if p < 0.001 else f"{p:.3f}")
+
+
+def demo_timing(demo: dict[str, Any]) -> str:
+    """How long the demo took (the report's sentence, from ``run.json``'s ``demo`` entry); after a
+    resume, the decode time summed over its invocations (the last one alone took only what was left)."""
+    last = (f"{demo['seconds']:.0f} s of wall time and {demo.get('cpu_seconds', float('nan')):.0f} s of CPU time")
+    if not demo.get("resumed"):
+        return f"The demo (calibrate, rank, ablate, report) took {last} in one invocation."
+    return (f"The demo was resumed: its decodes took {demo.get('decode_seconds', float('nan')):.0f} s in all (the sum "
+            f"of the decode times recorded with each result, over every invocation; calibration and report not "
+            f"included); the last invocation took {last}.")

@@ -97,19 +97,19 @@ def test_capacity_is_rounded_to_the_chunk():
 
 # -- the partial pass leaves no trace --------------------------------------------------------------
 def test_partial_pass_is_overwritten_by_the_full_pass(tiny_llama):
-    """A dysco step (partial pass, then the biased full pass) leaves the cache and logits exactly
+    """A reselect step (partial pass, then the biased full pass) leaves the cache and logits exactly
     as the same biased full pass alone: the slot the partial pass wrote is rewritten before read."""
     lm, ids = tiny_llama, _prompt(30)[None]
     cfg = _cfg(strength=8.0, top_k=4, top_p=None, templates="none")
     capacity, chunk = capacity_for(30, 4)
     states = []
-    for kind in ("dysco", "static"):
+    for kind in ("reselect", "static"):
         fs = _FixedStep(lm, cfg, HEADS, ids, [0], capacity, chunk, [], graphs=False)
         with torch.no_grad(), static_control(lm.model, fs.ctl):
             fs.prefill(20)
             for j in range(20, 25):
                 fs.run(j, "read", fs.ids[:, j:j + 1])
-            if kind == "static":  # the selection the dysco step would make: partial-pass rows, then select
+            if kind == "static":  # the selection the reselect step would make: partial-pass rows, then select
                 fs.step.fill_(25)
                 fs.tok.copy_(fs.ids[:, 25:26])
                 fs._prepare()

@@ -37,7 +37,7 @@ from .._jsonl import read_user_text
 from .._limits import MAX_EXAMPLES, MAX_TOKENS, check_count
 from ..auto_strength import DEFAULT_GRID
 from ..dtypes import DEFAULT_DTYPE, DTYPES
-from ..dysco.methods import HEAD_METHODS, METHODS
+from ..dysco.methods import DEFAULT_METHOD, HEAD_METHODS, METHODS, method_with_role
 from ..score_table import HEAD_LABEL_SCORES
 from .grid import AXES, GRID_AXES, HEADLINE_AXES, axis_labels, match
 
@@ -155,7 +155,7 @@ class AblationConfig:
     models: tuple[str, ...] = ("smollm2-135m",)
     tasks: tuple[str, ...] = ("passkey",)
     lengths: tuple[int, ...] = (1024,)
-    methods: tuple[str, ...] = ("vanilla", "dysco")
+    methods: tuple[str, ...] = (method_with_role("baseline").name, DEFAULT_METHOD)
     heads: tuple[str, ...] = ("qrscore:8",)
     strengths: tuple[float | str, ...] = (3.0,)
     top_k: tuple[int | str | None, ...] = (256,)

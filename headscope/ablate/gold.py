@@ -27,11 +27,12 @@ from typing import TYPE_CHECKING, Any
 from ..dysco.methods import method_spec
 
 if TYPE_CHECKING:
+    from ..evaluate import EvalExample
     from ..models import LoadedModel
     from .result_cache import ResultCache
     from .run import Job
 
-__all__ = ["GOLD_FILE", "GOLD_SUMMARY", "gold_summary", "read_gold", "record_gold_attention"]
+__all__ = ["GOLD_FILE", "GOLD_SUMMARY", "answer_spans", "gold_summary", "read_gold", "record_gold_attention"]
 
 GOLD_FILE = "gold_attention.jsonl"
 GOLD_SUMMARY = "gold_attention.csv"
@@ -39,9 +40,9 @@ _CELL = ("model", "task", "length", "method", "heads", "strength", "top_k", "top
 
 
 def _recorded(method: str) -> bool:
-    """Vanilla and the head methods: the ones whose attention the replay reproduces (sharpen
-    rescales every logit, which the replay does not apply)."""
-    return method == "vanilla" or method_spec(method).needs_heads
+    """Vanilla and the head methods: the ones whose attention the replay reproduces (a method whose
+    row has a logit temperature, sharpen, rescales every logit, which the replay does not apply)."""
+    return method_spec(method).logit_temperature is None
 
 
 def read_gold(out: str | Path) -> list[dict[str, Any]]:
@@ -65,11 +66,10 @@ def record_gold_attention(out: Path, lm: LoadedModel, jobs: list[Job], n_example
 
     from ..dysco.decode import generate, resolve_heads_for
     from ..gold_attention import gold_mass
-    from .run import _spans_of
 
     path = out / GOLD_FILE
     done = {_id(r) for r in read_gold(out)}
-    todo = [j for j in jobs if j.index < n_examples and _recorded(j.coords["method"]) and _spans_of(j.example)
+    todo = [j for j in jobs if j.index < n_examples and _recorded(j.coords["method"]) and answer_spans(j.example)
             and cache.get(j.key) is not None]
     todo = [j for j in todo if _id({"key": j.key, "heads": j.coords["heads"]}) not in done]
     replays: dict[str, tuple[str, Any]] = {}
@@ -80,7 +80,7 @@ def record_gold_attention(out: Path, lm: LoadedModel, jobs: list[Job], n_example
             if job.key not in replays:  # vanilla cells of several head labels share one decode
                 res = generate(lm, job.example.input_ids, job.config, record=True)
                 strength = job.config.strength if job.config.uses_heads else 1.0
-                gm = gold_mass(lm, job.example.input_ids, res.tokens, _spans_of(job.example), trace=res.trace,
+                gm = gold_mass(lm, job.example.input_ids, res.tokens, answer_spans(job.example), trace=res.trace,
                                strength=strength)
                 replays[job.key] = (res.text, gm)  # not the trace: at 32k tokens it is megabytes a decode
             text, gm = replays[job.key]
@@ -95,7 +95,7 @@ def record_gold_attention(out: Path, lm: LoadedModel, jobs: list[Job], n_example
                     "example_index": job.index,
                     "score": record.get("score"), "output": text,
                     "same_output": text == record.get("output"), "replay_agreement": gm.replay_agreement,
-                    "n_steps": int(gm.mass.shape[0]), "gold_spans": [list(s) for s in _spans_of(job.example)],
+                    "n_steps": int(gm.mass.shape[0]), "gold_spans": [list(s) for s in answer_spans(job.example)],
                     "all_mass": [round(float(x), 6) for x in all_heads],
                     "selected_mass": None if selected is None else [round(float(x), 6) for x in selected],
                     "all_mean": float(all_heads.mean()),
@@ -145,3 +145,11 @@ def write_gold_summary(out: Path) -> Path | None:
         writer.writeheader()
         writer.writerows(rows)
     return path
+
+
+def answer_spans(example: EvalExample) -> list[tuple[int, int]]:
+    """Where the gold answer sits in the prompt (token spans), from the example's meta if known."""
+    spans = dict(example.meta).get("answer_spans")
+    if not spans:
+        return []
+    return [tuple(s) for s in json.loads(spans)]

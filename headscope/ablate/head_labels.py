@@ -19,10 +19,11 @@ from ..score_table import HEAD_LABEL_SCORES, score_spec
 from .config import AblationConfig, parse_head_spec
 from .result_cache import stable_key
 
-__all__ = ["calibration_dir", "resolve_head_sets"]
+__all__ = ["calibration_dir", "resolve_head_sets", "slug"]
 
 
-def _slug(text: str) -> str:
+def slug(text: str) -> str:
+    """``text`` as a file name: runs of other characters than letters, digits, ``._-`` become ``_``."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "x"
 
 
@@ -30,7 +31,7 @@ def calibration_dir(config: AblationConfig, model: str, out_dir: Path, decode_st
     """Where the on-the-fly calibration run for ``model`` lives (a name that changes with its settings)."""
     cal = config.calibration
     ident = stable_key([model, cal.task, list(cal.lengths), cal.examples, cal.seed, decode_steps])[:8]
-    return out_dir / "calibration" / f"{_slug(model)}-{_slug(cal.task)}-s{cal.seed}-{ident}"
+    return out_dir / "calibration" / f"{slug(model)}-{slug(cal.task)}-s{cal.seed}-{ident}"
 
 
 def _capture(config: AblationConfig, lm: Any, out_dir: Path, need_retrieval: bool, progress: bool) -> Path:
@@ -93,7 +94,7 @@ def resolve_head_sets(config: AblationConfig, lm: Any, out_dir: str | Path, *,
             hs = resolve_heads_for_model(spec.label, g, allow_other_model=config.allow_other_model)
         hs.validate(g, allow_other_model=config.allow_other_model)
         sets[spec.label] = hs
-        target = out / "heads" / _slug(lm.name) / f"{_slug(spec.label)}.json"
+        target = out / "heads" / slug(lm.name) / f"{slug(spec.label)}.json"
         target.parent.mkdir(parents=True, exist_ok=True)
         hs.save(target)
     return sets

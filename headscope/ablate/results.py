@@ -26,6 +26,7 @@ import numpy as np
 import xarray as xr
 
 from .._outputs import atomic_path
+from ..dysco.methods import method_with_role
 from ..stats import accuracy, paired_comparison
 from .config import AblationConfig
 from .grid import GRID_AXES
@@ -103,7 +104,8 @@ def summary_table(ds: xr.Dataset) -> Any:
 
     ds = to_grid(ds)
     rows = []
-    has_vanilla = "vanilla" in list(ds["method"].values)
+    baseline = method_with_role("baseline").name
+    has_baseline = baseline in list(ds["method"].values)
     stacked = ds["score"].stack(cell=CELL_DIMS)
     for i in range(stacked.sizes["cell"]):
         col = stacked.isel(cell=i)
@@ -113,8 +115,8 @@ def summary_table(ds: xr.Dataset) -> Any:
         cell = {d: col[d].item() for d in CELL_DIMS}
         acc = accuracy(values)
         row = {**cell, "n": acc["n"], "accuracy": acc["mean"], "ci_lo": acc["lo"], "ci_hi": acc["hi"]}
-        if has_vanilla and cell["method"] != "vanilla":
-            base = ds["score"].sel({**cell, "method": "vanilla"}).values
+        if has_baseline and cell["method"] != baseline:
+            base = ds["score"].sel({**cell, "method": baseline}).values
             cmp = paired_comparison(values, base)
             row.update(vanilla=cmp["baseline_mean"], diff=cmp["diff"], diff_lo=cmp["diff_lo"], diff_hi=cmp["diff_hi"],
                        wins=cmp["wins"], losses=cmp["losses"], p_mcnemar=cmp["p_value"],

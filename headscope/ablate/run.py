@@ -504,11 +504,11 @@ def _head_sets(config: AblationConfig, lm: LoadedModel, model_name: str, out: Pa
                shard: tuple[int, int] | None) -> dict[str, HeadSet]:
     """Resolve the head sets; with independent shards, shard 0 alone may calibrate, the others
     wait for its marker and then resolve from the finished calibration (nothing to redo)."""
-    from .head_labels import _slug, resolve_head_sets
+    from .head_labels import resolve_head_sets, slug
 
     if shard is None or shard[1] == 1:
         return resolve_head_sets(config, lm, out, progress=progress)
-    marker = out / "heads" / _slug(model_name) / f".ready-{stable_key(config.to_dict())[:12]}"
+    marker = out / "heads" / slug(model_name) / f".ready-{stable_key(config.to_dict())[:12]}"
     if shard[0] == 0:
         marker.unlink(missing_ok=True)
         sets = resolve_head_sets(config, lm, out, progress=progress)
@@ -528,7 +528,7 @@ def _trace_job(jobs: list[Job], config: AblationConfig, cache: ResultCache) -> J
     """The DySCO job the report's zoom-in figure traces: one at the headline setting if the
     grid has one, preferring the first example it answered correctly (per the cache), so the
     figure shows attention settling on the answer; else the first DySCO job."""
-    dysco = [j for j in jobs if j.coords["method"] in ("dysco", "dysco-static")]
+    dysco = [j for j in jobs if method_spec(j.coords["method"]).zoom_in]
     headline = [j for j in dysco if all(match(want, [j.coords[axis]]) is not None
                                         for axis, want in config.headline.items()
                                         if axis in j.coords)]
@@ -543,6 +543,7 @@ def _trace_job(jobs: list[Job], config: AblationConfig, cache: ResultCache) -> J
 def _write_trace(out: Path, lm: LoadedModel, job: Job) -> None:
     """Record one DySCO decode step by step (importance, selection) for the report's zoom-in figure."""
     from ..dysco.decode import generate
+    from .gold import answer_spans
 
     target = out / "trace.nc"
     if target.exists():
@@ -553,7 +554,7 @@ def _write_trace(out: Path, lm: LoadedModel, job: Job) -> None:
                 return
     res = generate(lm, job.example.input_ids, job.config, record=True)
     ds = res.trace
-    spans = [list(s) for s in _spans_of(job.example)]
+    spans = [list(s) for s in answer_spans(job.example)]
     ds.attrs.update({"key": job.key, "example_id": job.example.id, "task": job.example.task,
                      "answer": job.example.answers[0],
                      "output": res.text, "cell": json.dumps({k: v for k, v in job.coords.items()
@@ -561,11 +562,3 @@ def _write_trace(out: Path, lm: LoadedModel, job: Job) -> None:
                      "answer_spans": json.dumps(spans), "prompt_ids": json.dumps(list(job.example.input_ids))})
     with atomic_path(target, tmp_name="trace.tmp.nc") as tmp:
         ds.to_netcdf(tmp, engine="scipy")
-
-
-def _spans_of(example: EvalExample) -> list[tuple[int, int]]:
-    """Where the gold answer sits in the prompt (token spans), from the example's meta if known."""
-    spans = dict(example.meta).get("answer_spans")
-    if not spans:
-        return []
-    return [tuple(s) for s in json.loads(spans)]

@@ -11,7 +11,7 @@ import click
 
 from ..auto_strength import DEFAULT_DEV_FRACTION, DEFAULT_GRID
 from ..dysco.config import TEMPLATE_MODES, WARMUP_COUNTINGS, DyscoConfig
-from ..dysco.methods import KNOBS, METHODS, method_spec
+from ..dysco.methods import DEFAULT_METHOD, KNOBS, METHODS, method_spec
 from ._options import (
     BATCH_AUTO_HELP,
     SELECTION_FLAGS,
@@ -78,7 +78,7 @@ def _knob(name: str, kind: Any, **extra: Any) -> Callable[[Any], Any]:
 @click.option("--out", "out_path", type=click.Path(path_type=Path), default=None,
               help="Output JSONL (appended; ids already there are skipped; its settings go to OUT.config.json, "
                    "and a rerun with other settings is refused). Missing parent folders are created.")
-@click.option("--method", type=click.Choice(METHODS), default="dysco", show_default=True)
+@click.option("--method", type=click.Choice(METHODS), default=DEFAULT_METHOD, show_default=True)
 @_knob("strength", _Strength(), help=KNOBS["strength"].help + " Or auto: chosen on a dev split of --prompts "
       "(lines need \"answer\"), among --strength-grid.")
 @click.option("--strength-grid", default=None, metavar="S,S,...",

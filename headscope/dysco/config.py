@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
-from .methods import HEAD_METHODS, KNOBS, METHOD_TABLE, METHODS
+from .methods import DEFAULT_METHOD, HEAD_METHODS, KNOBS, METHOD_TABLE, METHODS
 
 __all__ = ["HEAD_METHODS", "METHODS", "TEMPLATE_MODES", "WARMUP_COUNTINGS", "DyscoConfig"]
 
@@ -129,7 +129,7 @@ class DyscoConfig:
     templates: Literal["auto", "auto-eot", "none"] | tuple[tuple[int, ...], ...] = "auto"
     dynamic: bool = True
     warmup_counting: Literal["spec", "reference"] = "reference"
-    method: Method = "dysco"
+    method: Method = DEFAULT_METHOD
     temperature: float = KNOBS["temperature"].default
     seed: int = KNOBS["seed"].default
     do_sample: bool = False

@@ -18,12 +18,13 @@ selection, template positions and EOS; padding slots are masked out of every att
 never candidates of a selection. A sequence that has stopped keeps decoding with the others
 until all have stopped; its extra tokens are dropped.
 
-Kinds of step (each a fixed kernel sequence; the schedule is that of :mod:`headscope.dysco.decode`):
+Kinds of step (each a fixed kernel sequence; :mod:`headscope.dysco.schedule` says which one each
+slot runs, from the method's row in :data:`~headscope.dysco.methods.METHOD_TABLE`):
 
 ``plain``    one pass, plain attention (vanilla, sharpen with its logit scale);
 ``read``     one pass recording the selected heads' rows, then ``r <- normalise(a + g r)``
              (context warm-up);
-``dysco``    partial pass recording the rows (stops after the last selected layer), update
+``reselect`` partial pass recording the rows (stops after the last selected layer), update
              ``r``, select, bias, full pass with the bias;
 ``static``   full pass with the bias of the selection made once (``dysco-static``);
 ``onepass``  select from ``r`` as it stood, full pass with the bias that also records the
@@ -40,7 +41,6 @@ of each kind and at the end (see :class:`_Memory`).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -51,13 +51,18 @@ from ..kv_cache import cache_kwargs
 from ..models import eos_ids
 from .attention_fn import StopForward
 from .config import DyscoConfig
-from .decode import GenerationResult, _resolve_warmups, _Sampler, _Trace, check_warmups, resolve_heads_for
 from .fixed_cache import FixedCache
 from .graphs import StepGraphs
+from .methods import method_spec
+from .result import GenerationResult, Sampler, Trace, build_result
+from .schedule import DecodeSchedule, decode_schedule, resolve_heads_for
 from .selection import HARD_MASK_STRENGTH, bias_rows, select_rows, template_positions, update_importance_
 from .static_attention import StepControl, heads_layout, static_control
 
 __all__ = ["DEFAULT_CHUNK", "capacity_for", "generate_fixed", "supports_fixed"]
+
+# The kinds of step that update the importance ``r`` (a trace row shows it up to their slot).
+_UPDATES_IMPORTANCE = ("read", "reselect", "onepass")
 
 # Keys per attention chunk: enough chunks for a GPU to read a long cache in parallel, few enough
 # that short prompts waste little (the capacity is rounded up to a multiple of it).
@@ -82,39 +87,11 @@ def capacity_for(longest: int, max_new_tokens: int, chunk: int | None = None) ->
     return -(-need // chunk) * chunk, chunk
 
 
-class _Schedule:
-    """Which kind of step slot ``j`` is, for prompts ending at slot ``n`` (all aligned)."""
-
-    def __init__(self, config: DyscoConfig, n: int, c: int, w: int) -> None:
-        self.n = n
-        self.dysco = config.uses_heads
-        if not self.dysco:
-            self.prefill, self.intervention_start = n, n
-            self.kind = "plain"
-            return
-        self.prefill = min(n - c - w, n - 1)
-        # ALGORITHMS.md 3: the last w prompt tokens are intervened on; the authors' code one more.
-        self.intervention_start = n - w - (1 if config.warmup_counting == "reference" else 0)
-        self.kind = ("onepass" if config.method == "dysco-onepass" else "dysco" if config.dynamic else "static")
-
-    def of(self, j: int) -> str:
-        if not self.dysco:
-            return "plain"
-        return "read" if j < self.intervention_start else self.kind
-
-    def phase(self, j: int) -> str:
-        if self.of(j) == "read":
-            return "context_warmup"
-        if not self.dysco:
-            return "generate"
-        return "prompt" if j < self.n - 1 else "generate"
-
-
 class _FixedStep:
     """The persistent buffers of one batch and the step functions over them."""
 
     def __init__(self, lm: Any, config: DyscoConfig, heads: Sequence[tuple[int, int]], ids: torch.Tensor,
-                 pads: list[int], capacity: int, chunk: int, templates: list[list[int]], graphs: bool) -> None:
+                 pads: list[int], capacity: int, chunk: int, templates: Sequence[Sequence[int]], graphs: bool) -> None:
         model = lm.model
         self.model, self.config, self.heads = model, config, list(heads)
         self.geometry: Geometry = lm.geometry
@@ -140,8 +117,7 @@ class _FixedStep:
         vocab = int(model.get_output_embeddings().weight.shape[0])
         self.logits = torch.zeros(b, vocab, device=dev)
         self.strength = float(config.strength)
-        self.ctl = StepControl(phase="prefill", chunk=chunk,
-                               logit_scale=1.0 / config.temperature if config.method == "sharpen" else 1.0)
+        self.ctl = StepControl(phase="prefill", chunk=chunk, logit_scale=method_spec(config.method).logit_scale(config))
         self.exclude: torch.Tensor | None = None
         if self.heads:
             layout, self.head_rows, n_rows = heads_layout(self.heads, self.geometry.n_heads,
@@ -245,7 +221,7 @@ class _FixedStep:
         self._forward(self.base, record=True)
         self._update_r()
 
-    def _dysco(self) -> None:
+    def _reselect(self) -> None:
         self._prepare()
         self._forward(self.base, record=True, stop=True)
         self._update_r()
@@ -342,19 +318,15 @@ def generate_fixed(lm: Any, prompts: Sequence[torch.Tensor], config: DyscoConfig
     model, tokenizer, geometry = lm.model, lm.tokenizer, lm.geometry
     prompts = [p.to(torch.long).view(-1) for p in prompts]
     heads = resolve_heads_for(config, geometry)
-    w, templates = _resolve_warmups(config, tokenizer) if config.uses_heads else (0, [])
-    c = config.context_warmup if config.uses_heads else 0
     lengths = [p.numel() for p in prompts]
-    if config.uses_heads:
-        check_warmups(config, min(lengths), c, w)
     ids, pads = _pad(prompts, pad_id=0)
     n = ids.shape[1]
+    schedule = decode_schedule(config, tokenizer, n, shortest=min(lengths))
     capacity, chunk = capacity_for(n, config.max_new_tokens, chunk)
-    schedule = _Schedule(config, n, c, w)
     eos = eos_ids(model, tokenizer)
     b = len(prompts)
-    samplers = [_Sampler(config) for _ in range(b)]
-    traces = [_Trace() for _ in range(b)] if record else None
+    samplers = [Sampler(config) for _ in range(b)]
+    traces = [Trace() for _ in range(b)] if record else None
     generated: list[list[int]] = [[] for _ in range(b)]
     steps = [0] * b
     done = [False] * b
@@ -362,7 +334,7 @@ def generate_fixed(lm: Any, prompts: Sequence[torch.Tensor], config: DyscoConfig
     fs: _FixedStep | None = None
     try:
         with torch.no_grad():
-            fs = _FixedStep(lm, config, heads, ids, pads, capacity, chunk, templates, cuda_graphs)
+            fs = _FixedStep(lm, config, heads, ids, pads, capacity, chunk, schedule.templates, cuda_graphs)
             memory = _Memory(fs.device)
             with static_control(model, fs.ctl):
                 fs.prefill(schedule.prefill)
@@ -389,7 +361,7 @@ def generate_fixed(lm: Any, prompts: Sequence[torch.Tensor], config: DyscoConfig
 
                 j = schedule.prefill
                 finished = False
-                if not schedule.dysco:  # vanilla / sharpen: the prefill's logits give the first token
+                if not schedule.reads_heads:  # a plain method: the prefill's logits give the first token
                     if traces is not None:
                         for row, trace in enumerate(traces):
                             trace.add("generate", n - 1 - pads[row], host_ids[row][n - 1], None, None)
@@ -397,14 +369,14 @@ def generate_fixed(lm: Any, prompts: Sequence[torch.Tensor], config: DyscoConfig
                 r_len = schedule.prefill
                 static_selected = False
                 while not finished:
-                    kind = schedule.of(j)
+                    kind = schedule.kind(j)
                     if kind == "static" and not static_selected:
                         fs.step.fill_(j)
                         fs.select_static()
                         static_selected = True
                     fs.run(j, kind, fs.ids[:, j:j + 1] if j < n else None)
                     memory.mark(f"after_first_{kind}", once=True)
-                    if kind in ("read", "dysco", "onepass"):
+                    if kind in _UPDATES_IMPORTANCE:
                         r_len = j + 1
                     active = [not d for d in done]
                     for row in range(b):
@@ -425,30 +397,19 @@ def generate_fixed(lm: Any, prompts: Sequence[torch.Tensor], config: DyscoConfig
         # (an exception's traceback, a caller's frame): the next call must not find them allocated.
         if fs is not None:
             fs.release()
-    info_base = {"heads": [list(h) for h in heads], "context_warmup": c, "intervention_warmup": w,
-                 "n_templates": len(templates)}
-    results = []
-    for row in range(b):
-        text = tokenizer.decode(generated[row], skip_special_tokens=True) if tokenizer is not None else ""
-        info = info_base | {"prefill": schedule.prefill - pads[row]}
-        ds = None
-        if traces is not None:
-            attrs = {"config": config.to_json(), "model": lm.name, "n_prompt": lengths[row], "method": config.method,
-                     "resolved": json.dumps(info),
-                     "note": "the current token is always boosted; 'selected' excludes it"}
-            ds = traces[row].dataset(tokenizer, attrs)
-        results.append(GenerationResult(tokens=generated[row], text=text, n_prompt=lengths[row], steps=steps[row],
-                                        trace=ds, info=info))
+    results = [build_result(lm, config, generated[row], lengths[row], steps[row],
+                            traces[row] if traces is not None else None, schedule.info(heads, pads[row]))
+               for row in range(b)]
     return results, engine
 
 
-def _trace_rows(traces: list[_Trace], active: list[bool], fs: _FixedStep, schedule: _Schedule, j: int, kind: str,
+def _trace_rows(traces: list[Trace], active: list[bool], fs: _FixedStep, schedule: DecodeSchedule, j: int, kind: str,
                 r_len: int, host_ids: list[list[int]], generated: list[list[int]], pads: list[int]) -> None:
     """Per-sequence trace rows of the step at slot ``j`` (host copies: tracing is for inspection)."""
     n = schedule.n
     # copy=True: on CPU .cpu() would alias the live buffers, which the next step overwrites
-    r = fs.r.to("cpu", copy=True) if schedule.dysco else None
-    sel = fs.sel.to("cpu", copy=True) if schedule.dysco and kind != "read" else None
+    r = fs.r.to("cpu", copy=True) if schedule.reads_heads else None
+    sel = fs.sel.to("cpu", copy=True) if schedule.reads_heads and kind != "read" else None
     for row, trace in enumerate(traces):
         if not active[row]:
             continue
