@@ -31,6 +31,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .prompt_answers import prompt_answers, score
+
 if TYPE_CHECKING:
     from .models import LoadedModel
     from .prompt_runs import GenerateRequest, Prompt
@@ -55,20 +57,6 @@ def choose(scores: Mapping[float, float]) -> float:
     return min(scores, key=lambda s: (-scores[s], *preference(s)))
 
 
-def prompt_answers(row: Mapping[str, Any]) -> tuple[str, ...]:
-    """The gold answers of a prompt line (``"answer"`` or ``"answers"``); empty when it has none."""
-    if "answers" in row:
-        answers = row["answers"]
-        if not isinstance(answers, list) or not answers or not all(isinstance(a, str) for a in answers):
-            raise ValueError(f'Prompt {row.get("id")!r}: "answers" must be a non-empty list of strings.')
-        return tuple(answers)
-    if "answer" in row:
-        if not isinstance(row["answer"], str) or not row["answer"]:
-            raise ValueError(f'Prompt {row.get("id")!r}: "answer" must be a non-empty string.')
-        return (row["answer"],)
-    return ()
-
-
 def split_dev(rows: Sequence[Prompt], *, n: int | None, fraction: float | None, seed: int
               ) -> tuple[list[Prompt], list[Prompt]]:
     """``(dev, rest)``: ``n`` prompts (or ``fraction`` of them, at least one) drawn with ``seed``,
@@ -83,13 +71,6 @@ def split_dev(rows: Sequence[Prompt], *, n: int | None, fraction: float | None, 
                          "at least one to decode (lower --dev-examples / --dev-fraction, or add prompts).")
     picked = set(random.Random(seed).sample(range(len(rows)), k))
     return [r for i, r in enumerate(rows) if i in picked], [r for i, r in enumerate(rows) if i not in picked]
-
-
-def score(output: str, answers: Sequence[str]) -> float:
-    """The ``contains`` metric of the synthetic tasks: 1.0 when the output holds an answer."""
-    from .evaluate.metrics import METRICS
-
-    return float(METRICS["contains"](output, tuple(answers), ""))
 
 
 def _auto_path(out: Path) -> Path:

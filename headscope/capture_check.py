@@ -25,8 +25,8 @@ from .store import (
     PARTS,
     RUN_FILE,
     CaptureError,
-    _open_part,
     check_part,
+    open_part,
     read_run_info,
 )
 
@@ -65,7 +65,7 @@ def check_capture(path: str | Path) -> list[PartStatus]:
         try:
             check_part(run_dir, part, recorded=recorded, checksums=True, identity=info.get("identity"))
             # Decodes every chunk (the only check for runs without records).
-            _open_part(run_dir, part, info.get("attrs")).load()
+            open_part(run_dir, part, info.get("attrs")).load()
         except CaptureError as err:
             statuses.append(PartStatus(part.name, False, err.problem or str(err)))
         else:

@@ -43,7 +43,7 @@ Prompt = dict[str, Any]
 
 def read_prompts(path: str | Path) -> list[Prompt]:
     """Lines ``{"id", "prompt", "assistant_prefix"?, "answer"? | "answers"?}``; ValueError naming the bad line."""
-    from .auto_strength import prompt_answers
+    from .prompt_answers import prompt_answers
 
     rows: list[Prompt] = []
     seen: set[str] = set()
@@ -253,7 +253,7 @@ def _decode(lm: LoadedModel, cfg: DyscoConfig, todo: list[Prompt], sink: Generat
 
 def _scored(row: Prompt, output: str) -> dict[str, float]:
     """``{"score": ...}`` (the ``contains`` metric) for a prompt line that gives its answer(s), else nothing."""
-    from .auto_strength import prompt_answers, score
+    from .prompt_answers import prompt_answers, score
 
     answers = prompt_answers(row)
     return {"score": score(output, answers)} if answers else {}

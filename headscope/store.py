@@ -44,8 +44,8 @@ if TYPE_CHECKING:
     from .tasks import CalibrationExample
 
 __all__ = ["CAPTURE_FORMAT", "CAPTURE_LAYOUT", "MANIFEST", "RUN_FILE", "CaptureError", "check_part", "check_parts",
-           "done_examples", "example_dataset", "layout_dataset", "open_capture", "read_run_info", "stale_temporaries",
-           "write_part", "write_run_info"]
+           "done_examples", "example_dataset", "layout_dataset", "open_capture", "open_part", "read_run_info",
+           "stale_temporaries", "write_part", "write_run_info"]
 
 RUN_FILE = "run.json"
 PARTS = "parts"
@@ -365,7 +365,9 @@ class _PartArray:
         return values.astype(object) if values.dtype.kind == "T" else values
 
 
-def _open_part(run_dir: Path, part: Path, attrs: Mapping[str, Any] | None = None) -> xr.Dataset:
+def open_part(run_dir: Path, part: Path, attrs: Mapping[str, Any] | None = None) -> xr.Dataset:
+    """One capture part of ``run_dir`` as a lazy dataset (``attrs``: the run's attributes to set
+    on it); what :func:`open_capture` concatenates and ``headscope check`` loads part by part."""
     import dask.array as da
     import xarray as xr
 
@@ -430,7 +432,7 @@ def open_capture(path: str | Path, *, chunks: dict[str, int] | None = None, chec
     if not parts:
         raise FileNotFoundError(f"{run_dir} holds no capture parts yet ({PARTS}/ex-*.zarr): run `headscope "
                                 "calibrate` with the same settings to write them.")
-    datasets = [_open_part(run_dir, part, info.get("attrs") or {}) for part in parts]
+    datasets = [open_part(run_dir, part, info.get("attrs") or {}) for part in parts]
     try:
         ds = xr.combine_nested(datasets, concat_dim="example", data_vars="minimal", coords="minimal",
                                compat="override", combine_attrs="override")

@@ -23,16 +23,11 @@ PACKAGE = Path(__file__).resolve().parents[1] / "headscope"
 # Import circles not yet broken (each a set of modules that import each other). Remove an entry
 # when its circle is gone.
 ALLOWED_CIRCLES = {
-    # auto_strength reads prompt runs' settings; prompt_runs calls auto_strength for --strength auto.
-    frozenset({"headscope.auto_strength", "headscope.prompt_runs"}),
     # benchmarks builds examples; examples looks benchmark loaders up by name.
     frozenset({"headscope.evaluate.benchmarks", "headscope.evaluate.examples"}),
 }
 # Private names imported from another module, not yet made public: (importer, module, name).
-ALLOWED_PRIVATE = {
-    ("headscope.calibrate", "headscope.models", "_resolve"),  # models.py is being split (issue 23, item 3)
-    ("headscope.capture_check", "headscope.store", "_open_part"),
-}
+ALLOWED_PRIVATE: set[tuple[str, str, str]] = set()  # none left: keep it that way
 # String literals equal to a method name that are not a method: (the string, what it names there) ->
 # the files where it may appear.
 ALLOWED_METHOD_LITERALS = {
