@@ -18,7 +18,7 @@ import sys
 
 import pandas as pd
 
-from headscope.evaluate.examples import make_eval_examples
+from headscope.evaluate import make_eval_examples
 from headscope.models import load_tokenizer
 
 _HEX8 = re.compile(r"[0-9a-f]{8}")

@@ -2,7 +2,7 @@
 
 - :mod:`.metrics`: normalisation, exact match, contains-answer, MRCR, LongBench v2 choice,
   RULER string match (pure functions, no model).
-- :mod:`.examples`: :class:`EvalExample` and :func:`make_eval_examples` (synthetic tasks at an
+- :mod:`.examples` and :mod:`.build`: :class:`EvalExample` and :func:`make_eval_examples` (synthetic tasks at an
   evaluation seed, or ``FORMAT:PATH`` benchmark files).
 - :mod:`.benchmarks`: the benchmark-file loaders (formats in ``docs/eval-formats.md``).
 
@@ -16,7 +16,8 @@ Example
 from __future__ import annotations
 
 from .benchmarks import DEFAULT_MAX_NEW_TOKENS, FILE_FORMATS, default_max_new_tokens, load_task_file, parse_task
-from .examples import SYNTHETIC_TASKS, EvalExample, from_calibration, make_eval_examples
+from .build import make_eval_examples
+from .examples import SYNTHETIC_TASKS, EvalExample, from_calibration
 from .metrics import (
     METRICS,
     choice_accuracy,

@@ -1,7 +1,8 @@
 """Evaluation examples: a prompt's token ids, the gold answer(s), and how to score an output.
 
 Synthetic tasks reuse the calibration generators (:func:`headscope.tasks.make_examples`) at an
-*evaluation* seed; benchmark files are read by :mod:`headscope.evaluate.benchmarks`.
+*evaluation* seed; benchmark files are read by :mod:`headscope.evaluate.benchmarks`; both are
+built by :func:`headscope.evaluate.build.make_eval_examples`.
 
 Example
 -------
@@ -17,10 +18,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..tasks import TASKS, is_synthetic, task_spec
+from ..tasks import TASKS
 from .metrics import METRICS
 
-__all__ = ["SYNTHETIC_TASKS", "EvalExample", "from_calibration", "make_eval_examples"]
+__all__ = ["SYNTHETIC_TASKS", "EvalExample", "from_calibration"]
 
 # Every calibration generator doubles as an evaluation task (at an evaluation seed).
 SYNTHETIC_TASKS = tuple(TASKS)
@@ -88,26 +89,3 @@ def from_calibration(ex: Any, metric: str = "contains") -> EvalExample:
     return EvalExample(id=ex.id, task=ex.task, input_ids=tuple(ex.input_ids), answers=(ex.answer,), metric=metric,
                        assistant_prefix=meta.get("assistant_prefix", ""), length=int(ex.target_length),
                        meta=tuple((k, v) for k, v in meta.items() if k != "assistant_prefix"))
-
-
-def make_eval_examples(task: str, tokenizer: Any, lengths: list[int] | tuple[int, ...] = (1024,),
-                       n_examples: int = 10, seed: int = 100, *, max_context: int | None = None,
-                       max_prompt_tokens: int | None = None) -> list[EvalExample]:
-    """Evaluation examples of ``task``, ordered by length then index.
-
-    ``task`` is a synthetic task (:data:`SYNTHETIC_TASKS`, scored with its table's metric; format options
-    as ``TASK+key=value``, see :mod:`headscope.tasks.options`) or a file
-    task ``FORMAT:PATH`` (see :func:`headscope.evaluate.benchmarks.load_task_file`). Synthetic
-    examples come from the calibration generators: pick a ``seed`` that no calibration run
-    uses. ``n_examples`` is per length (a cap for file tasks).
-    """
-    if is_synthetic(task):
-        from ..tasks import make_examples
-
-        exs = make_examples(task, tokenizer, lengths=list(lengths), n_examples=n_examples, seed=seed,
-                            max_context=max_context)
-        return [from_calibration(ex, metric=task_spec(task).metric) for ex in exs]
-    from .benchmarks import load_task_file, parse_task
-
-    fmt, path = parse_task(task)
-    return load_task_file(fmt, path, tokenizer, n_examples=n_examples, max_prompt_tokens=max_prompt_tokens)

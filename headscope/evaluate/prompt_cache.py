@@ -23,7 +23,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from .examples import EvalExample, make_eval_examples
+from .build import make_eval_examples
+from .examples import EvalExample
 
 __all__ = ["cached_eval_examples", "prompt_cache_dir"]
 
@@ -32,7 +33,7 @@ _FORMAT = 1
 _PACKAGE = Path(__file__).resolve().parent.parent
 # What decides a synthetic prompt besides the arguments: the generators, their text data, and the
 # conversion to an EvalExample.
-_SOURCES = ("tasks", "data", "evaluate/examples.py", "evaluate/metrics.py")
+_SOURCES = ("tasks", "data", "evaluate/build.py", "evaluate/examples.py", "evaluate/metrics.py")
 
 
 def prompt_cache_dir() -> Path:
