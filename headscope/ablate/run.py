@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
     from ..distributed import RankInfo
     from ..dysco.config import DyscoConfig
+    from ..dysco.shared_prefill import SharedPrefill
     from ..evaluate import EvalExample
     from ..heads import HeadSet
     from ..models import LoadedModel
@@ -138,7 +139,8 @@ def _examples(config: AblationConfig, lm: LoadedModel, task: str, length: int, n
 
 class _Runner:
     """Decodes jobs not yet in the cache, with one progress bar; ``batch_size`` jobs of one
-    decoding config at a time (their results are those of decoding each alone)."""
+    decoding config at a time (their results are those of decoding each alone). On the
+    fixed-shape engine the jobs of one prompt share its plain prefill (:mod:`.prompt_batches`)."""
 
     def __init__(self, lm: LoadedModel, cache: ResultCache, progress: bool, on_result: OnResult | None,
                  shard: tuple[int, int] = (0, 1),
@@ -165,6 +167,8 @@ class _Runner:
     def run(self, jobs: list[Job], desc: str, purpose: str) -> None:
         from tqdm.auto import tqdm
 
+        from .prompt_batches import prompt_batches
+
         pending: dict[str, Job] = {}
         for job in jobs:
             # Tuning results are read back by every shard, so every shard decodes them (a few
@@ -175,10 +179,25 @@ class _Runner:
                 pending[job.key] = job
         if not pending:
             return
+        todo = list(pending.values())
+        size = self._size(todo)
         with tqdm(total=len(pending), desc=desc, unit="gen", disable=not self.progress) as bar:
-            for batch in _batches(list(pending.values()), self._size(list(pending.values()))):
+            if self._shares_prefill(size):
+                for batch, shared in prompt_batches(todo, size):
+                    self._decode(batch, purpose, shared)
+                    bar.update(len(batch))
+                return
+            for batch in _batches(todo, size):
                 self._decode(batch, purpose)
                 bar.update(len(batch))
+
+    def _shares_prefill(self, size: int) -> bool:
+        """Whether the decodes of a prompt share its prefill (:mod:`.prompt_batches`): on the
+        fixed-shape engine, one at a time or on a CPU (a GPU's batch size is chosen for the memory
+        of one batch's keys/values, and the kept prefills would double it)."""
+        from ..dysco.engine import supports_fixed
+
+        return supports_fixed(self.lm.model) is None and (size == 1 or self.lm.device.type == "cpu")
 
     def _size(self, jobs: list[Job]) -> int:
         """The batch size: the user's, or ``auto``'s choice for these jobs' lengths (1 off CUDA)."""
@@ -189,12 +208,18 @@ class _Runner:
         return resolve_batch_size("auto", self.lm.model, [len(j.example.input_ids) for j in jobs],
                                   max(j.config.max_new_tokens for j in jobs))
 
-    def _decode(self, batch: list[Job], purpose: str) -> None:
+    def _decode(self, batch: list[Job], purpose: str, shared: list[SharedPrefill] | None = None) -> None:
         from ..dysco.decode import generate_batch
+        from ..dysco.engine import generate_fixed
+        from ..dysco.inputs import prompt_rows
 
         start = time.perf_counter()
-        results = generate_batch(self.lm, [job.example.input_ids for job in batch], batch[0].config,
-                                 batch_size=len(batch))
+        if shared is not None:  # in the batch's order (generate_batch would sort it by length)
+            results, _ = generate_fixed(self.lm, prompt_rows([job.example.input_ids for job in batch]),
+                                        batch[0].config, prefix=shared)
+        else:
+            results = generate_batch(self.lm, [job.example.input_ids for job in batch], batch[0].config,
+                                     batch_size=len(batch))
         seconds = (time.perf_counter() - start) / len(batch)  # a batch's time, shared by its jobs
         for job, res in zip(batch, results):
             record = {
