@@ -192,7 +192,8 @@ def test_the_ablation_runs_one_prefill_per_prompt_with_the_tokens_of_each_decode
 
 @pytest.mark.slow
 def test_the_demos_prompts_give_the_same_tokens_with_one_prefill(smollm2):
-    """The demo's first two held-out prompts, its three methods: shared prefill and separate decodes agree."""
+    """The demo's first two held-out prompts, its three methods: shared prefill, one at a time and in
+    a batch of both, gives the tokens of decoding each alone."""
     import headscope.demo as demo
     from headscope.ablate.grid import cells
     from headscope.ablate.run import _decode_config, _examples
@@ -200,13 +201,18 @@ def test_the_demos_prompts_give_the_same_tokens_with_one_prefill(smollm2):
 
     config = demo.demo_config()
     examples = _examples(config, smollm2, "passkey", config.lengths[0], 2, config.seed)
+    ids = [torch.tensor(ex.input_ids) for ex in examples]
     # the heads the demo's calibration finds (docs/ablate.md; the full study's top 8 too)
     heads = HeadSet(((21, 8), (7, 7), (17, 3), (18, 6), (18, 7), (23, 2), (15, 6), (14, 3)), model="smollm2-135m")
-    configs = [_decode_config(config, cell, heads, 3, 256) for cell in cells(config, "smollm2-135m")]
-    for ex in examples:
-        shared = SharedPrefill(ex.input_ids)
-        for cfg in shared_first(configs):
-            ids = torch.tensor(ex.input_ids)
-            together = generate_fixed(smollm2, [ids], cfg, prefix=shared)[0][0].tokens
-            assert together == generate_batch(smollm2, [ex.input_ids], cfg, batch_size=1)[0].tokens, cfg.method
+    configs = shared_first([_decode_config(config, cell, heads, 3, 256) for cell in cells(config, "smollm2-135m")])
+    alone = {(i, cfg.method): generate_batch(smollm2, [p], cfg, batch_size=1)[0].tokens
+             for i, p in enumerate(ids) for cfg in configs}
+    for i, p in enumerate(ids):
+        shared = SharedPrefill(p)
+        for cfg in configs:
+            assert generate_fixed(smollm2, [p], cfg, prefix=shared)[0][0].tokens == alone[(i, cfg.method)], cfg.method
         assert (shared.computed, shared.reused) == (2, 2)
+    rows = [SharedPrefill(p) for p in ids]
+    for cfg in configs:
+        got = [r.tokens for r in generate_fixed(smollm2, ids, cfg, prefix=rows)[0]]
+        assert got == [alone[(i, cfg.method)] for i in range(len(ids))], cfg.method
