@@ -28,14 +28,16 @@ DEMO_CONFIG = Path(__file__).resolve().parent / "configs" / "demo.yaml"
 QUICK = {"lengths": [256], "examples": 2, "max_new_tokens": 8,
          "calibration": {"task": "passkey", "lengths": [256], "examples": 2, "seed": 0, "decode_steps": 0}}
 DEFAULT_OUT = "runs/demo"
-# Prompts decoded together (``--batch-size``). On a CPU a decode step reads every weight once
-# whatever the batch, so a batch could share that cost; the tokens are those of one prompt at a
-# time (tests/test_demo_batch.py checks it on the demo's own prompts). Default 1 until a batch is
-# measured faster on an idle machine: on the shared, loaded machine of 2026-12-06 three prompts in
-# one batch took 13% less CPU time than one at a time with vanilla decoding but 17% more with DySCO
-# and 33% more with random heads (the same tokens each time).
-# One round of batches (one per method) comes before the estimate of the whole ablation.
-BATCH_SIZE = 1
+# Prompts decoded together (``--batch-size``). Each prompt is prefilled once, alone, and its three
+# decodes start from that prefill (headscope/ablate/prompt_batches.py); a batch then shares the
+# single-token steps, which on a CPU cost about one read of every weight whatever the batch: the
+# demo's 18 decodes of its first 6 prompts took 60.2 s of CPU one prompt at a time and 36.5 s in one
+# batch, one thread, load 2.3-2.9 (`OMP_NUM_THREADS=1 python bench/demo_batch.py`, 2026-12-06), with
+# the same tokens. tests/test_shared_prefill.py checks the tokens on the demo's prompts; a whole demo
+# in batches of 6 gave 1, 18 and 7 of 30 with the same p-values, and the same outputs as one decode
+# at a time with a prefill each on the 57 decodes compared (2026-12-06).
+# The first round of batches (one per method) comes before the estimate of the whole ablation.
+BATCH_SIZE = 6
 
 # What the demo's report says about its own reach. Static on purpose: these are limits of the
 # design (and measured facts of the committed full study), true whatever this run finds.

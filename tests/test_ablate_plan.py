@@ -43,7 +43,7 @@ def test_time_estimate_scales_the_first_decodes_to_the_plan():
     assert lines == []
     est({"seconds": 2.0, "n_prompt_tokens": 1000})
     # 2 ms per prompt token: 20 x 1000 + 10 x 2000 tokens = 80 s
-    assert len(lines) == 1 and "80 s" in lines[0] and "2.0 s each" in lines[0]
+    assert len(lines) == 1 and "80 s, so about 76 s still to come" in lines[0] and "2.0 s each" in lines[0]
     est({"seconds": 9.0, "n_prompt_tokens": 1000})
     assert len(lines) == 1  # said once
 

@@ -252,24 +252,24 @@ def test_trace_example_is_at_the_headline_and_prefers_a_correct_answer():
 
 
 def test_batched_decoding_gives_the_same_results_and_keys(tmp_path, tiny):
-    from headscope.ablate.run import _batches
+    from headscope.ablate.runner import batches as _batches
 
     cfg = _config(methods=["vanilla", "dysco"], strengths=[3])
     one = run_ablation(cfg, tmp_path / "one", lm=tiny, progress=False, record_trace=False)
     sizes = []
-    import headscope.dysco.decode as decode
+    import headscope.dysco.engine as engine  # every batch goes through it, its prefill shared or not
 
-    original = decode.generate_batch
+    original = engine.generate_fixed
 
     def spy(lm, prompts, config, **kw):
         sizes.append(len(prompts))
         return original(lm, prompts, config, **kw)
 
-    decode.generate_batch = spy
+    engine.generate_fixed = spy
     try:
         many = run_ablation(cfg, tmp_path / "many", lm=tiny, progress=False, record_trace=False, batch_size=3)
     finally:
-        decode.generate_batch = original
+        engine.generate_fixed = original
     assert max(sizes) == 3 and sum(sizes) == 8  # 2 lengths x 2 examples x (vanilla, dysco)
     assert (one["output"].values == many["output"].values).all()
     keys = [sorted(json.loads(line)["key"] for line in (tmp_path / d / "results.jsonl").read_text().splitlines())
@@ -321,17 +321,17 @@ def test_results_of_another_dtype_are_decoded_again_not_mixed_in(tmp_path, tiny)
 
 def test_batch_size_auto_decodes_one_at_a_time_on_the_cpu(tmp_path, tiny, monkeypatch):
     import headscope.batch_size as batch_size
-    import headscope.dysco.decode as decode
+    import headscope.dysco.engine as engine  # every batch goes through it, its prefill shared or not
 
     cfg = _config(methods=["vanilla"], strengths=[3])
     sizes: list[int] = []
-    original = decode.generate_batch
+    original = engine.generate_fixed
 
     def spy(lm, prompts, config, **kw):
         sizes.append(len(prompts))
         return original(lm, prompts, config, **kw)
 
-    monkeypatch.setattr(decode, "generate_batch", spy)
+    monkeypatch.setattr(engine, "generate_fixed", spy)
     run_ablation(cfg, tmp_path / "cpu", lm=tiny, progress=False, record_trace=False, batch_size="auto")
     assert sizes == [1, 1, 1, 1]  # 2 lengths x 2 examples, one at a time: auto is 1 off CUDA
     # the same jobs with a free-memory figure that fits three sequences: batches of at most 3

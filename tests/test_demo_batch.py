@@ -31,10 +31,18 @@ def tiny_demo(monkeypatch, tiny_model_dir):
 def test_demo_batches_estimates_and_a_resumed_run_keeps_its_work_time(tiny_demo, tmp_path):
     out = tmp_path / "demo"
     lines: list[str] = []
-    demo.run_demo(out, quiet=True, echo=lines.append, batch_size=3)
+    decoded_by_then: list[int] = []
+
+    def echo(line: str) -> None:
+        lines.append(line)
+        if "Rough estimate" in line:  # how many results exist when the estimate is printed
+            decoded_by_then.append(len((out / "results.jsonl").read_text().splitlines()))
+
+    demo.run_demo(out, quiet=True, echo=echo, batch_size=3)
     text = "\n".join(lines)
     assert "in batches of 3; a time estimate follows the first 9 decodes" in text
-    assert "Rough estimate for all 12 decodes" in text  # printed once the first round is in
+    assert "Rough estimate for all 12 decodes" in text and "still to come" in text
+    assert decoded_by_then == [9]  # printed once the first round is in, before the rest
     records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert len(records) == 12 and {r["decode"]["method"] for r in records[:9]} == {"vanilla", "dysco"}
     first = json.loads((out / "run.json").read_text())["demo"]

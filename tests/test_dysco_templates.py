@@ -79,7 +79,7 @@ def test_ablate_cache_key_keeps_the_committed_name_and_resolves_auto(smol_tok):
     """Committed caches were keyed with templates "auto" under the rule now called "auto-eot"."""
     from types import SimpleNamespace
 
-    from headscope.ablate.run import _effective
+    from headscope.ablate.runner import effective_settings as _effective
 
     lm = SimpleNamespace(tokenizer=smol_tok, geometry=SimpleNamespace(n_layers=30, n_heads=9, name="smollm2-135m"))
     old = _effective(DyscoConfig(heads=[(7, 7)], templates="auto-eot", warmup_counting="spec"), lm)

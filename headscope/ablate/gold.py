@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from ..evaluate import EvalExample
     from ..models import LoadedModel
     from .result_cache import ResultCache
-    from .run import Job
+    from .runner import Job
 
 __all__ = ["GOLD_FILE", "GOLD_SUMMARY", "answer_spans", "gold_summary", "read_gold", "record_gold_attention"]
 

@@ -138,10 +138,12 @@ class TimeEstimate:
             return
         rate = self.seconds / self.tokens
         total = rate * sum(n * length for length, n in self.plan.decodes_per_length.items())
+        left = max(total - self.seconds, 0.0)
         self.echo(f"\nFirst {self.after} decodes: {self.seconds / self.after:.1f} s each at about "
                   f"{self.tokens // self.after:,} prompt tokens. Rough estimate for all {self.plan.decodes:,} decodes "
-                  f"at that cost per token: {_duration(total)} (less what is cached; longer prompts cost more "
-                  "per token). The progress bar's estimate follows the actual pace.")
+                  f"at that cost per token: {_duration(total)}, so about {_duration(left)} still to come (less what "
+                  "is cached; longer prompts cost more per token). The progress bar's estimate follows the actual "
+                  "pace.")
 
 
 def _duration(seconds: float) -> str:

@@ -27,8 +27,7 @@ import itertools
 import json
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +39,7 @@ from .config import HEAD_METHODS, AblationConfig, parse_head_spec
 from .grid import cells as grid_cells
 from .grid import match
 from .result_cache import ResultCache, stable_key
+from .runner import Cell, Job, OnResult, Runner, job_key
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -50,58 +50,7 @@ if TYPE_CHECKING:
     from ..heads import HeadSet
     from ..models import LoadedModel
 
-# A grid cell: each axis's label, plus the parsed strength / top-k / top-p (see grid.cells).
-Cell = dict[str, Any]
-# Called with each new result record, once it is cached.
-OnResult = Callable[[dict[str, Any]], None]
-
 __all__ = ["Job", "check_models", "parse_shard", "run_ablation"]
-
-
-@dataclass
-class Job:
-    """One grid cell on one example: its coordinates, decoding config and cache key."""
-
-    coords: Cell
-    index: int
-    example: EvalExample
-    config: DyscoConfig
-    key: str
-    strength_used: float
-    top_k_used: float
-
-
-def _effective(cfg: DyscoConfig, lm: LoadedModel) -> dict[str, Any]:
-    """The decoding settings that decide the tokens (see the module docstring)."""
-    from ..dysco.decode import resolve_heads_for
-    from ..dysco.templates import resolve_templates
-
-    spec = method_spec(cfg.method)
-    if not spec.needs_heads:  # its own knobs decide its tokens (vanilla: none, sharpen: the temperature)
-        return {"method": spec.cache_as, **{knob: getattr(cfg, knob) for knob in spec.knobs}}
-    d = cfg.to_dict()
-    d["heads"] = [list(h) for h in resolve_heads_for(cfg, lm.geometry)]
-    # "auto" names a rule that may change between versions, so the key holds the sequences it
-    # resolves to. The rule the committed caches were decoded with (before 2026-11-30) was then
-    # called "auto" and keyed as that name; it is "auto-eot" now and keeps its old key.
-    if cfg.templates == "auto-eot":
-        d["templates"] = "auto"
-    elif cfg.templates == "auto":
-        d["templates"] = resolve_templates("auto", lm.tokenizer)
-    d["method"] = spec.cache_as
-    for k in ("seed", "temperature", "do_sample", "sampling_temperature", "sampling_top_p", "max_new_tokens"):
-        d.pop(k, None)
-    return d
-
-
-def weights_dtype(lm: LoadedModel) -> str:
-    """The dtype the model computes in, as a short name (``"float32"``, ``"bfloat16"``)."""
-    return str(next(lm.model.parameters()).dtype).removeprefix("torch.")
-
-
-def _key(lm: LoadedModel, ex: EvalExample, cfg: DyscoConfig) -> str:
-    return stable_key({"model": lm.name, "revision": lm.revision, "example": ex.fingerprint,
-                       "max_new_tokens": cfg.max_new_tokens, "decode": _effective(cfg, lm)})
 
 
 def _max_new(config: AblationConfig, task: str) -> int:
@@ -136,99 +85,7 @@ def _examples(config: AblationConfig, lm: LoadedModel, task: str, length: int, n
     return [replace(ex, length=length) for ex in exs]
 
 
-class _Runner:
-    """Decodes jobs not yet in the cache, with one progress bar; ``batch_size`` jobs of one
-    decoding config at a time (their results are those of decoding each alone)."""
-
-    def __init__(self, lm: LoadedModel, cache: ResultCache, progress: bool, on_result: OnResult | None,
-                 shard: tuple[int, int] = (0, 1),
-                 batch_size: int | str = 1) -> None:
-        self.lm, self.cache, self.progress, self.on_result = lm, cache, progress, on_result
-        self.shard = shard
-        self.batch_size = batch_size
-        self.dtype = weights_dtype(lm)
-
-    def cached(self, key: str) -> bool:
-        """Whether ``key`` has a result decoded with these weights' dtype. A result recorded
-        under another dtype (bfloat16 on a GPU, float32 on the CPU: different numbers, often
-        different tokens) is decoded again rather than mixed in; results written before the
-        dtype was recorded are taken as they are."""
-        record = self.cache.get(key)
-        return record is not None and record.get("dtype", self.dtype) == self.dtype
-
-    def mine(self, key: str) -> bool:
-        """Whether this shard decodes ``key``: by the key's own hash, so the split stays the same
-        however many results a resumed run already has."""
-        k, n = self.shard
-        return n == 1 or int(key[:12], 16) % n == k
-
-    def run(self, jobs: list[Job], desc: str, purpose: str) -> None:
-        from tqdm.auto import tqdm
-
-        pending: dict[str, Job] = {}
-        for job in jobs:
-            # Tuning results are read back by every shard, so every shard decodes them (a few
-            # held-out examples); evaluation jobs are split between the shards.
-            if purpose == "eval" and not self.mine(job.key):
-                continue
-            if not self.cached(job.key) and job.key not in pending:
-                pending[job.key] = job
-        if not pending:
-            return
-        with tqdm(total=len(pending), desc=desc, unit="gen", disable=not self.progress) as bar:
-            for batch in _batches(list(pending.values()), self._size(list(pending.values()))):
-                self._decode(batch, purpose)
-                bar.update(len(batch))
-
-    def _size(self, jobs: list[Job]) -> int:
-        """The batch size: the user's, or ``auto``'s choice for these jobs' lengths (1 off CUDA)."""
-        from ..batch_size import resolve_batch_size
-
-        if self.batch_size != "auto":
-            return int(self.batch_size)
-        return resolve_batch_size("auto", self.lm.model, [len(j.example.input_ids) for j in jobs],
-                                  max(j.config.max_new_tokens for j in jobs))
-
-    def _decode(self, batch: list[Job], purpose: str) -> None:
-        from ..dysco.decode import generate_batch
-
-        start = time.perf_counter()
-        results = generate_batch(self.lm, [job.example.input_ids for job in batch], batch[0].config,
-                                 batch_size=len(batch))
-        seconds = (time.perf_counter() - start) / len(batch)  # a batch's time, shared by its jobs
-        for job, res in zip(batch, results):
-            record = {
-                "key": job.key, "model": self.lm.name, "example_id": job.example.id, "task": job.example.task,
-                "fingerprint": job.example.fingerprint, "purpose": purpose, "output": res.text,
-                "score": job.example.score(res.text), "n_prompt_tokens": res.n_prompt,
-                "n_new_tokens": len(res.tokens), "seconds": round(seconds, 4),
-                "decode": _effective(job.config, self.lm), "max_new_tokens": job.config.max_new_tokens,
-                "dtype": self.dtype,
-            }
-            self.cache.add(record)
-            if self.on_result is not None:
-                self.on_result(record)
-
-
-def _batches(jobs: list[Job], size: int) -> list[list[Job]]:
-    """Jobs grouped by decoding config (in first-seen order), each group by prompt length, cut
-    into batches of ``size``: a batch shares one config and pads little. The groups take turns
-    (first batch of each config, then the second of each, ...), so the first batches already
-    show every method's cost (for the time estimate) and an interrupted grid holds paired
-    results."""
-    if size == 1:
-        return [[job] for job in jobs]  # the grid's own (example-major) order
-    groups: dict[str, list[Job]] = {}
-    for job in jobs:
-        groups.setdefault(job.config.to_json(), []).append(job)
-    cut = []
-    for group in groups.values():
-        group = sorted(group, key=lambda j: len(j.example.input_ids))
-        cut.append([group[i:i + size] for i in range(0, len(group), size)])
-    return [batches[r] for r in range(max(map(len, cut), default=0)) for batches in cut if r < len(batches)]
-
-
-def _tune(config: AblationConfig, lm: LoadedModel, runner: _Runner, cell: Cell, heads: HeadSet | None,
+def _tune(config: AblationConfig, lm: LoadedModel, runner: Runner, cell: Cell, heads: HeadSet | None,
           tuning_examples: list[EvalExample]) -> tuple[float, int | None, list[dict[str, Any]]]:
     """Pick strength / top-k for an 'auto' cell on held-out examples: the best mean score; on ties
     the strength closest to 1 (the smallest change from vanilla; then the smaller one), then the
@@ -242,7 +99,7 @@ def _tune(config: AblationConfig, lm: LoadedModel, runner: _Runner, cell: Cell, 
     table, jobs, cand_jobs = [], [], {}
     for s, k in itertools.product(strengths, top_ks):
         cfg = _decode_config(config, cell, heads, s, k)
-        cj = [Job(cell, i, ex, cfg, _key(lm, ex, cfg), s, k or -1) for i, ex in enumerate(tuning_examples)]
+        cj = [Job(cell, i, ex, cfg, job_key(lm, ex, cfg), s, k or -1) for i, ex in enumerate(tuning_examples)]
         cand_jobs[(s, k)] = cj
         jobs += cj
     runner.run(jobs, f"tune {cell['task']} {cell['method']} {cell['heads']}", "tune")
@@ -387,7 +244,7 @@ def _run_locked(config: AblationConfig, out: Path, *, lm: LoadedModel | None, pr
                                                    examples, (k, n) if shard is not None else None, batch_size)
             jobs += model_jobs
             models_info[model_name] = minfo
-            runner = _Runner(model_lm, cache, progress, on_result, (k, n), batch_size)
+            runner = Runner(model_lm, cache, progress, on_result, (k, n), batch_size)
             runner.run(model_jobs, f"ablate {model_name}" + (f" [shard {k}/{n}]" if n > 1 else ""), "eval")
             if first is not None:  # now that the results are in, the zoom-in can show a correct answer
                 first = _trace_job(model_jobs, config, cache)
@@ -447,7 +304,7 @@ def _model_jobs(config: AblationConfig, lm: LoadedModel, model_name: str, out: P
                 ) -> tuple[list[Job], dict[str, Any], Job | None]:
     head_sets = _head_sets(config, lm, model_name, out, progress, shard) if any(
         m in HEAD_METHODS for m in config.methods) else {}
-    runner = _Runner(lm, cache, progress, on_result, batch_size=batch_size)
+    runner = Runner(lm, cache, progress, on_result, batch_size=batch_size)
     auto_choices: list[dict[str, Any]] = []
     tuned: dict[tuple[Any, ...], tuple[float, int | None]] = {}
     cells = grid_cells(config, model_name)
@@ -487,7 +344,7 @@ def _model_jobs(config: AblationConfig, lm: LoadedModel, model_name: str, out: P
                 for cell, cfg, used_s, used_k in per_cell:
                     if cell["task"] != task or cell["length"] != length:
                         continue
-                    job = Job(cell, i, ex, cfg, _key(lm, ex, cfg), used_s, used_k)
+                    job = Job(cell, i, ex, cfg, job_key(lm, ex, cfg), used_s, used_k)
                     jobs.append(job)
     first = _trace_job(jobs, config, cache)
     info = {"name": lm.name, "source": lm.source, "revision": lm.revision, "geometry": lm.geometry.to_dict(),

@@ -57,6 +57,7 @@ from .methods import method_spec
 from .result import GenerationResult, Sampler, Trace, build_result
 from .schedule import DecodeSchedule, decode_schedule, resolve_heads_for
 from .selection import HARD_MASK_STRENGTH, bias_rows, select_rows, template_positions, update_importance_
+from .shared_prefill import SharedPrefill, fill
 from .static_attention import StepControl, heads_layout, static_control
 
 __all__ = ["DEFAULT_CHUNK", "capacity_for", "generate_fixed", "supports_fixed"]
@@ -310,11 +311,14 @@ def _pad(prompts: list[torch.Tensor], pad_id: int) -> tuple[torch.Tensor, list[i
 
 def generate_fixed(lm: Any, prompts: Sequence[torch.Tensor], config: DyscoConfig, *, record: bool = False,
                    cuda_graphs: bool = True, chunk: int | None = None,
-                   on_step: Callable[[list[int]], None] | None = None) -> tuple[list[GenerationResult], dict[str, Any]]:
+                   on_step: Callable[[list[int]], None] | None = None,
+                   prefix: SharedPrefill | Sequence[SharedPrefill] | None = None
+                   ) -> tuple[list[GenerationResult], dict[str, Any]]:
     """Decode ``prompts`` (1-D long tensors) together; see the module docstring. Returns the
     results in order and engine facts (capacity, chunk, graph captures and fallbacks).
     ``on_step`` is called each time the next tokens are known, with one token per prompt
-    (streaming; benchmarks time it)."""
+    (streaming; benchmarks time it). ``prefix``: each prompt's plain prefill, shared with its other
+    decodes (one per prompt, in order: :mod:`headscope.dysco.shared_prefill`)."""
     model, tokenizer, geometry = lm.model, lm.tokenizer, lm.geometry
     prompts = [p.to(torch.long).view(-1) for p in prompts]
     heads = resolve_heads_for(config, geometry)
@@ -337,7 +341,10 @@ def generate_fixed(lm: Any, prompts: Sequence[torch.Tensor], config: DyscoConfig
             fs = _FixedStep(lm, config, heads, ids, pads, capacity, chunk, schedule.templates, cuda_graphs)
             memory = _Memory(fs.device)
             with static_control(model, fs.ctl):
-                fs.prefill(schedule.prefill)
+                if prefix is None:
+                    fs.prefill(schedule.prefill)
+                else:
+                    fill(fs, schedule.prefill, prefix)  # each row's prompt prefilled once, shared
                 memory.mark("after_prefill")
 
                 def emit(from_prefill: bool) -> bool:
