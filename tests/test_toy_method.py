@@ -7,7 +7,17 @@ import pytest
 import torch
 
 from headscope.dysco import METHODS, DyscoConfig, generate
-from headscope.dysco.methods import HEAD_METHODS, METHOD_TABLE, MethodSpec, registered_method, registered_step
+from headscope.dysco.methods import (
+    HEAD_METHODS,
+    METHOD_TABLE,
+    MethodSpec,
+    register_method,
+    register_step,
+    registered_method,
+    registered_step,
+    unregister_method,
+    unregister_step,
+)
 from headscope.dysco.schedule import decode_schedule
 from headscope.testing import tiny_lm
 
@@ -109,6 +119,20 @@ def test_an_engine_without_the_step_refuses_it_in_one_line(lm):
     message = str(err.value)
     assert "\n" not in message
     assert message.startswith("The fixed engine has no step function for step kind 'every-other'")
+
+
+def test_register_and_unregister_without_a_block():
+    register_step("inverse", dynamic=lambda steps, j, tok: steps.read(j, tok))
+    register_method(_row("dysco-inverse", "inverse"))
+    with pytest.raises(ValueError, match="rows still use it"):
+        unregister_step("inverse")
+    unregister_method("dysco-inverse")
+    unregister_step("inverse")
+    assert "dysco-inverse" not in METHODS
+    with pytest.raises(ValueError, match="built-in rows cannot be removed"):
+        unregister_method("dysco")
+    with pytest.raises(ValueError, match="not a registered kind"):
+        unregister_step("reselect")
 
 
 @pytest.mark.parametrize("call, message", [

@@ -9,6 +9,12 @@ the row, never the name, so a method added here appears in each of them (or is r
 never dropped silently). :data:`KNOBS` holds each tunable DySCO setting's default, its check and its
 ``generate`` help text.
 
+A method with a step of its own is added at run time, with no edit here: :func:`register_step`
+(the kind and its function per engine) then :func:`register_method` (the row), or their ``with``
+forms :func:`registered_step` and :func:`registered_method`, which remove both again
+(docs/extending.md; ``tests/test_toy_method.py``). ``METHODS`` and ``HEAD_METHODS`` read the table
+at each use, so they list a registered row.
+
 Example
 -------
 >>> method_spec("random-heads").needs_heads, method_spec("vanilla").knobs
@@ -19,6 +25,12 @@ Example
 Traceback (most recent call last):
 ...
 ValueError: Unknown method 'magic'; known methods: dysco, vanilla, dysco-static, random-heads, sharpen, dysco-onepass.
+>>> with registered_step("again", dynamic=lambda steps, j, tok: steps.reselect(j, tok)):
+...     with registered_method(MethodSpec("dysco-again", True, "again", (), "dysco-again", "DySCO again")):
+...         "dysco-again" in METHODS, has_step("dynamic", "again"), has_step("fixed", "again")
+(True, True, False)
+>>> "dysco-again" in METHODS, "again" in STEP_KINDS
+(False, False)
 """
 
 from __future__ import annotations
