@@ -63,8 +63,9 @@ from typing import Any, overload
 from .config import DyscoConfig
 from .dynamic import generate_dynamic
 from .inputs import prompt_rows
+from .methods import has_step, step_function
 from .result import GenerationResult
-from .schedule import check_warmups, resolve_heads_for, validate_heads
+from .schedule import check_warmups, resolve_heads_for, step_kind, validate_heads
 
 # GenerationResult, check_warmups, resolve_heads_for and validate_heads live in .result and .schedule
 # (both engines use them); they are re-exported here, where callers have always found them.
@@ -75,7 +76,19 @@ __all__ = ["ENGINES", "GenerationResult", "check_warmups", "generate", "generate
 ENGINES = ("auto", "fixed", "dynamic")
 
 
-def _engine_for(lm: Any, engine: str, batch: int) -> str:
+def _engine_for(lm: Any, engine: str, batch: int, config: DyscoConfig) -> str:
+    """The engine that decodes ``config`` on ``lm``: the model's and the method's step kind's choice."""
+    chosen = _engine_for_model(lm, engine, batch)
+    kind = step_kind(config)
+    if has_step(chosen, kind):
+        return chosen
+    if engine == "auto" and batch == 1 and has_step("dynamic", kind):
+        return "dynamic"  # a registered kind with only a dynamic step
+    step_function(chosen, kind)  # raises its one-line error, naming the engine and the kind
+    return chosen
+
+
+def _engine_for_model(lm: Any, engine: str, batch: int) -> str:
     from .engine import supports_fixed
 
     if engine not in ENGINES:
@@ -134,7 +147,7 @@ def generate(lm: Any, input_ids: Any, config: DyscoConfig, *, attention_mask: An
             raise ValueError("on_token streams one prompt; for a batch use generate_batch(..., on_step=...).")
         return generate_batch(lm, rows, config, record=record, engine=engine, cuda_graphs=cuda_graphs)
     ids = rows[0]
-    if _engine_for(lm, engine, 1) == "fixed":
+    if _engine_for(lm, engine, 1, config) == "fixed":
         from .engine import generate_fixed
 
         on_step = None if on_token is None else (lambda tokens: on_token(tokens[0]))
@@ -161,7 +174,7 @@ def generate_batch(lm: Any, prompts: Sequence[Any] | Mapping[str, Any], config: 
     size = len(ids) if batch_size is None else int(batch_size)
     if size < 1:
         raise ValueError(f"The 'batch_size' parameter must be >= 1. Got {batch_size!r} instead.")
-    kind = _engine_for(lm, engine, min(size, max(len(ids), 1)))
+    kind = _engine_for(lm, engine, min(size, max(len(ids), 1)), config)
     order = sorted(range(len(ids)), key=lambda i: ids[i].numel())
     out: list[GenerationResult | None] = [None] * len(ids)
     groups = [order[i:i + size] for i in range(0, len(order), size)]

@@ -22,12 +22,12 @@ from ..kv_cache import cache_kwargs, new_cache, updates_discarded
 from ..models import eos_ids
 from .attention_fn import Controller, StopForward, attention_control
 from .config import DyscoConfig
-from .methods import method_spec
+from .methods import BUILT_IN_KINDS, method_spec, step_function
 from .result import GenerationResult, Sampler, Trace, build_result
 from .schedule import DecodeSchedule, decode_schedule, resolve_heads_for
 from .selection import HARD_MASK_STRENGTH, build_bias, select, template_positions, update_importance
 
-__all__ = ["generate_dynamic", "layer_device"]
+__all__ = ["DynamicSteps", "generate_dynamic", "layer_device"]
 
 
 def generate_dynamic(lm: Any, ids: torch.Tensor, config: DyscoConfig, *, record: bool,
@@ -89,12 +89,20 @@ def _take(token: torch.Tensor, generated: list[int], on_token: Callable[[int], N
     return nxt
 
 
-class _Steps:
+class DynamicSteps:
     """The dynamic loop's kinds of step (one method each, named as in
-    :data:`~headscope.dysco.methods.STEP_KINDS`, plus ``read``) over one prompt's importance ``r``.
+    :data:`~headscope.dysco.methods.BUILT_IN_KINDS`) over one prompt's importance ``r``.
 
     Each feeds the token at slot ``j`` and returns the logits and the selection it boosted (None
-    for a read). The fixed-shape engine has the same kinds as ``_FixedStep`` methods.
+    for a read). The fixed-shape engine has the same kinds as ``_FixedStep`` methods. A step kind
+    of one's own (:func:`~headscope.dysco.methods.register_step`) gets this object and builds its
+    step from the built-in steps and the public helpers: :meth:`refresh` (read the heads' rows of the
+    token without keeping its keys/values, update ``r``), :meth:`select` (the selection from ``r``),
+    :meth:`biased` (the full pass with a selection's bias), :meth:`unbiased` (the full pass without)
+    and :meth:`update_r`; ``r`` and ``config`` are readable. Every step must feed the token once
+    with a full pass (``biased``, ``unbiased`` or a built-in step), which keeps its keys/values and
+    gives the logits, and leave ``r`` covering slots ``0..j`` (``refresh`` before the pass, or a
+    pass with ``record=True`` then ``update_r``; the next step extends it by one slot).
     """
 
     def __init__(self, ctl: Controller, forward: Any, cache: Any, heads: Sequence[tuple[int, int]],
@@ -104,14 +112,39 @@ class _Steps:
         self.r = torch.zeros(prefill, device=r_device)
         self.static_m: torch.Tensor | None = None
 
-    def _update_r(self) -> None:
+    def run(self, kind: str, j: int, tok: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The step of ``kind`` at slot ``j``: a built-in kind is a method of this class, any other
+        the function registered for the dynamic engine (a one-line ValueError if there is none)."""
+        if kind in BUILT_IN_KINDS:
+            return cast(tuple[torch.Tensor, torch.Tensor | None], getattr(self, kind)(j, tok))
+        return cast(tuple[torch.Tensor, torch.Tensor | None], step_function("dynamic", kind)(self, j, tok))
+
+    # -- helpers of every step (public: a registered step is built from them) -------------------
+    def update_r(self) -> None:
+        """Extend ``r`` by the current slot from the rows the last recording pass read."""
         self.r = update_importance(self.r, self.ctl.head_rows(self.heads, self.r_device).mean(0), self.config.decay)
 
-    def _select(self) -> torch.Tensor:
+    def refresh(self, tok: torch.Tensor) -> None:
+        """Partial plain pass of ``tok`` (keeps no keys/values) reading the heads' rows; update ``r``
+        (it then covers the current slot too)."""
+        self.ctl.record_rows(partial=True)
+        with updates_discarded(self.cache):
+            try:
+                self.forward(tok)
+            except StopForward:
+                pass
+        self.update_r()
+
+    def select(self) -> torch.Tensor:
+        """The selection (top-k / nucleus of ``r``): a boolean mask over the slots ``r`` covers."""
         return select(self.r, self.config.top_k, self.config.top_p)
 
-    def _biased(self, j: int, tok: torch.Tensor, m: torch.Tensor, *, record: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """The full pass with the bias of selection ``m`` (templates dropped) and of the current token."""
+    def biased(self, j: int, tok: torch.Tensor, m: torch.Tensor, *, record: bool = False
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The full pass of ``tok`` at slot ``j`` with the bias of selection ``m`` (a boolean mask over
+        slots ``0..j``, templates dropped) and of the current token; ``record``: the pass also records
+        the heads' unbiased rows, for :meth:`update_r` after it (as ``onepass``). Returns the logits
+        and the selection boosted."""
         if self.exclude is not None:
             k = min(m.numel(), self.exclude.numel())
             m = m.clone()
@@ -123,38 +156,43 @@ class _Steps:
         self.ctl.set_bias(build_bias(j + 1, m, self.config.strength))
         return self.forward(tok), m
 
+    def unbiased(self, j: int, tok: torch.Tensor) -> tuple[torch.Tensor, None]:
+        """The full pass of ``tok`` at slot ``j`` with plain attention (no bias, no rows; :meth:`read`
+        is the same pass that also updates ``r``)."""
+        self.ctl.plain()
+        return self.forward(tok), None
+
+    # -- the built-in kinds -----------------------------------------------------------------------
     def read(self, j: int, tok: torch.Tensor) -> tuple[torch.Tensor, None]:
         """Context warm-up read: plain pass, keep KV, update ``r``."""
         self.ctl.record_rows(partial=False)
         logits = self.forward(tok)
-        self._update_r()
+        self.update_r()
         return logits, None
 
     def reselect(self, j: int, tok: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Partial plain pass (keeps no keys/values) to update ``r``, select, biased full pass."""
-        self.ctl.record_rows(partial=True)
-        with updates_discarded(self.cache):
-            try:
-                self.forward(tok)
-            except StopForward:
-                pass
-        self._update_r()
-        return self._biased(j, tok, self._select(), record=False)
+        self.refresh(tok)
+        return self.biased(j, tok, self.select())
 
     def static(self, j: int, tok: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Biased full pass with the selection made once, at the first intervened step."""
         if self.static_m is None:
-            self.static_m = self._select()
+            self.static_m = self.select()
         m = torch.zeros(j + 1, dtype=torch.bool, device=self.r_device)
         m[: self.static_m.numel()] = self.static_m
-        return self._biased(j, tok, m, record=False)
+        return self.biased(j, tok, m)
 
     def onepass(self, j: int, tok: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Select from ``r`` as the previous pass left it; one biased pass that also updates ``r``."""
-        m = self._select()  # r covers 0..j-1: the previous pass
-        logits, m = self._biased(j, tok, torch.cat([m, m.new_zeros(j + 1 - m.numel())]), record=True)
-        self._update_r()
+        m = self.select()  # r covers 0..j-1: the previous pass
+        logits, m = self.biased(j, tok, torch.cat([m, m.new_zeros(j + 1 - m.numel())]), record=True)
+        self.update_r()
         return logits, m
+
+    def plain(self, j: int, tok: torch.Tensor) -> tuple[torch.Tensor, None]:
+        """A ``plain`` step (the loop above runs plain methods itself; here for completeness)."""
+        return self.unbiased(j, tok)
 
 
 def _dysco_loop(model: Any, ctl: Controller, forward: Any, cache: Any, ids: torch.Tensor, schedule: DecodeSchedule,
@@ -165,7 +203,7 @@ def _dysco_loop(model: Any, ctl: Controller, forward: Any, cache: Any, ids: torc
     exclude = None
     if schedule.templates and 0 < config.strength < HARD_MASK_STRENGTH:
         exclude = template_positions(ids.to(r_device), schedule.templates)
-    kinds = _Steps(ctl, forward, cache, heads, config, r_device, schedule.prefill, exclude)
+    kinds = DynamicSteps(ctl, forward, cache, heads, config, r_device, schedule.prefill, exclude)
     tokens = ids.tolist()
     fed = ids  # the prompt, already on the device; generated tokens are fed as fed_next
     j = schedule.prefill
@@ -174,7 +212,7 @@ def _dysco_loop(model: Any, ctl: Controller, forward: Any, cache: Any, ids: torc
     while True:
         tok = fed[j:j + 1] if j < n else fed_next  # noqa: F821 (annotated above)
         ctl.total = j + 1
-        logits, m = getattr(kinds, schedule.kind(j))(j, tok)
+        logits, m = kinds.run(schedule.kind(j), j, tok)
         steps += 1
         if trace is not None:
             trace.add(schedule.phase(j), j, tokens[j], kinds.r, m)

@@ -42,6 +42,7 @@ of each kind and at the end (see :class:`_Memory`).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import torch
@@ -53,7 +54,7 @@ from .attention_fn import StopForward
 from .config import DyscoConfig
 from .fixed_cache import FixedCache
 from .graphs import StepGraphs
-from .methods import method_spec
+from .methods import BUILT_IN_KINDS, method_spec, step_function
 from .result import GenerationResult, Sampler, Trace, build_result
 from .schedule import DecodeSchedule, decode_schedule, resolve_heads_for
 from .selection import HARD_MASK_STRENGTH, bias_rows, select_rows, template_positions, update_importance_
@@ -276,7 +277,9 @@ class _FixedStep:
             self.tok.copy_(feed)
         # looked up per call: a dict of bound methods on self would be a reference cycle, keeping
         # the KV buffers alive after generate returns until the garbage collector runs
-        self.graphs.run(kind, getattr(self, f"_{kind}"))
+        # (a registered kind's function gets this object: methods.register_step)
+        self.graphs.run(kind, getattr(self, f"_{kind}") if kind in BUILT_IN_KINDS
+                        else partial(step_function("fixed", kind), self))
 
 
 class _Memory:

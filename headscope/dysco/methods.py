@@ -9,6 +9,12 @@ the row, never the name, so a method added here appears in each of them (or is r
 never dropped silently). :data:`KNOBS` holds each tunable DySCO setting's default, its check and its
 ``generate`` help text.
 
+A method with a step of its own is added at run time, with no edit here: :func:`register_step`
+(the kind and its function per engine) then :func:`register_method` (the row), or their ``with``
+forms :func:`registered_step` and :func:`registered_method`, which remove both again
+(docs/extending.md; ``tests/test_toy_method.py``). ``METHODS`` and ``HEAD_METHODS`` read the table
+at each use, so they list a registered row.
+
 Example
 -------
 >>> method_spec("random-heads").needs_heads, method_spec("vanilla").knobs
@@ -19,19 +25,28 @@ Example
 Traceback (most recent call last):
 ...
 ValueError: Unknown method 'magic'; known methods: dysco, vanilla, dysco-static, random-heads, sharpen, dysco-onepass.
+>>> with registered_step("again", dynamic=lambda steps, j, tok: steps.reselect(j, tok)):
+...     with registered_method(MethodSpec("dysco-again", True, "again", (), "dysco-again", "DySCO again")):
+...         "dysco-again" in METHODS, has_step("dynamic", "again"), has_step("fixed", "again")
+(True, True, False)
+>>> "dysco-again" in METHODS, "again" in STEP_KINDS
+(False, False)
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 from .._limits import MAX_TOKENS
 
-__all__ = ["DEFAULT_METHOD", "HEAD_METHODS", "KNOBS", "METHODS", "METHOD_TABLE", "ROLES", "STEP_KINDS", "Knob",
-           "MethodSpec", "method_spec", "method_with_role"]
+__all__ = ["BUILT_IN_KINDS", "DEFAULT_METHOD", "ENGINE_NAMES", "HEAD_METHODS", "KNOBS", "METHODS", "METHOD_TABLE",
+           "ROLES", "STEP_KINDS", "Knob", "MethodSpec", "has_step", "method_spec", "method_with_role",
+           "register_method", "register_step", "registered_method", "registered_step", "step_function",
+           "unregister_method", "unregister_step"]
 
 # The knobs of the DySCO family: every one changes which tokens are rescaled, or by how much.
 _DYSCO_KNOBS = ("heads", "strength", "top_k", "top_p", "decay")
@@ -42,6 +57,22 @@ _DYSCO_KNOBS = ("heads", "strength", "top_k", "top_p", "decay")
 # of a selection made once; ``onepass`` select from the previous pass's importance, one biased pass
 # that also reads the rows. (``read``, the context warm-up, is the schedule's, never a method's.)
 STEP_KINDS = ("plain", "reselect", "static", "onepass")
+# The kinds every engine runs with its own methods (the rest are registered: see register_step).
+BUILT_IN_KINDS = ("read",) + STEP_KINDS
+# The engines a step function is written for (headscope.dysco.generate's ``engine``, less ``auto``).
+ENGINE_NAMES = ("dynamic", "fixed")
+# engine -> kind -> step function, for the kinds added with register_step.
+_STEP_FUNCTIONS: dict[str, dict[str, Callable[..., Any]]] = {engine: {} for engine in ENGINE_NAMES}
+
+
+def _registered_kinds() -> tuple[str, ...]:
+    """The kinds added with register_step, in the order they were added."""
+    return tuple(dict.fromkeys(k for functions in _STEP_FUNCTIONS.values() for k in functions))
+
+
+def _step_kinds() -> tuple[str, ...]:
+    """The kinds a row may name: the built-in ones and the registered ones."""
+    return STEP_KINDS + _registered_kinds()
 # A method's part in reports: ``baseline`` (every other method is compared with it, paired by example),
 # ``reference`` (the head-choice table compares the variants and other head sets with it), ``variant``.
 ROLES = ("baseline", "reference", "variant")
@@ -74,8 +105,9 @@ class MethodSpec:
     zoom_in: bool = False
 
     def __post_init__(self) -> None:
-        if self.step not in STEP_KINDS:
-            raise ValueError(f"Method {self.name!r}: step must be one of {list(STEP_KINDS)}. Got {self.step!r}.")
+        if self.step not in _step_kinds():
+            raise ValueError(f"Method {self.name!r}: step must be one of {list(_step_kinds())} (built in, or added "
+                             f"with register_step). Got {self.step!r}.")
         if self.role not in ROLES:
             raise ValueError(f"Method {self.name!r}: role must be one of {list(ROLES)}. Got {self.role!r}.")
         if (self.step == "plain") == self.needs_heads:
@@ -105,9 +137,46 @@ METHOD_TABLE: dict[str, MethodSpec] = {m.name: m for m in (
     MethodSpec("dysco-onepass", True, "onepass", _DYSCO_KNOBS, "dysco-onepass",
                "headscope's single-pass DySCO: importance from the previous step's intervened pass"),
 )}
-METHODS = tuple(METHOD_TABLE)
+
+
+class _TableNames(Sequence[str]):
+    """The names of :data:`METHOD_TABLE`'s rows that pass ``keep``, in table order, read at each use:
+    a method added later with :func:`register_method` is among them, and gone once unregistered."""
+
+    def __init__(self, keep: Callable[[MethodSpec], bool]) -> None:
+        self._keep = keep
+
+    def _names(self) -> tuple[str, ...]:
+        return tuple(m.name for m in METHOD_TABLE.values() if self._keep(m))
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> tuple[str, ...]: ...
+
+    def __getitem__(self, i: int | slice) -> str | tuple[str, ...]:
+        return self._names()[i]
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    def __eq__(self, other: object) -> bool:
+        return self._names() == (tuple(other) if isinstance(other, (tuple, _TableNames)) else other)
+
+    __hash__ = None  # type: ignore[assignment]  # equal to a tuple that changes: not hashable
+
+    def __repr__(self) -> str:
+        return repr(self._names())
+
+
+# The rows above: unregister_method leaves them.
+_BUILT_IN_METHODS = frozenset(METHOD_TABLE)
+
+
+METHODS: Sequence[str] = _TableNames(lambda m: True)
 # Methods that read attention from selected heads (and so need a head list).
-HEAD_METHODS = tuple(m.name for m in METHOD_TABLE.values() if m.needs_heads)
+HEAD_METHODS: Sequence[str] = _TableNames(lambda m: m.needs_heads)
 
 
 def method_spec(method: str | MethodSpec) -> MethodSpec:
@@ -131,6 +200,99 @@ def method_with_role(role: str) -> MethodSpec:
 
 # What ``generate`` and DyscoConfig decode with when no method is named: the reference method.
 DEFAULT_METHOD = method_with_role("reference").name
+
+
+# -- adding a method at run time: a row, and a step function per engine for a kind of its own -------
+def register_step(kind: str, *, dynamic: Callable[..., Any] | None = None,
+                  fixed: Callable[..., Any] | None = None) -> None:
+    """Add the step kind ``kind`` with its function for each engine that runs it.
+
+    ``dynamic(steps, j, tok)`` gets the dynamic loop's
+    :class:`~headscope.dysco.dynamic.DynamicSteps` (one prompt; its public helpers ``refresh``,
+    ``select``, ``biased``, ``unbiased``, ``reselect``... do the passes), the slot ``j`` and the
+    token fed there, and returns the logits and the boolean selection it boosted (None if none).
+    ``fixed(step)`` gets the fixed-shape engine's step object and must run a fixed kernel sequence
+    over its buffers (it is captured as a CUDA graph). An engine given no function refuses the
+    kind with a one-line ValueError. A built-in or already registered kind is refused.
+    """
+    taken = BUILT_IN_KINDS + _registered_kinds()
+    if not isinstance(kind, str) or not kind or kind in taken:
+        raise ValueError(f"Step kind {kind!r} is empty or taken (taken: {list(taken)}).")
+    functions = {"dynamic": dynamic, "fixed": fixed}
+    if all(fn is None for fn in functions.values()):
+        raise ValueError(f"Step kind {kind!r}: give a step function for at least one engine of {list(ENGINE_NAMES)}.")
+    for engine, fn in functions.items():
+        if fn is not None:
+            _STEP_FUNCTIONS[engine][kind] = fn
+
+
+def unregister_step(kind: str) -> None:
+    """Remove a kind added with :func:`register_step` (refused while a row still names it)."""
+    users = [m.name for m in METHOD_TABLE.values() if m.step == kind]
+    if kind not in _registered_kinds() or users:
+        raise ValueError(f"Step kind {kind!r} is not a registered kind, or rows still use it: {users}.")
+    for functions in _STEP_FUNCTIONS.values():
+        functions.pop(kind, None)
+
+
+def has_step(engine: str, kind: str) -> bool:
+    """Whether ``engine`` (one of :data:`ENGINE_NAMES`) runs steps of ``kind``."""
+    return kind in BUILT_IN_KINDS or kind in _STEP_FUNCTIONS.get(engine, {})
+
+
+def step_function(engine: str, kind: str) -> Callable[..., Any]:
+    """The registered step function of ``kind`` for ``engine`` (the engines run their built-in
+    kinds, :data:`BUILT_IN_KINDS`, themselves); a one-line ValueError if it has none."""
+    if engine not in ENGINE_NAMES:
+        raise ValueError(f"Unknown engine {engine!r}; engines: {', '.join(ENGINE_NAMES)}.")
+    if kind not in _STEP_FUNCTIONS[engine]:
+        runs = [e for e in ENGINE_NAMES if has_step(e, kind)]
+        raise ValueError(f"The {engine} engine has no step function for step kind {kind!r} (engines that run it: "
+                         f"{runs}); register one with register_step({kind!r}, {engine}=...) or use another engine.")
+    return _STEP_FUNCTIONS[engine][kind]
+
+
+def register_method(spec: MethodSpec) -> None:
+    """Add ``spec`` as a row of :data:`METHOD_TABLE`: every list of methods (``METHODS``,
+    ``HEAD_METHODS``, DyscoConfig's check, the grid's) then has it. Its step kind must be built in or
+    registered first (:func:`register_step`); a taken name or a second baseline/reference is refused."""
+    if spec.name in METHOD_TABLE:
+        raise ValueError(f"Method {spec.name!r} is already in the method table.")
+    if spec.role != "variant" and any(m.role == spec.role for m in METHOD_TABLE.values()):
+        raise ValueError(f"Method {spec.name!r}: the table has its {spec.role} already; register it as a variant.")
+    if spec.step not in _step_kinds():
+        raise ValueError(f"Method {spec.name!r}: step kind {spec.step!r} is not registered (register_step first).")
+    METHOD_TABLE[spec.name] = spec
+
+
+def unregister_method(name: str) -> None:
+    """Remove a row added with :func:`register_method` (the built-in rows stay)."""
+    if name not in METHOD_TABLE or name in _BUILT_IN_METHODS:
+        raise ValueError(f"Method {name!r} is not a registered method (built-in rows cannot be removed).")
+    del METHOD_TABLE[name]
+
+
+@contextmanager
+def registered_step(kind: str, *, dynamic: Callable[..., Any] | None = None,
+                    fixed: Callable[..., Any] | None = None) -> Iterator[str]:
+    """:func:`register_step` for the ``with`` block; the kind is removed when it exits."""
+    register_step(kind, dynamic=dynamic, fixed=fixed)
+    try:
+        yield kind
+    finally:
+        for functions in _STEP_FUNCTIONS.values():
+            functions.pop(kind, None)
+
+
+@contextmanager
+def registered_method(spec: MethodSpec) -> Iterator[MethodSpec]:
+    """:func:`register_method` for the ``with`` block; the row is removed when it exits (nest it in
+    :func:`registered_step` for a kind of its own: ``with registered_step(...), registered_method(...)``)."""
+    register_method(spec)
+    try:
+        yield spec
+    finally:
+        METHOD_TABLE.pop(spec.name, None)
 
 
 def _number(value: Any) -> bool:
