@@ -21,7 +21,7 @@ import torch
 from headscope.ablate.grid import cells
 from headscope.ablate.run import _decode_config, _examples
 from headscope.demo import demo_config
-from headscope.dysco.engine import generate_fixed
+from headscope.dysco.fixed import generate_fixed
 from headscope.dysco.shared_prefill import SharedPrefill, shared_first
 from headscope.heads import HeadSet
 from headscope.models import load_model

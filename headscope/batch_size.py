@@ -1,6 +1,6 @@
 """``--batch-size auto``: how many prompts to decode together, from free GPU memory and prompt lengths.
 
-A batch of the fixed-shape engine (:mod:`headscope.dysco.engine`) holds, per sequence, a KV cache
+A batch of the fixed-shape engine (:mod:`headscope.dysco.fixed`) holds, per sequence, a KV cache
 of ``capacity`` slots (the longest prompt + new tokens, rounded up to the attention chunk), the
 prefill's activations for its prompt tokens, and per decode step float32 score rows and logits.
 The estimate per sequence, in bytes, from the model's geometry:
@@ -41,7 +41,7 @@ def parse_batch_size(text: str | int) -> BatchSize:
 
 def bytes_per_sequence(config: Any, dtype_bytes: int, longest: int, max_new_tokens: int) -> int:
     """Estimated device bytes one sequence of a batch needs (module docstring), from a model config."""
-    from .dysco.engine import capacity_for
+    from .dysco.fixed import capacity_for
     from .geometry import geometry_from_config, text_config
 
     g, text = geometry_from_config(config), text_config(config)

@@ -291,8 +291,12 @@ def format_of(name: str, names: Sequence[str] = READ_FORMATS) -> HeadFormat:
     return next(f for f in FORMAT_TABLE if f.name == name)
 
 
-def read_head_fields(text: str, path: Path, format: str | None, *, threshold: float = 0.5) -> Fields:
-    """HeadSet fields from a file's ``text`` in ``format`` (None: recognised from the file)."""
+def read_head_fields(text: str, path: Path, format: str | None, *, threshold: float = 0.5,
+                     check: Callable[[Fields], object] | None = None) -> Fields:
+    """HeadSet fields from a file's ``text`` in ``format`` (None: recognised from the file).
+
+    ``check`` (e.g. building the HeadSet, which validates every head and score) runs on the
+    fields inside the same error handling, so its one-line errors name the file and format too."""
     import yaml
 
     where = str(path)
@@ -300,7 +304,13 @@ def read_head_fields(text: str, path: Path, format: str | None, *, threshold: fl
     # A format that is not JSON or YAML (duo's TSV) is read as text: named, or known by its suffix.
     raw = row if row is not None else next((f for f in FORMAT_TABLE if path.suffix.lower() in f.suffixes), None)
     if raw is not None and raw.text_only:
-        return raw.read(None, text, where, threshold)
+        fields = raw.read(None, text, where, threshold)
+        if check is not None:
+            try:
+                check(fields)
+            except ValueError as err:
+                raise ValueError(f"{where} is not a valid {raw.name!r} head-set file: {err}") from None
+        return fields
     try:
         data = json.loads(text) if path.suffix.lower() == ".json" else load_yaml(text, where)
     except (json.JSONDecodeError, yaml.YAMLError) as err:
@@ -314,7 +324,10 @@ def read_head_fields(text: str, path: Path, format: str | None, *, threshold: fl
         raise ValueError(f"{where} is not a valid {row.name!r} head-set file: it must hold {row.holds_text}, "
                          f"not {type(data).__name__} {str(data)[:40]!r}.")
     try:
-        return row.read(data, text, where, threshold)
+        fields = row.read(data, text, where, threshold)
+        if check is not None:
+            check(fields)
+        return fields
     except (KeyError, StopIteration, TypeError) as err:
         raise ValueError(f"{where} is not a valid {row.name!r} head-set file ({type(err).__name__}: {err}).") from None
     except ValueError as err:

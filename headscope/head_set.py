@@ -253,7 +253,8 @@ class HeadSet:
             raise FileNotFoundError(f"No head-set file at {str(path)!r}.")
         from ._jsonl import read_user_text
 
-        hs = cls(**read_head_fields(read_user_text(path), path, format, threshold=threshold))
+        hs = cls(**read_head_fields(read_user_text(path), path, format, threshold=threshold,
+                                    check=lambda fields: cls(**fields)))
         if model:
             hs = hs._replace(hs.heads, hs.scores, model=model)
         return hs

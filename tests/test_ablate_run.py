@@ -257,7 +257,7 @@ def test_batched_decoding_gives_the_same_results_and_keys(tmp_path, tiny):
     cfg = _config(methods=["vanilla", "dysco"], strengths=[3])
     one = run_ablation(cfg, tmp_path / "one", lm=tiny, progress=False, record_trace=False)
     sizes = []
-    import headscope.dysco.engine as engine  # every batch goes through it, its prefill shared or not
+    import headscope.dysco.fixed as engine  # every batch goes through it, its prefill shared or not
 
     original = engine.generate_fixed
 
@@ -321,7 +321,7 @@ def test_results_of_another_dtype_are_decoded_again_not_mixed_in(tmp_path, tiny)
 
 def test_batch_size_auto_decodes_one_at_a_time_on_the_cpu(tmp_path, tiny, monkeypatch):
     import headscope.batch_size as batch_size
-    import headscope.dysco.engine as engine  # every batch goes through it, its prefill shared or not
+    import headscope.dysco.fixed as engine  # every batch goes through it, its prefill shared or not
 
     cfg = _config(methods=["vanilla"], strengths=[3])
     sizes: list[int] = []

@@ -18,7 +18,7 @@ from headscope.batch_size import (
     resolve_batch_size,
 )
 from headscope.cli import cli
-from headscope.dysco.engine import capacity_for
+from headscope.dysco.fixed import capacity_for
 
 
 def test_bytes_per_sequence_from_the_geometry():

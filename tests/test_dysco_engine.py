@@ -10,7 +10,7 @@ from transformers import LlamaConfig
 
 from headscope.attention import attention_rows
 from headscope.dysco import DyscoConfig, generate, generate_batch
-from headscope.dysco.engine import _FixedStep, _pad, capacity_for, supports_fixed
+from headscope.dysco.fixed import _FixedStep, _pad, capacity_for, supports_fixed
 from headscope.dysco.static_attention import _scores, decode_attention, record_rows, static_control
 
 HEADS = [(1, 0), (2, 3), (1, 2)]

@@ -130,7 +130,7 @@ def test_to_dict_keeps_the_recorded_keys():
 
 def test_the_fixed_engine_builds_one_mask_per_layer_type_only_where_the_model_takes_them():
     from headscope.dysco.config import DyscoConfig
-    from headscope.dysco.engine import _FixedStep
+    from headscope.dysco.fixed import _FixedStep
     from headscope.models import wrap_model
 
     for model, kinds in ((tiny_gemma3(), ["full_attention", "sliding_attention"]), (tiny_llama(), ["all"])):

@@ -15,7 +15,7 @@ import torch
 from transformers import Gemma3ForCausalLM, Gemma3TextConfig, LlamaConfig, LlamaForCausalLM
 
 from headscope.dysco import DyscoConfig, generate_batch
-from headscope.dysco.engine import generate_fixed
+from headscope.dysco.fixed import generate_fixed
 from headscope.dysco.shared_prefill import SharedPrefill, by_prompt, shared_first
 from headscope.models import wrap_model
 

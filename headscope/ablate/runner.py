@@ -133,7 +133,7 @@ class Runner:
         """Whether the decodes of a prompt share its prefill (:mod:`.prompt_batches`): on the
         fixed-shape engine, one at a time or on a CPU (a GPU's batch size is chosen for the memory
         of one batch's keys/values, and the kept prefills would double it)."""
-        from ..dysco.engine import supports_fixed
+        from ..dysco.fixed import supports_fixed
 
         return supports_fixed(self.lm.model) is None and (size == 1 or self.lm.device.type == "cpu")
 
@@ -148,7 +148,7 @@ class Runner:
 
     def _decode(self, batch: list[Job], purpose: str, shared: list[SharedPrefill] | None = None) -> None:
         from ..dysco.decode import generate_batch
-        from ..dysco.engine import generate_fixed
+        from ..dysco.fixed import generate_fixed
         from ..dysco.inputs import prompt_rows
 
         start = time.perf_counter()

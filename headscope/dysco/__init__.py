@@ -4,7 +4,7 @@
 static rescaling, random heads, attention sharpening) on any transformers model whose attention
 goes through ``AttentionInterface``; ``generate_batch(lm, prompts, config, batch_size=8)``
 decodes several prompts together with the same results. See :mod:`headscope.dysco.decode` for
-the exact schedule and :mod:`headscope.dysco.engine` for the fixed-shape, CUDA-graph step.
+the exact schedule and :mod:`headscope.dysco.fixed` for the fixed-shape, CUDA-graph step.
 
 Example
 -------

@@ -1,7 +1,7 @@
 """The DySCO decode schedule (ALGORITHMS.md section 3) and its baselines: ``generate``, ``generate_batch``.
 
 Two engines run the schedule below and give the same tokens (up to floating-point rounding):
-the fixed-shape engine (:mod:`headscope.dysco.engine`: pre-allocated cache and buffers, CUDA
+the fixed-shape engine (:mod:`headscope.dysco.fixed`: pre-allocated cache and buffers, CUDA
 graphs on a GPU, batches of prompts; the default) and the dynamic loop
 (:mod:`headscope.dysco.dynamic`: a growing cache, one prompt; the model's own attention whenever
 no bias or rows are needed; used for models split over several devices, or with
@@ -89,7 +89,7 @@ def _engine_for(lm: Any, engine: str, batch: int, config: DyscoConfig) -> str:
 
 
 def _engine_for_model(lm: Any, engine: str, batch: int) -> str:
-    from .engine import supports_fixed
+    from .fixed import supports_fixed
 
     if engine not in ENGINES:
         raise ValueError(f"The 'engine' parameter must be one of {list(ENGINES)}. Got {engine!r} instead.")
@@ -134,7 +134,7 @@ def generate(lm: Any, input_ids: Any, config: DyscoConfig, *, attention_mask: An
     ``selected`` (bool), per-step coordinates (phase, fed position and token, next token and
     its text, selected count) and attrs (config JSON, model, resolved warm-ups).
 
-    ``engine``: ``"fixed"`` (:mod:`headscope.dysco.engine`: pre-allocated cache, fixed-shape
+    ``engine``: ``"fixed"`` (:mod:`headscope.dysco.fixed`: pre-allocated cache, fixed-shape
     steps, CUDA graphs on a GPU unless ``cuda_graphs=False``), ``"dynamic"`` (:mod:`headscope.dysco.dynamic`:
     a growing cache, the stock attention kernel whenever no bias or rows are needed), or
     ``"auto"`` (fixed when the model allows it: one device, full/sliding attention layers).
@@ -148,7 +148,7 @@ def generate(lm: Any, input_ids: Any, config: DyscoConfig, *, attention_mask: An
         return generate_batch(lm, rows, config, record=record, engine=engine, cuda_graphs=cuda_graphs)
     ids = rows[0]
     if _engine_for(lm, engine, 1, config) == "fixed":
-        from .engine import generate_fixed
+        from .fixed import generate_fixed
 
         on_step = None if on_token is None else (lambda tokens: on_token(tokens[0]))
         results, facts = generate_fixed(lm, [ids], config, record=record, cuda_graphs=cuda_graphs, on_step=on_step)
@@ -185,7 +185,7 @@ def generate_batch(lm: Any, prompts: Sequence[Any] | Mapping[str, Any], config: 
             on_token = None if on_step is None else (lambda token: on_step([token]))
             out[group[0]] = generate_dynamic(lm, ids[group[0]], config, record=record, on_token=on_token)
             continue
-        from .engine import generate_fixed
+        from .fixed import generate_fixed
 
         results, facts = generate_fixed(lm, [ids[i] for i in group], config, record=record, cuda_graphs=cuda_graphs,
                                         on_step=on_step)

@@ -3,7 +3,7 @@ or rows are needed (the simple reference engine; :func:`headscope.dysco.generate
 split over several devices, or with ``engine="dynamic"``).
 
 It runs the schedule of :mod:`headscope.dysco.schedule` step by step, in the plainest code that
-does so; the fixed-shape engine (:mod:`headscope.dysco.engine`) must give the same tokens.
+does so; the fixed-shape engine (:mod:`headscope.dysco.fixed`) must give the same tokens.
 
 Example
 -------

@@ -1,6 +1,6 @@
 """A KV cache of fixed capacity: the prefill writes a prefix, each decode step writes one slot.
 
-The fixed-shape DySCO step (:mod:`headscope.dysco.engine`) needs keys and values at fixed
+The fixed-shape DySCO step (:mod:`headscope.dysco.fixed`) needs keys and values at fixed
 addresses and of a fixed length, so that one step can be captured as a CUDA graph and replayed.
 :class:`FixedCache` gives every layer one pre-allocated ``[batch, kv_heads, capacity, head_dim]``
 buffer:

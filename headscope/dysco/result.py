@@ -2,7 +2,7 @@
 per-step trace, and :func:`build_result`.
 
 The dynamic loop (:mod:`headscope.dysco.dynamic`) and the fixed-shape engine
-(:mod:`headscope.dysco.engine`) choose tokens with the same :class:`Sampler`, record steps in the
+(:mod:`headscope.dysco.fixed`) choose tokens with the same :class:`Sampler`, record steps in the
 same :class:`Trace` and assemble the same :class:`GenerationResult`, so their results differ only in
 the tokens their arithmetic picks.
 

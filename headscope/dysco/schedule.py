@@ -1,6 +1,6 @@
 """The decode schedule (ALGORITHMS.md section 3), computed once from the config and the method's row.
 
-Both engines (:mod:`headscope.dysco.dynamic`, one prompt; :mod:`headscope.dysco.engine`, a
+Both engines (:mod:`headscope.dysco.dynamic`, one prompt; :mod:`headscope.dysco.fixed`, a
 left-padded batch ending at the same slot) ask a :class:`DecodeSchedule` what to do at slot ``j``:
 how long the prefill is, where the intervention starts, which kind of step each fed token runs
 (``read`` for a context warm-up read, else the method's step kind from

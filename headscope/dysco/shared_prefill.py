@@ -23,7 +23,7 @@ prefill per prompt, theirs exact and the plain decodes' equal up to rounding. In
 takes its own prompt's prefill, placed after its left padding: the rows start exactly as each
 prompt would alone (a padded batch prefill computes them under a mask, with other rounding). Only
 a plain prefill is shared: ``sharpen`` scales the prefill's attention logits and runs its own.
-The fixed-shape engine takes it (:func:`~headscope.dysco.engine.generate_fixed`, ``prefix=``).
+The fixed-shape engine takes it (:func:`~headscope.dysco.fixed.generate_fixed`, ``prefix=``).
 
 Example
 -------

@@ -1,6 +1,6 @@
 """Attention of one query token over a fixed-length key buffer, with DySCO's bias and row recording.
 
-The fixed-shape decode step (:mod:`headscope.dysco.engine`) hands every layer the whole
+The fixed-shape decode step (:mod:`headscope.dysco.fixed`) hands every layer the whole
 pre-allocated key/value buffer and an additive float mask ``[batch, 1, 1, capacity]`` (0 where
 the token may look, ``-inf`` past the current position, on left padding and outside a sliding
 window, plus DySCO's bias where the step is intervened on). No stock kernel fits it well:
