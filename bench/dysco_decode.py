@@ -209,7 +209,7 @@ def measure(call: Any, n_new: int, gpu: bool, n_prompt: int = 0) -> dict[str, An
 
 def columns(lm: Any, heads: Any, n_new: int, gpu: bool = False, whole_call_reps: int = 1) -> dict[str, Any]:
     """name -> call(ids, clock) for every decode column (HF's: ``bench/hf_columns.py``)."""
-    from hf_columns import hf_column
+    from hf_columns import HF_COLUMNS, hf_column
 
     dysco = DyscoConfig(heads=heads, max_new_tokens=n_new)
     vanilla = DyscoConfig(method="vanilla", max_new_tokens=n_new)
@@ -222,9 +222,9 @@ def columns(lm: Any, heads: Any, n_new: int, gpu: bool = False, whole_call_reps:
             return {"tokens": res.tokens, "memory_mib": res.info.get("engine", {}).get("memory_mib")}
         return call
 
-    hf = {name: hf_column(lm, name, n_new, gpu, whole_call_reps)
-          for name in ("hf_dynamic", "hf_static_compiled", "hf_static")}
-    return {"hf_dynamic": hf["hf_dynamic"], "hf_static_compiled": hf["hf_static_compiled"],
+    hf = {name: hf_column(lm, name, n_new, gpu, whole_call_reps) for name in HF_COLUMNS}
+    return {"hf_dynamic": hf["hf_dynamic"], "hf_dynamic_no_cudnn": hf["hf_dynamic_no_cudnn"],
+            "hf_static_compiled": hf["hf_static_compiled"],
             "hs_vanilla_dynamic": hs(vanilla, "dynamic"), "hs_vanilla": hs(vanilla, "fixed"),
             "hs_dysco": hs(dysco, "fixed"), "hs_onepass": hs(onepass, "fixed"), "hf_static": hf["hf_static"]}
 
@@ -293,7 +293,7 @@ def decode_section(run: Run, lm: Any, lengths: list[int], n_new: int, gpu: bool,
         run.result["floor"][str(length)] = floor_ms(lm, length, heads, bandwidth)
         rows = {}
         for name, call in cols.items():
-            if name in ("hf_static", "hf_static_compiled") and length > hf_static_max[name]:
+            if name in hf_static_max and length > hf_static_max[name]:
                 # transformers prefills a static cache through a [length, capacity] mask (no flash kernel)
                 run.result["skipped"].append({"section": "decode", "length": length, "column": name,
                                               "why": f"over the {name} length limit {hf_static_max[name]}"})
@@ -391,8 +391,8 @@ def print_tables(result: dict[str, Any]) -> None:
     ref = {(r["length"], r["method"]): r for r in result["reference"] if "ms_per_token" in r}
     from hf_columns import hf_best
 
-    names = ["hf_dynamic", "hf_static_compiled", "hf_static", "hs_vanilla_dynamic", "hs_vanilla", "hs_dysco",
-             "hs_onepass"]
+    names = ["hf_dynamic", "hf_dynamic_no_cudnn", "hf_static_compiled", "hf_static", "hs_vanilla_dynamic",
+             "hs_vanilla", "hs_dysco", "hs_onepass"]
     for length in sorted({r["length"] for r in rows}):
         print(f"\n{length:,} prompt tokens, ms/token (peak GiB), first token s")
         got = {r["column"]: r for r in rows if r["length"] == length}
@@ -411,7 +411,8 @@ def print_tables(result: dict[str, Any]) -> None:
             if "whole_call_ms_per_token" in r:
                 ratio = (f"whole call {r['whole_call_ms_per_token']:.2f}, self-check "
                          f"{'ok' if r.get('self_check') else 'FAILED'} ({r.get('callback_vs_whole_call')})"
-                         + (f", compile {r['compile_s']} s" if "compile_s" in r else ""))
+                         + (f", compile {r['compile_s']} s" if "compile_s" in r else
+                            f", first call at this length +{r.get('cold_extra_ms_per_token')} ms/token"))
             print(f"  {name:<20} {r['ms_per_token']:9.2f} ({peak:>5})  {r['first_token_s']:7.2f}   {ratio}")
         fl = result["floor"].get(str(length))
         if fl:
@@ -447,6 +448,8 @@ def main() -> None:
     ap.add_argument("--hf-compiled-max-length", type=int, default=65536,
                     help="longest prompt for hf_static_compiled (the issue's H100 sitting: slower than "
                          "hf_dynamic at 128k; each length compiles anew)")
+    ap.add_argument("--hf-no-cudnn-max-length", type=int, default=32768,
+                    help="longest prompt for hf_dynamic_no_cudnn (a diagnostic: is the first call's extra cost cuDNN's?)")
     ap.add_argument("--capture-lengths", default="4096,32768,131072", help="8B-shape capture lengths (GPU)")
     ap.add_argument("--profile", action="store_true", help="only bench/decode_profile.py's step profile, to --out")
     ap.add_argument("--whole-call-reps", type=int, default=1,
@@ -501,7 +504,8 @@ def main() -> None:
                  "dysco_config": DyscoConfig(heads=heads, max_new_tokens=n_new).to_dict()}
         decode_section(run, lm, lengths, n_new, gpu, bandwidth, heads,
                        args.columns.split(",") if args.columns else None,
-                       {"hf_static": args.hf_static_max_length, "hf_static_compiled": args.hf_compiled_max_length},
+                       {"hf_static": args.hf_static_max_length, "hf_static_compiled": args.hf_compiled_max_length,
+                        "hf_dynamic_no_cudnn": args.hf_no_cudnn_max_length},
                        args.whole_call_reps)
         del lm
         if gpu:

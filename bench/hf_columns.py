@@ -18,7 +18,23 @@ settles it without the GPU, so every HF row now measures all three things in one
   call with the same tokens: if the clock slowed ``generate``, the first is larger.
 
 ``self_check`` is within 10% of each other (callback vs whole call), or the table says which
-differs. ``hf_static_compiled`` is HF's fastest documented setting in transformers 5.x:
+differs.
+
+What the 2026-12-06 H100 sitting showed (``bench/results/i22_decode_h100_2026-12-06.json``): the
+*plain* N-token call was the first call of the process at that length, and it took 1.04 s (32k),
+1.43 s (1k) and 1.43 s (128k) longer than the clocked call that followed it with the same
+arguments, i.e. 33-45 ms for each of its 32 decode steps, and its tokens differed from the
+clocked call's. With a dynamic cache every step has a key length the process has not run before
+(L+1, ..., L+N), so any per-shape set-up (hypothesis: cuDNN's SDPA plans, built once per shape) is
+paid by the first call at each length only. The whole-call figure therefore mixed a one-time
+cost into a per-token one. Now every row makes a *cold* call first (``cold_call_s``, and
+``cold_extra_ms_per_token`` = (cold - warm) / (N - 1): what a user pays per token on a length
+the process has not decoded before), then the warm pairs, then the clocked call; the self-check
+compares the clock with the warm whole calls. ``hf_dynamic_no_cudnn`` is ``hf_dynamic`` with
+SDPA's cuDNN backend switched off (``torch.nn.attention.sdpa_kernel`` with flash, efficient and
+math only): if its cold extra is ~0 while ``hf_dynamic``'s is not, the per-shape cost is cuDNN's.
+
+``hf_static_compiled`` is HF's fastest documented setting in transformers 5.x:
 ``cache_implementation="static"`` with ``generate``'s automatic ``torch.compile`` of the decoding
 forward (``CompileConfig()``: ``mode="reduce-overhead"``, inductor; the prefill stays eager). Its
 first call at each length compiles (a static cache has a new shape per length); that call is
@@ -42,9 +58,12 @@ def _wall(gpu: bool) -> float:
     return time.perf_counter()
 
 
+HF_COLUMNS = ("hf_dynamic", "hf_dynamic_no_cudnn", "hf_static_compiled", "hf_static")
+
+
 def hf_kwargs(kind: str, gpu: bool) -> dict[str, Any]:
     """``generate`` keyword arguments of one HF column."""
-    if kind == "hf_dynamic":
+    if kind in ("hf_dynamic", "hf_dynamic_no_cudnn"):
         return {}
     if kind == "hf_static":
         return {"cache_implementation": "static", "disable_compile": True}
@@ -72,8 +91,9 @@ def hf_column(lm: Any, kind: str, n_new: int, gpu: bool, whole_call_reps: int = 
     def generate(x: torch.Tensor, n: int, clock: Any = None) -> torch.Tensor:
         # An explicit all-ones mask: no prompt id is taken for padding; EOS is off (set on the model)
         criteria = {"stopping_criteria": StoppingCriteriaList([clock])} if clock is not None else {}
-        return lm.model.generate(x, attention_mask=torch.ones_like(x), max_new_tokens=n, do_sample=False,
-                                 **criteria, **extra)
+        with sdpa_backends(kind):
+            return lm.model.generate(x, attention_mask=torch.ones_like(x), max_new_tokens=n, do_sample=False,
+                                     **criteria, **extra)
 
     def timed(x: torch.Tensor, n: int, clock: Any = None) -> tuple[float, torch.Tensor]:
         t = _wall(gpu)
@@ -83,9 +103,11 @@ def hf_column(lm: Any, kind: str, n_new: int, gpu: bool, whole_call_reps: int = 
     def call(ids: torch.Tensor, clock: Any) -> dict[str, Any]:
         x = ids[None].to(dev)
         facts: dict[str, Any] = {}
+        # The first N-token call at this length: every decode shape is new to the process (for the
+        # compiled column it also compiles this length's graph: a static cache's shape is L + N)
+        cold_s, cold_out = timed(x, n_new)
         if kind == "hf_static_compiled" and ids.numel() not in compiled_lengths:
-            # compiles this length's decoding graph (same max_new_tokens: a static cache's shape is L + N)
-            facts["first_call_s"] = round(timed(x, n_new)[0], 3)
+            facts["first_call_s"] = round(cold_s, 3)
             compiled_lengths.add(ids.numel())
         ones, fulls = [], []
         for _ in range(max(1, whole_call_reps)):
@@ -98,16 +120,30 @@ def hf_column(lm: Any, kind: str, n_new: int, gpu: bool, whole_call_reps: int = 
         clocked_s, out = timed(x, n_new, clock)
         tokens = out[0, ids.numel():].tolist()
         one = statistics.median(ones)
-        facts |= {"tokens": tokens, "one_token_s": round(one, 3), "plain_call_s": round(statistics.median(fulls), 3),
-                  "clocked_call_s": round(clocked_s, 3),
-                  "whole_call_ms_per_token": round(1000 * (statistics.median(fulls) - one) / (n_new - 1), 3),
+        warm = statistics.median(fulls)
+        facts |= {"tokens": tokens, "one_token_s": round(one, 3), "plain_call_s": round(warm, 3),
+                  "clocked_call_s": round(clocked_s, 3), "cold_call_s": round(cold_s, 3),
+                  "cold_extra_ms_per_token": round(1000 * (cold_s - warm) / (n_new - 1), 3),
+                  "whole_call_ms_per_token": round(1000 * (warm - one) / (n_new - 1), 3),
                   "whole_call_reps": len(ones),
-                  "plain_tokens_equal": plain[0, ids.numel():].tolist() == tokens}
+                  "plain_tokens_equal": plain[0, ids.numel():].tolist() == tokens,
+                  "cold_tokens_equal": cold_out[0, ids.numel():].tolist() == tokens}
         if "first_call_s" in facts:
             facts["compile_s"] = round(facts["first_call_s"] - one, 3)
         return facts
 
     return call
+
+
+def sdpa_backends(kind: str) -> Any:
+    """The SDPA backends a column may use: all of torch's defaults, or all but cuDNN's."""
+    import contextlib
+
+    if kind != "hf_dynamic_no_cudnn":
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
 
 
 def self_check(row: dict[str, Any]) -> dict[str, Any]:

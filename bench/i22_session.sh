@@ -11,11 +11,14 @@
 #   bash bench/i22_session.sh status             # what each step has done so far
 #
 # The chain (each step bounded by `timeout`; a step that fails or times out is logged and the next starts):
-#   1 decode   bench/dysco_decode.py: 128k then 32k, HF dynamic + HF static/compiled (32k only, last) with the
-#              whole-call self-check, hs_vanilla / hs_dysco / hs_onepass, floors
+#   1 decode   bench/dysco_decode.py: 128k, 64k, 32k, 16k: HF dynamic (a cold first call, two warm
+#              whole-call pairs, the clocked call), hs_vanilla / hs_dysco / hs_onepass, HF dynamic without
+#              cuDNN's SDPA (32k only: a diagnostic), HF static + compile (up to 64k, last), floors; then
+#              the authors' DySCO and transformers 4.57's generate in their own process (the budget left)
 #   2 tokens   bench/gpu_tokens.py: SmolLM2 real weights, bf16 + float32, 1k-8k, and the parity against the
 #              authors' code (waits up to TOKENS_WAIT s for the converted model; skipped if it never comes)
 #   3 profile  bench/decode_profile.py: one decode step at 32k, vanilla and DySCO, per kernel category
+#              (PROFILE=1 only: measured in the 2026-12-06 H100 sitting)
 #   4 capture  bench/dysco_decode.py --sections capture: 13B shape at 4k, 8B shape at 4k/32k/128k
 #   5 batch    bench/dysco_decode.py --sections batch_auto: --batch-size auto vs 1, SmolLM2 shape, 4k
 # CPU dry run: ROOT=/tmp/i22s DEVICE=cpu bash bench/i22_session.sh start (tiny sizes, no GPU).
@@ -41,9 +44,11 @@ chain() {
   }
   if [ "$gpu" = --gpu ]; then
     # 128k first and the compiled column last: its first call compiles (time unknown on this image)
-    step decode 330 "$PY" bench/dysco_decode.py --gpu --sections decode --lengths 131072,32768 \
-      --columns hf_dynamic,hs_vanilla,hs_dysco,hs_onepass,hf_static_compiled --hf-compiled-max-length 65536 \
-      --budget-s 300 --out "$OUTD/decode.json"
+    # shellcheck disable=SC2086
+    step decode 600 "$PY" bench/dysco_decode.py --gpu --sections decode,reference \
+      --lengths 131072,65536,32768,16384 --whole-call-reps 2 \
+      --columns hf_dynamic,hs_vanilla,hs_dysco,hs_onepass,hf_dynamic_no_cudnn,hf_static_compiled \
+      --hf-compiled-max-length 65536 --budget-s 540 $ref --out "$OUTD/decode.json"
     for _ in $(seq "${TOKENS_WAIT:-90}"); do
       [ -f "$HEADSCOPE_HOME/models/smollm2-135m/config.json" ] && break; sleep 1
     done
@@ -54,7 +59,7 @@ chain() {
     else
       echo "$(date -u +%T) skip tokens: no converted SmolLM2 in $HEADSCOPE_HOME" >> "$LOGS/chain.log"
     fi
-    step profile 90 "$PY" bench/decode_profile.py --gpu --out "$OUTD/decode_profile.json"
+    [ "${PROFILE:-0}" = 1 ] && step profile 90 "$PY" bench/decode_profile.py --gpu --out "$OUTD/decode_profile.json"
     step capture 120 "$PY" bench/dysco_decode.py --gpu --sections capture --out "$OUTD/capture.json"
     step batch 60 "$PY" bench/dysco_decode.py --gpu --sections batch_auto --out "$OUTD/batch_auto.json"
   else  # CPU dry run of the chain: every step at toy sizes

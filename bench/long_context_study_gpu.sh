@@ -156,6 +156,19 @@ NGPU=1
 [ "$DEVICE" = cuda ] && NGPU=$(python3 -c 'import torch; print(max(torch.cuda.device_count(), 1))')
 NSHARDS=${NSHARDS:-$(( (BIG == 1 ? 8 : 4) * NGPU ))}
 gpu_of() { [ "$DEVICE" = cuda ] && echo "CUDA_VISIBLE_DEVICES=$(($1 % NGPU))" || echo "CUDA_VISIBLE_DEVICES="; }
+# CUDA MPS (MPS=0: off): the shards' small kernels run side by side instead of in time slices. A
+# probe allocation must succeed under it, or it is switched off again before any shard starts.
+if [ "$DEVICE" = cuda ] && [ "${MPS:-1}" = 1 ] && command -v nvidia-cuda-mps-control > /dev/null; then
+  export CUDA_MPS_PIPE_DIRECTORY=$LC_HOME/mps CUDA_MPS_LOG_DIRECTORY=$LC_HOME/mps-log
+  mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY"
+  if nvidia-cuda-mps-control -d 2> /dev/null \
+      && python3 -c "import torch; torch.zeros(1, device='cuda').sum().item()" > /dev/null 2>&1; then
+    trap 'echo quit | nvidia-cuda-mps-control' EXIT; echo "CUDA MPS on" | tee -a "$LOG"
+  else
+    echo quit | nvidia-cuda-mps-control 2> /dev/null; unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY
+    echo "CUDA MPS: could not start it or its probe failed; off" | tee -a "$LOG"
+  fi
+fi
 EX_OPT=${EXAMPLES:+--examples $EXAMPLES}
 PEX_OPT="${PILOT_EXAMPLES:+--examples $PILOT_EXAMPLES} ${PILOT_TASKS:+--tasks $PILOT_TASKS}"
 COMMON="--device $DEVICE --dtype $DTYPE --batch-size $BATCH --quiet --no-report"
@@ -228,28 +241,52 @@ entries() {  # entries KEY STEP: one "METHODS HEADS STRENGTHS" line per ablate c
 
 prompts() {  # prompts KEY TASKS LENGTH: build a stage's evaluation prompts once, one process per task, into
   # headscope's prompt cache ($HEADSCOPE_HOME/prompts), so that the shards (each of which needs every
-  # prompt to find its own) and later stages read them instead of building them again.
-  local alias=${ALIAS[$1]} t task
+  # prompt to find its own) and later stages read them instead of building them again. The log
+  # records the cache key's two fingerprints (tokenizer, generator source), to compare with prompts
+  # built on another machine.
+  local alias=${ALIAS[$1]} t task pids=()
   t=$(date +%s)
   for task in ${2//,/ }; do
     python3 -c "import sys; from headscope.ablate.config import AblationConfig; from headscope.models import peek_model
-from headscope.evaluate.prompt_cache import cached_eval_examples
+from headscope.evaluate import prompt_cache as pc
 c = AblationConfig.from_yaml('$EVAL')
 g, tok = peek_model('$alias')
 n = int('${EXAMPLES:-0}') or c.examples
-cached_eval_examples('$task', tok, $3, n, c.seed, max_context=g.max_context or None)" \
+print('fingerprints: tokenizer', pc._tokenizer_fingerprint(tok), 'source', pc._source_fingerprint(), flush=True)
+pc.cached_eval_examples('$task', tok, $3, n, c.seed, max_context=g.max_context or None)" \
       > "$WORK/logs/prompts-$1-$task-$3.log" 2>&1 &
+    pids+=($!)
   done
-  wait
+  wait "${pids[@]}"
   stamp "prompts-$1-$3" $(( $(date +%s) - t ))
 }
 
+declare -A PROMPTS_PID=()
+prebuild() {  # prebuild KEY: build, in the background, the prompts of every length KEY's evaluation stages
+  # still need, so that building the longer lengths' prompts (CPU) overlaps the shorter ones' decoding (GPU)
+  local key=$1 st k w ls L tasks
+  for st in $STAGES; do
+    IFS=: read -r k w ls <<< "$st"
+    [ "$k" = "$key" ] && [ ! -f "$WORK/done/$st" ] || continue
+    case $w in e1|e2|e3|e4|ea|ga) ;; *) continue ;; esac
+    for L in ${ls//,/ }; do
+      [ -z "${PROMPTS_PID[$key:$L]:-}" ] || continue
+      tasks=$(python3 bench/long_context_choose.py tasks "$WORK/choice.json" --model "${ALIAS[$key]}" --length "$L" \
+        2>/dev/null) && [ -n "$tasks" ] || continue
+      prompts "$key" "$tasks" "$L" &
+      PROMPTS_PID[$key:$L]=$!
+    done
+  done
+}
+
 shards() {  # shards TAG SCRIPT: NSHARDS copies of SCRIPT ($SHARD = k/N in it); all must finish
-  local tag=$1 script=$2 failed=0 k
+  local tag=$1 script=$2 failed=0 k pids=()
   for k in $(seq 0 $((NSHARDS - 1))); do
     env $(gpu_of $k) SHARD=$k/$NSHARDS timeout "$(budget)" bash -c "$script" >> "$WORK/logs/$tag-shard$k.log" 2>&1 &
+    pids+=($!)
   done
-  for job in $(jobs -p); do wait "$job" || failed=$((failed + 1)); done
+  # its own shards only: prompts being built in the background for later stages are not waited for
+  for job in "${pids[@]}"; do wait "$job" || failed=$((failed + 1)); done
   [ "$failed" = 0 ] || echo "$tag: $failed of $NSHARDS shards stopped early (deadline or error; see $WORK/logs/$tag-shard*.log)"
   return "$failed"
 }
@@ -289,7 +326,9 @@ for stage in $STAGES; do
         tasks=$(python3 bench/long_context_choose.py tasks "$WORK/choice.json" --model "$alias" --length "$L") \
           || { undecided="$undecided $L"; continue; }
         [ -n "$tasks" ] || { echo "$stage: no level in the band at $L (see choice.json)"; continue; }
-        prompts "$key" "$tasks" "$L"
+        [ -n "${PROMPTS_PID[$key:$L]:-}" ] || prebuild "$key"
+        if [ -n "${PROMPTS_PID[$key:$L]:-}" ]; then wait "${PROMPTS_PID[$key:$L]}" 2>/dev/null
+        else prompts "$key" "$tasks" "$L"; fi
         while read -r methods hs strengths; do
           loop="$loop $HS ablate --config $EVAL --model $alias --tasks $tasks --lengths $L --methods $methods"
           loop="$loop --heads $hs --strengths $strengths $EX_OPT --out $WORK/abl/$alias $COMMON $extra &&"
