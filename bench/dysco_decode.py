@@ -449,7 +449,7 @@ def main() -> None:
                     help="longest prompt for hf_static_compiled (the issue's H100 sitting: slower than "
                          "hf_dynamic at 128k; each length compiles anew)")
     ap.add_argument("--hf-no-cudnn-max-length", type=int, default=32768,
-                    help="longest prompt for hf_dynamic_no_cudnn (a diagnostic: is the first call's extra cost cuDNN's?)")
+                    help="longest prompt for hf_dynamic_no_cudnn (diagnostic: is the cold call's extra cuDNN's?)")
     ap.add_argument("--capture-lengths", default="4096,32768,131072", help="8B-shape capture lengths (GPU)")
     ap.add_argument("--profile", action="store_true", help="only bench/decode_profile.py's step profile, to --out")
     ap.add_argument("--whole-call-reps", type=int, default=1,
