@@ -1,0 +1,140 @@
+"""Markdown tables of one GPU speed sitting, from its raw JSON files only (no GPU, no timing).
+
+    python bench/speed_tables.py bench/results/i22_h100_2026-12-07/      # prints the tables
+
+Reads what ``bench/i22_session.sh collect`` returns: ``decode.json`` (``bench/dysco_decode.py``:
+decode rows and the authors' process), ``capture.json``, ``batch_auto.json`` and
+``gpu_tokens.json`` (any of them may be missing: its table is left out). Every number in
+``bench/README.md``'s issue-22 tables comes from here, so the README can be checked against the
+raw files by running this again.
+
+Ratios: HF's best at a length is the HF column with the lowest warm whole-call ms/token *whose
+self-check passed* (the callback clock within 10% of whole calls); a column that failed it is
+shown but never chosen. "x HF best" is HF best / column (above 1: faster than HF's best).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+HF_NAMES = ("hf_dynamic", "hf_dynamic_no_cudnn", "hf_static_compiled", "hf_static")
+
+
+def _load(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _fmt(x: float | None, digits: int = 2) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def hf_best(cols: dict[str, dict[str, Any]]) -> tuple[str, float] | None:
+    """The fastest HF column by warm whole-call ms/token among those that pass the self-check."""
+    got = [(r["whole_call_ms_per_token"], name) for name, r in cols.items()
+           if name in HF_NAMES and r.get("self_check") and (r.get("whole_call_ms_per_token") or 0) > 0]
+    return (min(got)[1], min(got)[0]) if got else None
+
+
+def _hf_cell(r: dict[str, Any] | None) -> str:
+    if r is None:
+        return "not run"
+    if "error" in r:
+        return "error"
+    check = "ok" if r.get("self_check") else "**self-check FAILED**"
+    extra = (f"; compile {r['compile_s']:.0f} s" if "compile_s" in r else
+             f"; cold +{_fmt(r.get('cold_extra_ms_per_token'), 1)}" if r.get("cold_extra_ms_per_token") is not None
+             else "")
+    return f"{_fmt(r.get('ms_per_token'))} / {_fmt(r.get('whole_call_ms_per_token'))} ({check}{extra})"
+
+
+def decode_tables(d: dict[str, Any]) -> list[str]:
+    meta = d["meta"]
+    rows = [r for r in d["decode"] if not r.get("warm_up")]
+    ref = {(r["length"], r.get("method")): r for r in d.get("reference", []) if "ms_per_token" in r}
+    lengths = sorted({r["length"] for r in rows} | {k[0] for k in ref})
+    out = [f"Card: {meta.get('device')}; torch {meta.get('torch')}, transformers {meta.get('transformers')}; "
+           f"{meta.get('new_tokens')} new tokens; copy bandwidth {meta.get('copy_bandwidth_tb_s')} TB/s "
+           f"(read + write); run {meta.get('date_utc')}.", "",
+           "ms per token. HF cells: callback clock / warm whole calls (self-check; for the dynamic cache, "
+           "`cold` is the extra ms per token of the first call at a new length, for the compiled one the "
+           "compile time).", "",
+           "| context | HF dynamic | HF dynamic, no cuDNN SDPA | HF static + compile | HF's best | `hs_vanilla` | "
+           "`hs_dysco` | `hs_onepass` | authors' DySCO | transformers 4.57 `generate` | floor vanilla / DySCO |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    ratio_rows = ["| context | vanilla x HF best | DySCO x HF best | one-pass x HF best | vanilla / its floor | "
+                  "DySCO / its floor | DySCO vs authors' DySCO |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for length in lengths:
+        cols = {r["column"]: r for r in rows if r["length"] == length}
+        ms = {k: v.get("ms_per_token") for k, v in cols.items() if "error" not in v}
+        best = hf_best(cols)
+        floor = d.get("floor", {}).get(str(length)) or {}
+        authors = ref.get((length, "authors_dysco"), {}).get("ms_per_token")
+        stock = ref.get((length, "hf_generate_457"), {}).get("ms_per_token")
+        out.append(f"| {length // 1024}k | {_hf_cell(cols.get('hf_dynamic'))} | "
+                   f"{_hf_cell(cols.get('hf_dynamic_no_cudnn')) if 'hf_dynamic_no_cudnn' in cols else '-'} | "
+                   f"{_hf_cell(cols.get('hf_static_compiled')) if 'hf_static_compiled' in cols else 'not run'} | "
+                   f"{f'{best[1]:.2f} ({best[0]})' if best else 'none passes'} | {_fmt(ms.get('hs_vanilla'))} | "
+                   f"{_fmt(ms.get('hs_dysco'))} | {_fmt(ms.get('hs_onepass'))} | {_fmt(authors, 1)} | "
+                   f"{_fmt(stock, 1)} | {_fmt(floor.get('vanilla_ms'))} / {_fmt(floor.get('dysco_ms'))} |")
+
+        x_best = [f"{best[1] / ms[n]:.2f}x" if best and ms.get(n) else "-"
+                  for n in ("hs_vanilla", "hs_dysco", "hs_onepass")]
+        over = [f"{ms[n] / floor[k]:.2f}x" if ms.get(n) and floor.get(k) else "-"
+                for n, k in (("hs_vanilla", "vanilla_ms"), ("hs_dysco", "dysco_ms"))]
+        vs_authors = f"{authors / ms['hs_dysco']:.1f}x faster" if authors and ms.get("hs_dysco") else "-"
+        ratio_rows.append(f"| {length // 1024}k | {' | '.join(x_best)} | {' | '.join(over)} | {vs_authors} |")
+    return out + [""] + ratio_rows
+
+
+def capture_table(d: dict[str, Any]) -> list[str]:
+    out = ["| model shape | context | forward s | capture s | time ratio | forward peak GiB | capture peak GiB | "
+           "memory ratio |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in d.get("capture", []):
+        if "error" in r:
+            out.append(f"| {r.get('model')} | {r.get('length')} | error: {r['error'][:80]} | | | | | |")
+            continue
+        f, c = r.get("forward_s"), r.get("capture_s")
+        fm, cm = r.get("forward_peak_mib"), r.get("capture_peak_mib")
+        out.append(f"| {r.get('model')} | {r.get('length'):,} | {_fmt(f, 3)} | {_fmt(c, 3)} | "
+                   f"{_fmt(c / f if f and c else None)}x | {_fmt(fm and fm / 1024, 1)} | {_fmt(cm and cm / 1024, 1)} | "
+                   f"{_fmt(cm / fm if fm and cm else None)}x |")
+    return out
+
+
+def batch_auto_table(d: dict[str, Any]) -> list[str]:
+    out = ["| method | batch | prompts | tokens/s | x batch 1 | peak GiB |", "| --- | --- | --- | --- | --- | --- |"]
+    for r in d.get("batch_auto", []):
+        if "error" in r:
+            out.append(f"| {r.get('method')} | {r.get('batch')} | error: {r['error'][:80]} | | | |")
+            continue
+        batch = f"auto ({r['batch']})" if r.get("auto") else str(r.get("batch"))
+        peak = r.get("peak_mem_mib")
+        out.append(f"| {r.get('method')} | {batch} | {r.get('prompts')} | {r.get('tokens_per_s')} | "
+                   f"{r.get('x_batch1', '1.00')} | {_fmt(peak and peak / 1024, 1)} |")
+    return out
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1 or not Path(argv[0]).is_dir():
+        print(__doc__.strip().splitlines()[0] + "\nusage: python bench/speed_tables.py DIR", file=sys.stderr)
+        return 2
+    root = Path(argv[0])
+    for name, fn, title in (("decode.json", decode_tables, "Decode"), ("capture.json", capture_table, "Capture"),
+                            ("batch_auto.json", batch_auto_table, "Batch size auto vs 1")):
+        data = _load(root / name)
+        if data is None:
+            continue
+        print(f"### {title} ({root / name})\n")
+        print("\n".join(fn(data)) + "\n")
+    tokens = _load(root / "gpu_tokens.json")
+    if tokens is not None:
+        print(f"### Tokens on real weights ({root / 'gpu_tokens.json'})\n")
+        print("```\n" + json.dumps(tokens.get("checks", tokens), indent=1)[:6000] + "\n```\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
