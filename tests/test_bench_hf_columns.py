@@ -42,3 +42,30 @@ def test_column_settings():
     assert (compiled["compile_config"].mode, compiled["compile_config"].backend) == ("reduce-overhead", "inductor")
     with pytest.raises(ValueError, match="unknown HF column"):
         hf_columns.hf_kwargs("hf_fast", gpu=True)
+
+
+def _speed_tables():
+    path = Path(__file__).parents[1] / "bench" / "speed_tables.py"
+    spec = importlib.util.spec_from_file_location("speed_tables", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_speed_tables_never_take_a_column_that_failed_its_self_check_as_hf_best():
+    tables = _speed_tables()
+    cols = {"hf_dynamic": {"whole_call_ms_per_token": 10.0, "self_check": False},
+            "hf_static_compiled": {"whole_call_ms_per_token": 22.6, "self_check": True},
+            "hs_vanilla": {"ms_per_token": 1.0}}
+    assert tables.hf_best(cols) == ("hf_static_compiled", 22.6)
+    assert tables.hf_best({"hf_dynamic": cols["hf_dynamic"]}) is None
+
+
+def test_speed_tables_read_the_committed_h100_sitting():
+    import json
+
+    tables = _speed_tables()
+    raw = json.loads((Path(__file__).parents[1] / "bench" / "results" / "i22_decode_h100_2026-12-06.json").read_text())
+    text = "\n".join(tables.decode_tables(raw))
+    assert "| 32k | 1.85x | 1.16x | 1.81x | 1.92x | 1.92x | - |" in text  # the README's 12-06 ratios
+    assert "none passes" in text  # 128k: hf_dynamic failed its self-check, nothing else ran
