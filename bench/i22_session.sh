@@ -11,7 +11,7 @@
 #   bash bench/i22_session.sh status             # what each step has done so far
 #
 # The chain (each step bounded by `timeout`; a step that fails or times out is logged and the next starts):
-#   1 decode   bench/dysco_decode.py: 128k, 64k, 32k, 16k: HF dynamic (a cold first call, two warm
+#   1 decode   bench/dysco_decode.py: 128k, 32k, 16k (DECODE_LENGTHS): HF dynamic (a cold first call, two warm
 #              whole-call pairs, the clocked call), hs_vanilla / hs_dysco / hs_onepass, HF dynamic without
 #              cuDNN's SDPA (32k only: a diagnostic), HF static + compile (up to 64k, last), floors; then
 #              the authors' DySCO and transformers 4.57's generate in their own process (the budget left)
@@ -46,7 +46,7 @@ chain() {
     # 128k first and the compiled column last: its first call compiles (time unknown on this image)
     # shellcheck disable=SC2086
     step decode 600 "$PY" bench/dysco_decode.py --gpu --sections decode,reference \
-      --lengths 131072,65536,32768,16384 --whole-call-reps 2 \
+      --lengths ${DECODE_LENGTHS:-131072,32768,16384} --whole-call-reps 2 \
       --columns hf_dynamic,hs_vanilla,hs_dysco,hs_onepass,hf_dynamic_no_cudnn,hf_static_compiled \
       --hf-compiled-max-length 65536 --budget-s 540 $ref --out "$OUTD/decode.json"
     for _ in $(seq "${TOKENS_WAIT:-90}"); do
