@@ -45,7 +45,7 @@ def _hf_cell(r: dict[str, Any] | None) -> str:
         return "error"
     check = "ok" if r.get("self_check") else "**self-check FAILED**"
     extra = (f"; compile {r['compile_s']:.0f} s" if "compile_s" in r else
-             f"; cold +{_fmt(r.get('cold_extra_ms_per_token'), 1)}" if r.get("cold_extra_ms_per_token") is not None
+             f"; cold {r['cold_extra_ms_per_token']:+.1f}" if r.get("cold_extra_ms_per_token") is not None
              else "")
     return f"{_fmt(r.get('ms_per_token'))} / {_fmt(r.get('whole_call_ms_per_token'))} ({check}{extra})"
 

@@ -1,0 +1,131 @@
+"""Where a capture's time goes, against a plain forward: the parts of ``capture_example`` timed apart.
+
+    python bench/capture_profile.py                          # CPU, a tiny 32-layer Llama, 256 tokens
+    python bench/capture_profile.py --gpu --length 4096      # the 8B shape on one GPU
+
+``AttentionRecorder.capture_example`` (no decode steps) is three passes: a plain prefill of the
+prompt up to the query, an nnsight-traced pass of the 4-token null query (its cache rolled back
+after), and a traced pass of the 16 query tokens, which computes every head's attention rows
+over the whole prompt. This script times each part (median of ``--reps``), the same two short
+passes *untraced* on the same cache (the model's compute without nnsight and without the rows),
+and the plain forward of the whole prompt, so that
+
+* tracing + rows = traced passes - untraced passes (host work of nnsight's interleaving, plus
+  computing and copying the rows), and
+* capture / forward = (prefill + traced passes) / forward.
+
+It also counts the operations nnsight intercepts per traced pass (a cProfile of one capture).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import pstats
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from dysco_decode import SHAPES, random_llama  # noqa: E402
+
+SHAPES.setdefault("tiny-32-layer", dict(hidden_size=64, num_hidden_layers=32, num_attention_heads=32,
+                                        num_key_value_heads=8, intermediate_size=128, vocab_size=512,
+                                        max_position_embeddings=4096))
+
+
+def timed(fn: Any, gpu: bool, reps: int) -> float:
+    times = []
+    for _ in range(reps):
+        if gpu:
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        fn()
+        if gpu:
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--gpu", action="store_true", help="the Llama-3.1-8B shape, bf16, on CUDA")
+    ap.add_argument("--length", type=int, default=None, help="prompt tokens (CPU 256, GPU 4096)")
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    from headscope.capture import AttentionRecorder
+    from headscope.kv_cache import restored_after
+    from headscope.tasks.base import CalibrationExample
+
+    gpu = args.gpu
+    length = args.length or (4096 if gpu else 256)
+    shape = "llama-3.1-8b" if gpu else "tiny-32-layer"
+    lm = random_llama(shape, "cuda" if gpu else "cpu", torch.bfloat16 if gpu else torch.float32)
+    rec = AttentionRecorder(lm)
+    vocab = int(lm.model.config.vocab_size)
+    ids = torch.randint(3, vocab, (length,), generator=torch.Generator().manual_seed(7)).tolist()
+    start = length - 16
+    null = ids[:start] + [5, 6, 7, 8]
+    ex = CalibrationExample(id="profile", task="qa", input_ids=tuple(ids), null_input_ids=tuple(null),
+                            query_start=start, spans=(), answer="", target_length=length)
+
+    def forward() -> None:
+        with torch.no_grad():
+            lm.model(rec._ids(ids), logits_to_keep=1)
+
+    cache, _ = rec.prefill(ids[:start])
+
+    def traced(part: list[int]) -> None:
+        with restored_after(cache):
+            rec._traced_pass(rec._ids(part), cache, mean=True, argmax=False)
+
+    def plain(part: list[int]) -> None:
+        with restored_after(cache), torch.no_grad():
+            lm.model(rec._ids(part), **rec._forward_kwargs(cache))
+
+    for _ in range(2):  # warm-up: kernels, allocator, nnsight's first trace
+        forward()
+        rec.capture_example(ex, 0)
+        traced(ids[start:])
+        plain(ids[start:])
+    out: dict[str, Any] = {"shape": shape, "length": length, "device": torch.cuda.get_device_name() if gpu else "cpu",
+                           "torch": torch.__version__}
+    out["forward_s"] = timed(forward, gpu, args.reps)
+    out["capture_s"] = timed(lambda: rec.capture_example(ex, 0), gpu, args.reps)
+    out["prefill_prefix_s"] = timed(lambda: rec.prefill(ids[:start]), gpu, args.reps)
+    out["traced_null_s"] = timed(lambda: traced(null[start:]), gpu, args.reps)
+    out["traced_query_s"] = timed(lambda: traced(ids[start:]), gpu, args.reps)
+    out["plain_null_s"] = timed(lambda: plain(null[start:]), gpu, args.reps)
+    out["plain_query_s"] = timed(lambda: plain(ids[start:]), gpu, args.reps)
+    traced_s = out["traced_null_s"] + out["traced_query_s"]
+    out["tracing_and_rows_s"] = traced_s - out["plain_null_s"] - out["plain_query_s"]
+    out["capture_x_forward"] = out["capture_s"] / out["forward_s"]
+    short = out["plain_null_s"] + out["plain_query_s"]
+    out["share_of_capture"] = {"prefill": out["prefill_prefix_s"] / out["capture_s"],
+                               "short passes' model compute": short / out["capture_s"],
+                               "tracing + rows": out["tracing_and_rows_s"] / out["capture_s"]}
+    prof = cProfile.Profile()
+    prof.enable()
+    rec.capture_example(ex, 0)
+    prof.disable()
+    stats = pstats.Stats(prof).stats  # type: ignore[attr-defined]
+    out["python_calls_per_capture"] = sum(v[1] for v in stats.values())
+    out["nnsight_ops_intercepted_per_capture"] = sum(
+        v[1] for k, v in stats.items() if k[0].endswith("nnsight/intervention/source.py") and k[2] == "op")
+    out = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in out.items()}
+    out["share_of_capture"] = {k: round(v, 3) for k, v in out["share_of_capture"].items()}
+    print(json.dumps(out, indent=1))
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
