@@ -11,7 +11,8 @@
 #   bash bench/i22_session.sh status             # what each step has done so far
 #
 # The chain (each step bounded by `timeout`; a step that fails or times out is logged and the next starts):
-#   1 decode   bench/dysco_decode.py: 128k, 32k, 16k (DECODE_LENGTHS): HF dynamic (a cold first call, two warm
+#   1 decode   bench/dysco_decode.py: 32k, 16k (DECODE_LENGTHS), then 128k apart with 128 new tokens
+#              (decode_128k.json; LONG_NEW_TOKENS): HF dynamic (a cold first call, two warm
 #              whole-call pairs, the clocked call), hs_vanilla / hs_dysco / hs_onepass, HF dynamic without
 #              cuDNN's SDPA (32k only: a diagnostic), HF static + compile (up to 64k, last), floors; then
 #              the authors' DySCO and transformers 4.57's generate in their own process (the budget left)
@@ -43,19 +44,26 @@ chain() {
     echo "$(date -u +%T) end $name exit $?" >> "$LOGS/chain.log"
   }
   if [ "$gpu" = --gpu ]; then
-    # 128k first and the compiled column last: its first call compiles (time unknown on this image)
+    # The compiled column last: its first call compiles (28 s at 32k on the 2026-12-07 H100)
     # shellcheck disable=SC2086
-    step decode 600 "$PY" bench/dysco_decode.py --gpu --sections decode,reference \
-      --lengths ${DECODE_LENGTHS:-131072,32768,16384} --whole-call-reps 2 \
+    step decode 480 "$PY" bench/dysco_decode.py --gpu --sections decode,reference \
+      --lengths ${DECODE_LENGTHS:-32768,16384} --whole-call-reps 2 \
       --columns hf_dynamic,hs_vanilla,hs_dysco,hs_onepass,hf_dynamic_no_cudnn,hf_static_compiled \
-      --hf-compiled-max-length 65536 --budget-s 540 $ref --out "$OUTD/decode.json"
+      --hf-compiled-max-length 65536 --budget-s 420 $ref --out "$OUTD/decode.json"
+    # 128k apart, with 128 new tokens: on 2026-12-07 whole calls there varied by 0.5-0.7 s a call
+    # (prefill ~12 s), more than 32 tokens' worth of differences, and the self-check failed
+    # shellcheck disable=SC2086
+    step decode_128k 420 "$PY" bench/dysco_decode.py --gpu --sections decode,reference \
+      --lengths 131072 --new-tokens "${LONG_NEW_TOKENS:-128}" --whole-call-reps 2 \
+      --columns hf_dynamic,hs_vanilla,hs_dysco,hs_onepass --budget-s 360 $ref --out "$OUTD/decode_128k.json"
     for _ in $(seq "${TOKENS_WAIT:-90}"); do
       [ -f "$HEADSCOPE_HOME/models/smollm2-135m/config.json" ] && break; sleep 1
     done
     if [ -f "$HEADSCOPE_HOME/models/smollm2-135m/config.json" ]; then
       # shellcheck disable=SC2086
-      step tokens 150 "$PY" bench/gpu_tokens.py --json "$OUTD/gpu_tokens.json" $ref --lengths 1024,4096,8000 \
-        --parity-lengths 2048:32,8000:8 --parity-timeout 50 --parity-out "$OUTD"
+      # 2026-12-07: 150 s ended it in float32 at 8k, before the float32 parity
+      step tokens 330 "$PY" bench/gpu_tokens.py --json "$OUTD/gpu_tokens.json" $ref --lengths 1024,4096,8000 \
+        --parity-lengths 2048:32,8000:8 --parity-timeout 100 --parity-out "$OUTD"
     else
       echo "$(date -u +%T) skip tokens: no converted SmolLM2 in $HEADSCOPE_HOME" >> "$LOGS/chain.log"
     fi
@@ -106,7 +114,7 @@ status)
   ;;
 collect)
   dest=${OUT:-$ROOT}
-  for f in decode.json gpu_tokens.json decode_profile.json capture.json batch_auto.json \
+  for f in decode.json decode_128k.json gpu_tokens.json decode_profile.json capture.json batch_auto.json \
       parity_bfloat16.jsonl parity_float32.jsonl; do
     [ -f "$OUTD/$f" ] && cp "$OUTD/$f" "$dest/"
   done

@@ -2,8 +2,9 @@
 
     python bench/speed_tables.py bench/results/i22_h100_2026-12-07/      # prints the tables
 
-Reads what ``bench/i22_session.sh collect`` returns: ``decode.json`` (``bench/dysco_decode.py``:
-decode rows and the authors' process), ``capture.json``, ``batch_auto.json`` and
+Reads what ``bench/i22_session.sh collect`` returns: ``decode*.json`` (``bench/dysco_decode.py``:
+decode rows and the authors' process; several files of one sitting, e.g. ``decode_128k.json``, are
+merged), ``capture.json``, ``batch_auto.json`` and
 ``gpu_tokens.json`` (any of them may be missing: its table is left out). Every number in
 ``bench/README.md``'s issue-22 tables comes from here, so the README can be checked against the
 raw files by running this again.
@@ -38,6 +39,11 @@ def hf_best(cols: dict[str, dict[str, Any]]) -> tuple[str, float] | None:
     return (min(got)[1], min(got)[0]) if got else None
 
 
+def new_tokens(rows: list[dict[str, Any]]) -> str:
+    got = sorted({(r["length"], r.get("new_tokens")) for r in rows if r.get("new_tokens")})
+    return ", ".join(f"{length // 1024}k {n}" for length, n in got)
+
+
 def _hf_cell(r: dict[str, Any] | None) -> str:
     if r is None:
         return "not run"
@@ -50,13 +56,23 @@ def _hf_cell(r: dict[str, Any] | None) -> str:
     return f"{_fmt(r.get('ms_per_token'))} / {_fmt(r.get('whole_call_ms_per_token'))} ({check}{extra})"
 
 
+def merged_decode(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several decode runs of one sitting (e.g. ``decode.json`` and ``decode_128k.json``) as one."""
+    out: dict[str, Any] = {"meta": parts[0]["meta"], "decode": [], "reference": [], "floor": {}}
+    for part in parts:
+        out["decode"] += part.get("decode", [])
+        out["reference"] += part.get("reference", [])
+        out["floor"] |= part.get("floor", {})
+    return out
+
+
 def decode_tables(d: dict[str, Any]) -> list[str]:
     meta = d["meta"]
     rows = [r for r in d["decode"] if not r.get("warm_up")]
     ref = {(r["length"], r.get("method")): r for r in d.get("reference", []) if "ms_per_token" in r}
     lengths = sorted({r["length"] for r in rows} | {k[0] for k in ref})
     out = [f"Card: {meta.get('device')}; torch {meta.get('torch')}, transformers {meta.get('transformers')}; "
-           f"{meta.get('new_tokens')} new tokens; copy bandwidth {meta.get('copy_bandwidth_tb_s')} TB/s "
+           f"new tokens per length: {new_tokens(rows)}; copy bandwidth {meta.get('copy_bandwidth_tb_s')} TB/s "
            f"(read + write); run {meta.get('date_utc')}.", "",
            "ms per token. HF cells: callback clock / warm whole calls (self-check; for the dynamic cache, "
            "`cold` is the extra ms per token of the first call at a new length, for the compiled one the "
@@ -122,7 +138,11 @@ def main(argv: list[str]) -> int:
         print(__doc__.strip().splitlines()[0] + "\nusage: python bench/speed_tables.py DIR", file=sys.stderr)
         return 2
     root = Path(argv[0])
-    for name, fn, title in (("decode.json", decode_tables, "Decode"), ("capture.json", capture_table, "Capture"),
+    decodes = [d for d in (_load(f) for f in sorted(root.glob("decode*.json"))) if d is not None]
+    if decodes:
+        print(f"### Decode ({', '.join(str(f) for f in sorted(root.glob('decode*.json')))})\n")
+        print("\n".join(decode_tables(merged_decode(decodes))) + "\n")
+    for name, fn, title in (("capture.json", capture_table, "Capture"),
                             ("batch_auto.json", batch_auto_table, "Batch size auto vs 1")):
         data = _load(root / name)
         if data is None:
