@@ -61,11 +61,16 @@ LC_HOME=${LC_HOME:-/root/lc-gpu}
 WORK=${WORK:-$LC_HOME/work}
 declare -A ALIAS=([qwen]=qwen2.5-coder-0.5b [gemma]=gemma3-270m [smollm2]=smollm2-135m)
 declare -A GGUF=([qwen]=qwen2.5-coder-0.5b-instruct-q4_k_m.gguf [gemma]=gemma-3-270m-q4_k_m.gguf)
-STAGES=${STAGES:-"qwen:heads qwen:pilot:16000,32000 qwen:e1:16000,32000 qwen:e3:16000,32000 qwen:ea:16000,32000
-  qwen:e2:16000,32000 qwen:ga:16000,32000 qwen:e4:16000,32000
-  qwen:pilot:8000 qwen:e1:8000 qwen:e2:8000 qwen:e3:8000
-  gemma:heads gemma:pilot:16000,32000 gemma:e1:16000,32000 gemma:e2:16000,32000 gemma:pilot:8000 gemma:e1:8000
-  gemma:e2:8000 gemma:e3:16000,32000,8000"}
+# The default order (2026-12-07): finish Qwen at 16k-32k (e1 and e3 at 16k are in the repository),
+# then Gemma's pilot and first stage at all three lengths (its head sets are in the repository,
+# calibrated on the CPU), Qwen at 8k, the rest of both models, and e4 (other heads at strength 3) last.
+STAGES=${STAGES:-"qwen:heads qwen:pilot:16000,32000 qwen:e1:16000 qwen:e1:32000 qwen:e3:16000 qwen:e2:16000
+  qwen:ea:16000 qwen:ga:16000 qwen:e3:32000 qwen:e2:32000 qwen:ea:32000 qwen:ga:32000
+  gemma:heads gemma:pilot:8000,16000,32000 gemma:e1:8000,16000,32000
+  qwen:pilot:8000 qwen:e1:8000
+  gemma:e3:8000,16000,32000 gemma:e2:8000,16000,32000 qwen:e3:8000 qwen:e2:8000
+  gemma:ea:8000,16000,32000 gemma:ga:8000,16000,32000 qwen:ea:8000 qwen:ga:8000
+  qwen:e4:16000,32000,8000 gemma:e4:8000,16000,32000"}
 PILOT=configs/long-context-pilot.yaml
 EVAL=configs/long-context-eval.yaml
 QWEN_REP=reports/qwen2.5-coder-0.5b
@@ -83,7 +88,7 @@ stamp() { echo -e "$1\t$2\t$(date -u +%FT%TZ)" >> "$TIMES"; echo "[$(date +%T)] 
 bundle() {  # tables + one tarball of everything to commit (the device returns at most 8 files)
   python3 bench/long_context_tables.py "$WORK" > /dev/null 2>&1 || echo "tables: nothing to tabulate yet"
   [ -n "${OUT:-}" ] || return 0
-  (cd "$WORK" && tar czf "$OUT/long-context.tgz" --exclude='*.partial*' choice.json tables.md abl/*/results*.jsonl \
+  (cd "$WORK" && tar czf "$OUT/long-context.tgz" --exclude='*.partial*' choice.json tables.md done abl/*/results*.jsonl \
      abl/*/gold_attention.* pilot/*/results*.jsonl heads logs commands.log timings.tsv gpus.txt cal/*/*/run.json rank-*.txt 2>/dev/null)
   { echo "# long-context study, $(date -u +%FT%TZ)"; cat "$WORK/gpus.txt" 2>/dev/null; echo '```'
     cat "$TIMES" 2>/dev/null; ls "$WORK/done"; echo '```'; cat "$WORK/tables.md" 2>/dev/null; } > "$OUT/long-context-summary.md"
@@ -261,13 +266,17 @@ pc.cached_eval_examples('$task', tok, $3, n, c.seed, max_context=g.max_context o
   stamp "prompts-$1-$3" $(( $(date +%s) - t ))
 }
 
+# A finished stage's marker: $WORK/done/MODEL_STEP_LENGTHS (no ':' in a file name, which some
+# checkouts of the committed markers could not hold)
+marker() { local m=${1//:/_}; echo "$WORK/done/${m//,/+}"; }
+
 declare -A PROMPTS_PID=()
 prebuild() {  # prebuild KEY: build, in the background, the prompts of every length KEY's evaluation stages
   # still need, so that building the longer lengths' prompts (CPU) overlaps the shorter ones' decoding (GPU)
   local key=$1 st k w ls L tasks
   for st in $STAGES; do
     IFS=: read -r k w ls <<< "$st"
-    [ "$k" = "$key" ] && [ ! -f "$WORK/done/$st" ] || continue
+    [ "$k" = "$key" ] && [ ! -f "$(marker "$st")" ] || continue
     case $w in e1|e2|e3|e4|ea|ga) ;; *) continue ;; esac
     for L in ${ls//,/ }; do
       [ -z "${PROMPTS_PID[$key:$L]:-}" ] || continue
@@ -295,7 +304,7 @@ declare -A UNAVAILABLE=()
 for stage in $STAGES; do
   IFS=: read -r key what lens <<< "$stage"
   alias=${ALIAS[$key]}
-  marker=$WORK/done/$stage
+  marker=$(marker "$stage")
   [ -f "$marker" ] && { echo "$stage: done before"; continue; }
   [ -n "${UNAVAILABLE[$key]:-}" ] && continue
   [ "$(left)" -lt 60 ] && { echo "deadline: $stage and later stages not started"; break; }
@@ -314,7 +323,7 @@ for stage in $STAGES; do
         touch "$marker"
       fi ;;
     e1|e2|e3|e4|ea|ga)
-      [ -f "$WORK/done/$key:heads" ] || { echo "$stage: no head sets for $alias"; continue; }
+      [ -f "$(marker "$key:heads")" ] || { echo "$stage: no head sets for $alias"; continue; }
       loop=""; undecided=""
       # ea (auto strength: its dev-split tuning decodes, which every shard would repeat) and ga
       # (attention on gold, recorded when the grid is assembled) run as one process; the
