@@ -40,8 +40,10 @@ chain() {
   step() {  # step NAME SECONDS COMMAND...
     local name=$1 secs=$2; shift 2
     echo "$(date -u +%T) start $name" >> "$LOGS/chain.log"
+    local rc
     timeout "$secs" "$@" > "$LOGS/$name.log" 2>&1
-    echo "$(date -u +%T) end $name exit $?" >> "$LOGS/chain.log"
+    rc=$?  # before any command substitution, which would reset $? (the 2026-12-07 log said 0 for a cut step)
+    echo "$(date -u +%T) end $name exit $rc$([ "$rc" = 124 ] && echo ' (time limit)')" >> "$LOGS/chain.log"
   }
   if [ "$gpu" = --gpu ]; then
     # The compiled column last: its first call compiles (28 s at 32k on the 2026-12-07 H100)
