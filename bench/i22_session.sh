@@ -7,7 +7,7 @@
 #   bash bench/i22_session.sh start              # daemon: the chain below; returns at once
 #   bash bench/device_session.sh smollm2         # x3, one slice each (carry .gpu/smollm2/slices/{manifest.json,slice})
 #   bash bench/i22_session.sh wait 400           # blocks until the chain is done (or 400 s), keeping the machine held
-#   bash bench/i22_session.sh collect            # $OUT: the JSONs, the parity rows, logs.tgz (at most 8 files)
+#   bash bench/i22_session.sh collect            # $OUT/i22.tgz: every step's JSON/JSONL and the logs
 #   bash bench/i22_session.sh status             # what each step has done so far
 #
 # The chain (each step bounded by `timeout`; a step that fails or times out is logged and the next starts):
@@ -22,6 +22,9 @@
 #              (PROFILE=1 only: measured in the 2026-12-06 H100 sitting)
 #   4 capture  bench/dysco_decode.py --sections capture: 13B shape at 4k, 8B shape at 4k/32k/128k
 #   5 batch    bench/dysco_decode.py --sections batch_auto: --batch-size auto vs 1, SmolLM2 shape, 4k
+#   4b capture_profile  bench/capture_profile.py --gpu: a capture's parts timed apart (8B shape, 4k)
+# SKIP="capture batch ..." leaves steps out (e.g. a second sitting on a card whose capture and batch
+# tables are already measured: the decode table must come from one sitting, the others need not).
 # CPU dry run: ROOT=/tmp/i22s DEVICE=cpu bash bench/i22_session.sh start (tiny sizes, no GPU).
 set -u
 MODE=${1:?usage: bench/i22_session.sh start|wait SECONDS|status|collect}
@@ -39,6 +42,7 @@ chain() {
   [ -d "$ROOT/dysco-ref" ] && ref="--reference-dysco $ROOT/dysco-ref --reference-path $ROOT/tf457"
   step() {  # step NAME SECONDS COMMAND...
     local name=$1 secs=$2; shift 2
+    case " ${SKIP:-} " in *" $name "*) echo "$(date -u +%T) skip $name (SKIP)" >> "$LOGS/chain.log"; return 0 ;; esac
     echo "$(date -u +%T) start $name" >> "$LOGS/chain.log"
     local rc
     timeout "$secs" "$@" > "$LOGS/$name.log" 2>&1
@@ -71,6 +75,8 @@ chain() {
     fi
     [ "${PROFILE:-0}" = 1 ] && step profile 90 "$PY" bench/decode_profile.py --gpu --out "$OUTD/decode_profile.json"
     step capture 120 "$PY" bench/dysco_decode.py --gpu --sections capture --out "$OUTD/capture.json"
+    # a capture's parts timed apart on the 8B shape (the CPU run only gives proportions)
+    step capture_profile 90 "$PY" bench/capture_profile.py --gpu --length 4096 --json "$OUTD/capture_profile.json"
     step batch 60 "$PY" bench/dysco_decode.py --gpu --sections batch_auto --out "$OUTD/batch_auto.json"
   else  # CPU dry run of the chain: every step at toy sizes
     step decode 900 "$PY" bench/dysco_decode.py --quick --sections decode --lengths 128 \
@@ -115,12 +121,10 @@ status)
   nvidia-smi --query-gpu=index,utilization.gpu,memory.used --format=csv,noheader 2>/dev/null
   ;;
 collect)
+  # One archive (the device returns at most 8 files): every step's JSON and JSONL, and the logs
   dest=${OUT:-$ROOT}
-  for f in decode.json decode_128k.json gpu_tokens.json decode_profile.json capture.json batch_auto.json \
-      parity_bfloat16.jsonl parity_float32.jsonl; do
-    [ -f "$OUTD/$f" ] && cp "$OUTD/$f" "$dest/"
-  done
-  (cd "$ROOT" && tar czf "$dest/i22_logs.tgz" logs/i22 out/i22/*.json out/i22/*.jsonl 2>/dev/null)
+  (cd "$ROOT" && tar czf "$dest/i22.tgz" logs/i22 out/i22 2>/dev/null)
+  cat "$LOGS/chain.log" 2>/dev/null
   ls -la "$dest"
   ;;
 *) echo "unknown mode $MODE" >&2; exit 2 ;;
