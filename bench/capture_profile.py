@@ -1,7 +1,7 @@
 """Where a capture's time goes, against a plain forward: the parts of ``capture_example`` timed apart.
 
     python bench/capture_profile.py                          # CPU, a tiny 32-layer Llama, 256 tokens
-    python bench/capture_profile.py --gpu --length 4096      # the 8B shape on one GPU
+    python bench/capture_profile.py --gpu --lengths 4096,131072 --reps 2 --warmups 1   # the 8B shape, one GPU
 
 ``AttentionRecorder.capture_example`` (no decode steps) is three passes: a plain prefill of the
 prompt up to the query, an nnsight-traced pass of the 4-token null query (its cache rolled back
@@ -54,22 +54,11 @@ def timed(fn: Any, gpu: bool, reps: int) -> float:
     return statistics.median(times)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--gpu", action="store_true", help="the Llama-3.1-8B shape, bf16, on CUDA")
-    ap.add_argument("--length", type=int, default=None, help="prompt tokens (CPU 256, GPU 4096)")
-    ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument("--json", type=Path, default=None)
-    args = ap.parse_args()
-    from headscope.capture import AttentionRecorder
+def profile_one(lm: Any, rec: Any, length: int, gpu: bool, reps: int, warmups: int) -> dict[str, Any]:
+    """The parts of one capture at ``length`` tokens, timed apart (see the module docstring)."""
     from headscope.kv_cache import restored_after
     from headscope.tasks.base import CalibrationExample
 
-    gpu = args.gpu
-    length = args.length or (4096 if gpu else 256)
-    shape = "llama-3.1-8b" if gpu else "tiny-32-layer"
-    lm = random_llama(shape, "cuda" if gpu else "cpu", torch.bfloat16 if gpu else torch.float32)
-    rec = AttentionRecorder(lm)
     vocab = int(lm.model.config.vocab_size)
     ids = torch.randint(3, vocab, (length,), generator=torch.Generator().manual_seed(7)).tolist()
     start = length - 16
@@ -91,27 +80,26 @@ def main() -> None:
         with restored_after(cache), torch.no_grad():
             lm.model(rec._ids(part), **rec._forward_kwargs(cache))
 
-    for _ in range(2):  # warm-up: kernels, allocator, nnsight's first trace
+    for _ in range(warmups):  # kernels, allocator, nnsight's first trace
         forward()
         rec.capture_example(ex, 0)
         traced(ids[start:])
         plain(ids[start:])
-    out: dict[str, Any] = {"shape": shape, "length": length, "device": torch.cuda.get_device_name() if gpu else "cpu",
-                           "torch": torch.__version__}
-    out["forward_s"] = timed(forward, gpu, args.reps)
-    out["capture_s"] = timed(lambda: rec.capture_example(ex, 0), gpu, args.reps)
-    out["prefill_prefix_s"] = timed(lambda: rec.prefill(ids[:start]), gpu, args.reps)
-    out["traced_null_s"] = timed(lambda: traced(null[start:]), gpu, args.reps)
-    out["traced_query_s"] = timed(lambda: traced(ids[start:]), gpu, args.reps)
-    out["plain_null_s"] = timed(lambda: plain(null[start:]), gpu, args.reps)
-    out["plain_query_s"] = timed(lambda: plain(ids[start:]), gpu, args.reps)
+    out: dict[str, Any] = {"length": length}
+    out["forward_s"] = timed(forward, gpu, reps)
+    out["capture_s"] = timed(lambda: rec.capture_example(ex, 0), gpu, reps)
+    out["prefill_prefix_s"] = timed(lambda: rec.prefill(ids[:start]), gpu, reps)
+    out["traced_null_s"] = timed(lambda: traced(null[start:]), gpu, reps)
+    out["traced_query_s"] = timed(lambda: traced(ids[start:]), gpu, reps)
+    out["plain_null_s"] = timed(lambda: plain(null[start:]), gpu, reps)
+    out["plain_query_s"] = timed(lambda: plain(ids[start:]), gpu, reps)
     traced_s = out["traced_null_s"] + out["traced_query_s"]
-    out["tracing_and_rows_s"] = traced_s - out["plain_null_s"] - out["plain_query_s"]
-    out["capture_x_forward"] = out["capture_s"] / out["forward_s"]
     short = out["plain_null_s"] + out["plain_query_s"]
-    out["share_of_capture"] = {"prefill": out["prefill_prefix_s"] / out["capture_s"],
-                               "short passes' model compute": short / out["capture_s"],
-                               "tracing + rows": out["tracing_and_rows_s"] / out["capture_s"]}
+    out["tracing_and_rows_s"] = traced_s - short
+    out["capture_x_forward"] = out["capture_s"] / out["forward_s"]
+    share = {"prefill": out["prefill_prefix_s"] / out["capture_s"],
+             "short passes' model compute": short / out["capture_s"],
+             "tracing + rows": out["tracing_and_rows_s"] / out["capture_s"]}
     prof = cProfile.Profile()
     prof.enable()
     rec.capture_example(ex, 0)
@@ -121,10 +109,34 @@ def main() -> None:
     out["nnsight_ops_intercepted_per_capture"] = sum(
         v[1] for k, v in stats.items() if k[0].endswith("nnsight/intervention/source.py") and k[2] == "op")
     out = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in out.items()}
-    out["share_of_capture"] = {k: round(v, 3) for k, v in out["share_of_capture"].items()}
-    print(json.dumps(out, indent=1))
-    if args.json:
-        args.json.write_text(json.dumps(out, indent=1))
+    out["share_of_capture"] = {k: round(v, 3) for k, v in share.items()}
+    if gpu:
+        torch.cuda.empty_cache()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--gpu", action="store_true", help="the Llama-3.1-8B shape, bf16, on CUDA")
+    ap.add_argument("--lengths", default=None, help="prompt tokens, comma-separated (CPU 256, GPU 4096)")
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--warmups", type=int, default=2)
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    from headscope.capture import AttentionRecorder
+
+    gpu = args.gpu
+    lengths = [int(x) for x in (args.lengths or ("4096" if gpu else "256")).split(",")]
+    shape = "llama-3.1-8b" if gpu else "tiny-32-layer"
+    lm = random_llama(shape, "cuda" if gpu else "cpu", torch.bfloat16 if gpu else torch.float32)
+    rec = AttentionRecorder(lm)
+    out: dict[str, Any] = {"shape": shape, "device": torch.cuda.get_device_name() if gpu else "cpu",
+                           "torch": torch.__version__, "reps": args.reps, "rows": []}
+    for length in lengths:
+        out["rows"].append(profile_one(lm, rec, length, gpu, args.reps, args.warmups))
+        print(json.dumps(out["rows"][-1], indent=1), flush=True)
+        if args.json:  # after every length: a run cut short keeps what it measured
+            args.json.write_text(json.dumps(out, indent=1))
 
 
 if __name__ == "__main__":

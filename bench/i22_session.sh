@@ -76,7 +76,8 @@ chain() {
     [ "${PROFILE:-0}" = 1 ] && step profile 90 "$PY" bench/decode_profile.py --gpu --out "$OUTD/decode_profile.json"
     step capture 120 "$PY" bench/dysco_decode.py --gpu --sections capture --out "$OUTD/capture.json"
     # a capture's parts timed apart on the 8B shape (the CPU run only gives proportions)
-    step capture_profile 90 "$PY" bench/capture_profile.py --gpu --length 4096 --json "$OUTD/capture_profile.json"
+    step capture_profile 200 "$PY" bench/capture_profile.py --gpu --lengths 4096,131072 --reps 2 --warmups 1 \
+      --json "$OUTD/capture_profile.json"
     step batch 60 "$PY" bench/dysco_decode.py --gpu --sections batch_auto --out "$OUTD/batch_auto.json"
   else  # CPU dry run of the chain: every step at toy sizes
     step decode 900 "$PY" bench/dysco_decode.py --quick --sections decode --lengths 128 \
