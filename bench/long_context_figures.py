@@ -20,6 +20,16 @@ from headscope._figure_text import set_title  # noqa: E402
 from headscope.plots import save_figure  # noqa: E402
 from headscope.stats import accuracy  # noqa: E402
 
+MARKERS = "osD^vP*Xph<>"
+
+
+def method_colour(i: int) -> tuple[float, ...]:
+    """The i-th method's colour: tab20's 20, so the study's eleven methods never share one (the
+    default cycle repeats after 10)."""
+    from matplotlib import colormaps
+
+    return colormaps["tab20"](i % 20)
+
 
 def figures(root: Path, out: Path | None = None) -> list[Path]:
     """Write the figures; return the PNG paths (none when no evaluation result exists)."""
@@ -47,7 +57,9 @@ def figures(root: Path, out: Path | None = None) -> list[Path]:
                     ys.append(100 * a["mean"])
                     lo.append(100 * (a["mean"] - a["lo"]))
                     hi.append(100 * (a["hi"] - a["mean"]))
-            ax.errorbar(xs, ys, yerr=[lo, hi], fmt="o" if len(lengths) == 1 else "o-", capsize=3, label=label)
+            marker = MARKERS[i % len(MARKERS)]
+            ax.errorbar(xs, ys, yerr=[lo, hi], fmt=marker if len(lengths) == 1 else f"{marker}-", capsize=3,
+                        label=label, color=method_colour(i))
         tasks = sorted({a["task"] for v in per_method.values() for a in v.values()})
         ax.set_xticks(range(len(lengths)), [f"{n:,}" for n in lengths])
         ax.set_xlabel("prompt tokens")
