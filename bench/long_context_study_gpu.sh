@@ -244,19 +244,19 @@ entries() {  # entries KEY STEP: one "METHODS HEADS STRENGTHS" line per ablate c
   esac
 }
 
-prompts() {  # prompts KEY TASKS LENGTH: build a stage's evaluation prompts once, one process per task, into
+prompts() {  # prompts KEY TASKS LENGTH [CONFIG N]: build a stage's prompts once, one process per task, into
   # headscope's prompt cache ($HEADSCOPE_HOME/prompts), so that the shards (each of which needs every
-  # prompt to find its own) and later stages read them instead of building them again. The log
-  # records the cache key's two fingerprints (tokenizer, generator source), to compare with prompts
-  # built on another machine.
-  local alias=${ALIAS[$1]} t task pids=()
+  # prompt to find its own) and later stages read them instead of building them again. CONFIG (the
+  # evaluation's by default) gives the seed, N (0: CONFIG's) the count. The log records the cache
+  # key's two fingerprints (tokenizer, generator source), to compare with prompts built elsewhere.
+  local alias=${ALIAS[$1]} t task pids=() config=${4:-$EVAL} count=${5:-${EXAMPLES:-0}}
   t=$(date +%s)
   for task in ${2//,/ }; do
     python3 -c "import sys; from headscope.ablate.config import AblationConfig; from headscope.models import peek_model
 from headscope.evaluate import prompt_cache as pc
-c = AblationConfig.from_yaml('$EVAL')
+c = AblationConfig.from_yaml('$config')
 g, tok = peek_model('$alias')
-n = int('${EXAMPLES:-0}') or c.examples
+n = int('${count:-0}') or c.examples
 print('fingerprints: tokenizer', pc._tokenizer_fingerprint(tok), 'source', pc._source_fingerprint(), flush=True)
 pc.cached_eval_examples('$task', tok, $3, n, c.seed, max_context=g.max_context or None)" \
       > "$WORK/logs/prompts-$1-$task-$3.log" 2>&1 &
@@ -313,6 +313,12 @@ for stage in $STAGES; do
   case $what in
     heads) heads "$key" && touch "$marker" ;;
     pilot)
+      # Its prompts first, every level and length at once (otherwise every shard builds all of them)
+      ptasks=${PILOT_TASKS:-$(python3 -c "from headscope.ablate.config import AblationConfig as A
+print(','.join(A.from_yaml('$PILOT').tasks))")}
+      ppids=()
+      for L in ${lens//,/ }; do prompts "$key" "$ptasks" "$L" "$PILOT" "${PILOT_EXAMPLES:-0}" & ppids+=($!); done
+      wait "${ppids[@]}"
       cmd="$HS ablate --config $PILOT --model $alias --lengths $lens $PEX_OPT --out $WORK/pilot/$alias $COMMON"
       step "$cmd --shard k/$NSHARDS"
       if shards "$key-pilot" "$cmd --shard \$SHARD"; then
