@@ -5,8 +5,11 @@
 every level's n / correct / accuracy and the chosen level, the one whose vanilla accuracy is
 nearest 50% inside [20%, 80%] (ties: the level listed first, the easier). A cell with no level in
 that band gets ``"chosen": null`` and the reason; it is not evaluated (DySCO's gain or loss cannot
-show at a floor or a ceiling), and the report says so. A level needs ``--min-n`` pilot prompts
-(default: the config's ``examples``) to count, so a pilot cut short never picks on a handful.
+show at a floor or a ceiling), and the report says so. With ``--keep`` (an earlier choice), a
+chosen level never changes; an unchosen cell is decided again once the pilot has measured levels
+that the earlier choice did not list (levels added to the config later, e.g. a finer grid). A
+level needs ``--min-n`` pilot prompts (default: the config's ``examples``) to count, so a pilot
+cut short never picks on a handful.
 
 ``tasks`` prints the chosen levels of one model and length, comma-separated (empty when the pilot
 found none in the band), as the evaluation split's task specs (``split=pilot`` dropped): what the
@@ -92,8 +95,19 @@ def choose(files: list[str], config: str, min_n: int | None = None, band: tuple[
             cells.append({"model": model, "length": length, "family": family, "levels": rows,
                           "chosen": chosen, "reason": reason})
     if keep:
+        # A kept cell with a chosen level never changes (its evaluation may have run). A kept cell
+        # without one is decided again when the pilot now measures levels it did not list (a second,
+        # finer grid for a cell whose first grid jumped over the band).
+        fresh = {(c["model"], int(c["length"]), c["family"]): c for c in cells}
+
+        def reopened(c: dict) -> bool:
+            new = fresh.get((c["model"], int(c["length"]), c["family"]))
+            listed = {r["task"] for r in c["levels"] if r["n"]}
+            return (c["chosen"] is None and new is not None
+                    and any(r["task"] not in listed and r["n"] >= need for r in new["levels"]))
+
         decided = {(c["model"], int(c["length"]), c["family"]): c for c in keep["cells"]
-                   if not c["reason"].startswith("no level has")}
+                   if not c["reason"].startswith("no level has") and not reopened(c)}
         cells = [decided.get((c["model"], int(c["length"]), c["family"]), c) for c in cells]
         have = {(c["model"], int(c["length"]), c["family"]) for c in cells}
         cells += [c for k, c in decided.items() if k not in have]

@@ -75,6 +75,31 @@ def test_choice_picks_the_level_nearest_half_inside_the_band(tmp_path):
     assert choose_mod.main(["tasks", str(tmp_path / "choice.json"), "--model", "m", "--length", "16000"]) == 3
 
 
+def test_a_finer_grid_reopens_only_cells_without_a_chosen_level(tmp_path):
+    cfg = tmp_path / "pilot.yaml"
+    first = ["chain+hops=1+split=pilot", "chain+hops=2+split=pilot", "kv+split=pilot"]
+    cfg.write_text(f"tasks: [{', '.join(first)}]\nexamples: 10\nseed: 100\n")
+    acc = {(16000, "chain+hops=1+split=pilot"): 9, (16000, "chain+hops=2+split=pilot"): 5,
+           (32000, "chain+hops=1+split=pilot"): 9, (32000, "chain+hops=2+split=pilot"): 0,
+           (16000, "kv+split=pilot"): 1, (32000, "kv+split=pilot"): 1}
+    rows = [_row("m", t, n, i, i < k) for (n, t), k in acc.items() for i in range(10)]
+    _write(tmp_path / "pilot" / "a.jsonl", rows)
+    out = choose_mod.choose([str(tmp_path / "pilot" / "a.jsonl")], str(cfg))
+    by = {(c["length"], c["family"]): c for c in out["cells"]}
+    assert by[(16000, "chain")]["chosen"] == "chain" and by[(32000, "chain")]["chosen"] is None  # chain: 2 hops
+    # A finer level, measured at both lengths, that would beat the 16k pick (exactly 50%)
+    cfg.write_text("tasks: [chain+hops=1+split=pilot, chain+hops=1+chains=8+split=pilot, chain+hops=2+split=pilot, "
+                   "kv+split=pilot]\nexamples: 10\nseed: 100\n")
+    more = [_row("m", "chain+hops=1+chains=8+split=pilot", n, i, i < 5) for n in (16000, 32000) for i in range(10)]
+    _write(tmp_path / "pilot" / "b.jsonl", more)
+    files = [str(tmp_path / "pilot" / f) for f in ("a.jsonl", "b.jsonl")]
+    again = choose_mod.choose(files, str(cfg), keep=out)
+    by = {(c["length"], c["family"]): c for c in again["cells"]}
+    assert by[(16000, "chain")]["chosen"] == "chain"  # chosen before: never re-picked
+    assert by[(32000, "chain")]["chosen"] == "chain+hops=1+chains=8"  # no level before: decided now
+    assert by[(32000, "kv")]["chosen"] is None and "below 20%" in by[(32000, "kv")]["reason"]  # nothing new
+
+
 def test_tables_recompute_the_dry_run_results(tmp_path):
     """The CLI writes tables.md from the raw rows (its counts are the rows'), and --check then
     finds it up to date, until a raw result changes. (Interval values are headscope.stats's, not
@@ -134,8 +159,10 @@ def test_the_committed_study_tables_match_its_raw_results():
                          capture_output=True, text=True, cwd=ROOT)
     assert res.returncode == 0, res.stdout + res.stderr
     committed = json.loads((root / "choice.json").read_text())
+    # with the levels that decision measured (the config may have gained levels since)
     again = choose_mod.choose(sorted(str(f) for f in (root / "pilot").glob("*/results*.jsonl")),
-                              str(ROOT / committed["pilot"]["config"]), min_n=committed["pilot"]["min_n"])
+                              str(ROOT / committed["pilot"]["config"]), min_n=committed["pilot"]["min_n"],
+                              tasks=committed["pilot"]["levels"])
     assert [(c["length"], c["family"], c["chosen"], c["levels"]) for c in again["cells"]] == \
         [(c["length"], c["family"], c["chosen"], c["levels"]) for c in committed["cells"]]
 
