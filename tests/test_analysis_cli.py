@@ -80,3 +80,17 @@ def test_plot_agreement_across_tasks(runs, tmp_path):
     assert r.exit_code == 0, r.output
     r = invoke("plot", "agreement", runs / "qa", "--out", tmp_path / "f")
     assert r.exit_code == 1 and "at least 2 groups" in r.output
+
+
+def test_rank_says_when_the_top_k_boundary_is_a_tie():
+    """Retrieval scores of 0.0 on a small model: which tied heads make the set is their order."""
+    import numpy as np
+    import xarray as xr
+
+    from headscope.commands.analysis import _boundary_tie
+
+    score = xr.DataArray(np.array([[0.5, 0.0, 0.0], [0.2, 0.0, np.nan]]), dims=("layer", "head"))
+    assert _boundary_tie(score, 4) == ("Note: 2 of the 3 heads tied at 0.0000 are in the top 4, chosen by their "
+                                       "order, not their score; --top 2 avoids the tie.")
+    assert _boundary_tie(score, 2) is None  # 0.2 > 0.0: a clean cut
+    assert _boundary_tie(score, 5) is None  # every finite head is in the set

@@ -120,6 +120,9 @@ def rank_command(captures: tuple[str, ...], method: str, top: int, out: str, n_b
     if not heads:
         raise click.ClickException(f"no head passed --min-inclusion {min_inclusion}; lower it.")
     _print_table(heads, scores, boot, method, top)
+    tie = _boundary_tie(score, len(heads))
+    if tie:
+        click.echo(tie)
     meta: dict[str, Any] = {"n_examples": int(per_ex.sizes["example"]), "bootstrap": n_boot, "seed": seed,
                             "captures": ",".join(captures)}
     if boot is not None:
@@ -130,6 +133,21 @@ def rank_command(captures: tuple[str, ...], method: str, top: int, out: str, n_b
                      min_inclusion=min_inclusion, out=out)
     path = _save_heads(out, heads, scores, str(ds.attrs.get("model", "")), method, source, meta)
     click.echo(f"Saved {len(heads)} heads -> {path}")
+
+
+def _boundary_tie(score: xr.DataArray, k: int) -> str | None:
+    """A note when the k-th and (k+1)-th scores are equal: which tied heads are in the set is then
+    decided by their order, not by the score (e.g. retrieval scores of 0.0 on a small model)."""
+    import numpy as np
+
+    values = np.sort(score.values[np.isfinite(score.values)].ravel())[::-1]
+    if k < 1 or len(values) <= k or values[k - 1] != values[k]:
+        return None
+    tied = int((values == values[k - 1]).sum())
+    inside = int((values[:k] == values[k - 1]).sum())
+    fix = f"; --top {k - inside} avoids the tie" if k > inside else ""
+    return (f"Note: {inside} of the {tied} heads tied at {values[k - 1]:.4f} are in the top {k}, chosen by their "
+            f"order, not their score{fix}.")
 
 
 def _print_table(heads: list[tuple[int, int]], scores: list[float], boot: xr.Dataset | None, method: str,
