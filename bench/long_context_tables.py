@@ -151,7 +151,7 @@ def tables(root: Path) -> str:
                 if ref:
                     tests.append((f"{cell[0]} | {cell[1]} | {cell[2]} | {label} vs {ref}",
                                   _paired(methods[label], methods[ref])))
-    lines += acc_lines + [""]
+    lines += acc_lines + [""] + _pivot(data)
     adjusted = holm([t[1]["p_value"] for t in tests])
     m = sum(1 for t in tests if not math.isnan(t[1]["p_value"]))
     lines += ["## Paired comparisons", "",
@@ -185,6 +185,32 @@ def tables(root: Path) -> str:
     lines += _auto_section(root, data)
     lines += _gold_section(root)
     return "\n".join(lines) + "\n"
+
+
+def _pivot(data: dict) -> list[str]:
+    """The accuracy table again, one per model and length: methods down, tasks across (what the
+    report quotes; a cell with fewer prompts than the most in its table gives its n)."""
+    lines = ["## Accuracy by method and task", "",
+             "% correct, one table per model and length; `(n N)` where a method has fewer prompts than the "
+             "table's most.", ""]
+    for model, length in sorted({(k[0], k[1]) for k in data}):
+        tasks = sorted(t for (m, n, t) in data if (m, n) == (model, length))
+        methods = sorted({lab for t in tasks for lab in data[(model, length, t)]}, key=_order)
+        most = max(len(v) for t in tasks for v in data[(model, length, t)].values())
+        lines += [f"{model}, {length:,} tokens:", "", "| method | " + " | ".join(tasks) + " |",
+                  "|---|" + "---|" * len(tasks)]
+        for label in methods:
+            cells = []
+            for t in tasks:
+                got = data[(model, length, t)].get(label)
+                if not got:
+                    cells.append("-")
+                    continue
+                a = accuracy(list(got.values()))
+                cells.append(_pct(a["mean"]) + (f" (n {a['n']})" if a["n"] < most else ""))
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
 
 
 def _auto_section(root: Path, data: dict) -> list[str]:

@@ -186,3 +186,22 @@ def test_auto_strength_and_gold_attention_sections_come_from_the_raw_rows(tmp_pa
     section = text.split("## Attention on the gold span")[1]
     n_rows = sum(1 for line in section.splitlines() if line.startswith("| smollm2"))
     assert n_rows == len({(g["task"], g["method"], g["score"] >= 1) for g in gold})
+
+
+def test_the_report_quotes_its_tables_as_the_raw_results_give_them():
+    """Every table the report marks `<!-- tables.md -->` is a verbatim block of tables.md, which the
+    test above re-derives from the committed raw results: the quoted numbers cannot drift."""
+    root = ROOT / "reports" / "long-context"
+    report = (root / "README.md").read_text().splitlines()
+    derived = (root / "tables.md").read_text()
+    quoted = 0
+    for i, line in enumerate(report):
+        if line.strip() == "<!-- tables.md -->":
+            block = []
+            for row in report[i + 1:]:
+                if not row.startswith("|"):
+                    break
+                block.append(row)
+            assert block and "\n".join(block) in derived, f"the table after line {i + 1} is not in tables.md"
+            quoted += 1
+    assert quoted >= 1
