@@ -151,11 +151,7 @@ class AttentionRecorder:
                 if argmax:
                     argmaxes.append(rows[:, -1].argmax(dim=-1) + first_key)
             logits = self._nn.output.logits.save()
-        return (
-            torch.stack(means).cpu().numpy() if mean else None,
-            torch.stack(argmaxes).cpu().numpy() if argmax else None,
-            logits[0, -1],
-        )
+        return (_to_host(means) if mean else None, _to_host(argmaxes) if argmax else None, logits[0, -1])
 
     def query_rows(self, ids: Any, cache: Any) -> tuple[np.ndarray, torch.Tensor]:
         """Attention of every head from the positions of ``ids`` (continuing ``cache``).
@@ -212,6 +208,13 @@ class AttentionRecorder:
             argmax, emitted, generated = self.decode(cache, logits, steps, first)
             output = self.lm.tokenizer.decode(generated, skip_special_tokens=True)
         return ExampleCapture(query_rows, null_rows, argmax, emitted, output)
+
+
+def _to_host(per_layer: list[torch.Tensor]) -> np.ndarray:
+    """One array of the per-layer tensors, copied to the host once. A model split over several
+    devices leaves each layer's tensor on its own device: gather them on the first one."""
+    first = per_layer[0].device
+    return torch.stack([t.to(first) for t in per_layer]).cpu().numpy()
 
 
 def _stop_ids(lm: LoadedModel) -> set[int]:
