@@ -60,7 +60,8 @@ chain() {
     # 128k apart, with 128 new tokens: on 2026-12-07 whole calls there varied by 0.5-0.7 s a call
     # (prefill ~12 s), more than 32 tokens' worth of differences, and the self-check failed
     # shellcheck disable=SC2086
-    step decode_128k 420 "$PY" bench/dysco_decode.py --gpu --sections decode,reference \
+    # LONG_SECTIONS=decode leaves out the authors' process at 128k (a second sitting short of time)
+    step decode_128k 420 "$PY" bench/dysco_decode.py --gpu --sections "${LONG_SECTIONS:-decode,reference}" \
       --lengths 131072 --new-tokens "${LONG_NEW_TOKENS:-128}" --whole-call-reps 2 \
       --columns hf_dynamic,hs_vanilla,hs_dysco,hs_onepass --budget-s 360 $ref --out "$OUTD/decode_128k.json"
     for _ in $(seq "${TOKENS_WAIT:-90}"); do
