@@ -24,6 +24,8 @@
 #   5 batch    bench/dysco_decode.py --sections batch_auto: --batch-size auto vs 1, SmolLM2 shape, 4k
 #   4b capture_profile  bench/capture_profile.py --gpu: a capture's parts timed apart (8B shape, 4k)
 # TOKENS_DTYPES=float32 runs the token checks and the parity in float32 only (bf16 already measured).
+# TOKENS_FIRST=1 runs the token checks first (a short sitting: exactness before speed); LONG_SECTIONS=decode and
+# LONG_NEW_TOKENS shape the 128k step.
 # SKIP="capture batch ..." leaves steps out (e.g. a second sitting on a card whose capture and batch
 # tables are already measured: the decode table must come from one sitting, the others need not).
 # CPU dry run: ROOT=/tmp/i22s DEVICE=cpu bash bench/i22_session.sh start (tiny sizes, no GPU).
@@ -50,7 +52,23 @@ chain() {
     rc=$?  # before any command substitution, which would reset $? (the 2026-12-07 log said 0 for a cut step)
     echo "$(date -u +%T) end $name exit $rc$([ "$rc" = 124 ] && echo ' (time limit)')" >> "$LOGS/chain.log"
   }
+  tokens_step() {  # waits up to TOKENS_WAIT s for the converted SmolLM2 (its slices come in other calls)
+    for _ in $(seq "${TOKENS_WAIT:-90}"); do
+      [ -f "$HEADSCOPE_HOME/models/smollm2-135m/config.json" ] && break; sleep 1
+    done
+    if [ -f "$HEADSCOPE_HOME/models/smollm2-135m/config.json" ]; then
+      # shellcheck disable=SC2086
+      # 2026-12-07: 150 s ended it in float32 at 8k, before the float32 parity
+      step tokens 330 "$PY" bench/gpu_tokens.py --json "$OUTD/gpu_tokens.json" $ref --lengths 1024,4096,8000 \
+        --dtypes "${TOKENS_DTYPES:-bfloat16,float32}" \
+        --parity-lengths 2048:32,8000:8 --parity-timeout 100 --parity-out "$OUTD"
+    else
+      echo "$(date -u +%T) skip tokens: no converted SmolLM2 in $HEADSCOPE_HOME" >> "$LOGS/chain.log"
+    fi
+  }
   if [ "$gpu" = --gpu ]; then
+    # TOKENS_FIRST=1: the token checks before the decode steps (a short sitting: exactness first)
+    [ "${TOKENS_FIRST:-0}" = 1 ] && tokens_step
     # The compiled column last: its first call compiles (28 s at 32k on the 2026-12-07 H100)
     # shellcheck disable=SC2086
     step decode 480 "$PY" bench/dysco_decode.py --gpu --sections decode,reference \
@@ -64,18 +82,7 @@ chain() {
     step decode_128k 420 "$PY" bench/dysco_decode.py --gpu --sections "${LONG_SECTIONS:-decode,reference}" \
       --lengths 131072 --new-tokens "${LONG_NEW_TOKENS:-128}" --whole-call-reps 2 \
       --columns hf_dynamic,hs_vanilla,hs_dysco,hs_onepass --budget-s 360 $ref --out "$OUTD/decode_128k.json"
-    for _ in $(seq "${TOKENS_WAIT:-90}"); do
-      [ -f "$HEADSCOPE_HOME/models/smollm2-135m/config.json" ] && break; sleep 1
-    done
-    if [ -f "$HEADSCOPE_HOME/models/smollm2-135m/config.json" ]; then
-      # shellcheck disable=SC2086
-      # 2026-12-07: 150 s ended it in float32 at 8k, before the float32 parity
-      step tokens 330 "$PY" bench/gpu_tokens.py --json "$OUTD/gpu_tokens.json" $ref --lengths 1024,4096,8000 \
-        --dtypes "${TOKENS_DTYPES:-bfloat16,float32}" \
-        --parity-lengths 2048:32,8000:8 --parity-timeout 100 --parity-out "$OUTD"
-    else
-      echo "$(date -u +%T) skip tokens: no converted SmolLM2 in $HEADSCOPE_HOME" >> "$LOGS/chain.log"
-    fi
+    [ "${TOKENS_FIRST:-0}" = 1 ] || tokens_step
     [ "${PROFILE:-0}" = 1 ] && step profile 90 "$PY" bench/decode_profile.py --gpu --out "$OUTD/decode_profile.json"
     step capture 120 "$PY" bench/dysco_decode.py --gpu --sections capture --out "$OUTD/capture.json"
     # a capture's parts timed apart on the 8B shape (the CPU run only gives proportions)
