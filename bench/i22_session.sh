@@ -24,7 +24,7 @@
 #   5 batch    bench/dysco_decode.py --sections batch_auto: --batch-size auto vs 1, SmolLM2 shape, 4k
 #   4b capture_profile  bench/capture_profile.py --gpu: a capture's parts timed apart (8B shape, 4k)
 # TOKENS_DTYPES=float32 runs the token checks and the parity in float32 only (bf16 already measured).
-# TOKENS_FIRST=1 runs the token checks first (a short sitting: exactness before speed); LONG_SECTIONS=decode and
+# TOKENS_LENGTHS and PARITY_LENGTHS override the token checks' lengths. TOKENS_FIRST=1 runs the token checks first (a short sitting: exactness before speed); LONG_SECTIONS=decode and
 # LONG_NEW_TOKENS shape the 128k step.
 # SKIP="capture batch ..." leaves steps out (e.g. a second sitting on a card whose capture and batch
 # tables are already measured: the decode table must come from one sitting, the others need not).
@@ -59,9 +59,9 @@ chain() {
     if [ -f "$HEADSCOPE_HOME/models/smollm2-135m/config.json" ]; then
       # shellcheck disable=SC2086
       # 2026-12-07: 150 s ended it in float32 at 8k, before the float32 parity
-      step tokens 330 "$PY" bench/gpu_tokens.py --json "$OUTD/gpu_tokens.json" $ref --lengths 1024,4096,8000 \
+      step tokens 330 "$PY" bench/gpu_tokens.py --json "$OUTD/gpu_tokens.json" $ref --lengths "${TOKENS_LENGTHS:-1024,4096,8000}" \
         --dtypes "${TOKENS_DTYPES:-bfloat16,float32}" \
-        --parity-lengths 2048:32,8000:8 --parity-timeout 100 --parity-out "$OUTD"
+        --parity-lengths "${PARITY_LENGTHS:-2048:32,8000:8}" --parity-timeout 100 --parity-out "$OUTD"
     else
       echo "$(date -u +%T) skip tokens: no converted SmolLM2 in $HEADSCOPE_HOME" >> "$LOGS/chain.log"
     fi
