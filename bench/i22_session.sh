@@ -24,8 +24,9 @@
 #   5 batch    bench/dysco_decode.py --sections batch_auto: --batch-size auto vs 1, SmolLM2 shape, 4k
 #   4b capture_profile  bench/capture_profile.py --gpu: a capture's parts timed apart (8B shape, 4k)
 # TOKENS_DTYPES=float32 runs the token checks and the parity in float32 only (bf16 already measured).
-# TOKENS_LENGTHS and PARITY_LENGTHS override the token checks' lengths. TOKENS_FIRST=1 runs the token checks first (a short sitting: exactness before speed); LONG_SECTIONS=decode and
-# LONG_NEW_TOKENS shape the 128k step.
+# TOKENS_LENGTHS and PARITY_LENGTHS override the token checks' lengths. TOKENS_FIRST=1 runs the token
+# checks first (a short sitting: exactness before speed). LONG_SECTIONS=decode and LONG_NEW_TOKENS shape
+# the 128k step.
 # SKIP="capture batch ..." leaves steps out (e.g. a second sitting on a card whose capture and batch
 # tables are already measured: the decode table must come from one sitting, the others need not).
 # CPU dry run: ROOT=/tmp/i22s DEVICE=cpu bash bench/i22_session.sh start (tiny sizes, no GPU).
