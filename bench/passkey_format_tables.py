@@ -33,14 +33,18 @@ from typing import Any
 
 import numpy as np
 
-from headscope.stats import holm
-from headscope.stats import accuracy, bootstrap_ci, paired_comparison
+from headscope.stats import accuracy, bootstrap_ci, holm, paired_comparison
 
 __all__ = ["figure", "load", "main"]
 
 PARAGRAPH = "passkey-filler"
 CLASSIC = "passkey-filler+join=space+cut=unit+label=no"
-ORDER = [PARAGRAPH, "passkey-filler+join=space", "passkey-filler+cut=unit", "passkey-filler+label=no", CLASSIC]
+LABEL_NO = "passkey-filler+label=no"
+ORDER = [PARAGRAPH, "passkey-filler+join=space", "passkey-filler+cut=unit", LABEL_NO, CLASSIC]
+# The one-factor label cell (configs/passkey-format-label-cell.yaml): run after the study, to test
+# one question stated in advance, so its tests are their own family (``label_cell_section``) and
+# the study's tables and Holm values above stay as they were.
+LABEL_DROP = "passkey-filler+label=drop"
 N_EXAMPLES = 100
 # The factor formats were run with these only (configs/passkey-format-study-factors.yaml); a prompt
 # they share with the paragraph format has results at other strengths too, which are left out.
@@ -80,7 +84,7 @@ def load(files: Iterable[str], model: str = "smollm2-135m", seed: int = 5000) ->
     labels = {label for _fp, label in by_prompt}
     tok = load_tokenizer(model)
     table: Table = defaultdict(dict)
-    for fmt in ORDER:
+    for fmt in (*ORDER, LABEL_DROP):
         for length in sorted(lengths):
             for i, ex in enumerate(make_eval_examples(fmt, tok, [length], N_EXAMPLES, seed)):
                 for label in labels:
@@ -222,6 +226,65 @@ def gain_table(table: Table) -> str:
     return "\n".join(rows)
 
 
+def label_cell_tests(table: Table) -> list[tuple[str, int, str, str, str]]:
+    """The label cell's paired tests, ``(format, length, method, against format, against method)``:
+    per length and method, ``label=drop`` against the paragraph prompts (the label alone) and
+    against ``+label=no`` (the refit alone), and DySCO against vanilla on ``label=drop``."""
+    out = []
+    for n in sorted({k[1] for k in table if k[0] == LABEL_DROP}):
+        for m in FACTOR_METHODS:
+            out += [(LABEL_DROP, n, m, base, m) for base in (PARAGRAPH, LABEL_NO)
+                    if (LABEL_DROP, n, m) in table and (base, n, m) in table]
+        if all((LABEL_DROP, n, m) in table for m in FACTOR_METHODS):
+            out.append((LABEL_DROP, n, FACTOR_METHODS[1], LABEL_DROP, FACTOR_METHODS[0]))
+    return out
+
+
+def label_cell_section(table: Table) -> str:
+    """Accuracy of the ``label=drop`` cells, their paired tests with Holm over this family only, and
+    DySCO's gain over vanilla there minus its gain on the paragraph prompts."""
+    tests = label_cell_tests(table)
+    if not tests:
+        return "No `label=drop` results."
+    rows = ["| format | length | method | n | accuracy [95% CI] | decoded on |", "|---|---|---|---|---|---|"]
+    for n in sorted({t[1] for t in tests}):
+        for m in FACTOR_METHODS:
+            if (LABEL_DROP, n, m) in table:
+                cell = table[(LABEL_DROP, n, m)]
+                acc = accuracy(_scores(cell))
+                devices: dict[str, int] = defaultdict(int)
+                for _score, device in cell.values():
+                    devices[device] += 1
+                dev = " + ".join(f"{k} {v}" for k, v in sorted(devices.items()))
+                rows.append(f"| {LABEL_DROP} | {n} | {m} | {acc['n']} | {acc['mean']:.2f} "
+                            f"{_ci(acc['lo'], acc['hi'])} | {dev} |")
+    pairs = [(t, _scores(table[t[:3]]), _scores(table[(t[3], t[1], t[4])])) for t in tests]
+    adjusted = holm([paired_comparison(a, b)["p_value"] for _t, a, b in pairs])
+    cmp = ["| comparison | length | pairs | acc | against acc | difference [95% CI] | wins/losses | McNemar p | "
+           "Holm p |", "|---|---|---|---|---|---|---|---|---|"]
+    for ((_fmt, n, m, base, bm), a, b), adj in zip(pairs, adjusted):
+        what = f"{m}: label=drop vs {SHORT_NAME[base]}" if bm == m else f"label=drop: {m} vs {bm}"
+        cmp.append(f"| {what} | {n} | {_compare_row(a, b, adj)} |")
+    gain = ["| length | prompts | DySCO gain on label=drop | on paragraph | difference [95% CI] |",
+            "|---|---|---|---|---|"]
+    for n in sorted({t[1] for t in tests}):
+        parts = [(LABEL_DROP, n, FACTOR_METHODS[1]), (LABEL_DROP, n, "vanilla"),
+                 (PARAGRAPH, n, FACTOR_METHODS[1]), (PARAGRAPH, n, "vanilla")]
+        if all(p in table for p in parts):
+            d, v, pd_, pv = (_scores(table[p]) for p in parts)
+            keep = np.isfinite(d) & np.isfinite(v) & np.isfinite(pd_) & np.isfinite(pv)
+            g, pg = (d - v)[keep], (pd_ - pv)[keep]
+            lo, hi = bootstrap_ci(g - pg)
+            gain.append(f"| {n} | {int(keep.sum())} | {g.mean():+.2f} | {pg.mean():+.2f} | "
+                        f"{(g - pg).mean():+.2f} {_ci(lo, hi, True)} |")
+    note = (f"{len(pairs)} exact McNemar tests, Holm-adjusted among themselves (a follow-up family: the "
+            "question was stated before these prompts were decoded; the study's tables above are unchanged).")
+    return "\n\n".join(["\n".join(rows), note, "\n".join(cmp), "\n".join(gain)])
+
+
+SHORT_NAME = {PARAGRAPH: "paragraph", LABEL_NO: "+label=no"}
+
+
 SHORT = {PARAGRAPH: "paragraph\n(passkey-filler)", "passkey-filler+join=space": "+join=space",
          "passkey-filler+cut=unit": "+cut=unit", "passkey-filler+label=no": "+label=no",
          CLASSIC: "classic\n(all three)"}
@@ -276,6 +339,7 @@ def main(files: list[str], figure_path: str | None = None) -> None:
           + between_formats_table(table, CLASSIC, adjusted))
     print("\n### DySCO's gain over vanilla, each format minus the paragraph format (per prompt)\n\n"
           + gain_table(table))
+    print("\n### The one-factor label cell (`passkey-filler+label=drop`)\n\n" + label_cell_section(table))
     if figure_path:
         figure(table, figure_path)
 

@@ -1,11 +1,13 @@
 """How far the pass-key format study's ``+label=no`` cell is from a label-only edit (issue 20, item 7).
 
-Builds the study's prompts (seed 5000, 100 per format) of the paragraph format ``passkey-filler``
-and of ``passkey-filler+label=no`` at one length (tokenizer only: no model, no decoding) and
-prints, per format: the prompt lengths in tokens, how many haystacks end in a paragraph holding
-only the word "The" (the fitting to the token length adds one more word where the label's tokens
-were), and how many needles sit after a different haystack text than in the paragraph prompt of
-the same index (the needle moved by at least a sentence).
+Builds the study's prompts (seed 5000, 100 per format) of the paragraph format ``passkey-filler``,
+of ``passkey-filler+label=no`` and of the one-factor ``passkey-filler+label=drop`` at one length
+(tokenizer only: no model, no decoding) and prints, per format: the prompt lengths in tokens, how
+many haystacks end in a paragraph holding only the word "The" (refitting to the token length adds
+one more word where the label's tokens were); and per variant: how many needles sit after a
+different haystack text than in the paragraph prompt of the same index (the needle moved by at
+least a sentence), and how many prompts are the paragraph prompt with only "Question: " left out
+(``label=drop`` is built to be that on every prompt).
 
     python bench/passkey_label_cell.py 2048
 """
@@ -18,7 +20,7 @@ from collections import Counter
 from headscope.models import load_tokenizer
 from headscope.tasks import make_examples
 
-FORMATS = ("passkey-filler", "passkey-filler+label=no")
+FORMATS = ("passkey-filler", "passkey-filler+label=no", "passkey-filler+label=drop")
 QUESTION = "What is the pass key?"
 
 
@@ -39,8 +41,13 @@ def main(length: int = 2048, n: int = 100, seed: int = 5000) -> None:
             before[fmt].append(tok.decode(list(ex.input_ids[:needle.start])))
         print(f"{fmt} at {length}: {n} prompts; token lengths {dict(sorted(lengths.items()))}; "
               f"haystack ends in a paragraph of only 'The': {dangling}")
-    moved = sum(a != b for a, b in zip(*before.values()))
-    print(f"needle after a different haystack text than the paragraph prompt of the same index: {moved} of {n}")
+    paragraph = exs[FORMATS[0]]
+    for fmt in FORMATS[1:]:
+        moved = sum(a != b for a, b in zip(before[FORMATS[0]], before[fmt]))
+        label_only = sum(tok.decode(list(b.input_ids)) == tok.decode(list(a.input_ids)).replace("Question: ", "", 1)
+                         for a, b in zip(paragraph, exs[fmt]))
+        print(f"{fmt}: needle after a different haystack text than the paragraph prompt of the same index: "
+              f"{moved} of {n}; the paragraph prompt with only 'Question: ' left out: {label_only} of {n}")
 
 
 if __name__ == "__main__":

@@ -62,3 +62,22 @@ def test_format_tables_print_holm_over_every_paired_test():
     assert float(raw) == pytest.approx(2 * 0.5 ** 8, rel=0.01)  # 8/0 discordant: exact McNemar
     assert float(adj) > float(raw)
     assert "6 exact McNemar tests" in tables.family_note(adjusted)
+
+
+def test_label_cell_is_its_own_family_and_leaves_the_study_tables_alone():
+    n = tables.N_EXAMPLES
+    ones, zeros = [1] * n, [0] * n
+    table = {(tables.PARAGRAPH, 2048, "vanilla"): _cell(zeros), (tables.PARAGRAPH, 2048, "dysco s3"): _cell(zeros),
+             (tables.LABEL_NO, 2048, "vanilla"): _cell(zeros), (tables.LABEL_NO, 2048, "dysco s3"): _cell(ones),
+             (tables.LABEL_DROP, 2048, "vanilla"): _cell(zeros),
+             (tables.LABEL_DROP, 2048, "dysco s3"): _cell([1] * 10 + [0] * (n - 10))}
+    # drop vs paragraph and vs +label=no for each method, and DySCO vs vanilla on drop
+    assert len(tables.label_cell_tests(table)) == 5
+    text = tables.label_cell_section(table)
+    assert "5 exact McNemar tests" in text
+    row = next(line for line in text.splitlines() if line.startswith("| dysco s3: label=drop vs paragraph | 2048"))
+    cells = row.strip("| ").split(" | ")
+    assert cells[-3] == "10/0" and float(cells[-2]) == pytest.approx(2 * 0.5 ** 10, rel=0.05)  # printed to 2 digits
+    assert "| 2048 | 100 | +0.10 | +0.00 | +0.10" in text  # DySCO's gain on drop minus on paragraph
+    # the study's own family does not include the label cell
+    assert all(key[1] != tables.LABEL_DROP for key in tables.holm_adjusted(table))

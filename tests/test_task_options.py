@@ -63,3 +63,16 @@ def test_ablation_config_accepts_task_options_and_names_bad_ones():
     assert cfg.tasks == ("passkey-filler", CLASSIC_PASSKEY)
     with pytest.raises(ValueError, match="'tasks' key"):
         AblationConfig.from_dict({"tasks": ["passkey-filler+join=tab"], "methods": ["vanilla"]})
+
+
+def test_label_drop_is_the_paragraph_prompt_without_only_the_label(tok):
+    # label=no refits the haystack to the length (one more word, a needle that can move);
+    # label=drop keeps the paragraph prompt's haystack and needle and leaves out only "Question: "
+    plain = make_examples("passkey-filler", tok, [600], 3, seed=7)
+    dropped = make_examples("passkey-filler+label=drop", tok, [600], 3, seed=7)
+    for a, b in zip(plain, dropped):
+        assert (b.answer, b.depth) == (a.answer, a.depth)
+        assert _user_text(tok, b) == _user_text(tok, a).replace("Question: ", "", 1)
+        (na,), (nb,) = a.spans_of("needle"), b.spans_of("needle")
+        assert (nb.start, nb.end) == (na.start, na.end)
+        assert b.input_ids[:na.end] == a.input_ids[:na.end] and len(b.input_ids) < len(a.input_ids)

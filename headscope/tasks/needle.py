@@ -27,7 +27,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from ._assembly import DepthArg, assemble, depth_schedule, example_id, example_rng, fit_spec
+from ._assembly import DepthArg, assemble, depth_schedule, example_id, example_rng, fit_count
 from .base import CalibrationExample
 from .haystack import Haystack, data_dir, insert_at_depth
 from .options import canonical_task, parse_task_spec
@@ -90,7 +90,7 @@ def _spec(kind: str, hay: Haystack, n: int, needle: Needle, depth: float, option
     # n counts words, or whole filler units with cut=unit (the needle then sits between units)
     text, ends = hay.cut_paragraphs(n) if options.get("cut") == "unit" else hay.cut(n)
     before, after = insert_at_depth(text, ends, needle.needle, depth)
-    closing = "" if options.get("label") == "no" else _CLOSING[kind]
+    closing = "" if options.get("label") in ("no", "drop") else _CLOSING[kind]
     pieces = (Piece(_HEADERS[kind] + before), Piece(needle.needle, kind="needle"),
               Piece(after + _FOOTERS[kind]), Piece(closing),
               Piece(needle.question, question=True))
@@ -111,7 +111,10 @@ def _one(tokenizer: Any, kind: str, length: int, seed: int, i: int,
     hay = Haystack(rng, min_words=length, paragraphs=(FILLER,) if kind == "passkey-filler" else None,
                    joiner=" " if options.get("join") == "space" else "\n\n")
     hi = len(hay.paragraph_ends) if options.get("cut") == "unit" else hay.n_words
-    spec = fit_spec(tokenizer, lambda n: _spec(kind, hay, n, needle, depth, options), length, 0, hi)
+    # label=drop: fitted with the label, then built without it (no refit: the label is the only change)
+    fit_options = {**options, "label": "yes"} if options.get("label") == "drop" else options
+    n = fit_count(tokenizer, lambda k: _spec(kind, hay, k, needle, depth, fit_options), length, 0, hi)
+    spec = _spec(kind, hay, n, needle, depth, options)
     meta = {"needle": needle.needle, "question": needle.question}
     if options:
         meta["task_options"] = name

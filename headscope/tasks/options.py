@@ -28,6 +28,11 @@ option     ``passkey-filler`` (default)          classic
            question                              blank line
 =========  ====================================  =======================================
 
+``label=drop`` is the one-factor edit of the label: the haystack is fitted *with* the label (the
+paragraph prompt's words, cut and needle position exactly), then "Question: " is left out, so the
+prompt is the paragraph prompt minus the label's text (a few tokens shorter). ``label=no`` refits
+the haystack to the length instead: one more filler word, which moves the needle in some prompts.
+
 So ``passkey-filler+join=space+cut=unit+label=no`` is the classic format. Options change the
 text only: the pass key, its depth and the example's random draws are those of the plain task
 (paired comparisons across formats see the same keys at the same depths); the example id carries
@@ -53,7 +58,7 @@ __all__ = ["CLASSIC_PASSKEY", "DIFFICULTY", "TASK_OPTIONS", "canonical_task", "o
 _SPLIT = ("eval", "pilot")
 # task -> option -> allowed values, the default first
 TASK_OPTIONS: dict[str, dict[str, tuple[str, ...]]] = {
-    "passkey-filler": {"join": ("paragraph", "space"), "cut": ("word", "unit"), "label": ("yes", "no")},
+    "passkey-filler": {"join": ("paragraph", "space"), "cut": ("word", "unit"), "label": ("yes", "no", "drop")},
     "mkey": {"distractors": ("3", "0", "1", "7", "15", "31", "63"), "split": _SPLIT},
     "chain": {"hops": ("2", "1", "3", "4", "6", "8"), "chains": ("2", "0", "1", "4", "8", "16"), "split": _SPLIT},
     "kv": {"near": ("0", "1", "2", "4", "8", "16", "32"), "split": _SPLIT},
