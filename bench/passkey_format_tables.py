@@ -226,6 +226,58 @@ def gain_table(table: Table) -> str:
     return "\n".join(rows)
 
 
+def _acc(cell: dict[int, tuple[float, str]]) -> str:
+    acc = accuracy(_scores(cell))
+    return f"{acc['mean']:.2f} {_ci(acc['lo'], acc['hi'])}"
+
+
+def _diff(a: dict[int, tuple[float, str]], b: dict[int, tuple[float, str]], with_p: bool = True) -> str:
+    c = paired_comparison(_scores(a), _scores(b))
+    text = f"{c['diff']:+.2f} {_ci(c['diff_lo'], c['diff_hi'], True)}, {c['wins']}/{c['losses']}"
+    return f"{text}, {_p(c['p_value'])}" if with_p else text
+
+
+def _gain_diff(table: Table, fmt: str, n: int, m: str) -> str:
+    """DySCO's gain over vanilla in ``fmt`` minus its gain in the paragraph format [bootstrap CI]."""
+    parts = [(fmt, n, m), (fmt, n, "vanilla"), (PARAGRAPH, n, m), (PARAGRAPH, n, "vanilla")]
+    if fmt == PARAGRAPH or any(p not in table for p in parts):
+        return "–"
+    d, v, pd_, pv = (_scores(table[p]) for p in parts)
+    keep = np.isfinite(d) & np.isfinite(v) & np.isfinite(pd_) & np.isfinite(pv)
+    g = (d - v)[keep] - (pd_ - pv)[keep]
+    lo, hi = bootstrap_ci(g)
+    return f"{g.mean():+.2f} {_ci(lo, hi, True)}"
+
+
+def report_tables(table: Table) -> str:
+    """The two tables the report's text reads: paragraph against classic per length and method
+    (part 1), and every format at 2,048 tokens, strength 3 (part 3; ``label=drop`` last)."""
+    out = ["| length | method | paragraph [95% CI] | classic [95% CI] | classic - paragraph [95% CI], "
+           "wins/losses, McNemar p |", "|---|---|---|---|---|"]
+    for n in sorted({k[1] for k in table}):
+        for m in _labels(table):
+            if (PARAGRAPH, n, m) in table and (CLASSIC, n, m) in table:
+                name = m.replace("dysco", "DySCO")
+                out.append(f"| {n} | {name} | {_acc(table[(PARAGRAPH, n, m)])} | {_acc(table[(CLASSIC, n, m)])} | "
+                           f"{_diff(table[(CLASSIC, n, m)], table[(PARAGRAPH, n, m)])} |")
+    n, m = 2048, FACTOR_METHODS[1]
+    out += ["", "| format | vanilla [95% CI] | DySCO s3 [95% CI] | DySCO vs vanilla | DySCO: format - paragraph "
+            "[CI], W/L, p | DySCO: format - classic [CI], W/L, p | gain - paragraph's gain [CI] |",
+            "|---|---|---|---|---|---|---|"]
+    for fmt in (*ORDER, LABEL_DROP):
+        if (fmt, n, "vanilla") not in table or (fmt, n, m) not in table:
+            continue
+        devices = {d for cell in ((fmt, n, "vanilla"), (fmt, n, m)) for _s, d in table[cell].values()}
+        where = " (mixed)" if len(devices) > 1 else " (CPU)" if devices == {"cpu"} else ""
+        name = {**SHORT, PARAGRAPH: "paragraph", CLASSIC: "classic (all three)", LABEL_DROP: "+label=drop"}[fmt]
+        vs_par = "–" if fmt == PARAGRAPH else _diff(table[(fmt, n, m)], table[(PARAGRAPH, n, m)])
+        vs_cls = "–" if fmt == CLASSIC else _diff(table[(fmt, n, m)], table[(CLASSIC, n, m)])
+        out.append(f"| {name}{where} | {_acc(table[(fmt, n, 'vanilla')])} | {_acc(table[(fmt, n, m)])} | "
+                   f"{_diff(table[(fmt, n, m)], table[(fmt, n, 'vanilla')], with_p=False)} | {vs_par} | {vs_cls} | "
+                   f"{_gain_diff(table, fmt, n, m)} |")
+    return "\n".join(out)
+
+
 def label_cell_tests(table: Table) -> list[tuple[str, int, str, str, str]]:
     """The label cell's paired tests, ``(format, length, method, against format, against method)``:
     per length and method, ``label=drop`` against the paragraph prompts (the label alone) and
@@ -339,6 +391,8 @@ def main(files: list[str], figure_path: str | None = None) -> None:
           + between_formats_table(table, CLASSIC, adjusted))
     print("\n### DySCO's gain over vanilla, each format minus the paragraph format (per prompt)\n\n"
           + gain_table(table))
+    print("\n### The report's tables (part 1: the two formats; part 3: one factor at a time, 2k, s3)\n\n"
+          + report_tables(table))
     print("\n### The one-factor label cell (`passkey-filler+label=drop`)\n\n" + label_cell_section(table))
     if figure_path:
         figure(table, figure_path)

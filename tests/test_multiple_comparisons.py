@@ -81,3 +81,18 @@ def test_label_cell_is_its_own_family_and_leaves_the_study_tables_alone():
     assert "| 2048 | 100 | +0.10 | +0.00 | +0.10" in text  # DySCO's gain on drop minus on paragraph
     # the study's own family does not include the label cell
     assert all(key[1] != tables.LABEL_DROP for key in tables.holm_adjusted(table))
+
+
+def test_report_tables_print_both_parts_from_the_cells():
+    n = tables.N_EXAMPLES
+    zeros = [0] * n
+    half = [1] * (n // 2) + [0] * (n - n // 2)
+    table = {(fmt, 2048, m): _cell(half if m == "dysco s3" else zeros)
+             for fmt in (tables.PARAGRAPH, tables.CLASSIC, tables.LABEL_DROP) for m in tables.FACTOR_METHODS}
+    part1, part3 = tables.report_tables(table).split("\n\n")
+    assert "| 2048 | DySCO s3 | 0.50 [0.40, 0.60] | 0.50 [0.40, 0.60] | +0.00" in part1
+    rows = part3.splitlines()[2:]
+    # every cell here was decoded on the CPU (``_cell``), which the format's name says
+    assert [r.split(" | ")[0] for r in rows] == ["| paragraph (CPU)", "| classic (all three) (CPU)",
+                                                 "| +label=drop (CPU)"]
+    assert rows[0].split(" | ")[3].endswith("50/0")  # DySCO vs vanilla in the paragraph format
