@@ -339,7 +339,7 @@ SHORT_NAME = {PARAGRAPH: "paragraph", LABEL_NO: "+label=no"}
 
 SHORT = {PARAGRAPH: "paragraph\n(passkey-filler)", "passkey-filler+join=space": "+join=space",
          "passkey-filler+cut=unit": "+cut=unit", "passkey-filler+label=no": "+label=no",
-         CLASSIC: "classic\n(all three)"}
+         CLASSIC: "classic\n(all three)", LABEL_DROP: "+label=drop\n(one factor)"}
 
 
 def figure(table: Table, path: str, methods: tuple[str, ...] = ("vanilla", "dysco s3")) -> None:
@@ -350,7 +350,7 @@ def figure(table: Table, path: str, methods: tuple[str, ...] = ("vanilla", "dysc
     import matplotlib.pyplot as plt
 
     lengths = sorted({k[1] for k in table})
-    fmts = [f for f in ORDER if any(k[0] == f for k in table)]
+    fmts = [f for f in (*ORDER, LABEL_DROP) if any(k[0] == f for k in table)]
     fig, axes = plt.subplots(1, len(lengths), figsize=(5.5 * len(lengths), 4.2), sharey=True, squeeze=False)
     width = 0.8 / len(methods)
     for ax, n in zip(axes[0], lengths):
@@ -371,7 +371,7 @@ def figure(table: Table, path: str, methods: tuple[str, ...] = ("vanilla", "dysc
         ax.set_xticks(range(len(fmts)), [SHORT.get(f, f) for f in fmts], fontsize=8)
         ax.set_title(f"{n} tokens")
         ax.set_ylim(0, 1.2)
-    axes[0][0].set_ylabel("accuracy (95% bootstrap CI)")
+    axes[0][0].set_ylabel("accuracy (exact 95% CI)")
     axes[0][-1].legend(loc="upper left", fontsize=8)
     fig.suptitle("SmolLM2-135M pass key: prompt format, one factor at a time (n: prompts in the cell)", fontsize=10)
     fig.tight_layout()
