@@ -122,7 +122,9 @@ class AttentionRecorder:
         geometry = self.geometry
         start = cache.get_seq_length()
         total = start + ids.shape[1]
-        query_positions = torch.arange(start, total)
+        # Positions live on the model's device: a CPU tensor moved there in every layer is a
+        # pageable host-to-device copy, which waits for the GPU's queue (a sync per layer).
+        query_positions = torch.arange(start, total, device=ids.device)
         means: list[torch.Tensor] = []
         argmaxes: list[torch.Tensor] = []
         with self._nn.trace(ids, **self._forward_kwargs(cache)):
@@ -130,7 +132,7 @@ class AttentionRecorder:
                 args, kwargs = getattr(self._attn_source(layer), self._call_name).inputs
                 query, keys = args[1][0], args[2][0]
                 # A sliding-window layer's cache holds only the last keys: their true positions.
-                key_positions = torch.arange(total - keys.shape[-2], total)
+                key_positions = torch.arange(total - keys.shape[-2], total, device=keys.device)
                 rows = attention_rows(
                     query if mean else query[:, -1:],
                     keys,
