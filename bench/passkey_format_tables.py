@@ -16,11 +16,13 @@ Cells that are not complete (fewer than 100 prompts) are compared on the prompts
 Every McNemar p of tables 2 and 3 (one family: all the paired tests the report reads) is printed
 with its Holm-adjusted value (headscope.stats.holm), and the number of tests is
 stated above the tables.
+With ``--gold FILE`` (an ``ablate --gold-attention`` file of the label cell) it also prints the
+selected heads' attention on the gold span, ``label=drop`` against the paragraph prompts, paired.
 A record's device is its ``device`` field (the committed cache has one; a record without it is
 counted as ``?``).
 
     python bench/passkey_format_tables.py reports/passkey-format/cache/results.jsonl \
-        --figure reports/passkey-format/factors.png
+        --gold reports/passkey-format/label-gold/gold_attention.jsonl --figure reports/passkey-format/factors.png
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import json
 import sys
 from collections import defaultdict
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -379,7 +382,32 @@ def figure(table: Table, path: str, methods: tuple[str, ...] = ("vanilla", "dysc
     plt.close(fig)
 
 
-def main(files: list[str], figure_path: str | None = None) -> None:
+def gold_section(path: str) -> str:
+    """Attention on the gold span (``ablate --gold-attention``) of the label cell's paired prompts:
+    per method, the selected heads' gold mass at the first answer step and averaged over the
+    decode's steps, ``label=drop`` against the paragraph prompts on the same example indices (the
+    needle sits at the same positions in both), with a paired bootstrap interval of the difference."""
+    rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    by = {(r["task"], r["method"], r["example_index"]): r for r in rows}
+    out = ["| method | measure | prompts | paragraph | label=drop | difference [95% CI] | drop higher | correct (paragraph / drop) |",
+           "|---|---|---|---|---|---|---|---|"]
+    for method in ("vanilla", "dysco"):
+        idx = sorted(i for (t, m, i) in by if t == PARAGRAPH and m == method and (LABEL_DROP, m, i) in by)
+        if not idx:
+            continue
+        pairs = [(by[(PARAGRAPH, method, i)], by[(LABEL_DROP, method, i)]) for i in idx]
+        right = f"{sum(a['score'] for a, _ in pairs):g} / {sum(b['score'] for _, b in pairs):g}"
+        for measure, get in (("first answer step", lambda r: r["selected_mass"][0]),
+                             ("mean over the decode's steps", lambda r: r["selected_mean"])):
+            a = np.array([get(x) for x, _ in pairs])
+            b = np.array([get(y) for _, y in pairs])
+            lo, hi = bootstrap_ci(b - a, n_boot=10000, seed=0)
+            out.append(f"| {method} | {measure} | {len(idx)} | {a.mean():.3f} | {b.mean():.3f} | "
+                       f"{(b - a).mean():+.3f} [{lo:+.3f}, {hi:+.3f}] | {int((b > a).sum())}/{len(idx)} | {right} |")
+    return "\n".join(out)
+
+
+def main(files: list[str], figure_path: str | None = None, gold_path: str | None = None) -> None:
     table = load(files)
     adjusted = holm_adjusted(table)
     print("### Accuracy\n\n" + accuracy_table(table))
@@ -394,17 +422,21 @@ def main(files: list[str], figure_path: str | None = None) -> None:
     print("\n### The report's tables (part 1: the two formats; part 3: one factor at a time, 2k, s3)\n\n"
           + report_tables(table))
     print("\n### The one-factor label cell (`passkey-filler+label=drop`)\n\n" + label_cell_section(table))
+    if gold_path:
+        print("\n### Attention on the gold span, the label cell's paired prompts (selected heads)\n\n"
+              + gold_section(gold_path))
     if figure_path:
         figure(table, figure_path)
 
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    fig_path = None
-    if "--figure" in args:
-        at = args.index("--figure")
-        fig_path = args[at + 1]
-        del args[at:at + 2]
+    opts: dict[str, str | None] = {"--figure": None, "--gold": None}
+    for flag in opts:
+        if flag in args:
+            at = args.index(flag)
+            opts[flag] = args[at + 1]
+            del args[at:at + 2]
     if not args:
         sys.exit(__doc__)
-    main(args, fig_path)
+    main(args, opts["--figure"], opts["--gold"])
