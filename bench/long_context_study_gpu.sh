@@ -178,6 +178,10 @@ EX_OPT=${EXAMPLES:+--examples $EXAMPLES}
 PEX_OPT="${PILOT_EXAMPLES:+--examples $PILOT_EXAMPLES} ${PILOT_TASKS:+--tasks $PILOT_TASKS}"
 COMMON="--device $DEVICE --dtype $DTYPE --batch-size $BATCH --quiet --no-report"
 if [ "${FROM_REPO:-0}" = 1 ] && [ -d reports/long-context ]; then
+  # The committed commands.log first: a sitting's lines are appended to the earlier sittings'
+  # (cp -n would keep this sitting's file, already begun by the MPS line above); once per machine.
+  [ -f reports/long-context/commands.log ] && ! grep -q '^+ seeded' "$LOG" 2>/dev/null && { cat reports/long-context/commands.log "$LOG" > "$LOG.seeded" \
+    && mv "$LOG.seeded" "$LOG"; }
   cp -rn reports/long-context/. "$WORK/" && step "seeded $WORK from reports/long-context"
 fi
 
