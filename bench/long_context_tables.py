@@ -25,8 +25,10 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
+
 from headscope.auto_strength import choose
-from headscope.stats import accuracy, holm, paired_comparison
+from headscope.stats import accuracy, bootstrap_ci, holm, paired_comparison
 from headscope.tasks import DIFFICULTY, TASK_OPTIONS, parse_task_spec
 
 ID = re.compile(r"^(?P<task>.+)-(?P<length>\d+)-s(?P<seed>\d+)-(?P<index>\d+)$")
@@ -291,7 +293,61 @@ def _gold_section(root: Path) -> list[str]:
                      f"{row['strength'] if label != 'vanilla' else '-'} | {row['answer']} | {row['n']} | "
                      f"{_pct(row['selected_mean'])} | {_pct(row['selected_lo'])}-{_pct(row['selected_hi'])} | "
                      f"{_pct(row['all_mean'])} | {_pct(row['all_lo'])}-{_pct(row['all_hi'])} |")
-    return lines
+    return lines + _gold_paired_lines(records)
+
+
+def _auc(pos: np.ndarray, neg: np.ndarray) -> float:
+    """P(a random right answer's value > a random wrong one's), ties half (Mann-Whitney)."""
+    if not pos.size or not neg.size:
+        return float("nan")
+    return float(((pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum())
+                 / (pos.size * neg.size))
+
+
+def _gold_paired_lines(records: list[dict]) -> list[str]:
+    """Per cell, each DySCO variant against vanilla on the same prompts: the selected heads' gold
+    mass at the first answer step and over the decode's steps (paired differences, bootstrap 95%
+    intervals), and how well the first-step mass separates right from wrong answers (AUC, all of
+    the cell's decodes pooled)."""
+    by: dict[tuple, dict[int, dict]] = defaultdict(dict)
+    for r in records:
+        by[(r["model"], r["length"], r["task"], r["method"], r["heads"], str(r.get("strength", "")))][
+            int(r["example_index"])] = r
+    lines = ["", "DySCO against vanilla on the same prompts (selected heads' gold mass, percentage points; "
+             "paired bootstrap 95% intervals) and the first answer step's mass as a predictor of a right answer "
+             "(AUC over the cell's decodes of every method; 0.5: no better than chance):", "",
+             "| model | length | task | method | heads | strength | n | first step: method - vanilla | 95% CI | "
+             "over the steps: method - vanilla | 95% CI | right answers: method / vanilla |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    cells = sorted({k[:3] for k in by}, key=lambda k: (k[0], int(k[1]), k[2]))
+    aucs = []
+    for cell in cells:
+        vanilla = next((v for k, v in by.items() if k[:3] == cell and k[3] == "vanilla"), None)
+        pooled = [r for k, v in by.items() if k[:3] == cell for r in v.values()]
+        first = np.array([r["selected_mass"][0] if r["selected_mass"] else np.nan for r in pooled])
+        right = np.array([float(r["score"]) >= 0.5 for r in pooled])
+        ok = np.isfinite(first)
+        aucs.append(f"| {' | '.join(str(c) for c in cell)} | {int(ok.sum())} | {int(right[ok].sum())} | "
+                    f"{_auc(first[ok & right], first[ok & ~right]):.2f} |")
+        if vanilla is None:
+            continue
+        for key in sorted(k for k in by if k[:3] == cell and k[3] != "vanilla"):
+            common = sorted(set(by[key]) & set(vanilla))
+            pairs = [(by[key][i], vanilla[i]) for i in common
+                     if by[key][i]["selected_mass"] and vanilla[i]["selected_mass"]]
+            if not pairs:
+                continue
+            d1 = np.array([a["selected_mass"][0] - b["selected_mass"][0] for a, b in pairs])
+            dm = np.array([a["selected_mean"] - b["selected_mean"] for a, b in pairs])
+            lo1, hi1 = bootstrap_ci(d1, n_boot=10000, seed=0)
+            lom, him = bootstrap_ci(dm, n_boot=10000, seed=0)
+            wins = sum(float(a["score"]) >= 0.5 for a, _ in pairs), sum(float(b["score"]) >= 0.5 for _, b in pairs)
+            lines.append(f"| {' | '.join(str(c) for c in cell)} | {key[3]} | {key[4]} | {key[5]} | {len(pairs)} | "
+                         f"{_pct(d1.mean())} | {_pct(lo1)} to {_pct(hi1)} | "
+                         f"{_pct(dm.mean())} | {_pct(lom)} to {_pct(him)} | "
+                         f"{wins[0]} / {wins[1]} |")
+    return lines + ["", "| model | length | task | decodes | right | AUC of the first step's gold mass |",
+                    "|---|---|---|---|---|---|", *aucs]
 
 
 def main(argv: list[str] | None = None) -> int:

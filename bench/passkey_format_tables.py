@@ -389,7 +389,8 @@ def gold_section(path: str) -> str:
     needle sits at the same positions in both), with a paired bootstrap interval of the difference."""
     rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
     by = {(r["task"], r["method"], r["example_index"]): r for r in rows}
-    out = ["| method | measure | prompts | paragraph | label=drop | difference [95% CI] | drop higher | correct (paragraph / drop) |",
+    out = ["| method | measure | prompts | paragraph | label=drop | difference [95% CI] | drop higher | "
+           "correct (paragraph / drop) |",
            "|---|---|---|---|---|---|---|---|"]
     for method in ("vanilla", "dysco"):
         idx = sorted(i for (t, m, i) in by if t == PARAGRAPH and m == method and (LABEL_DROP, m, i) in by)

@@ -159,12 +159,26 @@ def test_the_committed_study_tables_match_its_raw_results():
                          capture_output=True, text=True, cwd=ROOT)
     assert res.returncode == 0, res.stdout + res.stderr
     committed = json.loads((root / "choice.json").read_text())
-    # with the levels that decision measured (the config may have gained levels since)
-    again = choose_mod.choose(sorted(str(f) for f in (root / "pilot").glob("*/results*.jsonl")),
-                              str(ROOT / committed["pilot"]["config"]), min_n=committed["pilot"]["min_n"],
-                              tasks=committed["pilot"]["levels"])
-    assert [(c["length"], c["family"], c["chosen"], c["levels"]) for c in again["cells"]] == \
-        [(c["length"], c["family"], c["chosen"], c["levels"]) for c in committed["cells"]]
+    files = sorted(str(f) for f in (root / "pilot").glob("*/results*.jsonl"))
+    args = dict(min_n=committed["pilot"]["min_n"], tasks=committed["pilot"]["levels"])
+    config = str(ROOT / committed["pilot"]["config"])
+    decided = {c["model"] for c in committed["cells"]}  # a model whose pilot is unfinished has no entry yet
+
+    def cells(choice: dict) -> list[tuple]:
+        return [(c["model"], c["length"], c["family"], c["chosen"], c["levels"]) for c in choice["cells"]
+                if c["model"] in decided]
+
+    # the decision is the one the committed caches give, kept cells kept (choices are made in turns:
+    # a cell decided once never changes; a finer grid reopens only a cell that had no level)
+    assert cells(choose_mod.choose(files, config, keep=committed, **args)) == cells(committed)
+    # and every count it lists is in the caches (a kept cell lists the counts it was decided on: decodes
+    # that finished later add to the caches, never to the decision)
+    fresh = {(c["model"], c["length"], c["family"]): {r["task"]: r for r in c["levels"]}
+             for c in choose_mod.choose(files, config, **args)["cells"]}
+    for c in committed["cells"]:
+        for r in c["levels"]:
+            now = fresh[(c["model"], c["length"], c["family"])][r["task"]]
+            assert r["correct"] <= now["correct"] and r["n"] - r["correct"] <= now["n"] - now["correct"], (c, r, now)
 
 
 def test_auto_strength_and_gold_attention_sections_come_from_the_raw_rows(tmp_path):
@@ -183,9 +197,15 @@ def test_auto_strength_and_gold_attention_sections_come_from_the_raw_rows(tmp_pa
     gold = [json.loads(line) for line in (FIXTURE / "abl" / "smollm2-135m" / "gold_attention.jsonl")
             .read_text().splitlines()]
     assert f"0 of {len(gold)}" in text
-    section = text.split("## Attention on the gold span")[1]
+    section, paired = text.split("## Attention on the gold span")[1].split("DySCO against vanilla on the same prompts")
     n_rows = sum(1 for line in section.splitlines() if line.startswith("| smollm2"))
     assert n_rows == len({(g["task"], g["method"], g["score"] >= 1) for g in gold})
+    # paired rows: one per (task, non-vanilla method) with vanilla decodes of the same prompts; AUC rows: one per task
+    vanilla = {(g["task"], g["example_index"]) for g in gold if g["method"] == "vanilla"}
+    expected = {(g["task"], g["method"]) for g in gold
+                if g["method"] != "vanilla" and (g["task"], g["example_index"]) in vanilla}
+    paired_rows = [line for line in paired.splitlines() if line.startswith("| smollm2")]
+    assert len(paired_rows) == len(expected) + len({g["task"] for g in gold})
 
 
 def test_the_report_quotes_its_tables_as_the_raw_results_give_them():
