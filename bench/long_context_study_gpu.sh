@@ -35,6 +35,8 @@
 #   e4      DySCO with retrieval-score heads and with each random set at strength 3
 #   ea      DySCO (QRScore heads) with strength auto, chosen per cell from AUTO_GRID (2,3) on DEV_N (16)
 #           dev-split prompts (tuning seed 200); the held-out decodes at the chosen strength are e1's / e3's
+#   eaoff   ea with strength 1 (no rescaling) added to the grid, so that auto can fall back to vanilla
+#           (the dev decodes at 2 and 3 are ea's, cached; the tables give both choices)
 #   ga      e1's cells again, recording for the first GOLD_N (20) prompts per cell the attention the
 #           selected heads and all heads put on the gold span at each step (abl/MODEL/gold_attention.jsonl)
 # Each evaluation stage runs `headscope ablate --config configs/long-context-eval.yaml --tasks
@@ -61,15 +63,17 @@ LC_HOME=${LC_HOME:-/root/lc-gpu}
 WORK=${WORK:-$LC_HOME/work}
 declare -A ALIAS=([qwen]=qwen2.5-coder-0.5b [gemma]=gemma3-270m [smollm2]=smollm2-135m)
 declare -A GGUF=([qwen]=qwen2.5-coder-0.5b-instruct-q4_k_m.gguf [gemma]=gemma-3-270m-q4_k_m.gguf)
-# The default order (2026-12-07): finish Qwen at 16k-32k (e1 and e3 at 16k are in the repository),
+# The default order (2026-12-07): finish Qwen at 16k-32k (done in the repository but for eaoff),
 # then Gemma's pilot and first stage at all three lengths (its head sets are in the repository,
 # calibrated on the CPU), Qwen at 8k, the rest of both models, and e4 (other heads at strength 3) last.
 STAGES=${STAGES:-"qwen:heads qwen:pilot:16000,32000 qwen:e1:16000 qwen:e1:32000 qwen:e3:16000 qwen:e2:16000
   qwen:ea:16000 qwen:ga:16000 qwen:e3:32000 qwen:e2:32000 qwen:ea:32000 qwen:ga:32000
+  qwen:eaoff:16000 qwen:eaoff:32000
   gemma:heads gemma:pilot:8000,16000,32000 gemma:e1:8000,16000,32000
   qwen:pilot:8000 qwen:e1:8000
   gemma:e3:8000,16000,32000 gemma:e2:8000,16000,32000 qwen:e3:8000 qwen:e2:8000
-  gemma:ea:8000,16000,32000 gemma:ga:8000,16000,32000 qwen:ea:8000 qwen:ga:8000
+  gemma:ea:8000,16000,32000 gemma:eaoff:8000,16000,32000 gemma:ga:8000,16000,32000 qwen:ea:8000
+  qwen:eaoff:8000 qwen:ga:8000
   qwen:e4:16000,32000,8000 gemma:e4:8000,16000,32000"}
 PILOT=configs/long-context-pilot.yaml
 EVAL=configs/long-context-eval.yaml
@@ -243,7 +247,7 @@ entries() {  # entries KEY STEP: one "METHODS HEADS STRENGTHS" line per ablate c
     e2) echo "dysco $ret$rnd 2"; echo "dysco-static $qr 2" ;;
     e3) echo "dysco,dysco-onepass,dysco-static $qr 3" ;;
     e4) echo "dysco $ret$rnd 3" ;;
-    ea) echo "dysco $qr auto" ;;
+    ea|eaoff) echo "dysco $qr auto" ;;
     ga) echo "vanilla,dysco,dysco-onepass $qr 2" ;;
   esac
 }
@@ -281,7 +285,7 @@ prebuild() {  # prebuild KEY: build, in the background, the prompts of every len
   for st in $STAGES; do
     IFS=: read -r k w ls <<< "$st"
     [ "$k" = "$key" ] && [ ! -f "$(marker "$st")" ] || continue
-    case $w in e1|e2|e3|e4|ea|ga) ;; *) continue ;; esac
+    case $w in e1|e2|e3|e4|ea|eaoff|ga) ;; *) continue ;; esac
     for L in ${ls//,/ }; do
       [ -z "${PROMPTS_PID[$key:$L]:-}" ] || continue
       tasks=$(python3 bench/long_context_choose.py tasks "$WORK/choice.json" --model "${ALIAS[$key]}" --length "$L" \
@@ -332,7 +336,7 @@ print(','.join(A.from_yaml('$PILOT').tasks))")}
           ${PILOT_EXAMPLES:+--min-n $PILOT_EXAMPLES} --keep "$WORK/choice.json" --out "$WORK/choice.json" | tee -a "$LOG"
         touch "$marker"
       fi ;;
-    e1|e2|e3|e4|ea|ga)
+    e1|e2|e3|e4|ea|eaoff|ga)
       [ -f "$(marker "$key:heads")" ] || { echo "$stage: no head sets for $alias"; continue; }
       loop=""; undecided=""
       # ea (auto strength: its dev-split tuning decodes, which every shard would repeat) and ga
@@ -340,6 +344,7 @@ print(','.join(A.from_yaml('$PILOT').tasks))")}
       # evaluation decodes they need are those of e1 / e3, cached.
       extra="--shard \$SHARD"
       [ "$what" = ea ] && extra="--strength-grid $AUTO_GRID --dev-examples $DEV_N"
+      [ "$what" = eaoff ] && extra="--strength-grid 1,$AUTO_GRID --dev-examples $DEV_N"
       [ "$what" = ga ] && extra="--gold-attention $GOLD_N"
       for L in ${lens//,/ }; do
         tasks=$(python3 bench/long_context_choose.py tasks "$WORK/choice.json" --model "$alias" --length "$L") \
@@ -355,7 +360,7 @@ print(','.join(A.from_yaml('$PILOT').tasks))")}
       done
       [ -z "$undecided" ] || echo "$stage: no pilot decision at$undecided yet (run its pilot stage first)"
       if [ -n "$loop" ]; then
-        if [ "$what" = ea ] || [ "$what" = ga ]; then
+        if [ "$what" = ea ] || [ "$what" = eaoff ] || [ "$what" = ga ]; then
           step "$stage (one process):$loop"
           timeout "$(budget)" bash -c "${loop% &&}" >> "$WORK/logs/$key-$what.log" 2>&1 && [ -z "$undecided" ] \
             && touch "$marker"

@@ -226,7 +226,8 @@ def _auto_section(root: Path, data: dict) -> list[str]:
     lines = ["", "## Automatic strength vs the fixed default (held-out prompts)", "",
              "`ablate --strengths auto`: the strength with the best mean score on the dev split (another seed than "
              "every evaluation prompt; ties: closest to 1, then the smaller), then decoded on the evaluation prompts. "
-             "The fixed default is strength 2.", "",
+             "The fixed default is strength 2. Where the dev split was also decoded at strength 1 (no rescaling), "
+             "a second row gives the choice from the grid with it.", "",
              "| model | length | task | method | heads | dev n | dev accuracy per strength | chosen | "
              "held-out n | auto % | fixed s2 % | auto - fixed (pp) | 95% CI | auto - vanilla (pp) | 95% CI |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -235,28 +236,34 @@ def _auto_section(root: Path, data: dict) -> list[str]:
         for label, scores in tune[cell].items():
             method, heads, strength = label.split()
             groups[(method, heads)][float(strength[1:])] = scores
-        for (method, heads), per_s in sorted(groups.items()):
-            means = {st: sum(v.values()) / len(v) for st, v in per_s.items() if v}
-            chosen = choose(means)
-            n_dev = min(len(v) for v in per_s.values())
-            dev = "; ".join(f"s{st:g} {100 * m:.0f}%" for st, m in sorted(means.items()))
-            evals = data.get(cell, {})
-            auto = evals.get(f"{method} {heads} s{chosen:g}")
-            fixed = evals.get(f"{method} {heads} s2")
-            vanilla = evals.get("vanilla")
-            row = f"| {cell[0]} | {cell[1]} | {cell[2]} | {method} | {heads} | {n_dev} | {dev} | {chosen:g} |"
-            if not auto:
-                lines.append(row + " 0 | - | - | - | - | - | - |")
-                continue
-            vs_fixed = _paired(auto, fixed) if fixed else None
-            vs_van = _paired(auto, vanilla) if vanilla else None
-            a = accuracy(list(auto.values()))
-            f_acc = accuracy(list(fixed.values()))["mean"] if fixed else math.nan
-            cols = [str(a["n"]), _pct(a["mean"]), _pct(f_acc)]
-            for c in (vs_fixed, vs_van):
-                cols += ([_pct(c["diff"]), f"{_pct(c['diff_lo'])} to {_pct(c['diff_hi'])}"] if c else ["-", "-"])
-            lines.append(row + " " + " | ".join(cols) + " |")
+        for (method, heads), all_s in sorted(groups.items()):
+            # the grid without strength 1 (as `--strength-grid 2,3` ran), then with it where it was decoded
+            grids = [{st: v for st, v in all_s.items() if st != 1.0}] + ([all_s] if 1.0 in all_s else [])
+            lines += [_auto_row(cell, method, heads, per_s, data.get(cell, {})) for per_s in grids if per_s]
     return lines
+
+
+def _auto_row(cell: tuple, method: str, heads: str, per_s: dict[float, dict[str, float]], evals: dict) -> str:
+    """One automatic-strength row: the choice from the dev scores ``per_s`` (strength -> prompt ->
+    score) and the held-out accuracy of the chosen strength against strength 2 and vanilla."""
+    means = {st: sum(v.values()) / len(v) for st, v in per_s.items() if v}
+    chosen = choose(means)
+    n_dev = min(len(v) for v in per_s.values())
+    dev = "; ".join(f"s{st:g} {100 * m:.0f}%" for st, m in sorted(means.items()))
+    auto = evals.get(f"{method} {heads} s{chosen:g}")
+    fixed = evals.get(f"{method} {heads} s2")
+    vanilla = evals.get("vanilla")
+    row = f"| {cell[0]} | {cell[1]} | {cell[2]} | {method} | {heads} | {n_dev} | {dev} | {chosen:g} |"
+    if not auto:
+        return row + " 0 | - | - | - | - | - | - |"
+    vs_fixed = _paired(auto, fixed) if fixed else None
+    vs_van = _paired(auto, vanilla) if vanilla else None
+    a = accuracy(list(auto.values()))
+    f_acc = accuracy(list(fixed.values()))["mean"] if fixed else math.nan
+    cols = [str(a["n"]), _pct(a["mean"]), _pct(f_acc)]
+    for c in (vs_fixed, vs_van):
+        cols += ([_pct(c["diff"]), f"{_pct(c['diff_lo'])} to {_pct(c['diff_hi'])}"] if c else ["-", "-"])
+    return row + " " + " | ".join(cols) + " |"
 
 
 def _gold_section(root: Path) -> list[str]:

@@ -225,3 +225,29 @@ def test_the_report_quotes_its_tables_as_the_raw_results_give_them():
             assert block and "\n".join(block) in derived, f"the table after line {i + 1} is not in tables.md"
             quoted += 1
     assert quoted >= 1
+
+
+def test_auto_strength_with_strength_one_decoded_gets_its_own_row(tmp_path):
+    """When the dev split was also decoded at strength 1 (stage eaoff), the auto table keeps the
+    row of the grid without it and adds the row of the grid with it; a tie goes to strength 1."""
+    import shutil
+
+    root = tmp_path / "lc"
+    shutil.copytree(FIXTURE, root)
+    cache = root / "abl" / "smollm2-135m" / "results.jsonl"
+    tune = [json.loads(line) for line in cache.read_text().splitlines() if '"purpose": "tune"' in line]
+    extra = []
+    for r in tune:
+        if r["decode"]["strength"] == 2.0:
+            one = json.loads(json.dumps(r))
+            one["decode"]["strength"], one["key"] = 1.0, r["key"][:-4] + "s1s1"
+            one["score"] = max(float(t["score"]) for t in tune if t["example_id"] == r["example_id"])
+            extra.append(json.dumps(one))
+    assert extra
+    cache.write_text(cache.read_text().rstrip("\n") + "\n" + "\n".join(extra) + "\n")
+    section = tables_mod.tables(root).split("## Automatic strength")[1].split("\n## ")[0]
+    rows = [line for line in section.splitlines() if line.startswith("| smollm2")]
+    cells = {tuple(line.split(" | ")[1:3]) for line in rows}
+    assert len(rows) == 2 * len(cells)
+    with_one = [line for line in rows if "s1 " in line]
+    assert len(with_one) == len(cells) and all(" | 1 | 0 | " in line for line in with_one)
