@@ -14,7 +14,10 @@ and the plain forward of the whole prompt, so that
   computing and copying the rows), and
 * capture / forward = (prefill + traced passes) / forward.
 
-It also counts the operations nnsight intercepts per traced pass (a cProfile of one capture).
+It also splits the query pass's extra cost: the same traced pass reading every layer's attention-call
+inputs but computing no rows (``query_pass_nnsight_s``: nnsight's share), and the rows alone on tensors
+of the same shapes, outside any trace (``query_pass_rows_alone_s``); and it counts the operations
+nnsight intercepts per traced pass (a cProfile of one capture).
 """
 
 from __future__ import annotations
@@ -80,6 +83,34 @@ def profile_one(lm: Any, rec: Any, length: int, gpu: bool, reps: int, warmups: i
         with restored_after(cache), torch.no_grad():
             lm.model(rec._ids(part), **rec._forward_kwargs(cache))
 
+    def traced_inputs_only(part: list[int]) -> None:
+        """The traced pass reading every layer's attention-call inputs, computing no rows: nnsight's share."""
+        with restored_after(cache), torch.no_grad(), rec._nn.trace(rec._ids(part), **rec._forward_kwargs(cache)):
+            for layer in range(rec.geometry.n_layers):
+                getattr(rec._attn_source(layer), rec._call_name).inputs
+            rec._nn.output.logits.save()
+
+    # The rows alone, outside any trace, on tensors of a layer's shapes (queries of the 16 query tokens,
+    # the cached keys), every layer, assembled and copied to the host as the traced pass does.
+    from headscope.attention import attention_rows
+    g = rec.geometry
+    dev = next(lm.model.parameters()).device
+    dtype = next(lm.model.parameters()).dtype
+    q_shape = (g.n_heads, 16, g.head_dim)
+    k_shape = (g.n_kv_heads, length, g.head_dim)
+    q_rand, k_rand = torch.randn(q_shape, device=dev, dtype=dtype), torch.randn(k_shape, device=dev, dtype=dtype)
+
+    def rows_only() -> None:
+        qpos = torch.arange(length - 16, length, device=dev)
+        kpos = torch.arange(0, length, device=dev)
+        per_layer = []
+        for _ in range(g.n_layers):
+            rows = attention_rows(q_rand, k_rand, scaling=g.head_dim ** -0.5, query_positions=qpos, key_positions=kpos)
+            full = rows.new_zeros(rows.shape[0], length)
+            full[:, 0:] = rows.mean(dim=1)
+            per_layer.append(full)
+        torch.stack(per_layer).cpu()
+
     for _ in range(warmups):  # kernels, allocator, nnsight's first trace
         forward()
         rec.capture_example(ex, 0)
@@ -93,10 +124,15 @@ def profile_one(lm: Any, rec: Any, length: int, gpu: bool, reps: int, warmups: i
     out["traced_query_s"] = timed(lambda: traced(ids[start:]), gpu, reps)
     out["plain_null_s"] = timed(lambda: plain(null[start:]), gpu, reps)
     out["plain_query_s"] = timed(lambda: plain(ids[start:]), gpu, reps)
+    out["traced_inputs_only_query_s"] = timed(lambda: traced_inputs_only(ids[start:]), gpu, reps)
+    out["rows_only_query_s"] = timed(rows_only, gpu, reps)
     traced_s = out["traced_null_s"] + out["traced_query_s"]
     short = out["plain_null_s"] + out["plain_query_s"]
     out["tracing_and_rows_s"] = traced_s - short
     out["capture_x_forward"] = out["capture_s"] / out["forward_s"]
+    # the query pass's extra over plain, split: nnsight reading the inputs, and the rest (rows, copies)
+    out["query_pass_nnsight_s"] = out["traced_inputs_only_query_s"] - out["plain_query_s"]
+    out["query_pass_rows_alone_s"] = out["rows_only_query_s"]
     share = {"prefill": out["prefill_prefix_s"] / out["capture_s"],
              "short passes' model compute": short / out["capture_s"],
              "tracing + rows": out["tracing_and_rows_s"] / out["capture_s"]}
