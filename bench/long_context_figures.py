@@ -2,19 +2,23 @@
 decoding: ``python bench/long_context_figures.py reports/long-context/`` writes, under
 ``DIR/figures/``, one ``accuracy-<model>-<family>.png`` (and ``.svg``) per model and task family:
 accuracy vs prompt length per method, with the 95% intervals of :func:`headscope.stats.accuracy`
-(the same numbers as ``tables.md``, read through :func:`long_context_tables.load`).
+(the same numbers as ``tables.md``, read through :func:`long_context_tables.load`); and, where
+``abl/<model>/gold_attention.jsonl`` exists, one ``gold-<model>.png``: per cell and method, each
+replayed decode's selected-head attention on the gold span at the first answer step, right answers
+and wrong ones apart (the points behind ``tables.md``'s gold-attention AUC and paired tables).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from long_context_tables import _order, load  # noqa: E402
+from long_context_tables import _order, load, spelled  # noqa: E402
 
 from headscope._figure_text import set_title  # noqa: E402
 from headscope.plots import save_figure  # noqa: E402
@@ -72,12 +76,46 @@ def figures(root: Path, out: Path | None = None) -> list[Path]:
     return written
 
 
+def gold_figures(root: Path, out: Path | None = None) -> list[Path]:
+    """Per model: first-step gold mass of each replayed decode, per cell (panel) and method (column),
+    right answers filled, wrong ones hollow; none without ``gold_attention.jsonl``."""
+    from matplotlib.figure import Figure
+
+    written = []
+    for f in sorted((root / "abl").glob("*/gold_attention.jsonl")):
+        rows = [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
+        rows = [{**r, "task": spelled(r["task"])} for r in rows if r.get("selected_mass")]
+        if not rows:
+            continue
+        cells = sorted({(int(r["length"]), r["task"]) for r in rows})
+        methods = sorted({r["method"] for r in rows}, key=lambda m: (m != "vanilla", m))
+        fig = Figure(figsize=(3.2 * len(cells), 3.8), layout="constrained")
+        axes = fig.subplots(1, len(cells), sharey=True, squeeze=False)[0]
+        for ax, (length, task) in zip(axes, cells):
+            for j, method in enumerate(methods):
+                for right, face in ((True, method_colour(j)), (False, "none")):
+                    ys = [100 * r["selected_mass"][0] for r in rows if (int(r["length"]), r["task"], r["method"])
+                          == (length, task, method) and (float(r["score"]) >= 0.5) == right]
+                    xs = [j + (0.12 if right else -0.12)] * len(ys)
+                    ax.scatter(xs, ys, s=16, facecolors=face, edgecolors=method_colour(j),
+                               label=f"{'right' if right else 'wrong'}" if j == 0 and ax is axes[0] else None)
+            ax.set_xticks(range(len(methods)), methods, rotation=30, fontsize="small")
+            ax.set_title(f"{length:,} tokens\n{task}", fontsize="small")
+        axes[0].set_ylabel("selected heads' attention on the gold span\nat the first answer step (%)")
+        axes[0].legend(fontsize="small", loc="upper left")
+        model = f.parent.name
+        fig.suptitle(f"{model}: one point per replayed decode (filled: right answer, hollow: wrong)",
+                     fontsize="small")
+        written.append(save_figure(fig, (out or root / "figures") / f"gold-{model}")[0])
+    return written
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("root", type=Path)
     ap.add_argument("--out", type=Path, default=None, help="default: ROOT/figures")
     args = ap.parse_args(argv)
-    paths = figures(args.root, args.out)
+    paths = figures(args.root, args.out) + gold_figures(args.root, args.out)
     print("\n".join(str(p) for p in paths) or f"{args.root}: no evaluation results to draw")
     return 0
 
