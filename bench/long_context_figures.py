@@ -51,6 +51,10 @@ def figures(root: Path, out: Path | None = None) -> list[Path]:
         ax = fig.add_subplot()
         lengths = sorted({n for v in per_method.values() for n in v})
         labels = sorted(per_method, key=_order)
+        level = {n: a["task"] for v in per_method.values() for n, a in v.items()}
+        # A line joins points of one task; where the pilot chose another level per length the
+        # points stand apart and each tick names its level.
+        one_task = len(set(level.values())) == 1
         width = 0.3 / max(len(labels), 1)  # small dodge: a method's points stay next to their tick
         for i, label in enumerate(labels):
             xs, ys, lo, hi = [], [], [], []
@@ -62,15 +66,16 @@ def figures(root: Path, out: Path | None = None) -> list[Path]:
                     lo.append(100 * (a["mean"] - a["lo"]))
                     hi.append(100 * (a["hi"] - a["mean"]))
             marker = MARKERS[i % len(MARKERS)]
-            ax.errorbar(xs, ys, yerr=[lo, hi], fmt=marker if len(lengths) == 1 else f"{marker}-", capsize=3,
-                        label=label, color=method_colour(i))
-        tasks = sorted({a["task"] for v in per_method.values() for a in v.values()})
-        ax.set_xticks(range(len(lengths)), [f"{n:,}" for n in lengths])
+            ax.errorbar(xs, ys, yerr=[lo, hi], fmt=f"{marker}-" if len(lengths) > 1 and one_task else marker,
+                        capsize=3, label=label, color=method_colour(i))
+        tasks = sorted(set(level.values()))
+        ax.set_xticks(range(len(lengths)), [f"{n:,}" if one_task else f"{n:,}\n{level[n]}" for n in lengths])
         ax.set_xlabel("prompt tokens")
         ax.set_ylabel("accuracy % (95% CI)")
         ax.set_ylim(-2, 102)
         ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
-        set_title(ax, f"{model}: {', '.join(tasks)} (n per point in tables.md)")
+        set_title(ax, f"{model}: {tasks[0] if one_task else family + ' (level per length under each tick)'}"
+                      " (n per point in tables.md)")
         stem = (out or root / "figures") / f"accuracy-{model}-{family}"
         written.append(save_figure(fig, stem)[0])
     return written

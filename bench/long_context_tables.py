@@ -74,10 +74,11 @@ def _median(values: dict[str, float]) -> str:
     return f"{(v[mid] if len(v) % 2 else (v[mid - 1] + v[mid]) / 2):.2f}"
 
 
-def load(root: Path, purpose: str = "eval", field: str = "score"
+def load(root: Path, purpose: str = "eval", field: str = "score", convert=float
          ) -> dict[tuple[str, int, str], dict[str, dict[str, float]]]:
     """``(model, length, task) -> method label -> example id -> score`` (evaluation split, or the
-    dev split's tuning decodes with ``purpose="tune"``; another record ``field``, e.g. ``seconds``)."""
+    dev split's tuning decodes with ``purpose="tune"``; another record ``field``, e.g. ``seconds``,
+    or ``output`` with ``convert=str``)."""
     labels = _labels(root)
     out: dict[tuple[str, int, str], dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
     for r in _records(root, purpose):
@@ -89,7 +90,7 @@ def load(root: Path, purpose: str = "eval", field: str = "score"
         if label != "vanilla":
             heads = labels.get(r["model"], {}).get(json.dumps(d.get("heads")), "unknown-heads")
             label = f"{d['method']} {heads} s{float(d['strength']):g}"
-        out[(r["model"], int(m["length"]), spelled(m["task"]))][label][r["example_id"]] = float(r[field])
+        out[(r["model"], int(m["length"]), spelled(m["task"]))][label][r["example_id"]] = convert(r[field])
     return out
 
 
@@ -104,6 +105,11 @@ def _order(label: str) -> tuple:
 def _paired(a: dict[str, float], b: dict[str, float]) -> dict:
     ids = sorted(set(a) & set(b))
     return paired_comparison([a[i] for i in ids], [b[i] for i in ids])
+
+
+def _differ(a: dict[str, str], b: dict[str, str]) -> int:
+    """How many prompts both decoded have a different output text (right or wrong alike)."""
+    return sum(a[i] != b[i] for i in set(a) & set(b))
 
 
 def _pct(x: float) -> str:
@@ -130,7 +136,8 @@ def tables(root: Path) -> str:
             lines.append(f"| {c['model']} | {c['length']} | {c['family']} | {lv} | "
                          f"{spelled(c['chosen']) if c['chosen'] else '-'} | {c['reason']} |")
         lines.append("")
-    tests: list[tuple[str, dict]] = []  # (where, comparison): the family Holm corrects over
+    outputs = load(root, field="output", convert=str)
+    tests: list[tuple[str, dict, int]] = []  # (where, comparison, outputs differing): Holm's family
     acc_lines = ["## Accuracy (evaluation split)", "",
                  "| model | length | task | method | n | accuracy % | 95% CI |", "|---|---|---|---|---|---|---|"]
     cells = sorted(data, key=lambda k: (k[0], k[1], k[2]))
@@ -144,7 +151,8 @@ def tables(root: Path) -> str:
         base = methods.get("vanilla")
         for label in sorted(methods, key=_order):
             if label != "vanilla" and base:
-                tests.append((f"{cell[0]} | {cell[1]} | {cell[2]} | {label} vs vanilla", _paired(methods[label], base)))
+                tests.append((f"{cell[0]} | {cell[1]} | {cell[2]} | {label} vs vanilla", _paired(methods[label], base),
+                              _differ(outputs[cell][label], outputs[cell]["vanilla"])))
         for label in sorted(methods, key=_order):
             parts = label.split()
             if len(parts) == 3 and not parts[1].startswith("qrscore"):
@@ -152,19 +160,25 @@ def tables(root: Path) -> str:
                             and len(m.split()) == 3 and m.split()[1].startswith("qrscore")), None)
                 if ref:
                     tests.append((f"{cell[0]} | {cell[1]} | {cell[2]} | {label} vs {ref}",
-                                  _paired(methods[label], methods[ref])))
+                                  _paired(methods[label], methods[ref]),
+                                  _differ(outputs[cell][label], outputs[cell][ref])))
     lines += acc_lines + [""] + _pivot(data)
     adjusted = holm([t[1]["p_value"] for t in tests])
     m = sum(1 for t in tests if not math.isnan(t[1]["p_value"]))
     lines += ["## Paired comparisons", "",
               f"{len(tests)} paired comparisons ({m} with a McNemar test): every method against vanilla and "
               "every head set against the QRScore set (same method and strength), each on the prompts both "
-              f"finished. Holm's adjustment is over all {m} tests of this file.", "",
-              "| model | length | task | comparison | n | diff (pp) | 95% CI | wins | losses | McNemar p | Holm p |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for (where, c), ph in zip(tests, adjusted):
-        lines.append(f"| {where} | {c['n']} | {_pct(c['diff'])} | {_pct(c['diff_lo'])} to {_pct(c['diff_hi'])} | "
-                     f"{c['wins']} | {c['losses']} | {_p(c['p_value'])} | {_p(ph)} |")
+              f"finished. Holm's adjustment is over all {m} tests of this file. 'outputs differ': the prompts "
+              "whose answer text differs between the two, right or wrong (wins and losses are the ones where "
+              "correctness changed). DySCO at strength 1 adds a zero bias, so it computes vanilla's attention "
+              "through another path: its row against vanilla is the bf16 numerical noise floor of these runs.",
+              "",
+              "| model | length | task | comparison | n | outputs differ | diff (pp) | 95% CI | wins | losses | "
+              "McNemar p | Holm p |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for (where, c, differ), ph in zip(tests, adjusted):
+        lines.append(f"| {where} | {c['n']} | {differ} | {_pct(c['diff'])} | {_pct(c['diff_lo'])} to "
+                     f"{_pct(c['diff_hi'])} | {c['wins']} | {c['losses']} | {_p(c['p_value'])} | {_p(ph)} |")
     seconds = load(root, field="seconds")
     lines += ["", "## One-pass minus two-pass DySCO", "",
               "Time: the median wall seconds per decode (prompt and new tokens; a batch's time shared by its "
