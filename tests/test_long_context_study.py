@@ -251,3 +251,31 @@ def test_auto_strength_with_strength_one_decoded_gets_its_own_row(tmp_path):
     assert len(rows) == 2 * len(cells)
     with_one = [line for line in rows if "s1 " in line]
     assert len(with_one) == len(cells) and all(" | 1 | 0 | " in line for line in with_one)
+
+
+def test_outputs_differ_counts_changed_answers_not_changed_scores(tmp_path):
+    """The paired table's 'outputs differ' column counts prompts whose answer text differs between
+    the two decodes, right or wrong: a changed wrong answer counts there, not in wins or losses."""
+    root = tmp_path / "lc"
+    shutil.copytree(FIXTURE, root)
+
+    def vs_vanilla_rows() -> dict[str, list[str]]:
+        text = tables_mod.tables(root)
+        rows = [line.split(" | ") for line in text.splitlines() if " vs vanilla | " in line]
+        return {f"{cells[1]} {cells[2]} {cells[3]}": cells for cells in rows}
+
+    before = vs_vanilla_rows()
+    files = sorted((root / "abl").glob("*/results*.jsonl"))
+    rows = {f: [json.loads(line) for line in f.read_text().splitlines()] for f in files}
+    everything = [r for rs in rows.values() for r in rs if r["purpose"] == "eval"]
+    vanilla = {r["example_id"]: r["output"] for r in everything if r["decode"]["method"] == "vanilla"}
+    # a DySCO answer identical to vanilla's: rewording it adds exactly one differing output
+    f, target = next((f, r) for f, rs in rows.items() for r in rs if r["purpose"] == "eval"
+                     and r["decode"]["method"] == "dysco" and vanilla.get(r["example_id"]) == r["output"])
+    target["output"] += " (another wording)"  # same score
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows[f]))
+    after = vs_vanilla_rows()
+    changed = [k for k in after if after[k][5] != before[k][5]]
+    assert len(changed) == 1 and " dysco " in f" {changed[0]}"
+    assert int(after[changed[0]][5]) == int(before[changed[0]][5]) + 1
+    assert after[changed[0]][8:10] == before[changed[0]][8:10]  # wins and losses unchanged
