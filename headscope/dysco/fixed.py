@@ -50,6 +50,7 @@ import torch
 from ..geometry import Geometry, geometry_of
 from ..kv_cache import cache_kwargs
 from ..models import eos_ids
+from . import fused_decode
 from .attention_fn import StopForward
 from .config import DyscoConfig
 from .fixed_cache import FixedCache
@@ -119,7 +120,8 @@ class _FixedStep:
         vocab = int(model.get_output_embeddings().weight.shape[0])
         self.logits = torch.zeros(b, vocab, device=dev)
         self.strength = float(config.strength)
-        self.ctl = StepControl(phase="prefill", chunk=chunk, logit_scale=method_spec(config.method).logit_scale(config))
+        self.ctl = StepControl(phase="prefill", chunk=chunk, logit_scale=method_spec(config.method).logit_scale(config),
+                               fused=fused_decode.enabled())
         self.exclude: torch.Tensor | None = None
         if self.heads:
             layout, self.head_rows, n_rows = heads_layout(self.heads, self.geometry.n_heads,
@@ -400,7 +402,8 @@ def generate_fixed(lm: Any, prompts: Sequence[torch.Tensor], config: DyscoConfig
                     j += 1
         memory.mark("end")
         engine = {"engine": "fixed", "capacity": capacity, "chunk": chunk, "batch": b,
-                  "cuda_graphs": fs.graphs.enabled, "graph_captures": fs.graphs.captures,
+                  "fused_attention": fs.ctl.fused, "cuda_graphs": fs.graphs.enabled,
+                  "graph_captures": fs.graphs.captures,
                   "graph_fallbacks": dict(fs.graphs.fallbacks)} | memory.facts()
     finally:
         # The KV buffers and the graphs (and their memory pool) go now, whoever still holds ``fs``

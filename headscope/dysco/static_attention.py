@@ -34,6 +34,7 @@ from typing import Any, cast
 
 import torch
 
+from . import fused_decode
 from .attention_fn import StopForward, layer_windows, register_as, switched
 
 __all__ = ["ATTN_NAME", "StepControl", "decode_attention", "heads_layout", "layer_windows", "matmul_f32", "record_rows",
@@ -62,6 +63,7 @@ class StepControl:
     rows: torch.Tensor | None = None
     layer_heads: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = field(default_factory=dict)
     base_mask_of: dict[int, torch.Tensor] = field(default_factory=dict)
+    fused: bool = False  # layers not recorded run :mod:`headscope.dysco.fused_decode`'s kernels
 
 
 def matmul_f32(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -159,8 +161,15 @@ def static_attention(module: torch.nn.Module, query: torch.Tensor, key: torch.Te
         raise ValueError("The fixed-shape step attends one query token with a prepared mask.")
     layer = int(cast(int, module.layer_idx))
     softcap = kwargs.get("softcap")
+    recording = ctl.record and layer in ctl.layer_heads
+    if ctl.fused and not recording and fused_decode.supports(query, key, ctl.chunk):
+        # a layer whose rows are not read: the scores can stay inside the kernel
+        b = query.shape[0]
+        return fused_decode.fused_decode_attention(query, key, value, attention_mask.reshape(b, -1),
+                                                   scaling=scaling * ctl.logit_scale, softcap=softcap,
+                                                   split=ctl.chunk), None
     s = _scores(query, key, scaling * ctl.logit_scale, softcap, ctl.chunk)
-    if ctl.record and layer in ctl.layer_heads:
+    if recording:
         kv_index, group_index, row_index = ctl.layer_heads[layer]
         assert ctl.rows is not None
         ctl.rows.index_copy_(1, row_index, record_rows(s, ctl.base_mask_of[layer], kv_index, group_index))

@@ -1,0 +1,125 @@
+"""One decode step's attention as two Triton kernels (split-K, "flash-decoding"), for the fixed engine.
+
+:func:`headscope.dysco.static_attention.decode_attention` writes the same computation with matrix
+products and elementwise passes: on an H100 at 32k (``bench/README.md``, the 2026-12-06 profile)
+the float32 passes over the scores (scale, mask add, max, subtract, exp, sum, cast) took 1.2 ms of
+a 12.3 ms vanilla step in 288 launches, and the launches between small kernels 1.3 ms more. Here
+the scores never leave registers:
+
+* ``split_kernel`` (in :mod:`headscope.dysco._triton_kernels`), one program per (sequence, KV
+  head, split of ``split`` keys): the query heads that share the KV head (GQA, padded to 16 rows for
+  ``tl.dot``) against the split's keys in tiles, plus the additive mask (the fixed engine's ``0`` /
+  ``-inf`` / DySCO bias), with an online softmax; it writes the split's running max, sum and
+  unnormalised output;
+* ``combine_kernel``, one program per (sequence, KV head): rescales the splits to a common max and
+  divides, writing ``[b, 1, heads, d]`` in the query's dtype.
+
+Two launches per layer instead of about a dozen. Scores are float32 (``tl.dot`` accumulates in
+float32; float32 inputs use IEEE products, not TF32), probabilities are cast to the values' dtype
+before the value product, as :func:`decode_attention` does, so float32 results agree with it to
+rounding; in bf16 the order of roundings differs (split-local instead of global max), as between
+any two kernels. Every shape depends only on the buffer, so a CUDA graph can capture it.
+
+Off unless :func:`enabled` says so (``HEADSCOPE_FUSED_DECODE=1``, or :func:`use_fused_decode`):
+its speed is measured by ``bench/dysco_decode.py`` columns ``hs_*_fused``, and it stays off by
+default until a GPU sitting shows it faster. Without a GPU, ``TRITON_INTERPRET=1`` runs the same
+kernels on CPU tensors (the tests do).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+import torch
+
+__all__ = ["available", "enabled", "fused_decode_attention", "supports", "use_fused_decode"]
+
+_ENABLED: ContextVar[bool | None] = ContextVar("headscope_fused_decode", default=None)
+_MIN_ROWS = 16  # tl.dot needs at least 16 rows: the GQA group is padded to this
+_BLOCK_N = 64  # keys per tile inside a split
+
+
+def _interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET") == "1"
+
+
+def available() -> bool:
+    """Whether Triton can be imported (it ships with CUDA builds of torch)."""
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def enabled() -> bool:
+    """Whether the fixed engine should use the fused kernels: :func:`use_fused_decode`'s setting,
+    else ``HEADSCOPE_FUSED_DECODE=1`` in the environment."""
+    setting = _ENABLED.get()
+    if setting is not None:
+        return setting
+    return os.environ.get("HEADSCOPE_FUSED_DECODE") == "1"
+
+
+@contextmanager
+def use_fused_decode(on: bool = True) -> Iterator[None]:
+    """Turn the fused decode attention on (or off) for the calls made inside the block."""
+    token = _ENABLED.set(on)
+    try:
+        yield
+    finally:
+        _ENABLED.reset(token)
+
+
+def supports(query: torch.Tensor, key: torch.Tensor, split: int) -> bool:
+    """Whether these tensors can take the fused path: on CUDA (or any device when interpreting),
+    a power-of-two head size of at least 16, and splits that are whole tiles of keys."""
+    if not (query.is_cuda or _interpreting()) or not available():
+        return False
+    d = query.shape[-1]
+    return d >= 16 and d & (d - 1) == 0 and split % _BLOCK_N == 0 and key.shape[2] % split == 0
+
+
+def _kernels() -> tuple[Any, Any]:
+    """The two Triton kernels, imported on first use so that importing headscope never needs Triton."""
+    from ._triton_kernels import combine_kernel, split_kernel
+
+    return split_kernel, combine_kernel
+
+
+
+
+def fused_decode_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: torch.Tensor, *,
+                           scaling: float, softcap: float | None = None, split: int = 256) -> torch.Tensor:
+    """``softmax(q K^T * scaling + mask) V`` for one query token: ``[b, 1, heads, head_dim]``, as
+    :func:`headscope.dysco.static_attention.decode_attention` (same arguments; ``split`` keys per
+    program, a multiple of 64 dividing the buffer's length; check :func:`supports` first).
+
+    ``query`` ``[b, heads, 1, d]``; ``key``/``value`` ``[b, kv_heads, length, d]`` (last dimension
+    contiguous); ``mask`` ``[b, length]`` additive (``-inf`` hides a key; a row must see at least one key).
+    """
+    split_kernel, combine_kernel = _kernels()
+    b, h, _, d = query.shape
+    n_kv, length = key.shape[1], key.shape[2]
+    group = h // n_kv
+    gp = max(_MIN_ROWS, 1 << (group - 1).bit_length())
+    n_splits = length // split
+    q = query.contiguous()
+    k, v = (t if t.stride(-1) == 1 else t.contiguous() for t in (key, value))
+    m = mask.reshape(b, length).float().contiguous()
+    acc = torch.empty(b * n_kv * n_splits * gp * d, device=query.device, dtype=torch.float32)
+    peaks = torch.empty(b * n_kv * n_splits * gp, device=query.device, dtype=torch.float32)
+    sums = torch.empty_like(peaks)
+    out = torch.empty(b, 1, h, d, device=query.device, dtype=query.dtype)
+    split_kernel[(b * n_kv, n_splits)](
+        q, k, v, m, acc, peaks, sums,
+        q.stride(0), q.stride(1), k.stride(0), k.stride(1), k.stride(2), v.stride(0), v.stride(1), v.stride(2),
+        m.stride(0), n_kv, group, n_splits, split, float(scaling), float(softcap or 1.0),
+        HAS_SOFTCAP=softcap is not None, IEEE=query.dtype == torch.float32, GP=gp, D=d, BLOCK_N=_BLOCK_N)
+    combine_kernel[(b * n_kv,)](acc, peaks, sums, out, out.stride(0), out.stride(2), n_kv, group, n_splits,
+                                GP=gp, D=d)
+    return out
