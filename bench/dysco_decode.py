@@ -15,6 +15,7 @@ tokens, EOS off. Sections, in this order, each row written to ``--out`` as soon 
    ``hf_dynamic``   ``model.generate`` (greedy, dynamic cache);
    ``hs_vanilla_dynamic``  headscope vanilla on its dynamic engine (the model's own attention);
    ``hs_vanilla``, ``hs_dysco``, ``hs_onepass``  headscope's fixed-shape engine with CUDA graphs;
+   ``hs_*_fused``   the same with the Triton decode attention (``headscope.dysco.fused_decode``);
    ``hf_static``    ``model.generate`` with ``cache_implementation="static"`` (no torch.compile),
                     up to ``--hf-static-max-length`` (64k: beyond, its prefill mask alone is ~17 GB);
    plus the memory-traffic floor of a vanilla and of a DySCO step: the bytes a step must read
@@ -65,6 +66,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from headscope.dysco import DyscoConfig, generate, generate_batch  # noqa: E402
+from headscope.dysco.fused_decode import use_fused_decode  # noqa: E402
 from headscope.heads import random_heads  # noqa: E402
 from headscope.models import wrap_model  # noqa: E402
 
@@ -215,18 +217,23 @@ def columns(lm: Any, heads: Any, n_new: int, gpu: bool = False, whole_call_reps:
     vanilla = DyscoConfig(method="vanilla", max_new_tokens=n_new)
     onepass = dysco.replace(method="dysco-onepass")
 
-    def hs(cfg: DyscoConfig, engine: str) -> Any:
+    def hs(cfg: DyscoConfig, engine: str, fused: bool = False) -> Any:
         def call(ids: torch.Tensor, clock: Clock) -> dict[str, Any]:
-            res = generate(lm, ids, cfg, engine=engine, on_token=clock.tick)
+            with use_fused_decode(fused):  # the Triton decode attention (headscope.dysco.fused_decode)
+                res = generate(lm, ids, cfg, engine=engine, on_token=clock.tick)
             # allocated / peak MiB at the start, after the prefill, after each kind's first step, at the end
-            return {"tokens": res.tokens, "memory_mib": res.info.get("engine", {}).get("memory_mib")}
+            engine_facts = res.info.get("engine", {})
+            return {"tokens": res.tokens, "memory_mib": engine_facts.get("memory_mib"),
+                    "fused_attention": engine_facts.get("fused_attention")}
         return call
 
     hf = {name: hf_column(lm, name, n_new, gpu, whole_call_reps) for name in HF_COLUMNS}
     return {"hf_dynamic": hf["hf_dynamic"], "hf_dynamic_no_cudnn": hf["hf_dynamic_no_cudnn"],
             "hf_static_compiled": hf["hf_static_compiled"],
             "hs_vanilla_dynamic": hs(vanilla, "dynamic"), "hs_vanilla": hs(vanilla, "fixed"),
-            "hs_dysco": hs(dysco, "fixed"), "hs_onepass": hs(onepass, "fixed"), "hf_static": hf["hf_static"]}
+            "hs_dysco": hs(dysco, "fixed"), "hs_onepass": hs(onepass, "fixed"), "hf_static": hf["hf_static"],
+            "hs_vanilla_fused": hs(vanilla, "fixed", True), "hs_dysco_fused": hs(dysco, "fixed", True),
+            "hs_onepass_fused": hs(onepass, "fixed", True)}
 
 
 # -- the run ---------------------------------------------------------------------------------------
@@ -392,7 +399,7 @@ def print_tables(result: dict[str, Any]) -> None:
     from hf_columns import hf_best
 
     names = ["hf_dynamic", "hf_dynamic_no_cudnn", "hf_static_compiled", "hf_static", "hs_vanilla_dynamic",
-             "hs_vanilla", "hs_dysco", "hs_onepass"]
+             "hs_vanilla", "hs_dysco", "hs_onepass", "hs_vanilla_fused", "hs_dysco_fused", "hs_onepass_fused"]
     for length in sorted({r["length"] for r in rows}):
         print(f"\n{length:,} prompt tokens, ms/token (peak GiB), first token s")
         got = {r["column"]: r for r in rows if r["length"] == length}

@@ -45,7 +45,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE / "parity"))
 
-from headscope.dysco import DyscoConfig, generate, generate_batch  # noqa: E402
+from headscope.dysco import DyscoConfig, fused_decode, generate, generate_batch  # noqa: E402
 
 HEADS = ((7, 7), (17, 3), (21, 8), (15, 6), (23, 2), (22, 7), (26, 5), (18, 7))  # issue 12's parity heads
 REPORT: dict[str, Any] = {"meta": {}, "checks": {}, "rows": []}
@@ -104,6 +104,13 @@ def own_checks(lm: Any, dtype: str, length: int, prompts: list[list[int]], n_new
     equal(where, "dysco_eager==dynamic", eager, dynamic, path)
     equal(where, "vanilla_batch==alone", [r.tokens for r in generate_batch(lm, prompts, vanilla)], van, path)
     equal(where, "dysco_batch==alone", [r.tokens for r in generate_batch(lm, prompts, dysco)], graphs, path)
+    if fused_decode.supports(torch.zeros(1, 1, 1, lm.geometry.head_dim, device=lm.device),
+                             torch.zeros(1, 1, 256, lm.geometry.head_dim, device=lm.device), 256):
+        with fused_decode.use_fused_decode():  # the Triton kernels (headscope.dysco.fused_decode)
+            equal(where, "vanilla_fused==plain", [generate(lm, p, vanilla, engine="fixed").tokens for p in prompts],
+                  van, path)
+            equal(where, "dysco_fused==plain", [generate(lm, p, dysco, engine="fixed").tokens for p in prompts],
+                  graphs, path)
 
 
 def parity(lm: Any, dtype: str, plan: list[tuple[int, int]], n_new: int, args: Any) -> None:

@@ -74,7 +74,7 @@ chain() {
     # shellcheck disable=SC2086
     step decode 480 "$PY" bench/dysco_decode.py --gpu --sections decode,reference \
       --lengths ${DECODE_LENGTHS:-32768,16384} --whole-call-reps 2 \
-      --columns hf_dynamic,hs_vanilla,hs_dysco,hs_onepass,hf_dynamic_no_cudnn,hf_static_compiled \
+      --columns hf_dynamic,hs_vanilla,hs_dysco,hs_onepass,hs_vanilla_fused,hs_dysco_fused,hs_onepass_fused,hf_dynamic_no_cudnn,hf_static_compiled \
       --hf-compiled-max-length 65536 --budget-s 420 $ref --out "$OUTD/decode.json"
     # 128k apart, with 128 new tokens: on 2026-12-07 whole calls there varied by 0.5-0.7 s a call
     # (prefill ~12 s), more than 32 tokens' worth of differences, and the self-check failed
@@ -82,7 +82,7 @@ chain() {
     # LONG_SECTIONS=decode leaves out the authors' process at 128k (a second sitting short of time)
     step decode_128k 420 "$PY" bench/dysco_decode.py --gpu --sections "${LONG_SECTIONS:-decode,reference}" \
       --lengths 131072 --new-tokens "${LONG_NEW_TOKENS:-128}" --whole-call-reps 2 \
-      --columns hf_dynamic,hs_vanilla,hs_dysco,hs_onepass --budget-s 360 $ref --out "$OUTD/decode_128k.json"
+      --columns hf_dynamic,hs_vanilla,hs_dysco,hs_onepass,hs_vanilla_fused,hs_dysco_fused,hs_onepass_fused --budget-s 360 $ref --out "$OUTD/decode_128k.json"
     [ "${TOKENS_FIRST:-0}" = 1 ] || tokens_step
     [ "${PROFILE:-0}" = 1 ] && step profile 90 "$PY" bench/decode_profile.py --gpu --out "$OUTD/decode_profile.json"
     step capture 120 "$PY" bench/dysco_decode.py --gpu --sections capture --out "$OUTD/capture.json"
