@@ -59,24 +59,25 @@ def split_kernel(q_ptr, k_ptr, v_ptr, mask_ptr, acc_ptr, max_ptr, sum_ptr,
 
 @triton.jit
 def combine_kernel(acc_ptr, max_ptr, sum_ptr, out_ptr, so_b, so_h, n_kv, group, n_splits,
-                    GP: tl.constexpr, D: tl.constexpr):
+                   GP: tl.constexpr, D: tl.constexpr):
+    # one program per (sequence, query head): the splits' partial results of that head only, so
+    # the padding rows of the GQA group are never read and the programs run in parallel
     pid = tl.program_id(0)
-    b = pid // n_kv
-    kv = pid % n_kv
-    g = tl.arange(0, GP)
+    bk = pid // group  # sequence * n_kv + KV head
+    g = pid % group
+    b = bk // n_kv
+    kv = bk % n_kv
     d = tl.arange(0, D)
-    peak = tl.full([GP], float("-inf"), tl.float32)
+    peak = float("-inf")
     for part in range(0, n_splits):
-        peak = tl.maximum(peak, tl.load(max_ptr + (pid * n_splits + part) * GP + g))
+        peak = tl.maximum(peak, tl.load(max_ptr + (bk * n_splits + part) * GP + g))
     safe = tl.where(peak == float("-inf"), 0.0, peak)
-    total = tl.zeros([GP], tl.float32)
-    out = tl.zeros([GP, D], tl.float32)
+    total = 0.0
+    out = tl.zeros([D], tl.float32)
     for part in range(0, n_splits):
-        base = (pid * n_splits + part) * GP
-        w = tl.exp(tl.load(max_ptr + base + g) - safe)
-        total += w * tl.load(sum_ptr + base + g)
-        out += w[:, None] * tl.load(acc_ptr + (base + g)[:, None] * D + d[None, :])
-    out = out / total[:, None]
-    rows = g < group
-    tl.store(out_ptr + b * so_b + (kv * group + g)[:, None] * so_h + d[None, :],
-             out.to(out_ptr.dtype.element_ty), mask=rows[:, None])
+        row = (bk * n_splits + part) * GP + g
+        w = tl.exp(tl.load(max_ptr + row) - safe)
+        total += w * tl.load(sum_ptr + row)
+        out += w * tl.load(acc_ptr + row * D + d)
+    out = out / total
+    tl.store(out_ptr + b * so_b + (kv * group + g) * so_h + d, out.to(out_ptr.dtype.element_ty))

@@ -7,12 +7,12 @@ a 12.3 ms vanilla step in 288 launches, and the launches between small kernels 1
 the scores never leave registers:
 
 * ``split_kernel`` (in :mod:`headscope.dysco._triton_kernels`), one program per (sequence, KV
-  head, split of ``split`` keys): the query heads that share the KV head (GQA, padded to 16 rows for
-  ``tl.dot``) against the split's keys in tiles, plus the additive mask (the fixed engine's ``0`` /
-  ``-inf`` / DySCO bias), with an online softmax; it writes the split's running max, sum and
-  unnormalised output;
-* ``combine_kernel``, one program per (sequence, KV head): rescales the splits to a common max and
-  divides, writing ``[b, 1, heads, d]`` in the query's dtype.
+  head, split of the keys; about four programs per multiprocessor in all): the query heads that
+  share the KV head (GQA, padded to 16 rows for ``tl.dot``) against the split's keys in tiles,
+  plus the additive mask (the fixed engine's ``0`` / ``-inf`` / DySCO bias), with an online
+  softmax; it writes the split's running max, sum and unnormalised output;
+* ``combine_kernel``, one program per (sequence, query head): rescales the splits to a common max
+  and divides, writing ``[b, 1, heads, d]`` in the query's dtype.
 
 Two launches per layer instead of about a dozen. Scores are float32 (``tl.dot`` accumulates in
 float32; float32 inputs use IEEE products, not TF32), probabilities are cast to the values' dtype
@@ -32,6 +32,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from functools import cache
 from typing import Any
 
 import torch
@@ -93,11 +94,28 @@ def _kernels() -> tuple[Any, Any]:
 
 
 
+@cache
+def _programs_wanted(device: torch.device) -> int:
+    """Split programs worth launching: four per multiprocessor keep a GPU busy while each still
+    reads a long run of keys (the interpreter, with no GPU: a few, to keep it quick)."""
+    if device.type == "cuda":
+        return 4 * torch.cuda.get_device_properties(device).multi_processor_count
+    return 8
+
+
+def _n_splits(programs: int, n_units: int, target: int) -> int:
+    """The most splits, each a whole number of the buffer's ``n_units`` chunks, with at most
+    ``target`` programs in all (``programs`` = sequences x KV heads); at least one split."""
+    most = max(1, target // programs)
+    return max(m for m in range(1, n_units + 1) if n_units % m == 0 and m <= most)
+
+
 def fused_decode_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: torch.Tensor, *,
                            scaling: float, softcap: float | None = None, split: int = 256) -> torch.Tensor:
     """``softmax(q K^T * scaling + mask) V`` for one query token: ``[b, 1, heads, head_dim]``, as
-    :func:`headscope.dysco.static_attention.decode_attention` (same arguments; ``split`` keys per
-    program, a multiple of 64 dividing the buffer's length; check :func:`supports` first).
+    :func:`headscope.dysco.static_attention.decode_attention` (same arguments; ``split``: the unit
+    of splitting, a multiple of 64 dividing the buffer's length; check :func:`supports` first).
+    A program reads a whole number of units, as many as spread the work over the device.
 
     ``query`` ``[b, heads, 1, d]``; ``key``/``value`` ``[b, kv_heads, length, d]`` (last dimension
     contiguous); ``mask`` ``[b, length]`` additive (``-inf`` hides a key; a row must see at least one key).
@@ -107,7 +125,8 @@ def fused_decode_attention(query: torch.Tensor, key: torch.Tensor, value: torch.
     n_kv, length = key.shape[1], key.shape[2]
     group = h // n_kv
     gp = max(_MIN_ROWS, 1 << (group - 1).bit_length())
-    n_splits = length // split
+    n_splits = _n_splits(b * n_kv, length // split, _programs_wanted(query.device))
+    split = length // n_splits
     q = query.contiguous()
     k, v = (t if t.stride(-1) == 1 else t.contiguous() for t in (key, value))
     m = mask.reshape(b, length).float().contiguous()
@@ -120,6 +139,6 @@ def fused_decode_attention(query: torch.Tensor, key: torch.Tensor, value: torch.
         q.stride(0), q.stride(1), k.stride(0), k.stride(1), k.stride(2), v.stride(0), v.stride(1), v.stride(2),
         m.stride(0), n_kv, group, n_splits, split, float(scaling), float(softcap or 1.0),
         HAS_SOFTCAP=softcap is not None, IEEE=query.dtype == torch.float32, GP=gp, D=d, BLOCK_N=_BLOCK_N)
-    combine_kernel[(b * n_kv,)](acc, peaks, sums, out, out.stride(0), out.stride(2), n_kv, group, n_splits,
-                                GP=gp, D=d)
+    combine_kernel[(b * h,)](acc, peaks, sums, out, out.stride(0), out.stride(2), n_kv, group, n_splits,
+                             GP=gp, D=d)
     return out
