@@ -170,8 +170,9 @@ def tables(root: Path) -> str:
               "every head set against the QRScore set (same method and strength), each on the prompts both "
               f"finished. Holm's adjustment is over all {m} tests of this file. 'outputs differ': the prompts "
               "whose answer text differs between the two, right or wrong (wins and losses are the ones where "
-              "correctness changed). DySCO at strength 1 adds a zero bias, so it computes vanilla's attention "
-              "through another path: its row against vanilla is the bf16 numerical noise floor of these runs.",
+              "correctness changed). DySCO at strength 1 adds a zero bias: it is vanilla in exact arithmetic but "
+              "feeds its last prompt tokens (the warm-up) one at a time through the decode step instead of the "
+              "prefill, another rounding path in bf16, so its row against vanilla is these runs' numerical floor.",
               "",
               "| model | length | task | comparison | n | outputs differ | diff (pp) | 95% CI | wins | losses | "
               "McNemar p | Holm p |",
