@@ -89,3 +89,17 @@ def test_the_fixed_engine_gives_the_same_tokens_with_the_kernels(arch):
         assert not facts["fused_attention"] and fused_facts["fused_attention"], name
         assert fused_facts["chunk"] % 64 == 0, name  # so every layer could take the kernels
         assert [r.tokens for r in fused] == [r.tokens for r in plain], name
+
+
+def test_a_buffer_the_kernels_do_not_fit_keeps_the_matrix_product_path():
+    """A short prompt gets a 32-key chunk (not a whole 64-key tile): the engine says it did not
+    use the kernels, and its tokens are the plain path's."""
+    lm = tiny_lm("llama")
+    lm.model.to(DEVICE)
+    prompt = torch.randint(3, 128, (20,), generator=torch.Generator().manual_seed(8))
+    config = DyscoConfig(method="vanilla", max_new_tokens=6)
+    plain, _ = generate_fixed(lm, [prompt], config, cuda_graphs=False)
+    with use_fused_decode():
+        fused, facts = generate_fixed(lm, [prompt], config, cuda_graphs=False)
+    assert facts["chunk"] % 64 and not facts["fused_attention"]
+    assert fused[0].tokens == plain[0].tokens

@@ -121,7 +121,9 @@ class _FixedStep:
         self.logits = torch.zeros(b, vocab, device=dev)
         self.strength = float(config.strength)
         self.ctl = StepControl(phase="prefill", chunk=chunk, logit_scale=method_spec(config.method).logit_scale(config),
-                               fused=fused_decode.enabled())
+                               # the fused kernels where asked for and the buffer fits them (every layer alike)
+                               fused=fused_decode.enabled() and fused_decode.supports_shape(
+                                   torch.device(dev), self.geometry.head_dim, chunk, capacity))
         self.exclude: torch.Tensor | None = None
         if self.heads:
             layout, self.head_rows, n_rows = heads_layout(self.heads, self.geometry.n_heads,

@@ -37,7 +37,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["available", "enabled", "fused_decode_attention", "supports", "use_fused_decode"]
+__all__ = ["available", "enabled", "fused_decode_attention", "supports", "supports_shape", "use_fused_decode"]
 
 _ENABLED: ContextVar[bool | None] = ContextVar("headscope_fused_decode", default=None)
 _MIN_ROWS = 16  # tl.dot needs at least 16 rows: the GQA group is padded to this
@@ -76,13 +76,19 @@ def use_fused_decode(on: bool = True) -> Iterator[None]:
         _ENABLED.reset(token)
 
 
-def supports(query: torch.Tensor, key: torch.Tensor, split: int) -> bool:
-    """Whether these tensors can take the fused path: on CUDA (or any device when interpreting),
-    a power-of-two head size of at least 16, and splits that are whole tiles of keys."""
-    if not (query.is_cuda or _interpreting()) or not available():
+def supports_shape(device: torch.device, head_dim: int, split: int, length: int) -> bool:
+    """Whether a buffer of ``length`` keys of ``head_dim`` on ``device`` can take the fused path:
+    on CUDA (or any device when interpreting), with Triton, a power-of-two head size of at least 16,
+    and ``length`` a whole number of ``split`` units that are whole tiles of keys."""
+    if not (device.type == "cuda" or _interpreting()) or not available():
         return False
-    d = query.shape[-1]
-    return d >= 16 and d & (d - 1) == 0 and split % _BLOCK_N == 0 and key.shape[2] % split == 0
+    d = head_dim
+    return d >= 16 and d & (d - 1) == 0 and split % _BLOCK_N == 0 and length % split == 0
+
+
+def supports(query: torch.Tensor, key: torch.Tensor, split: int) -> bool:
+    """:func:`supports_shape` for ``query`` ``[b, heads, 1, d]`` and ``key`` ``[b, kv_heads, length, d]``."""
+    return supports_shape(query.device, query.shape[-1], split, key.shape[2])
 
 
 def _kernels() -> tuple[Any, Any]:

@@ -162,7 +162,7 @@ def static_attention(module: torch.nn.Module, query: torch.Tensor, key: torch.Te
     layer = int(cast(int, module.layer_idx))
     softcap = kwargs.get("softcap")
     recording = ctl.record and layer in ctl.layer_heads
-    if ctl.fused and not recording and fused_decode.supports(query, key, ctl.chunk):
+    if ctl.fused and not recording:  # the engine set ``fused`` only where the buffer fits the kernels
         # a layer whose rows are not read: the scores can stay inside the kernel
         b = query.shape[0]
         return fused_decode.fused_decode_attention(query, key, value, attention_mask.reshape(b, -1),
