@@ -279,3 +279,30 @@ def test_outputs_differ_counts_changed_answers_not_changed_scores(tmp_path):
     assert len(changed) == 1 and " dysco " in f" {changed[0]}"
     assert int(after[changed[0]][5]) == int(before[changed[0]][5]) + 1
     assert after[changed[0]][8:10] == before[changed[0]][8:10]  # wins and losses unchanged
+
+
+def test_methods_are_compared_with_dysco_at_strength_one_where_it_was_decoded(tmp_path):
+    """Where DySCO was decoded at strength 1 on the evaluation prompts, a section pairs every other
+    non-vanilla method of that cell with it (its own Holm family); without it, no such section."""
+    root = tmp_path / "lc"
+    shutil.copytree(FIXTURE, root)
+    assert "## Against DySCO's own schedule" not in tables_mod.tables(root)
+    shard = sorted((root / "abl").glob("*/results-shard*.jsonl"))[0]
+    rows = [json.loads(line) for line in shard.read_text().splitlines()]
+    dysco = [r for r in rows if r["purpose"] == "eval" and r["decode"]["method"] == "dysco"
+             and r["decode"]["strength"] == 2.0]
+    assert dysco
+    ones = []
+    for r in dysco:
+        one = json.loads(json.dumps(r))
+        one["decode"]["strength"], one["key"] = 1.0, r["key"] + "-s1"
+        ones.append(one)
+    shard.write_text("".join(json.dumps(r) + "\n" for r in rows + ones))
+    text = tables_mod.tables(root)
+    section = text.split("## Against DySCO's own schedule", 1)[1].split("\n## ", 1)[0]
+    compared = [line for line in section.splitlines() if " s1 |" in line and line.startswith("| ")]
+    data = tables_mod.load(root)
+    cells = [c for c, methods in data.items() if any(m.startswith("dysco ") and m.endswith(" s1") for m in methods)]
+    expected = sum(len(data[c]) - 2 for c in cells)  # every label but vanilla and the control itself
+    assert cells and len(compared) == expected
+    assert f"{expected} tests, Holm over these {expected} only" in section
