@@ -40,7 +40,11 @@ def _mask(b: int, length: int) -> torch.Tensor:
     return mask
 
 
-@pytest.mark.parametrize("dtype,tol", [(torch.float32, 2e-6), (torch.float16, 2e-3)])
+_BF16_ON_GPU = pytest.param(torch.bfloat16, 2e-2, marks=pytest.mark.skipif(
+    DEVICE != "cuda", reason="the interpreter's bf16 tl.dot is wrong; bf16 is checked on a GPU"))
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 2e-6), (torch.float16, 2e-3), _BF16_ON_GPU])
 @pytest.mark.parametrize("heads,kv_heads,head_dim,length,split,softcap", [
     (14, 2, 64, 512, 128, None),   # Qwen2.5-0.5B's groups of 7
     (9, 3, 64, 256, 64, None),     # SmolLM2's groups of 3
