@@ -306,3 +306,32 @@ def test_methods_are_compared_with_dysco_at_strength_one_where_it_was_decoded(tm
     expected = sum(len(data[c]) - 2 for c in cells)  # every label but vanilla and the control itself
     assert cells and len(compared) == expected
     assert f"{expected} tests, Holm over these {expected} only" in section
+
+
+def test_an_arm_cut_part_way_is_shown_but_kept_out_of_the_tests(tmp_path):
+    """A stage cut by a sitting's deadline leaves one method decoded on fewer of its cell's prompts
+    than vanilla: the accuracy table shows it with its n, the paired tests (and so Holm's family)
+    leave it out and say so."""
+    root = tmp_path / "lc"
+    shutil.copytree(FIXTURE, root)
+    before = tables_mod.tables(root)
+    cache = root / "abl" / "smollm2-135m" / "results-shard0-of-2.jsonl"
+    records = [json.loads(line) for f in sorted(cache.parent.glob("results*.jsonl"))
+               for line in f.read_text().splitlines()]
+    victim = next(r for r in records if r["purpose"] == "eval" and r["decode"]["method"] == "dysco")
+    cell = victim["example_id"].rsplit("-", 1)[0]
+    # one more prompt in the victim's cell, decoded by every arm but the victim's
+    extra = [dict(r, example_id=f"{cell}-999", key=r["key"] + "x") for r in records
+             if r["purpose"] == "eval" and r["example_id"].rsplit("-", 1)[0] == cell and r["decode"] != victim["decode"]]
+    assert extra
+    cache.write_text(cache.read_text().rstrip("\n") + "\n" + "".join(json.dumps(r) + "\n" for r in extra))
+    after = tables_mod.tables(root)
+
+    def paired(text: str) -> list[str]:
+        return [line for line in text.splitlines() if " vs " in line and line.startswith("|")]
+
+    assert "Arms not yet decoded on every prompt" not in before
+    assert "Arms not yet decoded on every prompt" in after
+    assert 0 < len(paired(after)) < len(paired(before))
+    accuracy = after.split("## Accuracy")[1].split("\n## ")[0]
+    assert len(accuracy.splitlines()) == len(before.split("## Accuracy")[1].split("\n## ")[0].splitlines())
