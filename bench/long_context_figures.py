@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from long_context_tables import _order, load, spelled  # noqa: E402
+from long_context_tables import _complete, _order, load, spelled  # noqa: E402
 
 from headscope._figure_text import set_title  # noqa: E402
 from headscope.plots import save_figure  # noqa: E402
@@ -44,6 +44,8 @@ def figures(root: Path, out: Path | None = None) -> list[Path]:
     for (model, length, task), methods in data.items():
         family = task.split("+")[0]
         for label, scores in methods.items():
+            if not _complete(methods, label):  # an arm cut part-way: in tables.md with its n, not drawn
+                continue
             by_family[(model, family)][label][length] = {"task": task, **accuracy(list(scores.values()))}
     written = []
     for (model, family), per_method in sorted(by_family.items()):

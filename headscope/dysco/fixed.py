@@ -123,7 +123,7 @@ class _FixedStep:
         self.ctl = StepControl(phase="prefill", chunk=chunk, logit_scale=method_spec(config.method).logit_scale(config),
                                # the fused kernels where asked for and the buffer fits them (every layer alike)
                                fused=fused_decode.enabled() and fused_decode.supports_shape(
-                                   torch.device(dev), self.geometry.head_dim, chunk, capacity))
+                                   torch.device(dev), self.geometry.head_dim, chunk, capacity, model.dtype))
         self.exclude: torch.Tensor | None = None
         if self.heads:
             layout, self.head_rows, n_rows = heads_layout(self.heads, self.geometry.n_heads,

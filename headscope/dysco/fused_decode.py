@@ -76,19 +76,29 @@ def use_fused_decode(on: bool = True) -> Iterator[None]:
         _ENABLED.reset(token)
 
 
-def supports_shape(device: torch.device, head_dim: int, split: int, length: int) -> bool:
-    """Whether a buffer of ``length`` keys of ``head_dim`` on ``device`` can take the fused path:
-    on CUDA (or any device when interpreting), with Triton, a power-of-two head size of at least 16,
-    and ``length`` a whole number of ``split`` units that are whole tiles of keys."""
+# The largest tile of keys (BLOCK_N x head_dim x element size) the split kernel takes. A float32
+# tile of 64 x 256 (64 KiB; Gemma-3's head size) asked the 2026-12-07 H100 for 283,200 bytes of shared
+# memory (K and V tiles, pipelined), over its 232,448; 32 KiB tiles (bf16/fp16 at 256, float32 at 128) ran.
+_MAX_TILE_BYTES = 32 * 1024
+
+
+def supports_shape(device: torch.device, head_dim: int, split: int, length: int,
+                   dtype: torch.dtype = torch.bfloat16) -> bool:
+    """Whether a buffer of ``length`` keys of ``head_dim`` in ``dtype`` on ``device`` can take the fused
+    path: on CUDA (or any device when interpreting), with Triton, a power-of-two head size of at least
+    16 whose tile of keys fits shared memory, and ``length`` a whole number of ``split`` units that
+    are whole tiles of keys."""
     if not (device.type == "cuda" or _interpreting()) or not available():
         return False
     d = head_dim
-    return d >= 16 and d & (d - 1) == 0 and split % _BLOCK_N == 0 and length % split == 0
+    tile_bytes = _BLOCK_N * d * torch.empty((), dtype=dtype).element_size()
+    return (d >= 16 and d & (d - 1) == 0 and tile_bytes <= _MAX_TILE_BYTES
+            and split % _BLOCK_N == 0 and length % split == 0)
 
 
 def supports(query: torch.Tensor, key: torch.Tensor, split: int) -> bool:
     """:func:`supports_shape` for ``query`` ``[b, heads, 1, d]`` and ``key`` ``[b, kv_heads, length, d]``."""
-    return supports_shape(query.device, query.shape[-1], split, key.shape[2])
+    return supports_shape(query.device, query.shape[-1], split, key.shape[2], key.dtype)
 
 
 def _kernels() -> tuple[Any, Any]:
