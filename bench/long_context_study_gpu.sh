@@ -42,6 +42,8 @@
 #           dev-split prompts (tuning seed 200); the held-out decodes at the chosen strength are e1's / e3's
 #   eaoff   ea with strength 1 (no rescaling) added to the grid, so that auto can fall back to vanilla
 #           (the dev decodes at 2 and 3 are ea's, cached; the tables give both choices)
+#   ctl     the schedule control (bench/schedule_control.py): vanilla on DySCO's warm-up schedule, under
+#           $WORK/ctl/MODEL (not in the study's tables' Holm families: its own section)
 #   ga      e1's cells again, recording for the first GOLD_N (20) prompts per cell the attention the
 #           selected heads and all heads put on the gold span at each step (abl/MODEL/gold_attention.jsonl)
 # Each evaluation stage runs `headscope ablate --config configs/long-context-eval.yaml --tasks
@@ -73,7 +75,8 @@ declare -A GGUF=([qwen]=qwen2.5-coder-0.5b-instruct-q4_k_m.gguf [gemma]=gemma-3-
   [qwen15]=qwen2.5-coder-1.5b-instruct-q4_k_m.gguf)
 # The default order (2026-12-07): finish Qwen at 16k-32k (done in the repository but for eaoff),
 # then Gemma's pilot and first stage at all three lengths (its head sets are in the repository,
-# calibrated on the CPU), Qwen at 8k, the rest of both models, and e4 (other heads at strength 3) last.
+# calibrated on the CPU), Qwen at 8k, the rest of both models, and e4 (other heads at strength 3) last,
+# each model's schedule control (ctl) after its e4.
 STAGES=${STAGES:-"qwen:heads qwen:pilot:16000,32000 qwen:e1:16000 qwen:e1:32000 qwen:e3:16000 qwen:e2:16000
   qwen:ea:16000 qwen:ga:16000 qwen:e3:32000 qwen:e2:32000 qwen:ea:32000 qwen:ga:32000
   qwen:eaoff:16000 qwen:eaoff:32000
@@ -82,7 +85,7 @@ STAGES=${STAGES:-"qwen:heads qwen:pilot:16000,32000 qwen:e1:16000 qwen:e1:32000 
   gemma:e3:8000,16000,32000 gemma:e2:8000,16000,32000 qwen:e3:8000 qwen:e2:8000
   gemma:ea:8000,16000,32000 gemma:eaoff:8000,16000,32000 gemma:ga:8000,16000,32000 qwen:ea:8000
   qwen:eaoff:8000 qwen:ga:8000
-  qwen:e4:16000,32000,8000 gemma:e4:8000,16000,32000"}
+  qwen:e4:16000,32000,8000 qwen:ctl:8000 gemma:e4:8000,16000,32000 gemma:ctl:8000"}
 PILOT=configs/long-context-pilot.yaml
 EVAL=configs/long-context-eval.yaml
 QWEN_REP=reports/qwen2.5-coder-0.5b
@@ -101,7 +104,7 @@ bundle() {  # tables + one tarball of everything to commit (the device returns a
   python3 bench/long_context_tables.py "$WORK" > /dev/null 2>&1 || echo "tables: nothing to tabulate yet"
   [ -n "${OUT:-}" ] || return 0
   (cd "$WORK" && tar czf "$OUT/long-context.tgz" --exclude='*.partial*' choice.json tables.md done abl/*/results*.jsonl \
-     abl/*/gold_attention.* pilot/*/results*.jsonl heads logs commands.log timings.tsv gpus.txt cal/*/*/run.json rank-*.txt 2>/dev/null)
+     ctl/*/results*.jsonl abl/*/gold_attention.* pilot/*/results*.jsonl heads logs commands.log timings.tsv gpus.txt cal/*/*/run.json rank-*.txt 2>/dev/null)
   { echo "# long-context study, $(date -u +%FT%TZ)"; cat "$WORK/gpus.txt" 2>/dev/null; echo '```'
     cat "$TIMES" 2>/dev/null; ls "$WORK/done"; echo '```'; cat "$WORK/tables.md" 2>/dev/null; } > "$OUT/long-context-summary.md"
   ls -la "$OUT"
@@ -257,6 +260,7 @@ entries() {  # entries KEY STEP: one "METHODS HEADS STRENGTHS" line per ablate c
     e4) echo "dysco $ret$rnd 3" ;;
     ea|eaoff) echo "dysco $qr auto" ;;
     ga) echo "vanilla,dysco,dysco-onepass $qr 2" ;;
+    ctl) echo "vanilla-on-schedule $qr 1" ;;
   esac
 }
 
@@ -293,7 +297,7 @@ prebuild() {  # prebuild KEY: build, in the background, the prompts of every len
   for st in $STAGES; do
     IFS=: read -r k w ls <<< "$st"
     [ "$k" = "$key" ] && [ ! -f "$(marker "$st")" ] || continue
-    case $w in e1|e2|e3|e4|ea|eaoff|ga) ;; *) continue ;; esac
+    case $w in e1|e2|e3|e4|ea|eaoff|ga|ctl) ;; *) continue ;; esac
     for L in ${ls//,/ }; do
       [ -z "${PROMPTS_PID[$key:$L]:-}" ] || continue
       tasks=$(python3 bench/long_context_choose.py tasks "$WORK/choice.json" --model "${ALIAS[$key]}" --length "$L" \
@@ -344,7 +348,7 @@ print(','.join(A.from_yaml('$PILOT').tasks))")}
           ${PILOT_EXAMPLES:+--min-n $PILOT_EXAMPLES} --keep "$WORK/choice.json" --out "$WORK/choice.json" | tee -a "$LOG"
         touch "$marker"
       fi ;;
-    e1|e2|e3|e4|ea|eaoff|ga)
+    e1|e2|e3|e4|ea|eaoff|ga|ctl)
       [ -f "$(marker "$key:heads")" ] || { echo "$stage: no head sets for $alias"; continue; }
       loop=""; undecided=""
       # ea (auto strength: its dev-split tuning decodes, which every shard would repeat) and ga
@@ -354,6 +358,10 @@ print(','.join(A.from_yaml('$PILOT').tasks))")}
       [ "$what" = ea ] && extra="--strength-grid $AUTO_GRID --dev-examples $DEV_N"
       [ "$what" = eaoff ] && extra="--strength-grid 1,$AUTO_GRID --dev-examples $DEV_N"
       [ "$what" = ga ] && extra="--gold-attention $GOLD_N"
+      # ctl: the schedule control (bench/schedule_control.py adds the method), in its own folder so
+      # that the study's tables and Holm families are untouched; tables.md has its own section
+      hs=$HS out=$WORK/abl/$alias
+      [ "$what" = ctl ] && hs="python3 bench/schedule_control.py" out=$WORK/ctl/$alias
       for L in ${lens//,/ }; do
         tasks=$(python3 bench/long_context_choose.py tasks "$WORK/choice.json" --model "$alias" --length "$L") \
           || { undecided="$undecided $L"; continue; }
@@ -361,9 +369,9 @@ print(','.join(A.from_yaml('$PILOT').tasks))")}
         [ -n "${PROMPTS_PID[$key:$L]:-}" ] || prebuild "$key"
         if [ -n "${PROMPTS_PID[$key:$L]:-}" ]; then wait "${PROMPTS_PID[$key:$L]}" 2>/dev/null
         else prompts "$key" "$tasks" "$L"; fi
-        while read -r methods hs strengths; do
-          loop="$loop $HS ablate --config $EVAL --model $alias --tasks $tasks --lengths $L --methods $methods"
-          loop="$loop --heads $hs --strengths $strengths $EX_OPT --out $WORK/abl/$alias $COMMON $extra &&"
+        while read -r methods hsets strengths; do
+          loop="$loop $hs ablate --config $EVAL --model $alias --tasks $tasks --lengths $L --methods $methods"
+          loop="$loop --heads $hsets --strengths $strengths $EX_OPT --out $out $COMMON $extra &&"
         done < <(entries "$key" "$what")
       done
       [ -z "$undecided" ] || echo "$stage: no pilot decision at$undecided yet (run its pilot stage first)"

@@ -50,10 +50,10 @@ def _heads_labels(folder: Path) -> dict[str, str]:
     return labels
 
 
-def _records(root: Path, purpose: str) -> list[dict]:
-    """The cached decodes of ``purpose`` (``eval`` or ``tune``) under ``abl/``, one per key."""
+def _records(root: Path, purpose: str, folder: str = "abl") -> list[dict]:
+    """The cached decodes of ``purpose`` (``eval`` or ``tune``) under ``folder/``, one per key."""
     rows: dict[str, dict] = {}
-    for f in sorted((root / "abl").glob("*/results*.jsonl")):
+    for f in sorted((root / folder).glob("*/results*.jsonl")):
         for line in f.read_text().splitlines():
             if line.strip():
                 r = json.loads(line)
@@ -74,14 +74,14 @@ def _median(values: dict[str, float]) -> str:
     return f"{(v[mid] if len(v) % 2 else (v[mid - 1] + v[mid]) / 2):.2f}"
 
 
-def load(root: Path, purpose: str = "eval", field: str = "score", convert=float
+def load(root: Path, purpose: str = "eval", field: str = "score", convert=float, folder: str = "abl"
          ) -> dict[tuple[str, int, str], dict[str, dict[str, float]]]:
     """``(model, length, task) -> method label -> example id -> score`` (evaluation split, or the
     dev split's tuning decodes with ``purpose="tune"``; another record ``field``, e.g. ``seconds``,
-    or ``output`` with ``convert=str``)."""
+    or ``output`` with ``convert=str``; ``folder="ctl"``: the schedule control's decodes)."""
     labels = _labels(root)
     out: dict[tuple[str, int, str], dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
-    for r in _records(root, purpose):
+    for r in _records(root, purpose, folder):
         m = ID.match(r["example_id"])
         if not m or "split=pilot" in m["task"]:
             continue
@@ -194,6 +194,7 @@ def tables(root: Path) -> str:
         lines.append(f"| {where} | {c['n']} | {differ} | {_pct(c['diff'])} | {_pct(c['diff_lo'])} to "
                      f"{_pct(c['diff_hi'])} | {c['wins']} | {c['losses']} | {_p(c['p_value'])} | {_p(ph)} |")
     lines += _control_section(data, outputs)
+    lines += _schedule_control_section(root, data, outputs)
     seconds = load(root, field="seconds")
     lines += ["", "## One-pass minus two-pass DySCO", "",
               "Time: the median wall seconds per decode (prompt and new tokens; a batch's time shared by its "
@@ -252,6 +253,45 @@ def _control_section(data: dict, outputs: dict) -> list[str]:
         lines.append(f"| {where} | {c['n']} | {differ} | {_pct(c['diff'])} | {_pct(c['diff_lo'])} to "
                      f"{_pct(c['diff_hi'])} | {c['wins']} | {c['losses']} | {_p(c['p_value'])} | {_p(ph)} |")
     return lines
+
+
+def _schedule_control_section(root: Path, data: dict, outputs: dict) -> list[str]:
+    """Vanilla on DySCO's warm-up schedule (``bench/schedule_control.py``, stage ``ctl``, decoded
+    under ``ctl/``) against vanilla and against DySCO at strength 1, on the same prompts: whether
+    the schedule alone accounts for strength 1's differences from vanilla. Descriptive (no test
+    joins a Holm family): the question is which outputs are identical, not a rate."""
+    scores = load(root, folder="ctl")
+    texts = load(root, folder="ctl", field="output", convert=str)
+    rows = []
+    for cell in sorted(scores, key=lambda k: (k[0], k[1], k[2])):
+        main = data.get(cell, {})
+        one = next((m for m in sorted(main, key=_order) if m.split()[0] == "dysco" and m.endswith(" s1")), None)
+        for label in sorted(scores[cell]):
+            ctl, ctl_text = scores[cell][label], texts[cell][label]
+            van = main.get("vanilla", {})
+            vs_vanilla = wins_losses = vs_one = one_vs_vanilla = "-"
+            if van:
+                c = _paired(ctl, van)
+                vs_vanilla = str(_differ(ctl_text, outputs[cell]["vanilla"]))
+                wins_losses = f"{c['wins']}/{c['losses']}"
+            if one:
+                vs_one = f"{_differ(ctl_text, outputs[cell][one])} of {len(set(ctl) & set(main[one]))}"
+                if van:
+                    one_vs_vanilla = str(_differ(outputs[cell][one], outputs[cell]["vanilla"]))
+            rows.append(f"| {cell[0]} | {cell[1]} | {cell[2]} | {len(ctl)} | "
+                        f"{_pct(accuracy(list(ctl.values()))['mean'])} | {vs_vanilla} | {wins_losses} | {vs_one} | "
+                        f"{one_vs_vanilla} |")
+    if not rows:
+        return []
+    return ["", "## The schedule control: vanilla on DySCO's warm-up schedule", "",
+            "`bench/schedule_control.py`'s `vanilla-on-schedule` (stage `ctl`): DySCO's schedule (the warm-up "
+            "tokens fed one at a time through the decode step) with a plain pass at every token: no read, no "
+            "selection, no bias. If it gives DySCO-at-strength-1's answers and differs from vanilla on the same "
+            "prompts, the schedule is why strength 1 differs from vanilla. Descriptive: no test here joins a Holm "
+            "family.", "",
+            "| model | length | task | n | accuracy % | outputs differ from vanilla | wins/losses vs vanilla | "
+            "outputs differ from DySCO s1 | DySCO s1's outputs differing from vanilla |",
+            "|---|---|---|---|---|---|---|---|---|", *rows]
 
 
 def _pivot(data: dict) -> list[str]:

@@ -322,7 +322,8 @@ def test_an_arm_cut_part_way_is_shown_but_kept_out_of_the_tests(tmp_path):
     cell = victim["example_id"].rsplit("-", 1)[0]
     # one more prompt in the victim's cell, decoded by every arm but the victim's
     extra = [dict(r, example_id=f"{cell}-999", key=r["key"] + "x") for r in records
-             if r["purpose"] == "eval" and r["example_id"].rsplit("-", 1)[0] == cell and r["decode"] != victim["decode"]]
+             if r["purpose"] == "eval" and r["example_id"].rsplit("-", 1)[0] == cell
+             and r["decode"] != victim["decode"]]
     assert extra
     cache.write_text(cache.read_text().rstrip("\n") + "\n" + "".join(json.dumps(r) + "\n" for r in extra))
     after = tables_mod.tables(root)
@@ -335,3 +336,28 @@ def test_an_arm_cut_part_way_is_shown_but_kept_out_of_the_tests(tmp_path):
     assert 0 < len(paired(after)) < len(paired(before))
     accuracy = after.split("## Accuracy")[1].split("\n## ")[0]
     assert len(accuracy.splitlines()) == len(before.split("## Accuracy")[1].split("\n## ")[0].splitlines())
+
+
+def test_the_schedule_control_gets_its_own_section_and_counts_changed_outputs(tmp_path):
+    """Decodes under ctl/ (stage ctl: bench/schedule_control.py's vanilla-on-schedule) get a section
+    of their own, counting the prompts whose output differs from vanilla's, and join no Holm family."""
+    root = tmp_path / "lc"
+    shutil.copytree(FIXTURE, root)
+    before = tables_mod.tables(root)
+    heads = json.loads(next((root / "heads" / "smollm2-135m").glob("heads-qrscore*.json")).read_text())["heads"]
+    records = [json.loads(line) for f in sorted((root / "abl" / "smollm2-135m").glob("results*.jsonl"))
+               for line in f.read_text().splitlines()]
+    vanilla = [r for r in records if r["purpose"] == "eval" and r["decode"]["method"] == "vanilla"]
+    control = [dict(r, key=r["key"] + "c", decode={"method": "vanilla-on-schedule", "heads": heads, "strength": 1.0})
+               for r in vanilla]
+    control[0]["output"] += " (another wording)"
+    (root / "ctl" / "smollm2-135m").mkdir(parents=True)
+    (root / "ctl" / "smollm2-135m" / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in control))
+    after = tables_mod.tables(root)
+    section = after.split("## The schedule control")[1].split("\n## ")[0]
+    rows = [line.split(" | ") for line in section.splitlines() if line.startswith("| smollm2")]
+    assert len(rows) == len({r["example_id"].rsplit("-", 2)[0] for r in vanilla})
+    assert sorted(int(r[5]) for r in rows) == [0] * (len(rows) - 1) + [1]  # outputs differing from vanilla
+    assert "## The schedule control" not in before
+    assert after.split("## Paired comparisons")[1].split("\n## ")[0] == \
+        before.split("## Paired comparisons")[1].split("\n## ")[0]
