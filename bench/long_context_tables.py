@@ -219,6 +219,11 @@ def tables(root: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _strength_one(methods: dict) -> str | None:
+    """The cell's DySCO-at-strength-1 label (the control with DySCO's schedule and no rescaling), if decoded."""
+    return next((m for m in sorted(methods, key=_order) if m.split()[0] == "dysco" and m.endswith(" s1")), None)
+
+
 def _control_section(data: dict, outputs: dict) -> list[str]:
     """Every rescaling method against DySCO at strength 1 on the same prompts, where it was decoded.
 
@@ -229,7 +234,7 @@ def _control_section(data: dict, outputs: dict) -> list[str]:
     tests = []
     for cell in sorted(data, key=lambda k: (k[0], k[1], k[2])):
         methods = {label: v for label, v in data[cell].items() if _complete(data[cell], label)}
-        control = next((m for m in sorted(methods, key=_order) if m.split()[0] == "dysco" and m.endswith(" s1")), None)
+        control = _strength_one(methods)
         if control is None:
             continue
         for label in sorted(methods, key=_order):
@@ -265,7 +270,7 @@ def _schedule_control_section(root: Path, data: dict, outputs: dict) -> list[str
     rows = []
     for cell in sorted(scores, key=lambda k: (k[0], k[1], k[2])):
         main = data.get(cell, {})
-        one = next((m for m in sorted(main, key=_order) if m.split()[0] == "dysco" and m.endswith(" s1")), None)
+        one = _strength_one(main)
         for label in sorted(scores[cell]):
             ctl, ctl_text = scores[cell][label], texts[cell][label]
             van = main.get("vanilla", {})
