@@ -5,15 +5,16 @@
 #
 # Device calls (the machine stays warm between calls; files written outside the repo copy, under
 # $LC_HOME, default /root/lc-gpu, stay until it goes back). Here, once, in the checkout the calls
-# run from (slices of 34 MB: with the repository, 27 MB on 2026-12-07 and growing with the results, a call
-# stays under its 64 MiB; 41 MB slices no longer fit):
+# run from (slices of 28 MB: with the repository, 33 MB of tracked files on 2026-12-07 evening and growing
+# with the results, a call stays under its 64 MiB; 34 MB slices stopped fitting that day. Re-split
+# when it grows: `stash` takes the carried manifest over a stashed one):
 #   python -c "from headscope.gguf_parts import assemble; from headscope.models import GEMMA3_270M_GGUF as G, \
 #     QWEN25_CODER_05B_GGUF as Q; assemble(G, '/tmp/gemma-3-270m-q4_k_m.gguf'); \
 #     assemble(Q, '/tmp/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf')"
-#   python bench/qwen_slices.py split /tmp/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf .gpu/qwen/slices --size 34000000
-#   python bench/qwen_slices.py split /tmp/gemma-3-270m-q4_k_m.gguf .gpu/gemma/slices --size 34000000
+#   python bench/qwen_slices.py split /tmp/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf .gpu/qwen/slices --size 28000000
+#   python bench/qwen_slices.py split /tmp/gemma-3-270m-q4_k_m.gguf .gpu/gemma/slices --size 28000000
 #   (optional, qwen15: the same with QWEN25_CODER_15B_GGUF, /tmp/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf and
-#   .gpu/qwen15/slices: 33 slices)
+#   .gpu/qwen15/slices: 40 slices; Qwen 0.5B 18, Gemma 10)
 # There:
 #   bash bench/long_context_study_gpu.sh setup         # carry .gpu/whl (+ both manifests): wheels into $LC_HOME/site
 #   bash bench/long_context_study_gpu.sh stash MODEL   # MODEL qwen|gemma|qwen15; carry .gpu/MODEL/slices/{manifest.json,<one slice>}
@@ -85,7 +86,7 @@ STAGES=${STAGES:-"qwen:heads qwen:pilot:16000,32000 qwen:e1:16000 qwen:e1:32000 
   gemma:e3:8000,16000,32000 gemma:e2:8000,16000,32000 qwen:e3:8000 qwen:e2:8000
   gemma:ea:8000,16000,32000 gemma:eaoff:8000,16000,32000 gemma:ga:8000,16000,32000 qwen:ea:8000
   qwen:eaoff:8000 qwen:ga:8000
-  qwen:e4:16000,32000,8000 qwen:ctl:8000 gemma:e4:8000,16000,32000 gemma:ctl:8000"}
+  qwen:e4:16000,32000 qwen:e4:8000 qwen:ctl:8000 gemma:e4:8000,16000,32000 gemma:ctl:8000"}
 PILOT=configs/long-context-pilot.yaml
 EVAL=configs/long-context-eval.yaml
 QWEN_REP=reports/qwen2.5-coder-0.5b

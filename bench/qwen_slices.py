@@ -66,8 +66,13 @@ def stash(src: Path, store: Path) -> list[str]:
     """Copy every valid slice found in ``src`` into ``store``; return the names still missing."""
     store.mkdir(parents=True, exist_ok=True)
     manifest = _load_manifest(src, store)
-    if not (store / MANIFEST).is_file():
-        (store / MANIFEST).write_text(json.dumps(manifest, indent=1))
+    stored = store / MANIFEST
+    # The carried manifest wins: slices split again (another size) come with a new one, and the old
+    # one would make `assemble` wait for slices that no longer exist (2026-12-07: a stage lost 15 min)
+    if not stored.is_file() or json.loads(stored.read_text()) != manifest:
+        if stored.is_file():
+            print(f"{stored}: replaced by the carried manifest (the file was split again)")
+        stored.write_text(json.dumps(manifest, indent=1))
     for entry in manifest["slices"]:
         here, there = src / entry["name"], store / entry["name"]
         if here.is_file() and not _valid(there, entry):

@@ -319,6 +319,35 @@ def test_results_of_another_dtype_are_decoded_again_not_mixed_in(tmp_path, tiny)
     assert sorted(rec["key"] for rec in redone) == sorted(rec["key"] for rec in lines[:half])
 
 
+def test_results_of_the_other_attention_path_are_decoded_again_not_mixed_in(tmp_path, tiny, monkeypatch):
+    """The fused decode kernels round differently from the matrix-product path in bf16, so a result
+    decoded on one path is not taken as cached by a run on the other; older results (no field) are
+    the matrix path's."""
+    from headscope.dysco import fused_decode
+
+    cfg = _config()
+    first = []
+    run_ablation(cfg, tmp_path, lm=tiny, progress=False, on_result=first.append, record_trace=False)
+    assert first and {rec["attention"] for rec in first} == {"matrix"}
+    path = tmp_path / "results.jsonl"
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    for rec in lines:
+        rec.pop("attention")  # written before the path was recorded
+    path.write_text("".join(json.dumps(rec) + "\n" for rec in lines))
+    # asked for on a machine where the kernels cannot run (no CUDA here): still the matrix path, all cached
+    monkeypatch.setenv("HEADSCOPE_FUSED_DECODE", "1")
+    again = []
+    run_ablation(cfg, tmp_path, lm=tiny, progress=False, on_result=again.append, record_trace=False)
+    assert again == []
+    # where they can run (a GPU, stood in for by the path's name: this CPU has no Triton, so the
+    # engine itself still takes the matrix path), every matrix-path result is decoded again
+    monkeypatch.setattr(fused_decode, "path_name", lambda *a, **k: "fused")
+    redone = []
+    run_ablation(cfg, tmp_path, lm=tiny, progress=False, on_result=redone.append, record_trace=False)
+    assert sorted(rec["key"] for rec in redone) == sorted(rec["key"] for rec in lines)
+    assert {rec["attention"] for rec in redone} == {"fused"}
+
+
 def test_batch_size_auto_decodes_one_at_a_time_on_the_cpu(tmp_path, tiny, monkeypatch):
     import headscope.batch_size as batch_size
     import headscope.dysco.fixed as engine  # every batch goes through it, its prefill shared or not

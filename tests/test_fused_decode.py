@@ -83,6 +83,18 @@ def test_supports_only_whole_tiles_and_power_of_two_heads():
     assert supports(q, torch.zeros(1, 2, 256, 64, device=DEVICE), 128)
 
 
+def test_the_recorded_path_is_fused_only_where_asked_for_and_taken():
+    """What a result records (ablate decodes again rather than mix the two paths)."""
+    from headscope.dysco.fused_decode import path_name
+
+    device = torch.device(DEVICE)
+    assert path_name(device, 64, torch.bfloat16) == "matrix"  # not asked for
+    with use_fused_decode():
+        assert path_name(device, 64, torch.bfloat16) == "fused"
+        assert path_name(device, 256, torch.float32) == "matrix"  # a tile over shared memory
+        assert path_name(device, 80, torch.bfloat16) == "matrix"  # not a power of two
+
+
 @pytest.mark.parametrize("arch", ["llama", "qwen2", "gemma3"])
 def test_the_fixed_engine_gives_the_same_tokens_with_the_kernels(arch):
     """Every method, two prompts of different lengths in one batch (left padding), float32: the

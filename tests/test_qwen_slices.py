@@ -35,3 +35,27 @@ def test_slices_carried_in_several_calls_reassemble_exactly(tmp_path):
     assert slices.stash(call, tmp_path / "store") == []
     slices.assemble(tmp_path / "store", tmp_path / "out.gguf")
     assert (tmp_path / "out.gguf").read_bytes() == data
+
+
+def test_slices_split_again_replace_the_stashed_manifest(tmp_path):
+    """A file split again at another size (a call grew past its limit) comes with a new manifest:
+    the store takes it, so `assemble` does not wait for the old slices."""
+    data = bytes(range(256)) * 40
+    (tmp_path / "m.gguf").write_bytes(data)
+    old = slices.split(tmp_path / "m.gguf", tmp_path / "old", size=6000)
+    store = tmp_path / "store"
+    call = tmp_path / "call"
+    call.mkdir()
+    for name in ("manifest.json", old["slices"][1]["name"]):
+        (call / name).write_bytes((tmp_path / "old" / name).read_bytes())
+    slices.stash(call, store)  # one slice of the first split arrived
+    new = slices.split(tmp_path / "m.gguf", tmp_path / "new", size=4000)
+    for entry in new["slices"]:
+        for f in call.iterdir():
+            f.unlink()
+        for name in ("manifest.json", entry["name"]):
+            (call / name).write_bytes((tmp_path / "new" / name).read_bytes())
+        missing = slices.stash(call, store)
+    assert missing == []
+    slices.assemble(store, tmp_path / "out.gguf")
+    assert (tmp_path / "out.gguf").read_bytes() == data

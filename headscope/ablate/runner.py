@@ -86,14 +86,20 @@ class Runner:
         self.shard = shard
         self.batch_size = batch_size
         self.dtype = weights_dtype(lm)
+        from ..dysco import fused_decode  # torch: imported when a model is, not by the CLI's checks
+
+        self.attention = fused_decode.path_name(lm.device, lm.geometry.head_dim, next(lm.model.parameters()).dtype)
 
     def cached(self, key: str) -> bool:
-        """Whether ``key`` has a result decoded with these weights' dtype. A result recorded
-        under another dtype (bfloat16 on a GPU, float32 on the CPU: different numbers, often
-        different tokens) is decoded again rather than mixed in; results written before the
-        dtype was recorded are taken as they are."""
+        """Whether ``key`` has a result decoded with these weights' dtype and this decode attention
+        path. A result recorded under another dtype (bfloat16 on a GPU, float32 on the CPU:
+        different numbers, often different tokens) or the other attention path (the fused kernels
+        round differently in bf16) is decoded again rather than mixed in; results written before
+        either was recorded are taken as they are (dtype) or as the matrix-product path, the only
+        one there was."""
         record = self.cache.get(key)
-        return record is not None and record.get("dtype", self.dtype) == self.dtype
+        return (record is not None and record.get("dtype", self.dtype) == self.dtype
+                and record.get("attention", "matrix") == self.attention)
 
     def mine(self, key: str) -> bool:
         """Whether this shard decodes ``key``: by the key's own hash, so the split stays the same
@@ -166,7 +172,7 @@ class Runner:
                 "score": job.example.score(res.text), "n_prompt_tokens": res.n_prompt,
                 "n_new_tokens": len(res.tokens), "seconds": round(seconds, 4),
                 "decode": effective_settings(job.config, self.lm), "max_new_tokens": job.config.max_new_tokens,
-                "dtype": self.dtype,
+                "dtype": self.dtype, "attention": self.attention,
             }
             self.cache.add(record)
             if self.on_result is not None:

@@ -37,7 +37,8 @@ from typing import Any
 
 import torch
 
-__all__ = ["available", "enabled", "fused_decode_attention", "supports", "supports_shape", "use_fused_decode"]
+__all__ = ["available", "enabled", "fused_decode_attention", "path_name", "supports", "supports_shape",
+           "use_fused_decode"]
 
 _ENABLED: ContextVar[bool | None] = ContextVar("headscope_fused_decode", default=None)
 _MIN_ROWS = 16  # tl.dot needs at least 16 rows: the GQA group is padded to this
@@ -94,6 +95,13 @@ def supports_shape(device: torch.device, head_dim: int, split: int, length: int,
     tile_bytes = _BLOCK_N * d * torch.empty((), dtype=dtype).element_size()
     return (d >= 16 and d & (d - 1) == 0 and tile_bytes <= _MAX_TILE_BYTES
             and split % _BLOCK_N == 0 and length % split == 0)
+
+
+def path_name(device: torch.device, head_dim: int, dtype: torch.dtype) -> str:
+    """``"fused"`` where the fixed engine takes these kernels for a model of ``head_dim`` in ``dtype``
+    on ``device`` (asked for, and a head size and dtype they take), else ``"matrix"``: recorded with
+    every result, because the two paths round differently in bf16 and must not be mixed in one table."""
+    return "fused" if enabled() and supports_shape(device, head_dim, _BLOCK_N, _BLOCK_N, dtype) else "matrix"
 
 
 def supports(query: torch.Tensor, key: torch.Tensor, split: int) -> bool:
