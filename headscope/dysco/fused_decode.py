@@ -20,10 +20,12 @@ before the value product, as :func:`decode_attention` does, so float32 results a
 rounding; in bf16 the order of roundings differs (split-local instead of global max), as between
 any two kernels. Every shape depends only on the buffer, so a CUDA graph can capture it.
 
-Off unless :func:`enabled` says so (``HEADSCOPE_FUSED_DECODE=1``, or :func:`use_fused_decode`):
-its speed is measured by ``bench/dysco_decode.py`` columns ``hs_*_fused``, and it stays off by
-default until a GPU sitting shows it faster. Without a GPU, ``TRITON_INTERPRET=1`` runs the same
-kernels on CPU tensors (the tests do).
+Off unless :func:`enabled` says so (``HEADSCOPE_FUSED_DECODE=1``, or :func:`use_fused_decode`).
+On an H100 it took 11-16% off a decode step at 32k-128k (``bench/dysco_decode.py`` columns
+``hs_*_fused``) and gave the matrix path's tokens on real weights in float32; it stays off by
+default while a study decoded on the matrix path is unfinished (``bench/README.md``), and every
+``ablate`` result records the path it took (:func:`path_name`), so the two are never mixed.
+Without a GPU, ``TRITON_INTERPRET=1`` runs the same kernels on CPU tensors (the tests do).
 """
 
 from __future__ import annotations
