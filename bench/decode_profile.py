@@ -1,6 +1,7 @@
 """Where a decode step's time goes: torch.profiler over the fixed engine, per kernel category.
 
     python bench/decode_profile.py --gpu --out $OUT/decode_profile.json          # 8B shape, 32k, ~1 min
+    python bench/decode_profile.py --gpu --fused --out $OUT/decode_profile_fused.json  # the Triton kernels on
     python bench/decode_profile.py --out /tmp/p.json                             # CPU dry run (tiny, CPU time)
     python bench/dysco_decode.py --gpu --profile --out $OUT/decode_profile.json  # the same, from the bench
 
@@ -19,6 +20,8 @@ the first steps cancel). Each op is put in one category:
 ``masks_bias``        ops over 2-D ``[batch, capacity]`` tensors (masks, bias, importance);
 ``weight_matmuls``    the other matmuls (projections, MLP, logits);
 ``small_kernels``     everything else (norms, RoPE, residual adds, copies of one token);
+``fused_attention``   the Triton kernels of ``headscope.dysco.fused_decode`` (``--fused``: they
+                      replace the attention scores and score passes of every layer not read);
 ``launch_gaps``       the graph step's time (CUDA events, graphs on) minus the sum above.
 
 The JSON has, per method: ``step_ms_graphs``, ``step_ms_eager``, ``kernel_ms`` (sum of device
@@ -49,11 +52,16 @@ MATMULS = {"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::_scal
 SELECTION = ("topk", "sort", "cumsum", "gather", "scatter", "index", "kthvalue", "searchsorted", "nonzero")
 
 
+FUSED_KERNELS = ("split_kernel", "combine_kernel")  # headscope/dysco/_triton_kernels.py
+
+
 def category(name: str, shapes: list[list[int]], length: int) -> str:
     """The category of one aten op (see the module docstring). The decode attention splits the
     keys into chunks, so no score tensor has a dim equal to the cache's slots: a score pass is an op
     over a tensor of >= 3 dims holding at least ``length`` elements."""
     numel = [math.prod(s) for s in shapes]
+    if name in FUSED_KERNELS:
+        return "fused_attention"
     if name in ("aten::bmm", "aten::baddbmm", "aten::_efficient_attention_forward",
                 "aten::_flash_attention_forward"):
         return "attention_scores"  # the weights' matmuls are 2-D (mm / addmm), never batched
@@ -87,7 +95,9 @@ def op_times(call: Any, gpu: bool) -> dict[tuple[str, str], tuple[float, int]]:
             torch.cuda.synchronize()
     out = {}
     for evt in prof.key_averages(group_by_input_shape=True):
-        if not evt.key.startswith("aten::"):
+        # aten ops carry the device time of the kernels they launch; the Triton kernels are
+        # launched from Python, outside any aten op, so their own events are counted instead
+        if not (evt.key.startswith("aten::") or evt.key in FUSED_KERNELS):
             continue
         t = _self_time(evt, gpu)
         if t > 0:
@@ -141,14 +151,23 @@ def profile_method(lm: Any, ids: torch.Tensor, cfg: DyscoConfig, tokens: tuple[i
             "kernel_ms": round(kernel_ms, 3), "categories": cats, "top_ops": ops[:40]}
 
 
-def run_profile(out: Path, gpu: bool, length: int | None = None, tokens: tuple[int, int] = (4, 12)) -> dict[str, Any]:
-    """Profile vanilla and DySCO steps; write and return the JSON described in the module docstring."""
+def run_profile(out: Path, gpu: bool, length: int | None = None, tokens: tuple[int, int] = (4, 12),
+                fused: bool = False) -> dict[str, Any]:
+    """Profile vanilla and DySCO steps; write and return the JSON described in the module docstring.
+    ``fused``: with the fused decode attention on (``headscope.dysco.fused_decode``)."""
+    from headscope.dysco.fused_decode import use_fused_decode
+
+    with use_fused_decode(fused):
+        return _run_profile(out, gpu, length, tokens, fused)
+
+
+def _run_profile(out: Path, gpu: bool, length: int | None, tokens: tuple[int, int], fused: bool) -> dict[str, Any]:
     device = "cuda" if gpu else "cpu"
     lm = random_llama("llama-3.1-8b" if gpu else "tiny-8b", device, torch.bfloat16 if gpu else torch.float32)
     length = length or (32768 if gpu else 256)
     ids = torch.randint(3, int(lm.model.config.vocab_size), (length,), generator=torch.Generator().manual_seed(length))
     result: dict[str, Any] = {"meta": {"model": lm.name, "length": length, "tokens": list(tokens),
-                                       "torch": torch.__version__,
+                                       "torch": torch.__version__, "fused_attention": fused,
                                        "device": torch.cuda.get_device_name() if gpu else "cpu",
                                        "unit": "device ms per step" if gpu else "CPU ms per step (dry run)"}}
     for name, cfg in (("vanilla", DyscoConfig(method="vanilla", max_new_tokens=tokens[1])),
@@ -168,9 +187,10 @@ def main() -> None:
     ap.add_argument("--gpu", action="store_true")
     ap.add_argument("--length", type=int, default=None)
     ap.add_argument("--tokens", default="4,12", help="new tokens of the two profiled calls")
+    ap.add_argument("--fused", action="store_true", help="with the fused decode attention (Triton) on")
     args = ap.parse_args()
     a, b = (int(x) for x in args.tokens.split(","))
-    run_profile(args.out, args.gpu, args.length, (a, b))
+    run_profile(args.out, args.gpu, args.length, (a, b), fused=args.fused)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,8 @@
 #   2 tokens   bench/gpu_tokens.py: SmolLM2 real weights, bf16 + float32, 1k-8k, and the parity against the
 #              authors' code (waits up to TOKENS_WAIT s for the converted model; skipped if it never comes)
 #   3 profile  bench/decode_profile.py: one decode step at 32k, vanilla and DySCO, per kernel category
-#              (PROFILE=1 only: measured in the 2026-12-06 H100 sitting)
+#              (PROFILE=1 only: measured in the 2026-12-06 H100 sitting); profile_fused: the same with
+#              the fused decode attention on (--fused)
 #   4 capture  bench/dysco_decode.py --sections capture: 13B shape at 4k, 8B shape at 4k/32k/128k
 #   5 batch    bench/dysco_decode.py --sections batch_auto: --batch-size auto vs 1, SmolLM2 shape, 4k
 #   4b capture_profile  bench/capture_profile.py --gpu: a capture's parts timed apart (8B shape, 4k)
@@ -89,6 +90,9 @@ chain() {
       --columns hf_dynamic,hs_vanilla,hs_dysco,hs_onepass,hs_vanilla_fused,hs_dysco_fused,hs_onepass_fused --budget-s 360 $ref --out "$OUTD/decode_128k.json"
     [ "${TOKENS_FIRST:-0}" = 1 ] || tokens_step
     [ "${PROFILE:-0}" = 1 ] && step profile 90 "$PY" bench/decode_profile.py --gpu --out "$OUTD/decode_profile.json"
+    # where the step's time goes with the Triton kernels on (the 2026-12-06 profile had them off;
+    # bench/README.md's reading of what is left above the floor is an inference until this runs)
+    step profile_fused 150 "$PY" bench/decode_profile.py --gpu --fused --out "$OUTD/decode_profile_fused.json"
     step capture 120 "$PY" bench/dysco_decode.py --gpu --sections capture --out "$OUTD/capture.json"
     # a capture's parts timed apart on the 8B shape (the CPU run only gives proportions)
     step capture_profile 200 "$PY" bench/capture_profile.py --gpu --lengths 4096,131072 --reps 2 --warmups 1 \
