@@ -25,8 +25,10 @@
 #   bash bench/long_context_study_gpu.sh stop          # end the daemon's session
 #   bash bench/long_context_study_gpu.sh run [SECS]    # the same work in the foreground (default 570 s)
 # A model whose slices are all stashed is assembled, checked (pinned SHA-256) and converted by
-# `headscope models --prepare` when its first stage comes; `start` can begin on Qwen while Gemma's
-# slices still arrive (its stages come last and wait up to SLICE_WAIT s for them).
+# `headscope models --prepare` when its first stage comes; `start` can begin before the slices
+# arrive: a stage whose model's slices are not all there yet goes to the back of the queue (with the
+# later stages of that model) while another model's stages can run, and once nothing else can, its
+# model waits up to SLICE_WAIT s for them.
 #
 # Stages, most wanted first (STAGES overrides; each MODEL:STEP[:LENGTHS], MODEL a key of ALIAS below):
 #   pilot   vanilla on the pilot split of configs/long-context-pilot.yaml, then
@@ -321,14 +323,38 @@ shards() {  # shards TAG SCRIPT: NSHARDS copies of SCRIPT ($SHARD = k/N in it); 
   return "$failed"
 }
 
-declare -A UNAVAILABLE=()
-for stage in $STAGES; do
+ready_now() {  # ready_now KEY: its model converted already, or every slice stashed (sizes only)
+  python3 -c "from headscope.models import prepared; raise SystemExit(not prepared('${ALIAS[$1]}'))" 2>/dev/null \
+    || python3 bench/qwen_slices.py ready "$LC_HOME/slices/$1" 2>/dev/null
+}
+
+# A stage whose model's slices are still arriving goes to the back of the queue while a later
+# stage's model is ready (2026-12-07: Gemma's stages, first in the order, waited 15 min for slices
+# while Qwen's were all there), and so do the later stages of that model, in their order.
+declare -A UNAVAILABLE=() DEFERRED=() DEFERRING=()
+read -r -a queue <<< "$(echo $STAGES)"
+while [ "${#queue[@]}" -gt 0 ]; do
+  stage=${queue[0]}; queue=("${queue[@]:1}")
   IFS=: read -r key what lens <<< "$stage"
   alias=${ALIAS[$key]}
   marker=$(marker "$stage")
   [ -f "$marker" ] && { echo "$stage: done before"; continue; }
   [ -n "${UNAVAILABLE[$key]:-}" ] && continue
   [ "$(left)" -lt 60 ] && { echo "deadline: $stage and later stages not started"; break; }
+  if [ -z "${DEFERRED[$stage]:-}" ]; then
+    defer=${DEFERRING[$key]:-}
+    if [ -z "$defer" ] && ! ready_now "$key"; then
+      for later in "${queue[@]}"; do
+        k=${later%%:*}
+        [ "$k" != "$key" ] && [ -z "${UNAVAILABLE[$k]:-}" ] && [ ! -f "$(marker "$later")" ] && ready_now "$k" \
+          && { defer=1; break; }
+      done
+    fi
+    if [ -n "$defer" ]; then
+      DEFERRED[$stage]=1; DEFERRING[$key]=1; queue+=("$stage")
+      echo "$stage: $alias's slices are not all here yet; later stages first"; continue
+    fi
+  fi
   prepare "$key" || { UNAVAILABLE[$key]=1; continue; }
   t=$(date +%s)
   case $what in

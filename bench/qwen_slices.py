@@ -8,6 +8,7 @@ calls), and a last call reassembles the file, checking every slice and the whole
     python bench/qwen_slices.py split GGUF DIR [--size 45000000]   # here: DIR/NAME.000 ... + DIR/manifest.json
     python3 bench/qwen_slices.py stash DIR STORE                    # there, every call: copy + verify new slices
     python3 bench/qwen_slices.py assemble STORE OUT_FILE            # there, once all are stashed
+    python3 bench/qwen_slices.py ready STORE                        # exit 0 once every slice is there (sizes only)
 
 ``stash`` and ``assemble`` print which slices are still missing; ``assemble`` exits 1 (and
 writes nothing) unless every slice and the whole file match the manifest. Standard library only.
@@ -83,8 +84,19 @@ def stash(src: Path, store: Path) -> list[str]:
             print(f"stashed {entry['name']} ({entry['size']:,} bytes)")
     missing = [e["name"] for e in manifest["slices"] if not _valid(store / e["name"], e)]
     have = len(manifest["slices"]) - len(missing)
-    print(f"{have} of {len(manifest['slices'])} slices in {store}" + (f"; missing: {' '.join(missing)}" if missing else ""))
+    print(f"{have} of {len(manifest['slices'])} slices in {store}"
+          + (f"; missing: {' '.join(missing)}" if missing else ""))
     return missing
+
+
+def ready(store: Path) -> bool:
+    """Whether every slice of the stashed manifest is in ``store`` at its size (a cheap check, no
+    hashing: `assemble` verifies every byte)."""
+    if not (store / MANIFEST).is_file():
+        return False
+    manifest = _load_manifest(store)
+    return all((store / e["name"]).is_file() and (store / e["name"]).stat().st_size == e["size"]
+               for e in manifest["slices"])
 
 
 def assemble(store: Path, target: Path) -> None:
@@ -121,12 +133,16 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("assemble", help="reassemble the stashed slices into OUT_FILE, verified")
     p.add_argument("store", type=Path)
     p.add_argument("target", type=Path)
+    p = sub.add_parser("ready", help="exit 0 if every slice is in STORE (sizes only), else 1")
+    p.add_argument("store", type=Path)
     args = parser.parse_args(argv)
     if args.cmd == "split":
         m = split(args.source, args.out_dir, args.size)
         print(f"{len(m['slices'])} slices of <= {args.size:,} bytes in {args.out_dir}; SHA-256 {m['sha256']}")
     elif args.cmd == "stash":
         stash(args.src, args.store)
+    elif args.cmd == "ready":
+        return 0 if ready(args.store) else 1
     else:
         assemble(args.store, args.target)
     return 0

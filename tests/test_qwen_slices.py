@@ -24,6 +24,7 @@ def test_slices_carried_in_several_calls_reassemble_exactly(tmp_path):
     for name in names[:2]:  # first call carries two slices
         (call / name).write_bytes((tmp_path / "here" / name).read_bytes())
     assert slices.stash(call, tmp_path / "store") == names[2:]
+    assert not slices.ready(tmp_path / "store") and not slices.ready(tmp_path / "nothing-yet")
     with pytest.raises(SystemExit, match="missing"):
         slices.assemble(tmp_path / "store", tmp_path / "out.gguf")
     for f in call.iterdir():
@@ -33,6 +34,7 @@ def test_slices_carried_in_several_calls_reassemble_exactly(tmp_path):
     assert slices.stash(call, tmp_path / "store") == [names[2]]
     (call / names[2]).write_bytes((tmp_path / "here" / names[2]).read_bytes())
     assert slices.stash(call, tmp_path / "store") == []
+    assert slices.ready(tmp_path / "store")
     slices.assemble(tmp_path / "store", tmp_path / "out.gguf")
     assert (tmp_path / "out.gguf").read_bytes() == data
 
