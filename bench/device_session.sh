@@ -44,8 +44,12 @@ daemon() {  # daemon NAME COMMAND...: run in its own session, log to $ROOT/logs/
 
 case $MODE in
 setup)
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$ROOT/site" \
-    .gpu/whl/*.whl || exit 1
+  # Each folder is installed when carried: .gpu/whl and .gpu/speed together pass a call's 64 MiB with
+  # the repository, so they can come in two calls
+  if [ -d .gpu/whl ]; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$ROOT/site" \
+      .gpu/whl/*.whl || exit 1
+  fi
   if [ -d .gpu/speed/ref-whl ]; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$ROOT/tf457" \
       .gpu/speed/ref-whl/*.whl || exit 1
