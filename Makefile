@@ -54,10 +54,11 @@ demo: setup
 	$(VENV)/bin/headscope demo --out $(DEMO_OUT) $(DEMO_ARGS)
 	@echo $(ACTIVATE_HINT)
 
-# Lint (ruff, under a second) and type-check (mypy, about 15 s cold) first, then the tests and
-# the docstring examples (pyproject.toml's testpaths: tests/ and headscope/, --doctest-modules).
+# Lint (ruff, under a second; the whole repository: the package, tests, bench/ scripts and the
+# notebooks) and type-check (mypy, about 15 s cold) first, then the tests and the docstring
+# examples (pyproject.toml's testpaths: tests/ and headscope/, --doctest-modules).
 test: setup
-	$(PY) -m ruff check headscope tests
+	$(PY) -m ruff check .
 	$(PY) -m mypy
 	$(PY) -m pytest -q
 

@@ -87,7 +87,7 @@ def profile_one(lm: Any, rec: Any, length: int, gpu: bool, reps: int, warmups: i
         """The traced pass reading every layer's attention-call inputs, computing no rows: nnsight's share."""
         with restored_after(cache), torch.no_grad(), rec._nn.trace(rec._ids(part), **rec._forward_kwargs(cache)):
             for layer in range(rec.geometry.n_layers):
-                getattr(rec._attn_source(layer), rec._call_name).inputs
+                getattr(rec._attn_source(layer), rec._call_name).inputs  # noqa: B018 - the read is the intervention
             rec._nn.output.logits.save()
 
     # The rows alone, outside any trace, on tensors of a layer's shapes (queries of the 16 query tokens,

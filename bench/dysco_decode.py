@@ -151,7 +151,8 @@ def floor_ms(lm: Any, length: int, heads: Any, bandwidth: float | None) -> dict[
     kv_layer = 2 * cfg.num_key_value_heads * head_dim * length * embed.element_size()
     partial = (max(h[0] for h in heads) + 1) * (per_layer + kv_layer)
     vanilla = weights + len(layers) * kv_layer
-    return {"vanilla_ms": round(1000 * vanilla / bandwidth, 2), "dysco_ms": round(1000 * (vanilla + partial) / bandwidth, 2)}
+    return {"vanilla_ms": round(1000 * vanilla / bandwidth, 2),
+            "dysco_ms": round(1000 * (vanilla + partial) / bandwidth, 2)}
 
 
 # -- timing ----------------------------------------------------------------------------------------
@@ -306,7 +307,7 @@ def decode_section(run: Run, lm: Any, lengths: list[int], n_new: int, gpu: bool,
                                               "why": f"over the {name} length limit {hf_static_max[name]}"})
                 continue
             rows[name] = row = run.attempt("decode", {"length": length, "column": name},
-                                           lambda c=call: measure(lambda clock: c(ids, clock), n_new, gpu))
+                                           lambda c=call, p=ids: measure(lambda clock: c(p, clock), n_new, gpu))
             if row and name.startswith("hf_"):
                 row |= self_check(row)  # callback clock vs whole calls of the same row, within 10%?
                 run.save()
@@ -344,8 +345,8 @@ def batch_section(run: Run, shape: str, dtype: torch.dtype, device: str, length:
         base = None
         for size in sizes:
             row = run.attempt("batch", {"model": lm.name, "method": method, "batch": size, "length": length},
-                              lambda s=size, c=cfg: measure(
-                                  lambda clock: batch_call(lm, prompts[:s], c, clock), n_new, gpu))
+                              lambda s=size, c=cfg, m=lm: measure(
+                                  lambda clock: batch_call(m, prompts[:s], c, clock), n_new, gpu))
             if row and "ms_per_token" in row:
                 row["tokens_per_s"] = round(1000 * size / row["ms_per_token"], 1)
                 base = base or row["tokens_per_s"]

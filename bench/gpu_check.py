@@ -189,7 +189,8 @@ def main() -> None:
             eager = generate(lm, ids, cfg, engine="fixed", cuda_graphs=False)
             dynamic = generate(lm, ids, cfg, engine="dynamic")
             facts = graph.info["engine"]
-            rows[name] = {"graph_eq_eager": graph.tokens == eager.tokens, "fixed_eq_dynamic": eager.tokens == dynamic.tokens,
+            rows[name] = {"graph_eq_eager": graph.tokens == eager.tokens,
+                          "fixed_eq_dynamic": eager.tokens == dynamic.tokens,
                           "eq_hf_generate": graph.tokens == hf if name == "vanilla" else None,
                           "graph_captures": facts["graph_captures"], "graph_fallbacks": facts["graph_fallbacks"]}
             print(name, json.dumps(rows[name]), flush=True)

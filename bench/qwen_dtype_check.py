@@ -4,7 +4,8 @@ Decodes the same prompts (a chat question, then pass key in both formats and key
 length) with vanilla decoding and DySCO at strength 3, once in float32 and once with the weights
 cast to bfloat16, and prints per prompt and method whether the tokens and the score agree.
 
-    python bench/qwen_dtype_check.py --length 1024 --examples 2 [--tasks passkey,kv] [--heads HEADS.json] [--json OUT.json]
+    python bench/qwen_dtype_check.py --length 1024 --examples 2 [--tasks passkey,kv] [--heads HEADS.json] \
+        [--json OUT.json]
 
 Each prompt is decoded by both copies before the next starts, and its line is printed at once.
 """

@@ -124,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     data = load(args.files, _heads(args.qrscore), _heads(args.retrieval))
     if args.complete:
         lengths = [int(x) for x in args.lengths.split(",")]
-        done = complete_lengths(data, args.complete, lengths, args.examples, retrieval=_heads(args.retrieval) is not None)
+        done = complete_lengths(data, args.complete, lengths, args.examples,
+                                retrieval=_heads(args.retrieval) is not None)
         print(",".join(str(n) for n in done))
         return 0
     order = ["vanilla", "DySCO s2 (QRScore)", "DySCO s3 (QRScore)", "DySCO s3 (retrieval)", "DySCO s3 (random)"]

@@ -174,10 +174,9 @@ def main() -> None:
     ap.add_argument("--skip-hf", action="store_true", help="time only the authors' rescale_generate")
     args = ap.parse_args()
     import transformers
-    from transformers import LlamaConfig
-
     from dysco.custom_mixin import RescaleConfig
     from dysco.custom_modeling_llama import RescaleLlamaForCausalLM
+    from transformers import LlamaConfig
 
     gpu = not args.tiny and torch.cuda.is_available()
     device = "cuda" if gpu else "cpu"
@@ -216,14 +215,15 @@ def main() -> None:
                 if args.tiny:
                     same_weights_check(model, stock, ids, ones, n, out)
 
-            def dysco(stop: Any) -> Any:
+            # (each call runs within this iteration: the defaults only pin the prompt for the linter)
+            def dysco(stop: Any, ids: Any = ids, ones: Any = ones) -> Any:
                 with _EagerAfterPrefill(model):
                     return model.rescale_generate(ids, attention_mask=ones, rescale_config=rescale, max_new_tokens=n,
                                                   do_sample=False, stopping_criteria=stop)
 
             rows = [("authors_dysco", dysco)]
             if stock is not None:
-                rows.append(("hf_generate_457", lambda stop: stock.generate(
+                rows.append(("hf_generate_457", lambda stop, ids=ids, ones=ones: stock.generate(
                     ids, attention_mask=ones, max_new_tokens=n, do_sample=False, stopping_criteria=stop)))
             for name, call in rows:
                 try:

@@ -10,7 +10,9 @@ still running; a finished grid gets the same numbers from ``headscope ablate``'s
 """
 import json
 import sys
+
 import numpy as np
+
 from headscope.stats import accuracy, paired_comparison
 
 args = sys.argv[1:]
@@ -24,13 +26,15 @@ rows = {}
 for f in files:
     for line in open(f):
         if line.strip():
-            r = json.loads(line); rows[r["key"]] = r
+            r = json.loads(line)
+            rows[r["key"]] = r
 heads = json.load(open("reports/smollm2-135m/heads-qrscore8-gpu.json"))["heads"]
 by = {}
 for r in rows.values():
     if r["task"] != task or r["purpose"] != "eval":
         continue
-    d = r["decode"]; m = d["method"]
+    d = r["decode"]
+    m = d["method"]
     if m in ("dysco", "dysco-static", "dysco-onepass"):
         if d.get("strength") != 3.0:
             continue
@@ -41,7 +45,8 @@ for r in rows.values():
     L = min((1024, 2048, 4096, 6144), key=lambda x: abs(x - r["n_prompt_tokens"]))
     by.setdefault((m, L), {})[r["example_id"]] = r["score"]
 methods = ["vanilla", "dysco (QRScore heads)", "dysco (random heads)", "dysco-static", "dysco-onepass"]
-out = ["| method (strength 3) | length | n | accuracy [95% CI] | vs vanilla [95% CI] | wins/losses | McNemar p | vs exact DySCO (QR heads) |",
+out = ["| method (strength 3) | length | n | accuracy [95% CI] | vs vanilla [95% CI] | wins/losses | McNemar p "
+       "| vs exact DySCO (QR heads) |",
        "| --- | --- | --- | --- | --- | --- | --- | --- |"]
 for L in sorted({L for _, L in by}):
     common = set.intersection(*[set(by.get((m, L), {})) for m in methods])
@@ -62,6 +67,7 @@ for L in sorted({L for _, L in by}):
             else:
                 e = np.array([by[("dysco (QRScore heads)", L)][i] for i in ids], dtype=float)
                 pe = paired_comparison(a, e)
-                cells.append(f"{pe['diff']:+.2f} [{pe['diff_lo']:+.2f}, {pe['diff_hi']:+.2f}], {pe['wins']}/{pe['losses']}, p {pe['p_value']:.2g}")
+                cells.append(f"{pe['diff']:+.2f} [{pe['diff_lo']:+.2f}, {pe['diff_hi']:+.2f}], "
+                             f"{pe['wins']}/{pe['losses']}, p {pe['p_value']:.2g}")
         out.append("| " + " | ".join(cells) + " |")
 print("\n".join(out))

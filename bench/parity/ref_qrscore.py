@@ -70,7 +70,8 @@ def main() -> None:
     llm.config.pad_token_id = llm.config.eos_token_id  # as their __init__
     retriever = OnOurIds(llm)
     instances = [{"idx": c["id"], "question": c["id"],
-                  "paragraphs": [{"idx": f"d{i}", "paragraph_text": "", "title": None} for i in range(len(c["doc_spans"]))],
+                  "paragraphs": [{"idx": f"d{i}", "paragraph_text": "", "title": None}
+                                 for i in range(len(c["doc_spans"]))],
                   "gt_docs": [f"d{i}" for i in c["gold"]]} for c in cases.values()]
     # One example at a time, each kept on disk: a run that is stopped resumes where it stopped.
     done_dir = Path(args.out).with_suffix(".examples")

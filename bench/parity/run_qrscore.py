@@ -77,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
                                                                           "model": "smollm2-135m"},
                "wall_seconds": round(time.perf_counter() - wall, 1), "headscope_seconds": round(t_hs, 1),
                "reference_seconds": round(t_ref, 1), "comparison": cmp, "passed": passed,
-               "scores": {"reference": [[*h, ref[h]] for h in sorted(ref)], "headscope": [[*h, ours[h]] for h in sorted(ours)]}}
+               "scores": {"reference": [[*h, ref[h]] for h in sorted(ref)],
+                          "headscope": [[*h, ours[h]] for h in sorted(ours)]}}
     write_report(args.out, "qrscore", payload, _markdown(payload, args.top))
     return 0 if passed else 1
 
@@ -105,7 +106,7 @@ def _markdown(p: dict, k: int) -> str:
         f"{p['settings']['examples']} `qa` prompts of {p['settings']['length']} tokens (seed {p['settings']['seed']}), "
         "the same token ids, query span and null query on both sides, all "
         f"{c['n_heads']} heads of SmolLM2-135M.", "",
-        "| Spearman (all heads) | top-%d overlap | max abs score diff (max score) | target met |" % k,
+        f"| Spearman (all heads) | top-{k} overlap | max abs score diff (max score) | target met |",
         "| --- | --- | --- | --- |",
         f"| {c['spearman']:.6f} | {c[f'top{k}_overlap']} / {k} | {c['max_abs_diff']:.2e} ({c['max_abs_score']:.3f}) | "
         f"{'yes' if p['passed'] else 'no'} |", "",
