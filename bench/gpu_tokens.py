@@ -93,17 +93,19 @@ def own_checks(lm: Any, dtype: str, length: int, prompts: list[list[int]], n_new
     vanilla = DyscoConfig(method="vanilla", max_new_tokens=n_new)
     dysco = DyscoConfig(heads=HEADS, strength=2.0, max_new_tokens=n_new)
     hf = [hf_tokens(lm, p, n_new) for p in prompts]
-    van = [generate(lm, p, vanilla, engine="fixed").tokens for p in prompts]
-    # EOS: both keep the stop token they stopped on (the first differing index says if not)
-    equal(where, "vanilla_fixed==hf_generate", van, hf, path)
-    graphs = [generate(lm, p, dysco, engine="fixed", cuda_graphs=True).tokens for p in prompts]
-    eager = [generate(lm, p, dysco, engine="fixed", cuda_graphs=False).tokens for p in prompts]
-    dynamic = [generate(lm, p, dysco, engine="dynamic").tokens for p in prompts]
-    if gpu:
-        equal(where, "dysco_graphs==eager", graphs, eager, path)
-    equal(where, "dysco_eager==dynamic", eager, dynamic, path)
-    equal(where, "vanilla_batch==alone", [r.tokens for r in generate_batch(lm, prompts, vanilla)], van, path)
-    equal(where, "dysco_batch==alone", [r.tokens for r in generate_batch(lm, prompts, dysco)], graphs, path)
+    # the matrix-product path (the default on CUDA is the fused one): the fused path is checked against it below
+    with fused_decode.use_fused_decode(False):
+        van = [generate(lm, p, vanilla, engine="fixed").tokens for p in prompts]
+        # EOS: both keep the stop token they stopped on (the first differing index says if not)
+        equal(where, "vanilla_fixed==hf_generate", van, hf, path)
+        graphs = [generate(lm, p, dysco, engine="fixed", cuda_graphs=True).tokens for p in prompts]
+        eager = [generate(lm, p, dysco, engine="fixed", cuda_graphs=False).tokens for p in prompts]
+        dynamic = [generate(lm, p, dysco, engine="dynamic").tokens for p in prompts]
+        if gpu:
+            equal(where, "dysco_graphs==eager", graphs, eager, path)
+        equal(where, "dysco_eager==dynamic", eager, dynamic, path)
+        equal(where, "vanilla_batch==alone", [r.tokens for r in generate_batch(lm, prompts, vanilla)], van, path)
+        equal(where, "dysco_batch==alone", [r.tokens for r in generate_batch(lm, prompts, dysco)], graphs, path)
     if fused_decode.supports(torch.zeros(1, 1, 1, lm.geometry.head_dim, device=lm.device),
                              torch.zeros(1, 1, 256, lm.geometry.head_dim, device=lm.device), 256):
         with fused_decode.use_fused_decode():  # the Triton kernels (headscope.dysco.fused_decode)

@@ -95,6 +95,10 @@ QWEN_REP=reports/qwen2.5-coder-0.5b
 export HEADSCOPE_HOME=${HEADSCOPE_HOME:-$LC_HOME/hs}
 export PYTHONPATH="$ROOT:$LC_HOME/site${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} TOKENIZERS_PARALLELISM=false
+# The study was decoded on the matrix-product attention path (before the fused Triton kernels became
+# the default on CUDA, 2026-12-07): its cached results record "attention": "matrix", and a run on the
+# other path would decode them all again, so the study keeps to it unless told otherwise.
+export HEADSCOPE_FUSED_DECODE=${HEADSCOPE_FUSED_DECODE:-0}
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 HS="python3 -m headscope"
 mkdir -p "$LC_HOME/logs" "$WORK/done" "$WORK/logs" "$WORK/heads" "$WORK/abl" "$WORK/pilot"

@@ -20,12 +20,13 @@ before the value product, as :func:`decode_attention` does, so float32 results a
 rounding; in bf16 the order of roundings differs (split-local instead of global max), as between
 any two kernels. Every shape depends only on the buffer, so a CUDA graph can capture it.
 
-Off unless :func:`enabled` says so (``HEADSCOPE_FUSED_DECODE=1``, or :func:`use_fused_decode`).
-On an H100 it took 11-16% off a decode step at 32k-128k (``bench/dysco_decode.py`` columns
-``hs_*_fused``) and gave the matrix path's tokens on real weights in float32; it stays off by
-default while a study decoded on the matrix path is unfinished (``bench/README.md``), and every
-``ablate`` result records the path it took (:func:`path_name`), so the two are never mixed.
-Without a GPU, ``TRITON_INTERPRET=1`` runs the same kernels on CPU tensors (the tests do).
+On by default on CUDA (:func:`enabled`; ``HEADSCOPE_FUSED_DECODE=0`` or ``use_fused_decode(False)``
+turns it off): on an H100 it took 11-16% off a decode step at 32k-128k (``bench/dysco_decode.py``
+columns ``hs_*_fused``) and gave the matrix path's tokens on real weights in float32. Every
+``ablate`` result records the path it took (:func:`path_name`), so results of the two paths are
+never mixed in one folder (the long-context study, decoded on the matrix path, pins it:
+``bench/long_context_study_gpu.sh``). Without a GPU, ``TRITON_INTERPRET=1`` runs the same kernels on
+CPU tensors (the tests do, asking for them explicitly: under the interpreter the default is off).
 """
 
 from __future__ import annotations
@@ -61,12 +62,14 @@ def available() -> bool:
 
 
 def enabled() -> bool:
-    """Whether the fixed engine should use the fused kernels: :func:`use_fused_decode`'s setting,
-    else ``HEADSCOPE_FUSED_DECODE=1`` in the environment."""
+    """Whether the fixed engine should use the fused kernels (where :func:`supports_shape` allows):
+    :func:`use_fused_decode`'s setting, else ``HEADSCOPE_FUSED_DECODE`` (``0`` or ``1``), else on;
+    off by default under Triton's interpreter, which is a slow CPU stand-in for tests and debugging,
+    not a path to take unasked."""
     setting = _ENABLED.get()
     if setting is not None:
         return setting
-    return os.environ.get("HEADSCOPE_FUSED_DECODE") == "1"
+    return os.environ.get("HEADSCOPE_FUSED_DECODE", "0" if _interpreting() else "1") == "1"
 
 
 @contextmanager

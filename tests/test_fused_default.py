@@ -1,0 +1,40 @@
+"""Which decode attention path the fixed engine takes when nobody says: the fused Triton kernels on
+CUDA, the matrix-product path elsewhere and under Triton's interpreter (a test stand-in), each
+overridable. Needs no Triton: the choice is made before any kernel is imported."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from headscope.dysco.fused_decode import enabled, path_name, use_fused_decode
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    monkeypatch.delenv("HEADSCOPE_FUSED_DECODE", raising=False)
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    return monkeypatch
+
+
+def test_the_fused_kernels_are_the_default_unless_turned_off(clean_env):
+    assert enabled()
+    clean_env.setenv("HEADSCOPE_FUSED_DECODE", "0")
+    assert not enabled()
+    with use_fused_decode():  # the context wins over the environment
+        assert enabled()
+    clean_env.setenv("HEADSCOPE_FUSED_DECODE", "1")
+    with use_fused_decode(False):
+        assert not enabled()
+
+
+def test_under_the_interpreter_the_kernels_run_only_when_asked_for(clean_env):
+    clean_env.setenv("TRITON_INTERPRET", "1")
+    assert not enabled()
+    clean_env.setenv("HEADSCOPE_FUSED_DECODE", "1")
+    assert enabled()
+
+
+def test_a_cpu_decode_records_the_matrix_path_by_default(clean_env):
+    """The default is on, but the kernels need CUDA: the CPU's results stay comparable with before."""
+    assert path_name(torch.device("cpu"), 64, torch.float32) == "matrix"
