@@ -111,7 +111,8 @@ def test_the_fixed_engine_gives_the_same_tokens_with_the_kernels(arch):
                                             max_new_tokens=12),
                "dysco-static": DyscoConfig(method="dysco-static", heads=heads, strength=3.0, max_new_tokens=12)}
     for name, config in configs.items():
-        plain, facts = generate_fixed(lm, prompts, config, cuda_graphs=False)
+        with use_fused_decode(False):  # on CUDA the kernels are the default
+            plain, facts = generate_fixed(lm, prompts, config, cuda_graphs=False)
         with use_fused_decode():
             fused, fused_facts = generate_fixed(lm, prompts, config, cuda_graphs=False)
         assert not facts["fused_attention"] and fused_facts["fused_attention"], name
@@ -126,7 +127,8 @@ def test_a_buffer_the_kernels_do_not_fit_keeps_the_matrix_product_path():
     lm.model.to(DEVICE)
     prompt = torch.randint(3, 128, (20,), generator=torch.Generator().manual_seed(8))
     config = DyscoConfig(method="vanilla", max_new_tokens=6)
-    plain, _ = generate_fixed(lm, [prompt], config, cuda_graphs=False)
+    with use_fused_decode(False):
+        plain, _ = generate_fixed(lm, [prompt], config, cuda_graphs=False)
     with use_fused_decode():
         fused, facts = generate_fixed(lm, [prompt], config, cuda_graphs=False)
     assert facts["chunk"] % 64 and not facts["fused_attention"]

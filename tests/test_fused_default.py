@@ -38,3 +38,22 @@ def test_under_the_interpreter_the_kernels_run_only_when_asked_for(clean_env):
 def test_a_cpu_decode_records_the_matrix_path_by_default(clean_env):
     """The default is on, but the kernels need CUDA: the CPU's results stay comparable with before."""
     assert path_name(torch.device("cpu"), 64, torch.float32) == "matrix"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="the kernels' default is a CUDA one")
+def test_on_cuda_the_fixed_engine_takes_the_kernels_unasked_and_gives_the_same_tokens(clean_env):
+    """float32, where the two paths agree to rounding: the default (fused) decode equals the matrix path's."""
+    pytest.importorskip("triton")
+    from headscope.dysco import DyscoConfig
+    from headscope.dysco.fixed import generate_fixed
+    from headscope.testing_models import tiny_lm
+
+    lm = tiny_lm("llama")
+    lm.model.to("cuda")
+    prompt = torch.randint(3, 128, (300,), generator=torch.Generator().manual_seed(3))
+    config = DyscoConfig(heads=[(1, 0), (0, 2)], strength=2.0, top_k=20, top_p=None, max_new_tokens=12)
+    default, default_facts = generate_fixed(lm, [prompt], config)
+    with use_fused_decode(False):
+        matrix, matrix_facts = generate_fixed(lm, [prompt], config)
+    assert default_facts["fused_attention"] and not matrix_facts["fused_attention"]
+    assert default[0].tokens == matrix[0].tokens
