@@ -119,6 +119,17 @@ def _complete(methods: dict[str, dict[str, float]], label: str) -> bool:
     return len(methods[label]) >= len(methods.get("vanilla", {}))
 
 
+
+def _paired_rows(tests: list[tuple[str, dict, int]], adjusted: list[float]) -> list[str]:
+    """A paired-test table (header and one row per test, with its Holm p): the main family's and the
+    strength-1 control's are laid out alike."""
+    return ["| model | length | task | comparison | n | outputs differ | diff (pp) | 95% CI | wins | losses | "
+            "McNemar p | Holm p |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+            *(f"| {where} | {c['n']} | {differ} | {_pct(c['diff'])} | {_pct(c['diff_lo'])} to "
+              f"{_pct(c['diff_hi'])} | {c['wins']} | {c['losses']} | {_p(c['p_value'])} | {_p(ph)} |"
+              for (where, c, differ), ph in zip(tests, adjusted))]
+
 def _pct(x: float) -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}"
 
@@ -187,12 +198,7 @@ def tables(root: Path) -> str:
               + (" Arms not yet decoded on every prompt of their cell are left out of these tests and the next "
                  f"section's (accuracy tables only, with their n): {'; '.join(partial)}." if partial else ""),
               "",
-              "| model | length | task | comparison | n | outputs differ | diff (pp) | 95% CI | wins | losses | "
-              "McNemar p | Holm p |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for (where, c, differ), ph in zip(tests, adjusted):
-        lines.append(f"| {where} | {c['n']} | {differ} | {_pct(c['diff'])} | {_pct(c['diff_lo'])} to "
-                     f"{_pct(c['diff_hi'])} | {c['wins']} | {c['losses']} | {_p(c['p_value'])} | {_p(ph)} |")
+              *_paired_rows(tests, adjusted)]
     lines += _control_section(data, outputs)
     lines += _schedule_control_section(root, data, outputs)
     seconds = load(root, field="seconds")
@@ -251,12 +257,7 @@ def _control_section(data: dict, outputs: dict) -> list[str]:
              "tokens through the decode step instead of the prefill (another rounding in bf16): against it, a "
              "method's difference is its rescaling alone. Cells where strength 1 was decoded (stage `eaoff`). "
              f"{m} tests, Holm over these {m} only (a family apart from the table above: exploratory).", "",
-             "| model | length | task | comparison | n | outputs differ | diff (pp) | 95% CI | wins | losses | "
-             "McNemar p | Holm p |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for (where, c, differ), ph in zip(tests, adjusted):
-        lines.append(f"| {where} | {c['n']} | {differ} | {_pct(c['diff'])} | {_pct(c['diff_lo'])} to "
-                     f"{_pct(c['diff_hi'])} | {c['wins']} | {c['losses']} | {_p(c['p_value'])} | {_p(ph)} |")
+             *_paired_rows(tests, adjusted)]
     return lines
 
 
