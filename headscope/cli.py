@@ -12,6 +12,7 @@ import pkgutil
 import click
 
 from . import __version__, commands
+from ._fused_setting import fused_decode_from_environment
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 # What Ctrl-C says per command that keeps finished work and picks up there when run again.
@@ -47,6 +48,10 @@ def cli() -> None:
       headscope rank runs/qa --method qrscore --top 16 --out heads.json
       headscope generate --model smollm2-135m --heads heads.json --prompt "..."
     """
+    try:  # a bad switch is refused here, before any command loads a model
+        fused_decode_from_environment()
+    except ValueError as err:
+        raise click.UsageError(str(err)) from None
 
 
 def _register_commands() -> None:

@@ -28,6 +28,13 @@ def test_the_fused_kernels_are_the_default_unless_turned_off(clean_env):
         assert not enabled()
 
 
+@pytest.mark.parametrize("value", ["true", "off", ""])
+def test_a_value_other_than_0_or_1_is_refused_naming_both(clean_env, value):
+    clean_env.setenv("HEADSCOPE_FUSED_DECODE", value)
+    with pytest.raises(ValueError, match="set it to 1 .* or 0"):
+        enabled()
+
+
 def test_under_the_interpreter_the_kernels_run_only_when_asked_for(clean_env):
     clean_env.setenv("TRITON_INTERPRET", "1")
     assert not enabled()
@@ -57,3 +64,17 @@ def test_on_cuda_the_fixed_engine_takes_the_kernels_unasked_and_gives_the_same_t
         matrix, matrix_facts = generate_fixed(lm, [prompt], config)
     assert default_facts["fused_attention"] and not matrix_facts["fused_attention"]
     assert default[0].tokens == matrix[0].tokens
+
+
+def test_the_command_line_refuses_a_bad_switch_before_loading_a_model(clean_env):
+    """One line naming the variable and both values, exit status 2 (a usage error), from the command
+    group itself: no command starts, so no model loads."""
+    from click.testing import CliRunner
+
+    from headscope.cli import cli
+
+    clean_env.setenv("HEADSCOPE_FUSED_DECODE", "yes")
+    result = CliRunner().invoke(cli, ["generate", "--model", "smollm2-135m", "--prompt", "hi"])
+    assert result.exit_code == 2
+    assert "HEADSCOPE_FUSED_DECODE='yes': set it to 1" in result.output
+    assert "Traceback" not in result.output

@@ -40,6 +40,8 @@ from typing import Any
 
 import torch
 
+from .._fused_setting import fused_decode_from_environment
+
 __all__ = ["available", "enabled", "fused_decode_attention", "path_name", "supports", "supports_shape",
            "use_fused_decode"]
 
@@ -69,7 +71,7 @@ def enabled() -> bool:
     setting = _ENABLED.get()
     if setting is not None:
         return setting
-    return os.environ.get("HEADSCOPE_FUSED_DECODE", "0" if _interpreting() else "1") == "1"
+    return fused_decode_from_environment()
 
 
 @contextmanager
