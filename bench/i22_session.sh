@@ -11,7 +11,8 @@
 #   bash bench/i22_session.sh status             # what each step has done so far
 #
 # The chain (each step bounded by `timeout`; a step that fails or times out is logged and the next starts):
-#   0 fused_tests  tests/test_fused_decode.py on the GPU (the Triton kernels against the matrix-product path)
+#   0 fused_tests  tests/test_fused_decode.py and test_fused_default.py on the GPU (the Triton kernels against the
+#              matrix-product path; the engine takes them unasked)
 #   1 decode   bench/dysco_decode.py: 32k, 16k (DECODE_LENGTHS), then 128k apart with 128 new tokens
 #              (decode_128k.json; LONG_NEW_TOKENS): HF dynamic (a cold first call, two warm
 #              whole-call pairs, the clocked call), hs_vanilla / hs_dysco / hs_onepass, HF dynamic without
@@ -72,7 +73,7 @@ chain() {
   if [ "$gpu" = --gpu ]; then
     # The fused kernels' exactness on this GPU first (real kernels, bf16 included; 34 s on the
     # 2026-12-07 H100): the decode columns below time them
-    step fused_tests 150 "$PY" -m pytest -q -p no:cacheprovider tests/test_fused_decode.py
+    step fused_tests 150 "$PY" -m pytest -q -p no:cacheprovider tests/test_fused_decode.py tests/test_fused_default.py
     # TOKENS_FIRST=1: the token checks before the decode steps (a short sitting: exactness first)
     [ "${TOKENS_FIRST:-0}" = 1 ] && tokens_step
     # The compiled column last: its first call compiles (28 s at 32k on the 2026-12-07 H100)
