@@ -4,7 +4,8 @@
 
 Reads what ``bench/i22_session.sh collect`` returns: ``decode*.json`` (``bench/dysco_decode.py``:
 decode rows and the authors' process; several files of one sitting, e.g. ``decode_128k.json``, are
-merged), ``capture.json``, ``batch_auto.json`` and
+merged), ``decode_profile.json`` and ``decode_profile_fused.json`` (``bench/decode_profile.py``),
+``capture.json``, ``capture_profile.json`` (``bench/capture_profile.py``), ``batch_auto.json`` and
 ``gpu_tokens.json`` (any of them may be missing: its table is left out). Every number in
 ``bench/README.md``'s issue-22 tables comes from here, so the README can be checked against the
 raw files by running this again.
@@ -66,22 +67,35 @@ def merged_decode(parts: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+HS_METHODS = (("vanilla", "hs_vanilla", "vanilla_ms"), ("DySCO", "hs_dysco", "dysco_ms"),
+              ("one-pass", "hs_onepass", None))
+PATHS = (("matrix", ""), ("fused", "_fused"))  # headscope's attention paths; the bench names them per column
+
+
 def decode_tables(d: dict[str, Any]) -> list[str]:
     meta = d["meta"]
     rows = [r for r in d["decode"] if not r.get("warm_up")]
     ref = {(r["length"], r.get("method")): r for r in d.get("reference", []) if "ms_per_token" in r}
     lengths = sorted({r["length"] for r in rows} | {k[0] for k in ref})
+    columns = {r["column"] for r in rows}
+    paths = [(name, suffix) for name, suffix in PATHS if any(c.endswith(suffix) and c.startswith("hs_")
+                                                             and (suffix or not c.endswith("_fused")) for c in columns)]
+    hs_heads = [f"`{col}{suffix}`" for name, suffix in paths for _, col, _ in HS_METHODS]
     out = [f"Card: {meta.get('device')}; torch {meta.get('torch')}, transformers {meta.get('transformers')}; "
            f"new tokens per length: {new_tokens(rows)}; copy bandwidth {meta.get('copy_bandwidth_tb_s')} TB/s "
            f"(read + write); run {meta.get('date_utc')}.", "",
            "ms per token. HF cells: callback clock / warm whole calls (self-check; for the dynamic cache, "
            "`cold` is the extra ms per token of the first call at a new length, for the compiled one the "
-           "compile time).", "",
-           "| context | HF dynamic | HF dynamic, no cuDNN SDPA | HF static + compile | HF's best | `hs_vanilla` | "
-           "`hs_dysco` | `hs_onepass` | authors' DySCO | transformers 4.57 `generate` | floor vanilla / DySCO |",
-           "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    ratio_rows = ["| context | vanilla x HF best | DySCO x HF best | one-pass x HF best | vanilla / its floor | "
-                  "DySCO / its floor | DySCO vs authors' DySCO |", "| --- | --- | --- | --- | --- | --- | --- |"]
+           "compile time). `hs_*`: matrix-product attention; `hs_*_fused`: the Triton decode attention.", "",
+           "| context | HF dynamic | HF dynamic, no cuDNN SDPA | HF static + compile | HF's best | "
+           + " | ".join(hs_heads) + " | authors' DySCO | transformers 4.57 `generate` | floor vanilla / DySCO |",
+           "| --- " * (8 + len(hs_heads)) + "|"]
+    ratio_heads = [f"{label}{f' ({name})' if len(paths) > 1 else ''} x HF best" for name, _ in paths
+                   for label, _, _ in HS_METHODS]
+    ratio_heads += [f"{label}{f' ({name})' if len(paths) > 1 else ''} / its floor" for name, _ in paths
+                    for label, _, floor_key in HS_METHODS if floor_key]
+    ratio_rows = ["| context | " + " | ".join(ratio_heads) + " | DySCO vs authors' DySCO |",
+                  "| --- " * (2 + len(ratio_heads)) + "|"]
     for length in lengths:
         cols = {r["column"]: r for r in rows if r["length"] == length}
         ms = {k: v.get("ms_per_token") for k, v in cols.items() if "error" not in v}
@@ -89,20 +103,58 @@ def decode_tables(d: dict[str, Any]) -> list[str]:
         floor = d.get("floor", {}).get(str(length)) or {}
         authors = ref.get((length, "authors_dysco"), {}).get("ms_per_token")
         stock = ref.get((length, "hf_generate_457"), {}).get("ms_per_token")
+        hs_cells = [_fmt(ms.get(col + suffix)) for _, suffix in paths for _, col, _ in HS_METHODS]
         out.append(f"| {length // 1024}k | {_hf_cell(cols.get('hf_dynamic'))} | "
                    f"{_hf_cell(cols.get('hf_dynamic_no_cudnn')) if 'hf_dynamic_no_cudnn' in cols else '-'} | "
                    f"{_hf_cell(cols.get('hf_static_compiled')) if 'hf_static_compiled' in cols else 'not run'} | "
-                   f"{f'{best[1]:.2f} ({best[0]})' if best else 'none passes'} | {_fmt(ms.get('hs_vanilla'))} | "
-                   f"{_fmt(ms.get('hs_dysco'))} | {_fmt(ms.get('hs_onepass'))} | {_fmt(authors, 1)} | "
-                   f"{_fmt(stock, 1)} | {_fmt(floor.get('vanilla_ms'))} / {_fmt(floor.get('dysco_ms'))} |")
+                   f"{f'{best[1]:.2f} ({best[0]})' if best else 'none passes'} | {' | '.join(hs_cells)} | "
+                   f"{_fmt(authors, 1)} | {_fmt(stock, 1)} | {_fmt(floor.get('vanilla_ms'))} / "
+                   f"{_fmt(floor.get('dysco_ms'))} |")
 
-        x_best = [f"{best[1] / ms[n]:.2f}x" if best and ms.get(n) else "-"
-                  for n in ("hs_vanilla", "hs_dysco", "hs_onepass")]
-        over = [f"{ms[n] / floor[k]:.2f}x" if ms.get(n) and floor.get(k) else "-"
-                for n, k in (("hs_vanilla", "vanilla_ms"), ("hs_dysco", "dysco_ms"))]
-        vs_authors = f"{authors / ms['hs_dysco']:.1f}x faster" if authors and ms.get("hs_dysco") else "-"
-        ratio_rows.append(f"| {length // 1024}k | {' | '.join(x_best)} | {' | '.join(over)} | {vs_authors} |")
-    return out + [""] + ratio_rows
+        x_best = [f"{best[1] / ms[col + suffix]:.2f}x" if best and ms.get(col + suffix) else "-"
+                  for _, suffix in paths for _, col, _ in HS_METHODS]
+        over = [f"{ms[col + suffix] / floor[key]:.2f}x" if ms.get(col + suffix) and floor.get(key) else "-"
+                for _, suffix in paths for _, col, key in HS_METHODS if key]
+        fastest_dysco = min((ms[f"hs_dysco{suffix}"] for _, suffix in paths if ms.get(f"hs_dysco{suffix}")),
+                            default=None)
+        vs_authors = f"{authors / fastest_dysco:.1f}x faster" if authors and fastest_dysco else "-"
+        ratio_rows.append(f"| {length // 1024}k | {' | '.join(x_best + over)} | {vs_authors} |")
+    return out + ["", "Ratios: \"x HF best\" is HF's best / the column (above 1: faster); \"/ its floor\" is "
+                  "the column / the floor; against the authors, headscope's fastest DySCO path.", ""] + ratio_rows
+
+
+PROFILE_CATEGORIES = ("weight_matmuls", "attention_scores", "score_passes", "fused_attention", "small_kernels",
+                      "launch_gaps", "kv_writes", "selection", "masks_bias")
+
+
+def profile_table(d: dict[str, Any]) -> list[str]:
+    """One decode step's device time by category (``bench/decode_profile.py``'s JSON)."""
+    meta = d.get("meta", {})
+    methods = [m for m in ("vanilla", "dysco") if isinstance(d.get(m), dict)]
+    cats = [c for c in PROFILE_CATEGORIES if any(c in d[m].get("categories", {}) for m in methods)]
+    out = [f"{meta.get('device')}, {meta.get('model')}, context {meta.get('length')}, fused attention "
+           f"{'on' if meta.get('fused_attention') else 'off'}; ms per step (launches per step).", "",
+           "| method | graph step | " + " | ".join(cats) + " |", "| --- " * (2 + len(cats)) + "|"]
+    for m in methods:
+        got = d[m].get("categories", {})
+        cells = [f"{got[c]['ms_per_step']:.2f} ({got[c]['calls_per_step']:,.0f})" if c in got else "-"
+                 for c in cats]
+        out.append(f"| {m} | {_fmt(d[m].get('step_ms_graphs'))} | " + " | ".join(cells) + " |")
+    return out
+
+
+def capture_profile_table(d: dict[str, Any]) -> list[str]:
+    """A capture's parts timed apart (``bench/capture_profile.py``'s JSON)."""
+    keys = ("forward_s", "capture_s", "prefill_prefix_s", "traced_null_s", "plain_null_s", "traced_query_s",
+            "plain_query_s", "traced_inputs_only_query_s", "rows_only_query_s", "capture_x_forward")
+    out = [f"{d.get('device')}, {d.get('shape')}, torch {d.get('torch')}, median of {d.get('reps')}; seconds.", "",
+           "| context | " + " | ".join(k.removesuffix("_s") for k in keys) + " |", "| --- " * (1 + len(keys)) + "|"]
+    for r in d.get("rows", []):
+        if "error" in r:
+            out.append(f"| {r.get('length')} | error: {str(r['error'])[:80]} |" + " |" * (len(keys) - 1))
+            continue
+        out.append(f"| {r['length']:,} | " + " | ".join(_fmt(r.get(k), 3) for k in keys) + " |")
+    return out
 
 
 def capture_table(d: dict[str, Any]) -> list[str]:
@@ -138,11 +190,15 @@ def main(argv: list[str]) -> int:
         print(__doc__.strip().splitlines()[0] + "\nusage: python bench/speed_tables.py DIR", file=sys.stderr)
         return 2
     root = Path(argv[0])
-    decodes = [d for d in (_load(f) for f in sorted(root.glob("decode*.json"))) if d is not None]
+    decode_files = [f for f in sorted(root.glob("decode*.json")) if not f.name.startswith("decode_profile")]
+    decodes = [d for d in (_load(f) for f in decode_files) if d is not None]
     if decodes:
-        print(f"### Decode ({', '.join(str(f) for f in sorted(root.glob('decode*.json')))})\n")
+        print(f"### Decode ({', '.join(str(f) for f in decode_files)})\n")
         print("\n".join(decode_tables(merged_decode(decodes))) + "\n")
-    for name, fn, title in (("capture.json", capture_table, "Capture"),
+    for name, fn, title in (("decode_profile.json", profile_table, "Decode step profile, matrix path"),
+                            ("decode_profile_fused.json", profile_table, "Decode step profile, fused attention"),
+                            ("capture.json", capture_table, "Capture"),
+                            ("capture_profile.json", capture_profile_table, "Capture's parts"),
                             ("batch_auto.json", batch_auto_table, "Batch size auto vs 1")):
         data = _load(root / name)
         if data is None:

@@ -69,3 +69,19 @@ def test_speed_tables_read_the_committed_h100_sitting():
     text = "\n".join(tables.decode_tables(raw))
     assert "| 32k | 1.85x | 1.16x | 1.81x | 1.92x | 1.92x | - |" in text  # the README's 12-06 ratios
     assert "none passes" in text  # 128k: hf_dynamic failed its self-check, nothing else ran
+
+
+def test_speed_tables_show_the_fused_columns_and_their_ratios_next_to_the_matrix_path(tmp_path, capsys):
+    import shutil
+
+    tables = _speed_tables()
+    results = Path(__file__).parents[1] / "bench" / "results"
+    shutil.copy(results / "fused_h100_2026-12-07c" / "fused_32k.json", tmp_path / "decode.json")
+    shutil.copy(results / "i22_profile_h100_2026-12-06.json", tmp_path / "decode_profile.json")
+    assert tables.main([str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    # the README's 2026-12-07c figures: fused 10.41 / 16.80 / 10.92 ms; 1.64x and 1.67x their floors
+    assert "| 12.12 | 19.35 | 12.33 | 10.41 | 16.80 | 10.92 |" in text
+    assert "| 1.91x | 1.92x | 1.64x | 1.67x |" in text
+    assert "### Decode (" + str(tmp_path / "decode.json") + ")" in text  # the profile is not read as a decode run
+    assert "| vanilla | 12.34 | 5.87 (225) | 1.89 (65) | 1.21 (288) | 1.92 (1,048) |" in text
