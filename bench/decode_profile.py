@@ -96,12 +96,15 @@ def op_times(call: Any, gpu: bool) -> dict[tuple[str, str], tuple[float, int]]:
     out = {}
     for evt in prof.key_averages(group_by_input_shape=True):
         # aten ops carry the device time of the kernels they launch; the Triton kernels are
-        # launched from Python, outside any aten op, so their own events are counted instead
-        if not (evt.key.startswith("aten::") or evt.key in FUSED_KERNELS):
+        # launched from Python, outside any aten op, so their own events are counted instead (by
+        # prefix: some Triton versions append a signature suffix to the kernel's name)
+        name = next((k for k in FUSED_KERNELS if evt.key.startswith(k)), evt.key)
+        if not (name.startswith("aten::") or name in FUSED_KERNELS):
             continue
         t = _self_time(evt, gpu)
         if t > 0:
-            out[(evt.key, str(evt.input_shapes))] = (t, int(evt.count))
+            got = out.get((name, str(evt.input_shapes)), (0.0, 0))
+            out[(name, str(evt.input_shapes))] = (got[0] + t, got[1] + int(evt.count))
     return out
 
 
