@@ -23,6 +23,7 @@ import math
 import re
 import sys
 from collections import defaultdict
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -107,7 +108,7 @@ def _paired(a: dict[str, float], b: dict[str, float]) -> dict:
     return paired_comparison([a[i] for i in ids], [b[i] for i in ids])
 
 
-def _differ(a: dict[str, str], b: dict[str, str]) -> int:
+def _differ(a: Mapping[str, object], b: Mapping[str, object]) -> int:
     """How many prompts both decoded have a different output text (right or wrong alike)."""
     return sum(a[i] != b[i] for i in set(a) & set(b))
 
