@@ -96,7 +96,7 @@ chain() {
     step profile_fused 150 "$PY" bench/decode_profile.py --gpu --fused --out "$OUTD/decode_profile_fused.json"
     step capture 120 "$PY" bench/dysco_decode.py --gpu --sections capture --out "$OUTD/capture.json"
     # a capture's parts timed apart on the 8B shape (the CPU run only gives proportions)
-    step capture_profile 200 "$PY" bench/capture_profile.py --gpu --lengths 4096,131072 --reps 2 --warmups 1 \
+    step capture_profile 240 "$PY" bench/capture_profile.py --gpu --lengths 4096,131072 --reps 2 --warmups 1 \
       --json "$OUTD/capture_profile.json"
     step batch 60 "$PY" bench/dysco_decode.py --gpu --sections batch_auto --out "$OUTD/batch_auto.json"
   else  # CPU dry run of the chain: every step at toy sizes
