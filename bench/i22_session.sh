@@ -25,7 +25,8 @@
 #              the fused decode attention on (--fused)
 #   4 capture  bench/dysco_decode.py --sections capture: 13B shape at 4k, 8B shape at 4k/32k/128k
 #   5 batch    bench/dysco_decode.py --sections batch_auto: --batch-size auto vs 1, SmolLM2 shape, 4k
-#   4b capture_profile  bench/capture_profile.py --gpu: a capture's parts timed apart (8B shape, 4k)
+#   4b capture_profile  bench/capture_profile.py --gpu: a capture's parts timed apart (8B shape, 4k and 128k;
+#              CAPTURE_PROFILE_LENGTHS overrides)
 # TOKENS_DTYPES=float32 runs the token checks and the parity in float32 only (bf16 already measured).
 # TOKENS_LENGTHS and PARITY_LENGTHS override the token checks' lengths. TOKENS_FIRST=1 runs the token
 # checks first (a short sitting: exactness before speed). LONG_SECTIONS=decode and LONG_NEW_TOKENS shape
@@ -96,7 +97,7 @@ chain() {
     step profile_fused 150 "$PY" bench/decode_profile.py --gpu --fused --out "$OUTD/decode_profile_fused.json"
     step capture 120 "$PY" bench/dysco_decode.py --gpu --sections capture --out "$OUTD/capture.json"
     # a capture's parts timed apart on the 8B shape (the CPU run only gives proportions)
-    step capture_profile 240 "$PY" bench/capture_profile.py --gpu --lengths 4096,131072 --reps 2 --warmups 1 \
+    step capture_profile 240 "$PY" bench/capture_profile.py --gpu --lengths "${CAPTURE_PROFILE_LENGTHS:-4096,131072}" --reps 2 --warmups 1 \
       --json "$OUTD/capture_profile.json"
     step batch 60 "$PY" bench/dysco_decode.py --gpu --sections batch_auto --out "$OUTD/batch_auto.json"
   else  # CPU dry run of the chain: every step at toy sizes
