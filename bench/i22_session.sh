@@ -27,6 +27,7 @@
 #   5 batch    bench/dysco_decode.py --sections batch_auto: --batch-size auto vs 1, SmolLM2 shape, 4k
 #   4b capture_profile  bench/capture_profile.py --gpu: a capture's parts timed apart (8B shape, 4k and 128k;
 #              CAPTURE_PROFILE_LENGTHS overrides)
+# FUSED_TESTS names the test files of step 0 (a short sitting: tests/test_fused_default.py alone).
 # TOKENS_DTYPES=float32 runs the token checks and the parity in float32 only (bf16 already measured).
 # TOKENS_LENGTHS and PARITY_LENGTHS override the token checks' lengths. TOKENS_FIRST=1 runs the token
 # checks first (a short sitting: exactness before speed). LONG_SECTIONS=decode and LONG_NEW_TOKENS shape
@@ -74,7 +75,8 @@ chain() {
   if [ "$gpu" = --gpu ]; then
     # The fused kernels' exactness on this GPU first (real kernels, bf16 included; 34 s on the
     # 2026-12-07 H100): the decode columns below time them
-    step fused_tests 150 "$PY" -m pytest -q -p no:cacheprovider tests/test_fused_decode.py tests/test_fused_default.py
+    # shellcheck disable=SC2086
+    step fused_tests 150 "$PY" -m pytest -q -p no:cacheprovider ${FUSED_TESTS:-tests/test_fused_decode.py tests/test_fused_default.py}
     # TOKENS_FIRST=1: the token checks before the decode steps (a short sitting: exactness first)
     [ "${TOKENS_FIRST:-0}" = 1 ] && tokens_step
     # The compiled column last: its first call compiles (28 s at 32k on the 2026-12-07 H100)
