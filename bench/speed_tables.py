@@ -40,9 +40,14 @@ def hf_best(cols: dict[str, dict[str, Any]]) -> tuple[str, float] | None:
     return (min(got)[1], min(got)[0]) if got else None
 
 
+def _context(length: int) -> str:
+    """``32k`` for 32,768 tokens; a length that is not a whole number of 1,024 (a CPU dry run) in tokens."""
+    return f"{length // 1024}k" if length % 1024 == 0 else f"{length:,}"
+
+
 def new_tokens(rows: list[dict[str, Any]]) -> str:
     got = sorted({(r["length"], r.get("new_tokens")) for r in rows if r.get("new_tokens")})
-    return ", ".join(f"{length // 1024}k {n}" for length, n in got)
+    return ", ".join(f"{_context(length)} {n}" for length, n in got)
 
 
 def _hf_cell(r: dict[str, Any] | None) -> str:
@@ -104,7 +109,7 @@ def decode_tables(d: dict[str, Any]) -> list[str]:
         authors = ref.get((length, "authors_dysco"), {}).get("ms_per_token")
         stock = ref.get((length, "hf_generate_457"), {}).get("ms_per_token")
         hs_cells = [_fmt(ms.get(col + suffix)) for _, suffix in paths for _, col, _ in HS_METHODS]
-        out.append(f"| {length // 1024}k | {_hf_cell(cols.get('hf_dynamic'))} | "
+        out.append(f"| {_context(length)} | {_hf_cell(cols.get('hf_dynamic'))} | "
                    f"{_hf_cell(cols.get('hf_dynamic_no_cudnn')) if 'hf_dynamic_no_cudnn' in cols else '-'} | "
                    f"{_hf_cell(cols.get('hf_static_compiled')) if 'hf_static_compiled' in cols else 'not run'} | "
                    f"{f'{best[1]:.2f} ({best[0]})' if best else 'none passes'} | {' | '.join(hs_cells)} | "
@@ -118,7 +123,7 @@ def decode_tables(d: dict[str, Any]) -> list[str]:
         fastest_dysco = min((ms[f"hs_dysco{suffix}"] for _, suffix in paths if ms.get(f"hs_dysco{suffix}")),
                             default=None)
         vs_authors = f"{authors / fastest_dysco:.1f}x faster" if authors and fastest_dysco else "-"
-        ratio_rows.append(f"| {length // 1024}k | {' | '.join(x_best + over)} | {vs_authors} |")
+        ratio_rows.append(f"| {_context(length)} | {' | '.join(x_best + over)} | {vs_authors} |")
     return out + ["", "Ratios: \"x HF best\" is HF's best / the column (above 1: faster); \"/ its floor\" is "
                   "the column / the floor; against the authors, headscope's fastest DySCO path.", ""] + ratio_rows
 
