@@ -10,9 +10,11 @@ them (10%) is the whole 44 ms/token gap; the issue's whole-call numbers also fal
 (46.7 at 32k, 29.4 at 128k), which a decode step that reads more bytes cannot do. Neither reading
 settles it without the GPU, so every HF row now measures all three things in one run:
 
-* ``ms_per_token``: the callback clock (an event at each chosen token), as before;
-* ``whole_call_ms_per_token``: (T(N new) - T(1 new)) / (N - 1) of two *plain* calls (no criterion,
-  synchronised wall clock), the timing a user gets; ``whole_call_reps`` pairs, median. N is the
+* ``ms_per_token``: the callback clock (an event at each chosen token), median of
+  ``whole_call_reps`` clocked calls (``clocked_ms_per_token_runs``);
+* ``whole_call_ms_per_token``: (T(N new) - T(1 new)) / (N - 1) of *plain* calls (no criterion,
+  synchronised wall clock), the timing a user gets; medians of ``whole_call_reps`` N-token calls
+  and as many 1-token calls, each kind back to back (every call's seconds kept). N is the
   row's new-token count, so a static cache has the same shape in every call of the row;
 * ``clocked_call_s`` vs ``plain_call_s``: the wall time of the clocked call against the plain
   call with the same tokens: if the clock slowed ``generate``, the first is larger.
@@ -29,7 +31,7 @@ clocked call's. With a dynamic cache every step has a key length the process has
 paid by the first call at each length only. The whole-call figure therefore mixed a one-time
 cost into a per-token one. Now every row makes a *cold* call first (``cold_call_s``, and
 ``cold_extra_ms_per_token`` = (cold - warm) / (N - 1): what a user pays per token on a length
-the process has not decoded before), then the warm pairs, then the clocked call; the self-check
+the process has not decoded before), then the warm calls, then the clocked calls; the self-check
 compares the clock with the warm whole calls. ``hf_dynamic_no_cudnn`` is ``hf_dynamic`` with
 SDPA's cuDNN backend switched off (``torch.nn.attention.sdpa_kernel`` with flash, efficient and
 math only): if its cold extra is ~0 while ``hf_dynamic``'s is not, the per-shape cost is cuDNN's.
@@ -111,23 +113,38 @@ def hf_column(lm: Any, kind: str, n_new: int, gpu: bool, whole_call_reps: int = 
         if kind == "hf_static_compiled" and ids.numel() not in compiled_lengths:
             facts["first_call_s"] = round(cold_s, 3)
             compiled_lengths.add(ids.numel())
-        ones, fulls = [], []
-        for _ in range(max(1, whole_call_reps)):
-            ones.append(timed(x, 1)[0])
-            full_s, plain = timed(x, n_new)
-            fulls.append(full_s)
-        clock.n_prompt = ids.numel()
-        clock.marks.clear()
-        clock.start = clock._now()
-        clocked_s, out = timed(x, n_new, clock)
+        # Each kind of call back to back, ``whole_call_reps`` times, medians: a user's loop repeats one
+        # kind of call. The 2026-12-07 evening H100 sitting interleaved them (1-token, N-token, ...,
+        # then one clocked call) and consecutive calls differed by up to 24% (16k: 1.88 s plain, 1.52 s
+        # clocked); ``*_calls_s`` keep every call, ``device_allocs`` the cudaMalloc calls in each
+        # (hypothesis: a call that finds the allocator's cache shaped by a different call pays them)
+        reps = max(1, whole_call_reps)
+        fulls, plain, full_allocs = _repeat(reps, gpu, lambda: timed(x, n_new))
+        ones, _, one_allocs = _repeat(reps, gpu, lambda: timed(x, 1))
+        clocked_ms: list[float] = []
+
+        def clocked() -> tuple[float, torch.Tensor]:
+            clock.n_prompt = ids.numel()
+            clock.marks.clear()
+            clock.start = clock._now()
+            got = timed(x, n_new, clock)
+            clocked_ms.append(1000 * clock.between(clock.marks[1], clock.marks[n_new - 1]) / (n_new - 2))
+            return got
+
+        clocked_calls, out, clocked_allocs = _repeat(reps, gpu, clocked)
         tokens = out[0, ids.numel():].tolist()
         one = statistics.median(ones)
         warm = statistics.median(fulls)
-        facts |= {"tokens": tokens, "one_token_s": round(one, 3), "plain_call_s": round(warm, 3),
-                  "clocked_call_s": round(clocked_s, 3), "cold_call_s": round(cold_s, 3),
+        facts |= {"tokens": tokens, "ms_per_token": round(statistics.median(clocked_ms), 3),
+                  "clocked_ms_per_token_runs": [round(v, 3) for v in clocked_ms],
+                  "one_token_s": round(one, 3), "plain_call_s": round(warm, 3),
+                  "clocked_call_s": round(statistics.median(clocked_calls), 3), "cold_call_s": round(cold_s, 3),
+                  "one_token_calls_s": _rounded(ones), "plain_calls_s": _rounded(fulls),
+                  "clocked_calls_s": _rounded(clocked_calls),
+                  "device_allocs": {"plain": full_allocs, "one_token": one_allocs, "clocked": clocked_allocs},
                   "cold_extra_ms_per_token": round(1000 * (cold_s - warm) / (n_new - 1), 3),
                   "whole_call_ms_per_token": round(1000 * (warm - one) / (n_new - 1), 3),
-                  "whole_call_reps": len(ones),
+                  "whole_call_reps": reps,
                   "plain_tokens_equal": plain[0, ids.numel():].tolist() == tokens,
                   "cold_tokens_equal": cold_out[0, ids.numel():].tolist() == tokens}
         if "first_call_s" in facts:
@@ -135,6 +152,26 @@ def hf_column(lm: Any, kind: str, n_new: int, gpu: bool, whole_call_reps: int = 
         return facts
 
     return call
+
+
+def _device_allocs(gpu: bool) -> int:
+    return int(torch.cuda.memory_stats().get("num_device_alloc", 0)) if gpu else 0
+
+
+def _repeat(reps: int, gpu: bool, timed_call: Any) -> tuple[list[float], Any, list[int]]:
+    """``reps`` calls of ``timed_call`` back to back: their seconds, the last output, and the
+    cudaMalloc calls each made."""
+    seconds, allocs, out = [], [], None
+    for _ in range(reps):
+        before = _device_allocs(gpu)
+        s, out = timed_call()
+        seconds.append(s)
+        allocs.append(_device_allocs(gpu) - before)
+    return seconds, out, allocs
+
+
+def _rounded(values: list[float]) -> list[float]:
+    return [round(v, 3) for v in values]
 
 
 def sdpa_backends(kind: str) -> Any:

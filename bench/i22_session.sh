@@ -82,16 +82,16 @@ chain() {
     # The compiled column last: its first call compiles (28 s at 32k on the 2026-12-07 H100)
     # shellcheck disable=SC2086
     step decode 480 "$PY" bench/dysco_decode.py --gpu --sections decode,reference \
-      --lengths ${DECODE_LENGTHS:-32768,16384} --whole-call-reps 2 \
+      --lengths ${DECODE_LENGTHS:-32768,16384} --whole-call-reps ${WHOLE_CALL_REPS:-5} \
       --columns hf_dynamic,hs_vanilla,hs_dysco,hs_onepass,hs_vanilla_fused,hs_dysco_fused,hs_onepass_fused,hf_dynamic_no_cudnn,hf_static_compiled \
       --hf-compiled-max-length 65536 --budget-s 420 $ref --out "$OUTD/decode.json"
     # 128k apart, with 128 new tokens: on 2026-12-07 whole calls there varied by 0.5-0.7 s a call
     # (prefill ~12 s), more than 32 tokens' worth of differences, and the self-check failed
     # shellcheck disable=SC2086
     # LONG_SECTIONS=decode leaves out the authors' process at 128k (a second sitting short of time)
-    step decode_128k 420 "$PY" bench/dysco_decode.py --gpu --sections "${LONG_SECTIONS:-decode,reference}" \
-      --lengths 131072 --new-tokens "${LONG_NEW_TOKENS:-128}" --whole-call-reps 2 \
-      --columns hf_dynamic,hs_vanilla,hs_dysco,hs_onepass,hs_vanilla_fused,hs_dysco_fused,hs_onepass_fused --budget-s 360 $ref --out "$OUTD/decode_128k.json"
+    step decode_128k 480 "$PY" bench/dysco_decode.py --gpu --sections "${LONG_SECTIONS:-decode,reference}" \
+      --lengths 131072 --new-tokens "${LONG_NEW_TOKENS:-128}" --whole-call-reps "${LONG_WHOLE_CALL_REPS:-3}" \
+      --columns hf_dynamic,hs_vanilla,hs_dysco,hs_onepass,hs_vanilla_fused,hs_dysco_fused,hs_onepass_fused --budget-s 420 $ref --out "$OUTD/decode_128k.json"
     [ "${TOKENS_FIRST:-0}" = 1 ] || tokens_step
     [ "${PROFILE:-0}" = 1 ] && step profile 90 "$PY" bench/decode_profile.py --gpu --out "$OUTD/decode_profile.json"
     # where the step's time goes with the Triton kernels on (the 2026-12-06 profile had them off;
