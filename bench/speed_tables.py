@@ -128,6 +128,29 @@ def decode_tables(d: dict[str, Any]) -> list[str]:
                   "the column / the floor; against the authors, headscope's fastest DySCO path.", ""] + ratio_rows
 
 
+def hf_calls_table(d: dict[str, Any]) -> list[str]:
+    """Every timed HF call of the decode table (rows measured since 2026-12-07 evening): the spread
+    behind each median, and the cudaMalloc calls each made."""
+    rows = [r for r in d["decode"] if not r.get("warm_up") and "plain_calls_s" in r]
+    if not rows:
+        return []
+
+    def calls(r: dict[str, Any], kind: str) -> str:
+        secs = ", ".join(f"{v:.3f}" for v in r.get(f"{kind}_calls_s", []))
+        allocs = r.get("device_allocs", {}).get(kind)
+        return f"{secs} ({', '.join(map(str, allocs))})" if allocs is not None else secs
+
+    out = ["HF calls, in the order made (seconds; cudaMalloc calls in brackets): the cold N-token call, "
+           "then N-token, 1-token and clocked calls, each kind back to back.", "",
+           "| context | column | cold | N-token calls | 1-token calls | clocked calls | clocked ms/token |",
+           "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in sorted(rows, key=lambda r: (r["length"], r["column"])):
+        runs = ", ".join(f"{v:.2f}" for v in r.get("clocked_ms_per_token_runs", []))
+        out.append(f"| {_context(r['length'])} | {r['column']} | {_fmt(r.get('cold_call_s'), 3)} | "
+                   f"{calls(r, 'plain')} | {calls(r, 'one_token')} | {calls(r, 'clocked')} | {runs} |")
+    return out
+
+
 PROFILE_CATEGORIES = ("weight_matmuls", "attention_scores", "score_passes", "fused_attention", "small_kernels",
                       "launch_gaps", "kv_writes", "selection", "masks_bias")
 
@@ -199,7 +222,8 @@ def main(argv: list[str]) -> int:
     decodes = [d for d in (_load(f) for f in decode_files) if d is not None]
     if decodes:
         print(f"### Decode ({', '.join(str(f) for f in decode_files)})\n")
-        print("\n".join(decode_tables(merged_decode(decodes))) + "\n")
+        merged = merged_decode(decodes)
+        print("\n".join(decode_tables(merged) + [""] + hf_calls_table(merged)) + "\n")
     for name, fn, title in (("decode_profile.json", profile_table, "Decode step profile, matrix path"),
                             ("decode_profile_fused.json", profile_table, "Decode step profile, fused attention"),
                             ("capture.json", capture_table, "Capture"),
