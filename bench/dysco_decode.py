@@ -210,7 +210,8 @@ def measure(call: Any, n_new: int, gpu: bool, n_prompt: int = 0) -> dict[str, An
             "start_mem_mib": start_mib} | extra
 
 
-def columns(lm: Any, heads: Any, n_new: int, gpu: bool = False, whole_call_reps: int = 1) -> dict[str, Any]:
+def columns(lm: Any, heads: Any, n_new: int, gpu: bool = False, whole_call_reps: int = 1,
+            diagnose: bool = False) -> dict[str, Any]:
     """name -> call(ids, clock) for every decode column (HF's: ``bench/hf_columns.py``)."""
     from hf_columns import HF_COLUMNS, hf_column
 
@@ -228,7 +229,7 @@ def columns(lm: Any, heads: Any, n_new: int, gpu: bool = False, whole_call_reps:
                     "fused_attention": engine_facts.get("fused_attention")}
         return call
 
-    hf = {name: hf_column(lm, name, n_new, gpu, whole_call_reps) for name in HF_COLUMNS}
+    hf = {name: hf_column(lm, name, n_new, gpu, whole_call_reps, diagnose) for name in HF_COLUMNS}
     return {"hf_dynamic": hf["hf_dynamic"], "hf_dynamic_no_cudnn": hf["hf_dynamic_no_cudnn"],
             "hf_static_compiled": hf["hf_static_compiled"],
             "hs_vanilla_dynamic": hs(vanilla, "dynamic"), "hs_vanilla": hs(vanilla, "fixed"),
@@ -280,10 +281,10 @@ class Run:
 
 def decode_section(run: Run, lm: Any, lengths: list[int], n_new: int, gpu: bool, bandwidth: float | None,
                    heads: Any, only: list[str] | None, hf_static_max: dict[str, int],
-                   whole_call_reps: int = 1) -> None:
+                   whole_call_reps: int = 1, diagnose: bool = False) -> None:
     from hf_columns import self_check
 
-    cols = columns(lm, heads, n_new, gpu, whole_call_reps)
+    cols = columns(lm, heads, n_new, gpu, whole_call_reps, diagnose)
     if only:  # in the order given: a slow column (a compile) can go last
         cols = {k: cols[k] for k in only if k in cols}
     vocab = int(lm.model.config.vocab_size)
@@ -462,6 +463,9 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true", help="only bench/decode_profile.py's step profile, to --out")
     ap.add_argument("--whole-call-reps", type=int, default=1,
                     help="pairs of plain HF calls (1 new token, N new tokens) per HF row; the median is used")
+    ap.add_argument("--hf-diagnose-calls", action="store_true",
+                    help="HF rows also time N-token calls with a do-nothing criterion and plain ones again, last "
+                         "(bench/hf_columns.py: why plain and clocked calls differ)")
     ap.add_argument("--budget-s", type=float, default=480.0,
                     help="no new row starts after this many seconds (the reference process gets what is left)")
     ap.add_argument("--reference-dysco", default=None, help="exported snapshot of princeton-pli/DySCO")
@@ -514,7 +518,7 @@ def main() -> None:
                        args.columns.split(",") if args.columns else None,
                        {"hf_static": args.hf_static_max_length, "hf_static_compiled": args.hf_compiled_max_length,
                         "hf_dynamic_no_cudnn": args.hf_no_cudnn_max_length},
-                       args.whole_call_reps)
+                       args.whole_call_reps, args.hf_diagnose_calls)
         del lm
         if gpu:
             torch.cuda.empty_cache()

@@ -83,9 +83,15 @@ def hf_kwargs(kind: str, gpu: bool) -> dict[str, Any]:
     raise ValueError(f"unknown HF column {kind!r}")
 
 
-def hf_column(lm: Any, kind: str, n_new: int, gpu: bool, whole_call_reps: int = 1) -> Any:
+def hf_column(lm: Any, kind: str, n_new: int, gpu: bool, whole_call_reps: int = 1, diagnose: bool = False) -> Any:
     """``call(ids, clock)`` for the bench's ``measure``: the clocked call (the row's ``ms_per_token``)
-    plus the whole-call timings and the self-check fields described in the module docstring."""
+    plus the whole-call timings and the self-check fields described in the module docstring.
+
+    ``diagnose`` adds two more kinds of N-token call after the clocked ones: with a criterion that
+    does nothing (``noop_calls_s``: does any criterion change the call's time, or only the clock's
+    events?) and plain again (``plain_after_calls_s``: is it the order of the calls?). The
+    2026-12-07 evening H100 sittings found the plain calls at 16k slower than the clocked ones that
+    followed them, 1.70 s against 1.29-1.48 s over five calls each, and neither reading was tested."""
     from transformers import StoppingCriteriaList
 
     extra = hf_kwargs(kind, gpu)
@@ -132,6 +138,11 @@ def hf_column(lm: Any, kind: str, n_new: int, gpu: bool, whole_call_reps: int = 
             return got
 
         clocked_calls, out, clocked_allocs = _repeat(reps, gpu, clocked)
+        if diagnose:
+            noop_calls, _, noop_allocs = _repeat(reps, gpu, lambda: timed(x, n_new, _NoOpCriterion()))
+            after_calls, _, after_allocs = _repeat(reps, gpu, lambda: timed(x, n_new))
+            facts |= {"noop_calls_s": _rounded(noop_calls), "plain_after_calls_s": _rounded(after_calls),
+                      "device_allocs_diagnose": {"noop": noop_allocs, "plain_after": after_allocs}}
         tokens = out[0, ids.numel():].tolist()
         one = statistics.median(ones)
         warm = statistics.median(fulls)
@@ -152,6 +163,13 @@ def hf_column(lm: Any, kind: str, n_new: int, gpu: bool, whole_call_reps: int = 
         return facts
 
     return call
+
+
+class _NoOpCriterion:
+    """A stopping criterion that never stops and records nothing (the clock without its events)."""
+
+    def __call__(self, input_ids: torch.Tensor, scores: Any = None, **kwargs: Any) -> torch.Tensor:
+        return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
 
 
 def _device_allocs(gpu: bool) -> int:

@@ -82,7 +82,7 @@ chain() {
     # The compiled column last: its first call compiles (28 s at 32k on the 2026-12-07 H100)
     # shellcheck disable=SC2086
     step decode 480 "$PY" bench/dysco_decode.py --gpu --sections decode,reference \
-      --lengths ${DECODE_LENGTHS:-32768,16384} --whole-call-reps ${WHOLE_CALL_REPS:-5} \
+      --lengths ${DECODE_LENGTHS:-32768,16384} --whole-call-reps ${WHOLE_CALL_REPS:-5} --hf-diagnose-calls \
       --columns hf_dynamic,hs_vanilla,hs_dysco,hs_onepass,hs_vanilla_fused,hs_dysco_fused,hs_onepass_fused,hf_dynamic_no_cudnn,hf_static_compiled \
       --hf-compiled-max-length 65536 --budget-s 420 $ref --out "$OUTD/decode.json"
     # 128k apart, with 128 new tokens: on 2026-12-07 whole calls there varied by 0.5-0.7 s a call
