@@ -36,20 +36,29 @@ from ._outputs import check_output, output_lock
 __all__ = ["FINGERPRINT", "SETTINGS_FORMAT", "GenerationsFile", "check_prompt_lengths", "settings_fingerprint"]
 
 SETTINGS_FORMAT = "headscope.generations/1"
-# Recorded in the settings file but free to change between runs (they do not decide the tokens,
-# or not beyond floating-point noise).
+# Recorded in the settings file but free to change between runs: where the run computes, and
+# --dtype as asked (what decides the tokens is the dtype it resolves to, ``weights_dtype``).
+# Other choices that change only rounding (the device's kernels, the batch size, the decode
+# attention path, which each record states) are free too: in bf16 each of them changes some
+# tokens, as bench/README.md measures, and a file that refused them could not be resumed on
+# another machine.
 _FREE = ("device", "dtype")
+# Decisive, but added after files were written without it (2026-12-07): compared only where the
+# settings file or the records state it, and left out of the fingerprint, so older files resume.
+_LATER = ("weights_dtype",)
 # The settings a record states as asked (resolved values such as the warm-ups are left out: a
 # record holds what the run resolved, not what was asked); max_new_tokens since issue 21.
-_RECORD_KEYS = ("model", "method", "heads", "strength", "top_k", "top_p", "decay", "max_new_tokens", "seed")
+_RECORD_KEYS = ("model", "method", "heads", "strength", "top_k", "top_p", "decay", "max_new_tokens", "seed",
+                "weights_dtype")
 # Each record also carries the fingerprint of every setting (_FREE aside), so that a file whose
 # settings file is lost can still be resumed safely, and a record of another run is found.
 FINGERPRINT = "settings_sha256"
 
 
 def settings_fingerprint(settings: Mapping[str, Any]) -> str:
-    """A short hash of every setting that decides the outputs (all but ``device`` and ``dtype``)."""
-    decisive = {k: v for k, v in settings.items() if k not in _FREE}
+    """A short hash of every setting that decides the outputs (all but ``device`` and ``dtype``, and
+    ``weights_dtype``, which is compared apart)."""
+    decisive = {k: v for k, v in settings.items() if k not in _FREE + _LATER}
     return hashlib.sha256(json.dumps(decisive, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -61,7 +70,7 @@ class GenerationsFile:
     """``path`` (JSONL, one record per prompt id) and its settings file ``path.config.json``.
 
     ``settings`` is a JSON-safe mapping of the run's settings; every key but ``device`` and
-    ``dtype`` must match the file's for a run to resume it.
+    ``dtype`` must match the file's for a run to resume it (``weights_dtype`` where the file states it).
     """
 
     def __init__(self, path: str | Path, settings: Mapping[str, Any]) -> None:
@@ -92,7 +101,8 @@ class GenerationsFile:
             return set()
         saved = self._saved()
         if saved is not None:
-            keys = [k for k in sorted(set(saved) | set(self.settings)) if k not in _FREE]
+            keys = [k for k in sorted(set(saved) | set(self.settings))
+                    if k not in _FREE and (k in saved or k not in _LATER)]
             diff = _differences(saved, self.settings, keys)
         else:  # no settings file (lost, or from before they existed): what every record says
             diff = next((d for r in records if (d := _differences(r, self.settings, [k for k in _RECORD_KEYS

@@ -98,6 +98,20 @@ class GenerateRequest:
             knobs.pop("temperature", None)
         return DyscoConfig(heads=heads, method=self.method, **knobs)
 
+    def weights_dtype(self) -> str:
+        """The dtype the weights will compute in, known before they load: ``float32``,
+        ``bfloat16`` or ``float16`` (``--dtype by-device`` resolved for this run's device), or
+        ``auto`` (the checkpoint's own, fixed by the model and revision)."""
+        import torch
+
+        from .dtypes import resolve_dtype
+
+        device = self.device
+        if device == "auto":  # as load_model places it
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        resolved = resolve_dtype(self.dtype, device)
+        return resolved if isinstance(resolved, str) else str(resolved).removeprefix("torch.")
+
     def check(self) -> None:
         """Everything checkable without the model: the method, the device and every knob."""
         from .models import check_device
@@ -153,8 +167,10 @@ def run_prompts(request: GenerateRequest, prompts: list[Prompt] | str | Path, ou
     if out_path is None:
         _decode(lm or _load(request), cfg, rows, None, request.batch_size, echo, note, progress)
         return
+    # weights_dtype decides the tokens (bf16 and float32 answers differ), so a run resumes a file only in
+    # the dtype it was written in; --dtype as asked ("by-device") does not say which that was
     settings = {"model": geometry.name, "revision": request.revision, "device": request.device,
-                "dtype": request.dtype, **cfg.to_dict()}
+                "dtype": request.dtype, "weights_dtype": request.weights_dtype(), **cfg.to_dict()}
     output = GenerationsFile(out_path, settings)
     skip = output.check()
     todo = [r for r in rows if str(r["id"]) not in skip]
@@ -219,7 +235,10 @@ def _decode(lm: LoadedModel, cfg: DyscoConfig, todo: list[Prompt], sink: Generat
             echo(lm.tokenizer.decode(stream.ids, skip_special_tokens=True)[len(stream.shown):])
         return
     from .batch_size import parse_batch_size, resolve_batch_size
+    from .dysco import fused_decode
 
+    # stated with each record, as ablate does: the fused kernels round differently in bf16
+    attention = fused_decode.path_name(lm.device, lm.geometry.head_dim, next(lm.model.parameters()).dtype)
     all_ids = [chat_prompt_ids(lm.tokenizer, row["prompt"], row.get("assistant_prefix", "")) for row in todo]
     size = resolve_batch_size(parse_batch_size(batch_size), lm.model, [len(x) for x in all_ids], cfg.max_new_tokens)
     if batch_size == "auto":
@@ -246,7 +265,8 @@ def _decode(lm: LoadedModel, cfg: DyscoConfig, todo: list[Prompt], sink: Generat
                     "strength": cfg.strength, "top_k": cfg.top_k, "top_p": cfg.top_p, "decay": cfg.decay,
                     "context_warmup": res.info["context_warmup"],
                     "intervention_warmup": res.info["intervention_warmup"], "max_new_tokens": cfg.max_new_tokens,
-                    "seed": cfg.seed, **_scored(row, res.text),
+                    "seed": cfg.seed, "weights_dtype": sink.settings["weights_dtype"], "attention": attention,
+                    **_scored(row, res.text),
                 })  # durable at once: a killed run keeps every finished line
             bar.update(len(rows))
 

@@ -145,6 +145,56 @@ def test_generate_does_not_resume_old_records_without_their_settings_file(tmp_pa
     assert out.read_text() == before
 
 
+def test_generate_resumes_a_file_only_in_the_weights_dtype_it_was_written_in(tmp_path, tiny_model_dir,
+                                                                               monkeypatch):
+    """--dtype by-device is float32 on the CPU and bfloat16 on a GPU: resuming a CPU file on a GPU
+    mixed two dtypes' tokens in one file (free until 2026-12-07). The dtype the run resolves to is
+    now a setting; --dtype as asked stays free, so by-device and float32 on the CPU are one run."""
+    import headscope.models as models
+
+    prompts = write_prompts(tmp_path / "p.jsonl", n=4)
+    out = tmp_path / "g.jsonl"
+    base = generate_args(tiny_model_dir, prompts, out, "--dtype", "by-device")
+    assert invoke(*_with(base, "--prompts", write_prompts(tmp_path / "two.jsonl", n=2))).exit_code == 0
+    written = [json.loads(line) for line in out.read_text().splitlines()]
+    assert {(r["weights_dtype"], r["attention"]) for r in written} == {("float32", "matrix")}
+    before = out.read_text()
+    settings_file = tmp_path / "g.jsonl.config.json"
+    assert json.loads(settings_file.read_text())["settings"]["weights_dtype"] == "float32"
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was loaded")
+
+    with monkeypatch.context() as m:  # refused before any weights load
+        m.setattr(models, "load_model", refuse)
+        one_line_error(invoke(*_with(base, "--dtype", "bfloat16")), "other settings",
+                       "weights_dtype: 'float32' -> 'bfloat16'")
+    assert out.read_text() == before
+    same = invoke(*_with(base, "--dtype", "float32"))  # as asked it differs; as computed it does not
+    assert same.exit_code == 0 and "Resuming: 2 of 4" in same.output, same.output
+    assert len(out.read_text().splitlines()) == 4
+    # Without the settings file, the records say it
+    _keep_lines(out, 4)
+    one_line_error(invoke(*_with(base, "--dtype", "bfloat16")), "other settings",
+                   "weights_dtype: 'float32' -> 'bfloat16'")
+
+
+def test_generate_resumes_a_file_written_before_weights_dtype_was_recorded(tmp_path, tiny_model_dir):
+    prompts = write_prompts(tmp_path / "p.jsonl", n=4)
+    out = tmp_path / "g.jsonl"
+    assert invoke(*generate_args(tiny_model_dir, write_prompts(tmp_path / "two.jsonl", n=2), out)).exit_code == 0
+    settings_file = tmp_path / "g.jsonl.config.json"
+    saved = json.loads(settings_file.read_text())
+    del saved["settings"]["weights_dtype"]  # as an older headscope wrote them, fingerprints included
+    settings_file.write_text(json.dumps(saved))
+    old = [json.loads(line) for line in out.read_text().splitlines()]
+    for record in old:
+        del record["weights_dtype"], record["attention"]
+    out.write_text("".join(json.dumps(r) + "\n" for r in old))
+    resumed = invoke(*generate_args(tiny_model_dir, prompts, out))
+    assert resumed.exit_code == 0 and "Resuming: 2 of 4" in resumed.output, resumed.output
+
+
 # -- 4. a symlinked --out shares the lock of its target ------------------------------------------------
 
 
