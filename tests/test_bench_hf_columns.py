@@ -85,3 +85,43 @@ def test_speed_tables_show_the_fused_columns_and_their_ratios_next_to_the_matrix
     assert "| 1.91x | 1.92x | 1.64x | 1.67x |" in text
     assert "### Decode (" + str(tmp_path / "decode.json") + ")" in text  # the profile is not read as a decode run
     assert "| vanilla | 12.34 | 5.87 (225) | 1.89 (65) | 1.21 (288) | 1.92 (1,048) |" in text
+
+
+def test_speed_tables_show_every_hf_call_behind_the_medians(capsys):
+    """The 2026-12-07f H100 check: five calls of each kind, each with its cudaMalloc count, so the
+    reader sees why a self-check failed (plain calls steadily slower than clocked ones at 16k)."""
+    tables = _speed_tables()
+    assert tables.main([str(Path(__file__).parents[1] / "bench" / "results" / "hfcheck_h100_2026-12-07f")]) == 0
+    text = capsys.readouterr().out
+    assert "| 16k | 23.89 / 35.70 (**self-check FAILED**; cold +30.3) |" in text
+    assert "| 32k | 30.91 / 29.34 (ok; cold +64.8) |" in text
+    assert ("| 16k | hf_dynamic | 2.645 | 1.706, 1.707, 1.697, 1.699, 1.709 (0, 0, 0, 0, 0) | "
+            "0.573, 0.612, 0.589, 0.605, 0.599 (0, 0, 0, 0, 0) | 1.320, 1.484, 1.392, 1.292, 1.312 (0, 1, 0, 0, 0) | "
+            "23.58, 29.59, 26.20, 23.12, 23.89 | - | - |") in text
+    assert "hs_dysco_fused" in text and "| 16.80 |" in text
+
+
+def test_an_hf_row_times_each_kind_of_call_back_to_back_and_takes_medians():
+    """On the CPU, a tiny Llama: three calls of each kind (and the diagnostic ones), every call's
+    seconds kept, the clock's ms/token the median of the clocked calls' own."""
+    import statistics
+    import sys
+    from types import SimpleNamespace
+
+    import torch
+    from conftest import tiny_llama
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "bench"))
+    from dysco_decode import Clock
+
+    model = tiny_llama().eval()
+    model.generation_config.eos_token_id = None  # as the bench sets it: every call decodes N tokens
+    lm = SimpleNamespace(model=model, device=torch.device("cpu"))
+    call = hf_columns.hf_column(lm, "hf_dynamic", 5, gpu=False, whole_call_reps=3, diagnose=True)
+    ids = torch.randint(3, model.config.vocab_size, (12,), generator=torch.Generator().manual_seed(0))
+    facts = call(ids, Clock(False, 12))
+    for kind in ("plain", "one_token", "clocked", "noop", "plain_after"):
+        assert len(facts[f"{kind}_calls_s"]) == 3, kind
+    assert facts["ms_per_token"] == round(statistics.median(facts["clocked_ms_per_token_runs"]), 3)
+    assert facts["device_allocs"] == {"plain": [0, 0, 0], "one_token": [0, 0, 0], "clocked": [0, 0, 0]}
+    assert facts["plain_tokens_equal"] and facts["cold_tokens_equal"] and len(facts["tokens"]) == 5
