@@ -36,7 +36,9 @@ def resolve_dtype(dtype: str | Any, device: str) -> Any:
     if dtype == "auto":
         return "auto"
     if dtype == DEFAULT_DTYPE:
-        if device.startswith("cuda") or device == "auto" and torch.cuda.is_available():
+        # balanced / sequential are accelerate's maps over the GPUs (before 2026-12-07 they fell
+        # through to float32: twice the memory a user of --device balanced expected)
+        if device.startswith("cuda") or device in ("auto", "balanced", "sequential") and torch.cuda.is_available():
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.float32
     allowed = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}

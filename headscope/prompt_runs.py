@@ -99,17 +99,12 @@ class GenerateRequest:
         return DyscoConfig(heads=heads, method=self.method, **knobs)
 
     def weights_dtype(self) -> str:
-        """The dtype the weights will compute in, known before they load: ``float32``,
-        ``bfloat16`` or ``float16`` (``--dtype by-device`` resolved for this run's device), or
-        ``auto`` (the checkpoint's own, fixed by the model and revision)."""
-        import torch
-
+        """The dtype the weights will compute in, known before they load (as :func:`load_model`
+        resolves it): ``float32``, ``bfloat16`` or ``float16`` (``--dtype by-device`` resolved for
+        this run's device), or ``auto`` (the checkpoint's own, fixed by the model and revision)."""
         from .dtypes import resolve_dtype
 
-        device = self.device
-        if device == "auto":  # as load_model places it
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        resolved = resolve_dtype(self.dtype, device)
+        resolved = resolve_dtype(self.dtype, self.device)
         return resolved if isinstance(resolved, str) else str(resolved).removeprefix("torch.")
 
     def check(self) -> None:

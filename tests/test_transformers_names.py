@@ -85,3 +85,17 @@ def test_dtype_auto_on_the_command_line_says_what_it_means(tmp_path, tiny_model_
     assert settings["dtype"] == "by-device" and "Note:" not in r.stderr
     r = CliRunner().invoke(cli, ["ablate", "--dtype", "float64", "--out", str(tmp_path / "o")])
     assert r.exit_code == 2 and "by-device" in r.output
+
+
+def test_by_device_is_a_gpu_dtype_for_accelerates_gpu_maps(monkeypatch):
+    """--device balanced / sequential spread the weights over the GPUs: by-device is bfloat16 there,
+    as on cuda (before 2026-12-07 they fell through to float32, twice the memory)."""
+    from headscope.dtypes import resolve_dtype
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    for device in ("cuda", "cuda:1", "auto", "balanced", "sequential"):
+        assert resolve_dtype("by-device", device) == torch.bfloat16, device
+    assert resolve_dtype("by-device", "cpu") == torch.float32
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_dtype("by-device", "balanced") == torch.float32  # no GPU: the maps put everything on the CPU
