@@ -102,12 +102,29 @@ def plan_examples(config: CalibrationConfig, tokenizer: Any, max_context: int | 
                          seed=config.seed, max_context=max_context)
 
 
-def _check_resumable(out_dir: Path, identity: dict[str, Any]) -> None:
+def _weights_dtype(config: CalibrationConfig, lm: LoadedModel | None) -> str | None:
+    """The dtype this run's attention rows are computed in: the given model's, or ``--dtype``
+    resolved for the device as :func:`load_model` will; None for ``auto`` (the checkpoint's own)
+    until the weights have loaded."""
+    from .dtypes import resolve_dtype
+
+    resolved = next(lm.model.parameters()).dtype if lm is not None else resolve_dtype(config.dtype, config.device)
+    return None if isinstance(resolved, str) else str(resolved).removeprefix("torch.")
+
+
+def _check_resumable(out_dir: Path, identity: dict[str, Any], weights_dtype: str | None = None) -> None:
     previous = read_run_info(out_dir)
     if previous is None:
         if out_dir.exists() and any(not (is_lock_file(p) or is_kind_file(p)) for p in out_dir.iterdir()):
             raise FileExistsError(f"{out_dir} is not empty and holds no headscope run; choose another --out.")
         return
+    # --dtype by-device is float32 on the CPU and bfloat16 on a GPU: a run resumed on the other kind of
+    # machine mixed two dtypes' rows in one capture. Runs written before 2026-12-07 do not say theirs.
+    was = (previous.get("attrs") or {}).get("weights_dtype")
+    if weights_dtype and was and was != weights_dtype:
+        raise ValueError(f"{out_dir} already holds a calibration run computed in {was}; this run would compute in "
+                         f"{weights_dtype}, and one capture must not mix the two. Resume it with --dtype {was}, "
+                         "or write to another --out.")
     before = {k: previous["config"].get(k) for k in _IDENTITY_KEYS}
     if before != identity:
         diff = ", ".join(f"{k}: {before[k]!r} -> {identity[k]!r}" for k in _IDENTITY_KEYS if before[k] != identity[k])
@@ -151,7 +168,7 @@ def run_calibration(
                 resolve_source(config.model, config.revision)  # convert a bundled model once, not once per rank
 
         on_main(first_on_main, info)
-        _check_resumable(out, identity)
+        _check_resumable(out, identity, _weights_dtype(config, lm))
         tokenizer = lm.tokenizer if lm is not None else load_tokenizer(config.model, revision=config.revision)
         max_context = lm.geometry.max_context if lm is not None else _max_context_of(config)
         examples = plan_examples(config, tokenizer, max_context)
@@ -161,13 +178,15 @@ def run_calibration(
             return open_capture(out)  # nothing to write or clean, so no lock to take
         # One writer per slot: a second run on this --out stops here, naming this one.
         with output_lock(out, kind="dir", slot=(info.rank, info.world_size), run_kind="calibrate"):
-            _check_resumable(out, identity)  # again: another run may have started it since the first look
+            # again: another run may have started it since the first look
+            _check_resumable(out, identity, _weights_dtype(config, lm))
             mine = set(shard(range(len(examples)), info)) if info.distributed else None
             _remove_stale(out, mine, info.is_main)
             pending = shard([i for i in range(len(examples)) if i not in done_examples(out)], info)
             if lm is None and (pending or read_run_info(out) is None):
                 lm = load_model(config.model, device=device_for(config.device, info), dtype=config.dtype,
                                 revision=config.revision)
+                _check_resumable(out, identity, _weights_dtype(config, lm))  # --dtype auto: known now
             barrier(info)  # every rank has read the run directory before rank 0 writes to it
             if info.is_main:
                 # Nothing left to capture here and no model loaded: keep the attrs of the run on disk.
@@ -256,6 +275,7 @@ def _run_attrs(config: CalibrationConfig, lm: LoadedModel, examples: Sequence[Ca
         "lengths": list(config.lengths),
         "seed": config.seed,
         "decode_steps": config.decode_steps,
+        "weights_dtype": _weights_dtype(config, lm),
         "headscope_version": __version__,
         "versions": json.dumps(library_versions(), sort_keys=True),
         "config": json.dumps(config.to_dict(), sort_keys=True),

@@ -380,7 +380,7 @@ def open_part(run_dir: Path, part: Path, attrs: Mapping[str, Any] | None = None)
         quiet_orphaned_tasks()
         raise _damaged(run_dir, part, f"cannot be opened ({type(err).__name__}: {err})") from err
     # Also for captures without identities: a part's own attributes name its model and shape.
-    for key in ("model", "n_layers", "n_heads", "n_kv_heads", "head_dim"):
+    for key in ("model", "n_layers", "n_heads", "n_kv_heads", "head_dim", "weights_dtype"):
         if attrs and key in attrs and key in raw.attrs and raw.attrs[key] != attrs[key]:
             raise _foreign(run_dir, part, f"has {key} {raw.attrs[key]!r} where the run has {attrs[key]!r}")
     token = hashlib.sha256(f"{part.resolve()}:{part.stat().st_mtime_ns}".encode()).hexdigest()[:16]

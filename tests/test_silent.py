@@ -305,6 +305,38 @@ def test_rank_refuses_a_part_that_is_not_the_captures_own(captures, tmp_path, ca
     assert rank(captures["a"], out=out).exit_code == 0  # the capture as written ranks
 
 
+def test_calibrate_resumes_a_capture_only_in_the_dtype_it_was_computed_in(tmp_path, tiny_model_dir, monkeypatch):
+    """--dtype by-device is float32 on the CPU and bfloat16 on a GPU: a capture resumed on the other
+    kind of machine mixed two dtypes' attention rows (until 2026-12-07). The run records its dtype,
+    a resume in another is refused before any weights load, and a part of another dtype is foreign."""
+    import headscope.models as models
+
+    run = calibrate(tiny_model_dir, tmp_path / "run")
+    assert headscope_open(run).attrs["weights_dtype"] == "float32"
+    args = ["calibrate", "--model", tiny_model_dir, "--device", "cpu", "--task", "passkey", "--lengths", 200,
+            "--examples", 3, "--decode-steps", 2, "--out", run, "--quiet"]
+
+    def refuse(*a, **k):
+        raise AssertionError("a model was loaded")
+
+    with monkeypatch.context() as m:
+        m.setattr(models, "load_model", refuse)
+        one_line_error(invoke(*args, "--dtype", "bfloat16"), "computed in float32", "would compute in bfloat16",
+                       "--dtype float32")
+        assert invoke(*args, "--dtype", "float32").exit_code == 0  # complete, in the same dtype: nothing to load
+    info = json.loads((run / "run.json").read_text())
+    info["attrs"]["weights_dtype"] = "bfloat16"  # as if the parts had been computed in another dtype than the run's
+    (run / "run.json").write_text(json.dumps(info))
+    with pytest.raises(ValueError, match="has weights_dtype 'float32' where the run has 'bfloat16'"):
+        headscope_open(run).load()
+
+
+def headscope_open(run: Path):
+    from headscope import open_capture
+
+    return open_capture(run)
+
+
 def _as_before_identities(run: Path) -> None:
     """Make ``run`` look as a capture written before run identities existed."""
     info = json.loads((run / "run.json").read_text())
