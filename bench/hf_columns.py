@@ -14,10 +14,23 @@ settles it without the GPU, so every HF row now measures all three things in one
   ``whole_call_reps`` clocked calls (``clocked_ms_per_token_runs``);
 * ``whole_call_ms_per_token``: (T(N new) - T(1 new)) / (N - 1) of *plain* calls (no criterion,
   synchronised wall clock), the timing a user gets; medians of ``whole_call_reps`` N-token calls
-  and as many 1-token calls, each kind back to back (every call's seconds kept). N is the
-  row's new-token count, so a static cache has the same shape in every call of the row;
+  and as many 1-token calls (every call's seconds kept). N is the row's new-token count, so a
+  static cache has the same shape in every call of the row;
 * ``clocked_call_s`` vs ``plain_call_s``: the wall time of the clocked call against the plain
   call with the same tokens: if the clock slowed ``generate``, the first is larger.
+
+The calls are interleaved (a 1-token, a plain and a clocked call, ``whole_call_reps`` times) after
+warm-up calls that run for at least 10 s and until two in a row agree within 5% (at most 12 calls
+or 30 s). Why: the 2026-12-07 evening sittings
+made each kind back to back, and at 16k the five plain calls took 1.70 s and the clocked ones after
+them 1.29-1.48 s. ``bench/hf_call_diff.py`` on an H100 (2026-12-08,
+``bench/results/hfdiff_h100_2026-12-08/``) made the same 16k call five ways in blocks: the four
+calls after the cold one took 1.63-1.71 s and every later call 1.25-1.38 s *whatever its kind*
+(plain, clocked, a do-nothing criterion, a forward-hook clock, plain again); a profile of a plain
+and a clocked call found the same kernels but 64 tiny bool kernels (the criterion's). So it was
+the order, not the clock. The same run found HF's bf16 decoding not deterministic from call to
+call at 16k (12 different token sequences in 19 calls, the first difference at token 8), which is
+why ``plain_tokens_equal`` may be false on the GPU.
 
 ``self_check`` is within 10% of each other (callback vs whole call), or the table says which
 differs.
@@ -31,7 +44,7 @@ clocked call's. With a dynamic cache every step has a key length the process has
 paid by the first call at each length only. The whole-call figure therefore mixed a one-time
 cost into a per-token one. Now every row makes a *cold* call first (``cold_call_s``, and
 ``cold_extra_ms_per_token`` = (cold - warm) / (N - 1): what a user pays per token on a length
-the process has not decoded before), then the warm calls, then the clocked calls; the self-check
+the process has not decoded before), then the warm-up and the interleaved calls; the self-check
 compares the clock with the warm whole calls. ``hf_dynamic_no_cudnn`` is ``hf_dynamic`` with
 SDPA's cuDNN backend switched off (``torch.nn.attention.sdpa_kernel`` with flash, efficient and
 math only): if its cold extra is ~0 while ``hf_dynamic``'s is not, the per-shape cost is cuDNN's.
@@ -54,6 +67,11 @@ from typing import Any
 import torch
 
 SELF_CHECK_TOLERANCE = 0.10
+WARM_STABLE = 0.05  # two warm-up calls in a row within 5% of each other: the slow phase is over
+# the 2026-12-08 H100 slow phase at 16k: the four calls (6.7 s) after the cold one
+WARM_MIN_S = 10.0
+WARM_MAX_CALLS = 12
+WARM_BUDGET_S = 30.0
 
 
 def _wall(gpu: bool) -> float:
@@ -83,15 +101,15 @@ def hf_kwargs(kind: str, gpu: bool) -> dict[str, Any]:
     raise ValueError(f"unknown HF column {kind!r}")
 
 
-def hf_column(lm: Any, kind: str, n_new: int, gpu: bool, whole_call_reps: int = 1, diagnose: bool = False) -> Any:
+def hf_column(lm: Any, kind: str, n_new: int, gpu: bool, whole_call_reps: int = 1, diagnose: bool = False,
+              warm_budget_s: float = WARM_BUDGET_S) -> Any:
     """``call(ids, clock)`` for the bench's ``measure``: the clocked call (the row's ``ms_per_token``)
     plus the whole-call timings and the self-check fields described in the module docstring.
 
-    ``diagnose`` adds two more kinds of N-token call after the clocked ones: with a criterion that
-    does nothing (``noop_calls_s``: does any criterion change the call's time, or only the clock's
-    events?) and plain again (``plain_after_calls_s``: is it the order of the calls?). The
-    2026-12-07 evening H100 sittings found the plain calls at 16k slower than the clocked ones that
-    followed them, 1.70 s against 1.29-1.48 s over five calls each, and neither reading was tested."""
+    The order of the calls at one length: the cold call; warm-up calls until two in a row agree
+    (``warm_calls_s``); then ``whole_call_reps`` rounds of a 1-token call, a plain N-token call and a
+    clocked N-token call (``diagnose``: and an N-token call with a criterion that does nothing,
+    ``noop_calls_s``), so that whatever drifts over a row's calls reaches each kind alike."""
     from transformers import StoppingCriteriaList
 
     extra = hf_kwargs(kind, gpu)
@@ -119,15 +137,18 @@ def hf_column(lm: Any, kind: str, n_new: int, gpu: bool, whole_call_reps: int = 
         if kind == "hf_static_compiled" and ids.numel() not in compiled_lengths:
             facts["first_call_s"] = round(cold_s, 3)
             compiled_lengths.add(ids.numel())
-        # Each kind of call back to back, ``whole_call_reps`` times, medians: a user's loop repeats one
-        # kind of call. The 2026-12-07 evening H100 sitting interleaved them (1-token, N-token, ...,
-        # then one clocked call) and consecutive calls differed by up to 24% (16k: 1.88 s plain, 1.52 s
-        # clocked); ``*_calls_s`` keep every call, ``device_allocs`` the cudaMalloc calls in each
-        # (hypothesis: a call that finds the allocator's cache shaped by a different call pays them)
+        # The 2026-12-08 H100 run of bench/hf_call_diff.py: at 16k the four calls after the cold
+        # one took 1.63-1.71 s and every later call 1.25-1.38 s, whatever its kind (plain, clocked,
+        # a do-nothing criterion, a forward-hook clock); the bench had timed all its plain calls
+        # inside that slow phase and its clocked calls after it. So: warm up until stable, then
+        # interleave the kinds
+        warm = _warm_up(lambda: timed(x, n_new)[0], warm_budget_s)
         reps = max(1, whole_call_reps)
-        fulls, plain, full_allocs = _repeat(reps, gpu, lambda: timed(x, n_new))
-        ones, _, one_allocs = _repeat(reps, gpu, lambda: timed(x, 1))
+        kinds = ("one_token", "plain", "clocked") + (("noop",) if diagnose else ())
+        seconds: dict[str, list[float]] = {k: [] for k in kinds}
+        allocs: dict[str, list[int]] = {k: [] for k in kinds}
         clocked_ms: list[float] = []
+        outs: dict[str, torch.Tensor] = {}
 
         def clocked() -> tuple[float, torch.Tensor]:
             clock.n_prompt = ids.numel()
@@ -137,32 +158,57 @@ def hf_column(lm: Any, kind: str, n_new: int, gpu: bool, whole_call_reps: int = 
             clocked_ms.append(1000 * clock.between(clock.marks[1], clock.marks[n_new - 1]) / (n_new - 2))
             return got
 
-        clocked_calls, out, clocked_allocs = _repeat(reps, gpu, clocked)
-        if diagnose:
-            noop_calls, _, noop_allocs = _repeat(reps, gpu, lambda: timed(x, n_new, _NoOpCriterion()))
-            after_calls, _, after_allocs = _repeat(reps, gpu, lambda: timed(x, n_new))
-            facts |= {"noop_calls_s": _rounded(noop_calls), "plain_after_calls_s": _rounded(after_calls),
-                      "device_allocs_diagnose": {"noop": noop_allocs, "plain_after": after_allocs}}
-        tokens = out[0, ids.numel():].tolist()
-        one = statistics.median(ones)
-        warm = statistics.median(fulls)
+        makers = {"one_token": lambda: timed(x, 1), "plain": lambda: timed(x, n_new), "clocked": clocked,
+                  "noop": lambda: timed(x, n_new, _NoOpCriterion())}
+        for _ in range(reps):
+            for k in kinds:
+                before = _device_allocs(gpu)
+                s, outs[k] = makers[k]()
+                seconds[k].append(s)
+                allocs[k].append(_device_allocs(gpu) - before)
+        tokens = outs["clocked"][0, ids.numel():].tolist()
+        one = statistics.median(seconds["one_token"])
+        plain = statistics.median(seconds["plain"])
         facts |= {"tokens": tokens, "ms_per_token": round(statistics.median(clocked_ms), 3),
                   "clocked_ms_per_token_runs": [round(v, 3) for v in clocked_ms],
-                  "one_token_s": round(one, 3), "plain_call_s": round(warm, 3),
-                  "clocked_call_s": round(statistics.median(clocked_calls), 3), "cold_call_s": round(cold_s, 3),
-                  "one_token_calls_s": _rounded(ones), "plain_calls_s": _rounded(fulls),
-                  "clocked_calls_s": _rounded(clocked_calls),
-                  "device_allocs": {"plain": full_allocs, "one_token": one_allocs, "clocked": clocked_allocs},
-                  "cold_extra_ms_per_token": round(1000 * (cold_s - warm) / (n_new - 1), 3),
-                  "whole_call_ms_per_token": round(1000 * (warm - one) / (n_new - 1), 3),
+                  "one_token_s": round(one, 3), "plain_call_s": round(plain, 3),
+                  "clocked_call_s": round(statistics.median(seconds["clocked"]), 3), "cold_call_s": round(cold_s, 3),
+                  "warm_calls_s": _rounded(warm), "call_order": "interleaved",
+                  **{f"{k}_calls_s": _rounded(v) for k, v in seconds.items()},
+                  "device_allocs": {k: allocs[k] for k in ("plain", "one_token", "clocked")},
+                  # against the last warm call: the cold call's extra is the first call's, not the slow phase's
+                  "cold_extra_ms_per_token": round(1000 * (cold_s - plain) / (n_new - 1), 3),
+                  "whole_call_ms_per_token": round(1000 * (plain - one) / (n_new - 1), 3),
+                  "whole_call_ms_per_token_runs": [round(1000 * (p - o) / (n_new - 1), 3)
+                                                   for p, o in zip(seconds["plain"], seconds["one_token"])],
                   "whole_call_reps": reps,
-                  "plain_tokens_equal": plain[0, ids.numel():].tolist() == tokens,
+                  # bf16 HF decoding is not deterministic call to call at 16k (bench/hf_call_diff.py)
+                  "plain_tokens_equal": outs["plain"][0, ids.numel():].tolist() == tokens,
                   "cold_tokens_equal": cold_out[0, ids.numel():].tolist() == tokens}
+        if diagnose:
+            facts["device_allocs_diagnose"] = {"noop": allocs["noop"]}
         if "first_call_s" in facts:
             facts["compile_s"] = round(facts["first_call_s"] - one, 3)
         return facts
 
     return call
+
+
+def _warm_up(timed_call: Any, budget_s: float, min_s: float = WARM_MIN_S,
+             max_calls: int = WARM_MAX_CALLS) -> list[float]:
+    """Calls until ``min_s`` seconds of them have passed and the last two agree within
+    ``WARM_STABLE``, or ``max_calls`` calls, or ``budget_s`` seconds (at least two calls): their
+    seconds. The time floor because the slow phase is itself stable (1.63, 1.71, 1.69, 1.63 s)."""
+    got: list[float] = []
+    while len(got) < max_calls:
+        got.append(timed_call())
+        if len(got) < 2:
+            continue
+        if sum(got) >= min_s and abs(got[-1] / got[-2] - 1) <= WARM_STABLE:
+            break
+        if sum(got) >= budget_s:
+            break
+    return got
 
 
 class _NoOpCriterion:
@@ -174,18 +220,6 @@ class _NoOpCriterion:
 
 def _device_allocs(gpu: bool) -> int:
     return int(torch.cuda.memory_stats().get("num_device_alloc", 0)) if gpu else 0
-
-
-def _repeat(reps: int, gpu: bool, timed_call: Any) -> tuple[list[float], Any, list[int]]:
-    """``reps`` calls of ``timed_call`` back to back: their seconds, the last output, and the
-    cudaMalloc calls each made."""
-    seconds, allocs, out = [], [], None
-    for _ in range(reps):
-        before = _device_allocs(gpu)
-        s, out = timed_call()
-        seconds.append(s)
-        allocs.append(_device_allocs(gpu) - before)
-    return seconds, out, allocs
 
 
 def _rounded(values: list[float]) -> list[float]:

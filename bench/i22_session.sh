@@ -14,10 +14,11 @@
 #   0 fused_tests  tests/test_fused_decode.py and test_fused_default.py on the GPU (the Triton kernels against the
 #              matrix-product path; the engine takes them unasked)
 #   1 decode   bench/dysco_decode.py: 32k, 16k (DECODE_LENGTHS), then 128k apart with 128 new tokens
-#              (decode_128k.json; LONG_NEW_TOKENS): HF dynamic (a cold first call, two warm
-#              whole-call pairs, the clocked call), hs_vanilla / hs_dysco / hs_onepass, HF dynamic without
-#              cuDNN's SDPA (32k only: a diagnostic), HF static + compile (up to 64k, last), floors; then
-#              the authors' DySCO and transformers 4.57's generate in their own process (the budget left)
+#              (decode_128k.json; LONG_NEW_TOKENS): HF dynamic (a cold first call, warm-up
+#              calls, then interleaved 1-token, N-token and clocked calls), hs_vanilla / hs_dysco / hs_onepass, HF dynamic without
+#              cuDNN's SDPA, HF static + compile (up to 64k, last), floors; then the authors' DySCO and
+#              transformers 4.57's generate in their own process (the budget left); decode_128k_nocudnn:
+#              HF without cuDNN's SDPA at 128k (LONG_NO_CUDNN=0 leaves it out)
 #   2 tokens   bench/gpu_tokens.py: SmolLM2 real weights, bf16 + float32, 1k-8k, and the parity against the
 #              authors' code (waits up to TOKENS_WAIT s for the converted model; skipped if it never comes)
 #   3 profile  bench/decode_profile.py: one decode step at 32k, vanilla and DySCO, per kernel category
@@ -82,16 +83,22 @@ chain() {
     # The compiled column last: its first call compiles (28 s at 32k on the 2026-12-07 H100)
     # shellcheck disable=SC2086
     step decode 480 "$PY" bench/dysco_decode.py --gpu --sections decode,reference \
-      --lengths ${DECODE_LENGTHS:-32768,16384} --whole-call-reps ${WHOLE_CALL_REPS:-5} --hf-diagnose-calls \
+      --lengths ${DECODE_LENGTHS:-32768,16384} --whole-call-reps ${WHOLE_CALL_REPS:-5} \
       --columns hf_dynamic,hs_vanilla,hs_dysco,hs_onepass,hs_vanilla_fused,hs_dysco_fused,hs_onepass_fused,hf_dynamic_no_cudnn,hf_static_compiled \
       --hf-compiled-max-length 65536 --budget-s 420 $ref --out "$OUTD/decode.json"
     # 128k apart, with 128 new tokens: on 2026-12-07 whole calls there varied by 0.5-0.7 s a call
     # (prefill ~12 s), more than 32 tokens' worth of differences, and the self-check failed
     # shellcheck disable=SC2086
     # LONG_SECTIONS=decode leaves out the authors' process at 128k (a second sitting short of time)
-    step decode_128k 480 "$PY" bench/dysco_decode.py --gpu --sections "${LONG_SECTIONS:-decode,reference}" \
+    # (2026-12-08: HF rows now warm up until stable and interleave their calls: ~50 s more at 128k)
+    step decode_128k 560 "$PY" bench/dysco_decode.py --gpu --sections "${LONG_SECTIONS:-decode,reference}" \
       --lengths 131072 --new-tokens "${LONG_NEW_TOKENS:-128}" --whole-call-reps "${LONG_WHOLE_CALL_REPS:-3}" \
-      --columns hf_dynamic,hs_vanilla,hs_dysco,hs_onepass,hs_vanilla_fused,hs_dysco_fused,hs_onepass_fused --budget-s 420 $ref --out "$OUTD/decode_128k.json"
+      --columns hf_dynamic,hs_vanilla,hs_dysco,hs_onepass,hs_vanilla_fused,hs_dysco_fused,hs_onepass_fused --budget-s 500 $ref --out "$OUTD/decode_128k.json"
+    # HF without cuDNN's SDPA at 128k too (the faster HF setting at 32k), last of the decode steps
+    # shellcheck disable=SC2086
+    [ "${LONG_NO_CUDNN:-1}" = 1 ] && step decode_128k_nocudnn 300 "$PY" bench/dysco_decode.py --gpu --sections decode \
+      --lengths 131072 --new-tokens "${LONG_NEW_TOKENS:-128}" --whole-call-reps "${LONG_WHOLE_CALL_REPS:-3}" \
+      --columns hf_dynamic_no_cudnn --hf-no-cudnn-max-length 131072 --budget-s 280 --out "$OUTD/decode_128k_nocudnn.json"
     [ "${TOKENS_FIRST:-0}" = 1 ] || tokens_step
     [ "${PROFILE:-0}" = 1 ] && step profile 90 "$PY" bench/decode_profile.py --gpu --out "$OUTD/decode_profile.json"
     # where the step's time goes with the Triton kernels on (the 2026-12-06 profile had them off;

@@ -140,14 +140,19 @@ def hf_calls_table(d: dict[str, Any]) -> list[str]:
         allocs = (r.get("device_allocs", {}) | r.get("device_allocs_diagnose", {})).get(kind)
         return f"{secs} ({', '.join(map(str, allocs))})" if allocs is not None else secs
 
-    out = ["HF calls, in the order made (seconds; cudaMalloc calls in brackets): the cold N-token call, "
-           "then N-token, 1-token and clocked calls, each kind back to back.", "",
-           "| context | column | cold | N-token calls | 1-token calls | clocked calls | clocked ms/token "
-           "| N-token, do-nothing criterion | N-token again, last |",
-           "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    interleaved = any(r.get("call_order") == "interleaved" for r in rows)
+    order = ("the cold N-token call, warm-up N-token calls, then rounds of one 1-token, one N-token and one "
+             "clocked call (and one with a do-nothing criterion where diagnosed): each kind's calls below "
+             "alternate with the others'" if interleaved else
+             "the cold N-token call, then N-token, 1-token and clocked calls, each kind back to back")
+    out = [f"HF calls, in the order made (seconds; cudaMalloc calls in brackets): {order}.", "",
+           "| context | column | cold | warm-up calls | N-token calls | 1-token calls | clocked calls | "
+           "clocked ms/token | N-token, do-nothing criterion | N-token again, last |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in sorted(rows, key=lambda r: (r["length"], r["column"])):
         runs = ", ".join(f"{v:.2f}" for v in r.get("clocked_ms_per_token_runs", []))
         out.append(f"| {_context(r['length'])} | {r['column']} | {_fmt(r.get('cold_call_s'), 3)} | "
+                   f"{calls(r, 'warm') or '-'} | "
                    f"{calls(r, 'plain')} | {calls(r, 'one_token')} | {calls(r, 'clocked')} | {runs} | "
                    f"{calls(r, 'noop') or '-'} | {calls(r, 'plain_after') or '-'} |")
     return out
