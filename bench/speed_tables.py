@@ -91,7 +91,10 @@ def decode_tables(d: dict[str, Any]) -> list[str]:
            f"(read + write); run {meta.get('date_utc')}.", "",
            "ms per token. HF cells: callback clock / warm whole calls (self-check; for the dynamic cache, "
            "`cold` is the extra ms per token of the first call at a new length, for the compiled one the "
-           "compile time). `hs_*`: matrix-product attention; `hs_*_fused`: the Triton decode attention.", "",
+           "compile time). `hs_*`: matrix-product attention; `hs_*_fused`: the Triton decode attention. "
+           "The authors' DySCO and transformers 4.57's `generate` (their process, `bench/reference_dysco.py`) "
+           "are each one call, the first at that length after a 64-token warm-up: for 4.57's `generate` a "
+           "cold call (compare HF dynamic's cold extra), never used in a ratio.", "",
            "| context | HF dynamic | HF dynamic, no cuDNN SDPA | HF static + compile | HF's best | "
            + " | ".join(hs_heads) + " | authors' DySCO | transformers 4.57 `generate` | floor vanilla / DySCO |",
            "| --- " * (8 + len(hs_heads)) + "|"]

@@ -137,3 +137,17 @@ def test_an_hf_row_interleaves_each_kind_of_call_and_takes_medians():
     assert facts["ms_per_token"] == round(statistics.median(facts["clocked_ms_per_token_runs"]), 3)
     assert facts["device_allocs"] == {"plain": [0, 0, 0], "one_token": [0, 0, 0], "clocked": [0, 0, 0]}
     assert facts["plain_tokens_equal"] and facts["cold_tokens_equal"] and len(facts["tokens"]) == 5
+
+
+def test_speed_tables_read_the_2026_12_08_sitting_where_every_hf_self_check_passes(capsys):
+    """The README's 2026-12-08 H100 figures: HF's best per length, and the fused ratios against it."""
+    tables = _speed_tables()
+    assert tables.main([str(Path(__file__).parents[1] / "bench" / "results" / "i22_h100_2026-12-08" / "out" /
+                            "i22")]) == 0
+    text = capsys.readouterr().out
+    assert "FAILED" not in text and "none passes" not in text
+    assert "| 23.21 (hf_dynamic_no_cudnn) |" in text and "| 21.84 (hf_dynamic) |" in text
+    assert "| 29.39 (hf_dynamic) |" in text
+    # vanilla / DySCO / one-pass, fused, x HF best at 16k, 32k, 128k
+    for ratios in ("| 2.22x | 1.42x | 2.18x |", "| 2.08x | 1.28x | 1.98x |", "| 1.86x | 1.14x | 1.76x |"):
+        assert ratios in text
