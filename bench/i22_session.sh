@@ -17,8 +17,7 @@
 #              (decode_128k.json; LONG_NEW_TOKENS): HF dynamic (a cold first call, warm-up
 #              calls, then interleaved 1-token, N-token and clocked calls), hs_vanilla / hs_dysco / hs_onepass, HF dynamic without
 #              cuDNN's SDPA, HF static + compile (up to 64k, last), floors; then the authors' DySCO and
-#              transformers 4.57's generate in their own process (the budget left); decode_128k_nocudnn:
-#              HF without cuDNN's SDPA at 128k (LONG_NO_CUDNN=0 leaves it out)
+#              transformers 4.57's generate in their own process (the budget left)
 #   2 tokens   bench/gpu_tokens.py: SmolLM2 real weights, bf16 + float32, 1k-8k, and the parity against the
 #              authors' code (waits up to TOKENS_WAIT s for the converted model; skipped if it never comes)
 #   3 profile  bench/decode_profile.py: one decode step at 32k, vanilla and DySCO, per kernel category
@@ -26,6 +25,7 @@
 #              the fused decode attention on (--fused)
 #   4 capture  bench/dysco_decode.py --sections capture: 13B shape at 4k, 8B shape at 4k/32k/128k
 #   5 batch    bench/dysco_decode.py --sections batch_auto: --batch-size auto vs 1, SmolLM2 shape, 4k
+#   6 decode_128k_nocudnn  HF without cuDNN's SDPA at 128k (LONG_NO_CUDNN=0 leaves it out), last
 #   4b capture_profile  bench/capture_profile.py --gpu: a capture's parts timed apart (8B shape, 4k and 128k;
 #              CAPTURE_PROFILE_LENGTHS overrides)
 # FUSED_TESTS names the test files of step 0 (a short sitting: tests/test_fused_default.py alone).
@@ -94,11 +94,6 @@ chain() {
     step decode_128k 560 "$PY" bench/dysco_decode.py --gpu --sections "${LONG_SECTIONS:-decode,reference}" \
       --lengths 131072 --new-tokens "${LONG_NEW_TOKENS:-128}" --whole-call-reps "${LONG_WHOLE_CALL_REPS:-3}" \
       --columns hf_dynamic,hs_vanilla,hs_dysco,hs_onepass,hs_vanilla_fused,hs_dysco_fused,hs_onepass_fused --budget-s 500 $ref --out "$OUTD/decode_128k.json"
-    # HF without cuDNN's SDPA at 128k too (the faster HF setting at 32k), last of the decode steps
-    # shellcheck disable=SC2086
-    [ "${LONG_NO_CUDNN:-1}" = 1 ] && step decode_128k_nocudnn 300 "$PY" bench/dysco_decode.py --gpu --sections decode \
-      --lengths 131072 --new-tokens "${LONG_NEW_TOKENS:-128}" --whole-call-reps "${LONG_WHOLE_CALL_REPS:-3}" \
-      --columns hf_dynamic_no_cudnn --hf-no-cudnn-max-length 131072 --budget-s 280 --out "$OUTD/decode_128k_nocudnn.json"
     [ "${TOKENS_FIRST:-0}" = 1 ] || tokens_step
     [ "${PROFILE:-0}" = 1 ] && step profile 90 "$PY" bench/decode_profile.py --gpu --out "$OUTD/decode_profile.json"
     # where the step's time goes with the Triton kernels on (the 2026-12-06 profile had them off;
@@ -109,6 +104,12 @@ chain() {
     step capture_profile 240 "$PY" bench/capture_profile.py --gpu --lengths "${CAPTURE_PROFILE_LENGTHS:-4096,131072}" --reps 2 --warmups 1 \
       --json "$OUTD/capture_profile.json"
     step batch 60 "$PY" bench/dysco_decode.py --gpu --sections batch_auto --out "$OUTD/batch_auto.json"
+    # HF without cuDNN's SDPA at 128k too (HF's best at 16k on 2026-12-08): last, so that a sitting cut
+    # short by the device budget (2026-12-08) loses only this step
+    # shellcheck disable=SC2086
+    [ "${LONG_NO_CUDNN:-1}" = 1 ] && step decode_128k_nocudnn 300 "$PY" bench/dysco_decode.py --gpu --sections decode \
+      --lengths 131072 --new-tokens "${LONG_NEW_TOKENS:-128}" --whole-call-reps "${LONG_WHOLE_CALL_REPS:-3}" \
+      --columns hf_dynamic_no_cudnn --hf-no-cudnn-max-length 131072 --budget-s 280 --out "$OUTD/decode_128k_nocudnn.json"
   else  # CPU dry run of the chain: every step at toy sizes
     step decode 900 "$PY" bench/dysco_decode.py --quick --sections decode --lengths 128 \
       --columns hf_dynamic,hf_static_compiled,hs_vanilla,hs_dysco,hs_onepass --out "$OUTD/decode.json"
