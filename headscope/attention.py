@@ -63,6 +63,15 @@ def attention_logits(
     removed). Only the requested query heads are computed.
     """
     n_heads, n_kv = query.shape[0], keys.shape[0]
+    if heads is None and n_heads % n_kv == 0:
+        # Every head (a capture): each KV head's query heads as one product, [group * q, d] x [d, k],
+        # instead of a float32 copy of each KV head's keys for every query head that reads it (the
+        # copy was most of a 128k capture's rows: bench/attention_rows_cost.py). The same dot
+        # products, so the same values (equal on the CPU; tests/test_attention_rows.py)
+        group, n_rows = n_heads // n_kv, query.shape[1]
+        q = (query.float() * scaling).reshape(n_kv, group * n_rows, query.shape[-1])
+        logits = torch.matmul(q, keys.float().transpose(-1, -2)).view(n_heads, n_rows, keys.shape[-2])
+        return logits if softcap is None else torch.tanh(logits / softcap) * softcap
     if heads is None:
         heads_t = torch.arange(n_heads, device=query.device)
     else:
