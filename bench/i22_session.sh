@@ -25,6 +25,7 @@
 #              the fused decode attention on (--fused)
 #   4 capture  bench/dysco_decode.py --sections capture: 13B shape at 4k, 8B shape at 4k/32k/128k
 #   5 batch    bench/dysco_decode.py --sections batch_auto: --batch-size auto vs 1, SmolLM2 shape, 4k
+#   5b rows_cost  bench/attention_rows_cost.py --gpu: a capture's attention rows, both paths, 4k-128k
 #   6 decode_128k_nocudnn  HF without cuDNN's SDPA at 128k (LONG_NO_CUDNN=0 leaves it out), last
 #   4b capture_profile  bench/capture_profile.py --gpu: a capture's parts timed apart (8B shape, 4k and 128k;
 #              CAPTURE_PROFILE_LENGTHS overrides)
@@ -104,6 +105,8 @@ chain() {
     step capture_profile 240 "$PY" bench/capture_profile.py --gpu --lengths "${CAPTURE_PROFILE_LENGTHS:-4096,131072}" --reps 2 --warmups 1 \
       --json "$OUTD/capture_profile.json"
     step batch 60 "$PY" bench/dysco_decode.py --gpu --sections batch_auto --out "$OUTD/batch_auto.json"
+    # a capture's rows, the two ways side by side (the per-head float32 copy was 0.47 s of a 128k pass)
+    step rows_cost 120 "$PY" bench/attention_rows_cost.py --gpu --lengths 4096,32768,131072 --out "$OUTD/attention_rows_cost.json"
     # HF without cuDNN's SDPA at 128k too (HF's best at 16k on 2026-12-08): last, so that a sitting cut
     # short by the device budget (2026-12-08) loses only this step
     # shellcheck disable=SC2086
